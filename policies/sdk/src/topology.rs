@@ -1,0 +1,120 @@
+//! Walking a topology: the devices a brick may go to, their effective tags,
+//! and zones.
+
+use std::collections::BTreeSet;
+
+use crate::tags::TagSelector;
+use crate::{Cluster, Device, Node, State, Topology};
+
+/// A device together with the node and cluster it belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    /// The cluster.
+    pub cluster: &'a Cluster,
+    /// The node.
+    pub node: &'a Node,
+    /// The device.
+    pub device: &'a Device,
+}
+
+impl<'a> Candidate<'a> {
+    /// A tag's value: the device's own, else the node's.
+    pub fn tag(&self, key: &str) -> Option<&'a str> {
+        self.device.tags.get(key).or_else(|| self.node.tags.get(key)).map(String::as_str)
+    }
+
+    /// Whether the effective tags satisfy every selector.
+    pub fn matches(&self, selectors: &[TagSelector]) -> bool {
+        selectors.iter().all(|s| s.accepts(self.tag(s.key())))
+    }
+
+    /// The node's zone.
+    pub fn zone(&self) -> &'a str {
+        &self.node.zone
+    }
+}
+
+/// Every device on which new bricks may go: the device and its node online.
+pub fn candidates(topology: &Topology) -> impl Iterator<Item = Candidate<'_>> {
+    topology.clusters.iter().flat_map(|cluster| {
+        cluster.nodes.iter().filter(|node| node.state == State::Online).flat_map(move |node| {
+            node.devices
+                .iter()
+                .filter(|device| device.state == State::Online)
+                .map(move |device| Candidate { cluster, node, device })
+        })
+    })
+}
+
+/// The distinct zones of a cluster's online nodes.
+pub fn online_zones(cluster: &Cluster) -> BTreeSet<&str> {
+    cluster.nodes.iter().filter(|n| n.state == State::Online).map(|n| n.zone.as_str()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Pairs;
+
+    fn device(id: &str, state: State, tags: &[(&str, &str)]) -> Device {
+        Device {
+            id: id.into(),
+            name: format!("/dev/{id}"),
+            state,
+            total_bytes: 100,
+            free_bytes: 100,
+            brick_count: 0,
+            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn candidates_skip_offline_and_inherit_node_tags() {
+        let node = |id: &str, state, devices| Node {
+            id: id.into(),
+            hostname: id.into(),
+            zone: "z1".into(),
+            state,
+            tags: [("rack".to_string(), "r1".to_string())].into_iter().collect::<Pairs>(),
+            devices,
+        };
+        let topology = Topology {
+            clusters: vec![Cluster {
+                id: "c".into(),
+                nodes: vec![
+                    node("n1", State::Online, vec![device("a", State::Online, &[("rack", "r9")]), device("b", State::Failed, &[])]),
+                    node("n2", State::Offline, vec![device("c", State::Online, &[])]),
+                ],
+            }],
+        };
+        let found: Vec<_> = candidates(&topology).collect();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].tag("rack"), Some("r9"));
+        assert!(found[0].matches(&TagSelector::parse_list("rack=r9").unwrap()));
+        assert_eq!(online_zones(&topology.clusters[0]).len(), 1);
+    }
+}
+
+/// What a device may hold, from its effective `arbiter` tag (as in heketi):
+/// `required` holds only arbiter bricks, `disabled` never holds one,
+/// `supported` (or no tag) holds either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArbiterUse {
+    /// Only arbiter bricks.
+    Required,
+    /// Data or arbiter bricks.
+    Supported,
+    /// Only data bricks.
+    Disabled,
+}
+
+impl Candidate<'_> {
+    /// The device's arbiter use.
+    pub fn arbiter_use(&self) -> ArbiterUse {
+        match self.tag("arbiter") {
+            Some("required") => ArbiterUse::Required,
+            Some("disabled") => ArbiterUse::Disabled,
+            _ => ArbiterUse::Supported,
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! `zone-spread`: aplo's default placement policy.
+//!
+//! Each brick set goes to distinct nodes, and to distinct zones whenever the
+//! cluster has enough of them (always, with `strict=true`). Within those
+//! rules it takes the devices with the most room, so sets are as large as
+//! the free space allows and volumes need few sets. Unlike heketi's
+//! allocator, brick sizes are not halved in powers of two: a volume may use
+//! any number of sets of any size, so it fails only when the space it can
+//! see really does not suffice.
+//!
+//! Devices are filtered by `device-tags` (data bricks) and `arbiter-tags`
+//! (arbiter bricks); a device or node tagged `arbiter=required` takes only
+//! arbiter bricks, `arbiter=disabled` never does.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aplo_policy_sdk::layout::{SetChoice, SetRequest, Sizing, Slot, fill};
+use aplo_policy_sdk::prelude::*;
+use aplo_policy_sdk::topology::{ArbiterUse, Candidate, candidates};
+
+/// The zone-spread policy.
+pub struct ZoneSpread;
+
+const KEYS: [&str; 3] = ["strict", "device-tags", "arbiter-tags"];
+
+struct Config {
+    strict: bool,
+    device_tags: Vec<TagSelector>,
+    arbiter_tags: Vec<TagSelector>,
+    sizing: Sizing,
+}
+
+impl Config {
+    fn read(settings: &Settings) -> Result<Config, String> {
+        let known: Vec<&str> = KEYS.iter().chain(Sizing::KEYS.iter()).copied().collect();
+        settings.only(&known)?;
+        Ok(Config {
+            strict: settings.flag("strict", false)?,
+            device_tags: settings.selectors("device-tags")?,
+            arbiter_tags: settings.selectors("arbiter-tags")?,
+            sizing: Sizing::from_settings(settings)?,
+        })
+    }
+}
+
+impl Policy for ZoneSpread {
+    fn describe() -> Info {
+        let info = Info::new(
+            "Spreads each brick set across nodes and zones, on the devices with the most room",
+            env!("CARGO_PKG_VERSION"),
+        )
+        .setting("strict", "Refuse rather than put two bricks of a set in one zone.", Some("false"))
+        .setting("device-tags", "Tag selectors data devices must match, e.g. disktype=ssd,rack!=r1.", None)
+        .setting("arbiter-tags", "Tag selectors arbiter devices must match.", None);
+        Sizing::document(info)
+    }
+
+    fn validate(settings: &Settings) -> Result<(), String> {
+        Config::read(settings).map(|_| ())
+    }
+}
+
+impl Placement for ZoneSpread {
+    fn place(request: &PlacementRequest, topology: &Topology, settings: &Settings) -> Result<Layout, String> {
+        let config = Config::read(settings)?;
+        let mut clusters: Vec<(u64, Vec<Candidate<'_>>)> = topology
+            .clusters
+            .iter()
+            .map(|cluster| {
+                let devices: Vec<Candidate<'_>> = candidates(topology).filter(|c| c.cluster.id == cluster.id).collect();
+                (devices.iter().map(|c| c.device.free_bytes).sum(), devices)
+            })
+            .collect();
+        // Roomiest cluster first; ties by id for reproducible answers.
+        clusters.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| cluster_id(&a.1).cmp(cluster_id(&b.1))));
+        let mut first_error = None;
+        for (_, devices) in clusters {
+            match fill(request, devices, &config.sizing, config.strict, |slots, want| pick(request, &config, slots, want)) {
+                Ok(layout) => return Ok(layout),
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| "the topology has no online devices".to_owned()))
+    }
+}
+
+fn cluster_id<'a>(devices: &[Candidate<'a>]) -> &'a str {
+    devices.first().map_or("", |c| c.cluster.id.as_str())
+}
+
+/// Choose the devices of one set.
+fn pick<'a>(request: &PlacementRequest, config: &Config, slots: &[Slot<'a>], set: &SetRequest) -> Result<SetChoice<'a>, String> {
+    // The roomiest data device on each node.
+    let mut best: BTreeMap<&str, Slot<'a>> = BTreeMap::new();
+    for slot in slots {
+        let c = &slot.candidate;
+        if c.arbiter_use() == ArbiterUse::Required || !c.matches(&config.device_tags) {
+            continue;
+        }
+        let entry = best.entry(c.node.id.as_str()).or_insert(*slot);
+        if slot.room > entry.room || (slot.room == entry.room && c.device.id < entry.candidate.device.id) {
+            *entry = *slot;
+        }
+    }
+    let mut nodes: Vec<Slot<'a>> = best.into_values().collect();
+    let preferred = |s: &Slot<'_>| {
+        let node = request.preferred_node.as_deref() == Some(s.candidate.node.hostname.as_str());
+        let zone = request.preferred_zone.as_deref() == Some(s.candidate.zone());
+        (node, zone)
+    };
+    nodes.sort_by(|a, b| {
+        preferred(b)
+            .cmp(&preferred(a))
+            .then(b.room.cmp(&a.room))
+            .then_with(|| a.candidate.node.hostname.cmp(&b.candidate.node.hostname))
+    });
+    let total_bricks = set.data_bricks + usize::from(set.arbiter);
+    let mut chosen: Vec<Slot<'a>> = Vec::with_capacity(set.data_bricks);
+    let mut zones: BTreeSet<&str> = BTreeSet::new();
+    // First pass: one node per zone, roomiest zones first.
+    for slot in &nodes {
+        if chosen.len() == set.data_bricks {
+            break;
+        }
+        if zones.insert(slot.candidate.zone()) {
+            chosen.push(*slot);
+        }
+    }
+    if chosen.len() < set.data_bricks {
+        let all_zones: BTreeSet<&str> = slots.iter().map(|s| s.candidate.zone()).collect();
+        if config.strict {
+            return Err(format!(
+                "strict zones: a set of {total_bricks} bricks needs {total_bricks} zones with room, and only {} have any ({})",
+                all_zones.len(),
+                all_zones.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        // Best effort: fill up from the remaining nodes, roomiest first.
+        for slot in &nodes {
+            if chosen.len() == set.data_bricks {
+                break;
+            }
+            if !chosen.iter().any(|c| c.candidate.node.id == slot.candidate.node.id) {
+                chosen.push(*slot);
+            }
+        }
+    }
+    if chosen.len() < set.data_bricks {
+        return Err(format!(
+            "a set needs {} data bricks on distinct online nodes with room, and only {} nodes have a device with room",
+            set.data_bricks,
+            nodes.len()
+        ));
+    }
+    let arbiter = if set.arbiter { Some(pick_arbiter(config, slots, set, &chosen)?) } else { None };
+    Ok(SetChoice { data: chosen.iter().map(|s| s.candidate).collect(), arbiter })
+}
+
+fn pick_arbiter<'a>(config: &Config, slots: &[Slot<'a>], set: &SetRequest, data: &[Slot<'a>]) -> Result<Candidate<'a>, String> {
+    let used_zones: BTreeSet<&str> = data.iter().map(|s| s.candidate.zone()).collect();
+    let needed = set.arbiter_want.min(data.iter().map(|s| s.room).min().unwrap_or(0));
+    slots
+        .iter()
+        .filter(|s| {
+            let c = &s.candidate;
+            c.arbiter_use() != ArbiterUse::Disabled
+                && c.matches(&config.arbiter_tags)
+                && s.room >= needed
+                && !data.iter().any(|d| d.candidate.node.id == c.node.id)
+                && (!config.strict || !used_zones.contains(c.zone()))
+        })
+        // Prefer a fresh zone, then dedicated arbiter devices, then room.
+        .max_by(|a, b| {
+            let key = |s: &Slot<'_>| (!used_zones.contains(s.candidate.zone()), s.candidate.arbiter_use() == ArbiterUse::Required, s.room);
+            key(a).cmp(&key(b)).then_with(|| b.candidate.device.id.cmp(&a.candidate.device.id))
+        })
+        .map(|s| s.candidate)
+        .ok_or_else(|| "no device on a third node can take the arbiter brick".to_owned())
+}
+
+aplo_policy_sdk::export!(ZoneSpread: placement);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden() {
+        aplo_policy_sdk::testing::Golden::new(env!("CARGO_MANIFEST_DIR")).policy::<ZoneSpread>().placement::<ZoneSpread>().run();
+    }
+}
