@@ -1,1 +1,114 @@
-fn main(){}
+//! Builds the bundled default policies (and the hostile test guest) for
+//! `wasm32-wasip2` from the `policies/` workspace, so that the `aplo`
+//! binary embeds them and the tests can load them.
+//!
+//! The nested build uses its own target directory (`target/wasm-policies`)
+//! and a clean environment, so it never contends with the outer cargo.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Crates built and embedded, as (policy name, crate's file stem).
+const BUNDLED: [(&str, &str); 4] = [
+    ("zone-spread", "zone_spread"),
+    ("binpack", "binpack"),
+    ("classes", "classes"),
+    ("namespace-quota", "namespace_quota"),
+];
+
+fn main() {
+    let manifest =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest
+        .parent()
+        .expect("host/ sits in the repository")
+        .to_path_buf();
+    let policies = root.join("policies");
+    watch(&policies, &root);
+
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("wasm-policies");
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(&policies)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "wasm32-wasip2",
+            "--workspace",
+            "--target-dir",
+        ])
+        .arg(&target);
+    // The outer build's CARGO_*/RUSTFLAGS settings are for the host target.
+    for (key, _) in env::vars_os() {
+        let key = key.to_string_lossy();
+        if (key.starts_with("CARGO_") && key != "CARGO_HOME")
+            || key.starts_with("RUSTC")
+            || key.contains("RUSTFLAGS")
+        {
+            command.env_remove(key.as_ref());
+        }
+    }
+    let status = command
+        .status()
+        .expect("run cargo for the policies workspace");
+    assert!(
+        status.success(),
+        "building the bundled policies failed (is the target installed? `rustup target add wasm32-wasip2`)"
+    );
+
+    let out = target.join("wasm32-wasip2").join("release");
+    for (name, stem) in BUNDLED {
+        let wasm = out.join(format!("{stem}.wasm"));
+        assert!(
+            wasm.is_file(),
+            "policy {name} was not built at {}",
+            wasm.display()
+        );
+        println!(
+            "cargo:rustc-env=APLO_BUNDLED_{}={}",
+            stem.to_uppercase(),
+            wasm.display()
+        );
+    }
+    println!(
+        "cargo:rustc-env=APLO_HOSTILE_WASM={}",
+        out.join("hostile.wasm").display()
+    );
+    println!("cargo:rustc-env=APLO_POLICIES_DIR={}", policies.display());
+}
+
+/// Rebuild when policy sources, manifests or the WIT package change (not on
+/// `tests/` changes: golden cases are data read at test time).
+fn watch(policies: &Path, root: &Path) {
+    println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    for file in ["Cargo.toml", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", policies.join(file).display());
+    }
+    let crates = [
+        "sdk",
+        "types",
+        "zone-spread",
+        "binpack",
+        "classes",
+        "namespace-quota",
+        "testing/hostile",
+    ];
+    for krate in crates {
+        let dir = policies.join(krate);
+        println!(
+            "cargo:rerun-if-changed={}",
+            dir.join("Cargo.toml").display()
+        );
+        println!("cargo:rerun-if-changed={}", dir.join("src").display());
+        if dir.join("build.rs").exists() {
+            println!("cargo:rerun-if-changed={}", dir.join("build.rs").display());
+        }
+    }
+}

@@ -5,7 +5,8 @@
 use std::{env, fs, path::PathBuf};
 
 fn main() {
-    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     // Inside the repository the package lives in `wit/`; a published SDK
     // carries its own copy in `sdk/wit/`.
     let candidates = [manifest.join("../../wit/0.1.0"), manifest.join("wit/0.1.0")];
@@ -15,13 +16,19 @@ fn main() {
         .unwrap_or_else(|| panic!("aplo-policy-sdk: no WIT package at {candidates:?}"))
         .canonicalize()
         .expect("WIT directory resolves");
-    println!("cargo:rerun-if-changed={}", wit.join("policy.wit").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        wit.join("policy.wit").display()
+    );
     let wit = wit.to_str().expect("WIT path is UTF-8");
 
     let template = include_str!("src/export_macro.rs.in");
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    fs::write(out.join("export_macro.rs"), template.replace("@WIT_DIR@", &format!("{wit:?}")))
-        .expect("write export_macro.rs");
+    fs::write(
+        out.join("export_macro.rs"),
+        template.replace("@WIT_DIR@", &format!("{wit:?}")),
+    )
+    .expect("write export_macro.rs");
     fs::write(out.join("wit_dir.txt"), wit).expect("write wit_dir.txt");
     println!("cargo:rerun-if-changed=src/export_macro.rs.in");
 }

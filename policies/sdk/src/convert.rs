@@ -3,8 +3,9 @@
 
 use crate::wit::types as w;
 use crate::{
-    AccessMode, Allowance, Brick, BrickRole, BrickSet, Claim, Cluster, Device, DurabilityDecision, Info, Layout, Node,
-    Pairs, PlacementRequest, QuotaRequest, Scheme, SettingDoc, State, Topology, Usage,
+    AccessMode, Allowance, Brick, BrickRole, BrickSet, Claim, Cluster, Device, DurabilityDecision,
+    Info, Layout, Node, Pairs, PlacementRequest, QuotaRequest, Scheme, SettingDoc, State, Topology,
+    Usage,
 };
 
 fn pairs(list: Vec<w::Pair>) -> Pairs {
@@ -12,7 +13,9 @@ fn pairs(list: Vec<w::Pair>) -> Pairs {
 }
 
 fn wit_pairs(map: Pairs) -> Vec<w::Pair> {
-    map.into_iter().map(|(key, value)| w::Pair { key, value }).collect()
+    map.into_iter()
+        .map(|(key, value)| w::Pair { key, value })
+        .collect()
 }
 
 impl From<w::AccessMode> for AccessMode {
@@ -43,8 +46,14 @@ impl From<w::Scheme> for Scheme {
     fn from(s: w::Scheme) -> Self {
         match s {
             w::Scheme::None => Scheme::None,
-            w::Scheme::Replicate(r) => Scheme::Replicate { count: r.count, arbiter: r.arbiter },
-            w::Scheme::Disperse(d) => Scheme::Disperse { data: d.data, redundancy: d.redundancy },
+            w::Scheme::Replicate(r) => Scheme::Replicate {
+                count: r.count,
+                arbiter: r.arbiter,
+            },
+            w::Scheme::Disperse(d) => Scheme::Disperse {
+                data: d.data,
+                redundancy: d.redundancy,
+            },
         }
     }
 }
@@ -53,8 +62,12 @@ impl From<Scheme> for w::Scheme {
     fn from(s: Scheme) -> Self {
         match s {
             Scheme::None => w::Scheme::None,
-            Scheme::Replicate { count, arbiter } => w::Scheme::Replicate(w::Replicate { count, arbiter }),
-            Scheme::Disperse { data, redundancy } => w::Scheme::Disperse(w::Disperse { data, redundancy }),
+            Scheme::Replicate { count, arbiter } => {
+                w::Scheme::Replicate(w::Replicate { count, arbiter })
+            }
+            Scheme::Disperse { data, redundancy } => {
+                w::Scheme::Disperse(w::Disperse { data, redundancy })
+            }
         }
     }
 }
@@ -102,7 +115,10 @@ impl From<w::Topology> for Topology {
             clusters: t
                 .clusters
                 .into_iter()
-                .map(|c| Cluster { id: c.id, nodes: c.nodes.into_iter().map(Into::into).collect() })
+                .map(|c| Cluster {
+                    id: c.id,
+                    nodes: c.nodes.into_iter().map(Into::into).collect(),
+                })
                 .collect(),
         }
     }
@@ -110,7 +126,10 @@ impl From<w::Topology> for Topology {
 
 impl From<w::Usage> for Usage {
     fn from(u: w::Usage) -> Self {
-        Usage { bytes: u.bytes, volumes: u.volumes }
+        Usage {
+            bytes: u.bytes,
+            volumes: u.volumes,
+        }
     }
 }
 
@@ -150,7 +169,11 @@ impl From<Info> for w::Info {
 
 impl From<SettingDoc> for w::SettingDoc {
     fn from(s: SettingDoc) -> Self {
-        w::SettingDoc { key: s.key, description: s.description, default: s.default }
+        w::SettingDoc {
+            key: s.key,
+            description: s.description,
+            default: s.default,
+        }
     }
 }
 
@@ -166,13 +189,18 @@ impl From<DurabilityDecision> for w::DurabilityDecision {
 
 impl From<Layout> for w::Layout {
     fn from(l: Layout) -> Self {
-        w::Layout { sets: l.sets.into_iter().map(Into::into).collect(), strict_zones: l.strict_zones }
+        w::Layout {
+            sets: l.sets.into_iter().map(Into::into).collect(),
+            strict_zones: l.strict_zones,
+        }
     }
 }
 
 impl From<BrickSet> for w::BrickSet {
     fn from(s: BrickSet) -> Self {
-        w::BrickSet { bricks: s.bricks.into_iter().map(Into::into).collect() }
+        w::BrickSet {
+            bricks: s.bricks.into_iter().map(Into::into).collect(),
+        }
     }
 }
 
@@ -191,6 +219,8 @@ impl From<Brick> for w::Brick {
 
 impl From<Allowance> for w::Allowance {
     fn from(a: Allowance) -> Self {
-        w::Allowance { hard_limit: a.hard_limit }
+        w::Allowance {
+            hard_limit: a.hard_limit,
+        }
     }
 }

@@ -27,7 +27,12 @@ pub struct Sizing {
 
 impl Sizing {
     /// The settings keys [`Sizing::from_settings`] reads.
-    pub const KEYS: [&'static str; 4] = ["min-brick-size", "max-brick-size", "brick-unit", "arbiter-avg-file-size"];
+    pub const KEYS: [&'static str; 4] = [
+        "min-brick-size",
+        "max-brick-size",
+        "brick-unit",
+        "arbiter-avg-file-size",
+    ];
 
     /// Read sizing from settings, with defaults 1Gi, 4Ti, 4Mi and 64Ki.
     pub fn from_settings(settings: &Settings) -> Result<Sizing, String> {
@@ -39,7 +44,10 @@ impl Sizing {
             return Err("setting 'brick-unit' must be between 1 byte and 1Gi".into());
         }
         if min_brick == 0 || min_brick > max_brick {
-            return Err("setting 'min-brick-size' must be greater than zero and at most 'max-brick-size'".into());
+            return Err(
+                "setting 'min-brick-size' must be greater than zero and at most 'max-brick-size'"
+                    .into(),
+            );
         }
         if avg_file < 4096 {
             return Err("setting 'arbiter-avg-file-size' must be at least 4Ki".into());
@@ -54,15 +62,32 @@ impl Sizing {
 
     /// The arbiter brick size for data bricks of `data_bytes`.
     pub fn arbiter_bytes(&self, data_bytes: u64) -> u64 {
-        round_up(data_bytes / self.arbiter_ratio, self.unit).clamp(self.min_brick.min(data_bytes), data_bytes)
+        round_up(data_bytes / self.arbiter_ratio, self.unit)
+            .clamp(self.min_brick.min(data_bytes), data_bytes)
     }
 
     /// Document the sizing settings on an [`Info`](crate::Info).
     pub fn document(info: crate::Info) -> crate::Info {
-        info.setting("min-brick-size", "Smallest brick created, arbiters included.", Some("1Gi"))
-            .setting("max-brick-size", "Largest brick; bigger volumes get more brick sets.", Some("4Ti"))
-            .setting("brick-unit", "Brick sizes are rounded to multiples of this.", Some("4Mi"))
-            .setting("arbiter-avg-file-size", "Expected average file size; arbiter bricks are sized for it.", Some("64Ki"))
+        info.setting(
+            "min-brick-size",
+            "Smallest brick created, arbiters included.",
+            Some("1Gi"),
+        )
+        .setting(
+            "max-brick-size",
+            "Largest brick; bigger volumes get more brick sets.",
+            Some("4Ti"),
+        )
+        .setting(
+            "brick-unit",
+            "Brick sizes are rounded to multiples of this.",
+            Some("4Mi"),
+        )
+        .setting(
+            "arbiter-avg-file-size",
+            "Expected average file size; arbiter bricks are sized for it.",
+            Some("64Ki"),
+        )
     }
 }
 
@@ -120,37 +145,68 @@ pub fn fill<'a>(
     let mut sets = Vec::new();
     let mut covered = 0u64;
     let room = |c: &Candidate<'a>, used: &BTreeMap<&str, u64>| {
-        let free = c.device.free_bytes.saturating_sub(used.get(c.device.id.as_str()).copied().unwrap_or(0));
-        let bricks = if request.snapshot_reserve > 1.0 { (free as f64 / request.snapshot_reserve) as u64 } else { free };
+        let free = c
+            .device
+            .free_bytes
+            .saturating_sub(used.get(c.device.id.as_str()).copied().unwrap_or(0));
+        let bricks = if request.snapshot_reserve > 1.0 {
+            (free as f64 / request.snapshot_reserve) as u64
+        } else {
+            free
+        };
         bricks - bricks % sizing.unit
     };
     while covered < request.bytes {
         if sets.len() == MAX_SETS {
-            return Err(format!("volume '{}' would need more than {MAX_SETS} brick sets", request.volume_name));
+            return Err(format!(
+                "volume '{}' would need more than {MAX_SETS} brick sets",
+                request.volume_name
+            ));
         }
         let remaining = request.bytes - covered;
-        let want = round_up(remaining.div_ceil(multiplier), sizing.unit).clamp(sizing.min_brick, sizing.max_brick);
+        let want = round_up(remaining.div_ceil(multiplier), sizing.unit)
+            .clamp(sizing.min_brick, sizing.max_brick);
         let set_request = SetRequest {
             data_bricks,
             arbiter,
             want,
             min: sizing.min_brick,
-            arbiter_want: if arbiter { sizing.arbiter_bytes(want) } else { 0 },
+            arbiter_want: if arbiter {
+                sizing.arbiter_bytes(want)
+            } else {
+                0
+            },
         };
         let available: Vec<Slot<'a>> = slots
             .iter()
-            .map(|c| Slot { candidate: *c, room: room(c, &used) })
+            .map(|c| Slot {
+                candidate: *c,
+                room: room(c, &used),
+            })
             .filter(|s| s.room >= sizing.min_brick)
             .collect();
         let progress = if covered == 0 {
             String::new()
         } else {
-            format!(" after {} brick set(s) holding {}", sets.len(), format_size(covered))
+            format!(
+                " after {} brick set(s) holding {}",
+                sets.len(),
+                format_size(covered)
+            )
         };
         let choice = pick(&available, &set_request).map_err(|why| {
-            format!("cannot place {} for volume '{}'{progress}: {why}", format_size(request.bytes), request.volume_name)
+            format!(
+                "cannot place {} for volume '{}'{progress}: {why}",
+                format_size(request.bytes),
+                request.volume_name
+            )
         })?;
-        let data_room = choice.data.iter().map(|c| room(c, &used)).min().unwrap_or(0);
+        let data_room = choice
+            .data
+            .iter()
+            .map(|c| room(c, &used))
+            .min()
+            .unwrap_or(0);
         let brick = want.min(data_room);
         if choice.data.len() != data_bricks || brick < sizing.min_brick {
             return Err(format!(
@@ -163,19 +219,42 @@ pub fn fill<'a>(
         let mut bricks: Vec<Brick> = choice
             .data
             .iter()
-            .map(|c| Brick { device: c.device.id.clone(), bytes: brick, role: BrickRole::Data })
+            .map(|c| Brick {
+                device: c.device.id.clone(),
+                bytes: brick,
+                role: BrickRole::Data,
+            })
             .collect();
         if arbiter {
-            let device = choice.arbiter.ok_or_else(|| format!("no device can take the arbiter brick of volume '{}'", request.volume_name))?;
+            let device = choice.arbiter.ok_or_else(|| {
+                format!(
+                    "no device can take the arbiter brick of volume '{}'",
+                    request.volume_name
+                )
+            })?;
             let bytes = sizing.arbiter_bytes(brick);
             if room(&device, &used) < bytes {
-                return Err(format!("arbiter device {} has no room for {}", device.device.id, format_size(bytes)));
+                return Err(format!(
+                    "arbiter device {} has no room for {}",
+                    device.device.id,
+                    format_size(bytes)
+                ));
             }
-            bricks.push(Brick { device: device.device.id.clone(), bytes, role: BrickRole::Arbiter });
+            bricks.push(Brick {
+                device: device.device.id.clone(),
+                bytes,
+                role: BrickRole::Arbiter,
+            });
         }
         for b in &bricks {
-            *used.entry(slots.iter().find(|c| c.device.id == b.device).map_or("", |c| c.device.id.as_str())).or_default() +=
-                request.consumed(b.bytes);
+            *used
+                .entry(
+                    slots
+                        .iter()
+                        .find(|c| c.device.id == b.device)
+                        .map_or("", |c| c.device.id.as_str()),
+                )
+                .or_default() += request.consumed(b.bytes);
         }
         covered = covered.saturating_add(brick.saturating_mul(multiplier));
         sets.push(BrickSet { bricks });

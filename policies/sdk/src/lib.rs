@@ -75,7 +75,11 @@ pub trait Policy {
 /// A placement policy: which devices get the bricks.
 pub trait Placement: Policy {
     /// Lay a volume out on the topology, or refuse with the reason.
-    fn place(request: &PlacementRequest, topology: &Topology, settings: &Settings) -> Result<Layout, String>;
+    fn place(
+        request: &PlacementRequest,
+        topology: &Topology,
+        settings: &Settings,
+    ) -> Result<Layout, String>;
 }
 
 /// A durability policy: how a volume survives failures.
@@ -95,9 +99,9 @@ pub mod prelude {
     pub use crate::size::{GIB, KIB, MIB, TIB};
     pub use crate::tags::TagSelector;
     pub use crate::{
-        AccessMode, Allowance, Brick, BrickRole, BrickSet, Claim, Cluster, Device, Durability, DurabilityDecision, Info,
-        Layout, Node, Pairs, Placement, PlacementRequest, Policy, Quota, QuotaRequest, Scheme, Settings, State,
-        Topology, Usage,
+        AccessMode, Allowance, Brick, BrickRole, BrickSet, Claim, Cluster, Device, Durability,
+        DurabilityDecision, Info, Layout, Node, Pairs, Placement, PlacementRequest, Policy, Quota,
+        QuotaRequest, Scheme, Settings, State, Topology, Usage,
     };
 }
 
@@ -129,11 +133,17 @@ pub mod __private {
         P::place(&request.into(), &topology.into(), &settings(pairs)).map(Into::into)
     }
 
-    pub fn decide<P: Durability>(claim: w::Claim, pairs: Vec<w::Pair>) -> Result<w::DurabilityDecision, String> {
+    pub fn decide<P: Durability>(
+        claim: w::Claim,
+        pairs: Vec<w::Pair>,
+    ) -> Result<w::DurabilityDecision, String> {
         P::decide(&claim.into(), &settings(pairs)).map(Into::into)
     }
 
-    pub fn check<P: Quota>(request: w::QuotaRequest, pairs: Vec<w::Pair>) -> Result<w::Allowance, String> {
+    pub fn check<P: Quota>(
+        request: w::QuotaRequest,
+        pairs: Vec<w::Pair>,
+    ) -> Result<w::Allowance, String> {
         P::check(&request.into(), &settings(pairs)).map(Into::into)
     }
 }

@@ -32,8 +32,13 @@ impl Settings {
     pub fn only(&self, known: &[&str]) -> Result<(), String> {
         match self.0.keys().find(|key| !known.contains(&key.as_str())) {
             None => Ok(()),
-            Some(key) if known.is_empty() => Err(format!("unknown setting '{key}': this policy takes no settings")),
-            Some(key) => Err(format!("unknown setting '{key}' (known settings: {})", known.join(", "))),
+            Some(key) if known.is_empty() => Err(format!(
+                "unknown setting '{key}': this policy takes no settings"
+            )),
+            Some(key) => Err(format!(
+                "unknown setting '{key}' (known settings: {})",
+                known.join(", ")
+            )),
         }
     }
 
@@ -45,7 +50,10 @@ impl Settings {
     {
         match self.get(key) {
             None => Ok(default),
-            Some(raw) => raw.trim().parse().map_err(|err| format!("setting '{key}': '{raw}' is not valid: {err}")),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|err| format!("setting '{key}': '{raw}' is not valid: {err}")),
         }
     }
 
@@ -56,30 +64,44 @@ impl Settings {
             Some(raw) => match raw.as_str() {
                 "true" | "yes" | "on" | "1" => Ok(true),
                 "false" | "no" | "off" | "0" => Ok(false),
-                _ => Err(format!("setting '{key}': '{raw}' is not a boolean (use true or false)")),
+                _ => Err(format!(
+                    "setting '{key}': '{raw}' is not a boolean (use true or false)"
+                )),
             },
         }
     }
 
     /// A size such as `10Gi`, `500M` or `1048576`, in bytes.
     pub fn size(&self, key: &str) -> Result<Option<u64>, String> {
-        self.get(key).map(|raw| parse_size(raw).map_err(|err| format!("setting '{key}': {err}"))).transpose()
+        self.get(key)
+            .map(|raw| parse_size(raw).map_err(|err| format!("setting '{key}': {err}")))
+            .transpose()
     }
 
     /// A comma-separated list of tag selectors, e.g. `disktype=ssd,rack!=r1`.
     pub fn selectors(&self, key: &str) -> Result<Vec<TagSelector>, String> {
         match self.get(key) {
             None => Ok(Vec::new()),
-            Some(raw) => TagSelector::parse_list(raw).map_err(|err| format!("setting '{key}': {err}")),
+            Some(raw) => {
+                TagSelector::parse_list(raw).map_err(|err| format!("setting '{key}': {err}"))
+            }
         }
     }
 
     /// One of `choices`, or `default` when absent.
-    pub fn choice<'a>(&'a self, key: &str, choices: &[&str], default: &'a str) -> Result<&'a str, String> {
+    pub fn choice<'a>(
+        &'a self,
+        key: &str,
+        choices: &[&str],
+        default: &'a str,
+    ) -> Result<&'a str, String> {
         match self.get(key) {
             None => Ok(default),
             Some(raw) if choices.contains(&raw) => Ok(raw),
-            Some(raw) => Err(format!("setting '{key}': '{raw}' is not one of {}", choices.join(", "))),
+            Some(raw) => Err(format!(
+                "setting '{key}': '{raw}' is not one of {}",
+                choices.join(", ")
+            )),
         }
     }
 }
@@ -94,9 +116,16 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let err = settings(&[("strcit", "true")]).only(&["strict"]).unwrap_err();
+        let err = settings(&[("strcit", "true")])
+            .only(&["strict"])
+            .unwrap_err();
         assert!(err.contains("'strcit'") && err.contains("strict"), "{err}");
-        assert!(settings(&[("x", "1")]).only(&[]).unwrap_err().contains("takes no settings"));
+        assert!(
+            settings(&[("x", "1")])
+                .only(&[])
+                .unwrap_err()
+                .contains("takes no settings")
+        );
     }
 
     #[test]

@@ -23,7 +23,10 @@ impl TagSelector {
     pub fn parse(text: &str) -> Result<TagSelector, String> {
         let text = text.trim();
         let valid_key = |key: &str| {
-            !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+            !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
         };
         let selector = if let Some((key, value)) = text.split_once("!=") {
             TagSelector::NotEquals(key.trim().to_owned(), value.trim().to_owned())
@@ -37,13 +40,18 @@ impl TagSelector {
         if valid_key(selector.key()) {
             Ok(selector)
         } else {
-            Err(format!("'{text}' is not a tag selector (use key=value, key!=value, key or !key)"))
+            Err(format!(
+                "'{text}' is not a tag selector (use key=value, key!=value, key or !key)"
+            ))
         }
     }
 
     /// Parse a comma-separated list; empty items are ignored.
     pub fn parse_list(text: &str) -> Result<Vec<TagSelector>, String> {
-        text.split(',').filter(|item| !item.trim().is_empty()).map(TagSelector::parse).collect()
+        text.split(',')
+            .filter(|item| !item.trim().is_empty())
+            .map(TagSelector::parse)
+            .collect()
     }
 
     /// The key the selector looks at.
@@ -91,7 +99,10 @@ mod tests {
     use super::*;
 
     fn tags(pairs: &[(&str, &str)]) -> Pairs {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

@@ -41,7 +41,13 @@ fn settings(pairs: &Pairs) -> Settings {
 impl Golden {
     /// A runner for the cases under `<crate_dir>/tests`.
     pub fn new(crate_dir: &str) -> Golden {
-        Golden { dir: PathBuf::from(crate_dir).join("tests"), validate: None, place: None, decide: None, check: None }
+        Golden {
+            dir: PathBuf::from(crate_dir).join("tests"),
+            validate: None,
+            place: None,
+            decide: None,
+            check: None,
+        }
     }
 
     /// Run `validate` cases (and check settings before each decision, as the
@@ -54,9 +60,11 @@ impl Golden {
     /// Run `placement` cases with `P`.
     pub fn placement<P: Placement>(mut self) -> Golden {
         self.place = Some(|input| match input {
-            CaseInput::Placement { settings: s, request, topology } => {
-                Outcome::of(P::place(request, topology, &settings(s)))
-            }
+            CaseInput::Placement {
+                settings: s,
+                request,
+                topology,
+            } => Outcome::of(P::place(request, topology, &settings(s))),
             _ => unreachable!("dispatched by decision"),
         });
         self
@@ -65,7 +73,9 @@ impl Golden {
     /// Run `durability` cases with `P`.
     pub fn durability<P: Durability>(mut self) -> Golden {
         self.decide = Some(|input| match input {
-            CaseInput::Durability { settings: s, claim } => Outcome::of(P::decide(claim, &settings(s))),
+            CaseInput::Durability { settings: s, claim } => {
+                Outcome::of(P::decide(claim, &settings(s)))
+            }
             _ => unreachable!("dispatched by decision"),
         });
         self
@@ -74,7 +84,10 @@ impl Golden {
     /// Run `quota` cases with `P`.
     pub fn quota<P: Quota>(mut self) -> Golden {
         self.check = Some(|input| match input {
-            CaseInput::Quota { settings: s, request } => Outcome::of(P::check(request, &settings(s))),
+            CaseInput::Quota {
+                settings: s,
+                request,
+            } => Outcome::of(P::check(request, &settings(s))),
             _ => unreachable!("dispatched by decision"),
         });
         self
@@ -85,12 +98,20 @@ impl Golden {
     /// case names a decision that was not registered: a golden test that
     /// checks nothing must not pass.
     pub fn run(self) {
-        let cases = load_cases(&self.dir).unwrap_or_else(|err| panic!("reading golden cases: {err}"));
-        assert!(!cases.is_empty(), "no golden cases under {}", self.dir.display());
+        let cases =
+            load_cases(&self.dir).unwrap_or_else(|err| panic!("reading golden cases: {err}"));
+        assert!(
+            !cases.is_empty(),
+            "no golden cases under {}",
+            self.dir.display()
+        );
         let mut failures = Vec::new();
         for case in &cases {
             let Some(expected) = &case.expected else {
-                failures.push(format!("{}: no expected.json (run `aplo policy test --bless`)", case.name));
+                failures.push(format!(
+                    "{}: no expected.json (run `aplo policy test --bless`)",
+                    case.name
+                ));
                 continue;
             };
             let actual = match self.evaluate(&case.input) {
@@ -104,20 +125,35 @@ impl Golden {
                 failures.push(format!("{} (- expected, + actual):\n{diff}", case.name));
             }
         }
-        assert!(failures.is_empty(), "{} of {} golden cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "{} of {} golden cases failed:\n{}",
+            failures.len(),
+            cases.len(),
+            failures.join("\n")
+        );
     }
 
     fn evaluate(&self, input: &CaseInput) -> Result<Outcome, String> {
-        let validate = self.validate.ok_or("register the policy with .policy::<P>()")?;
+        let validate = self
+            .validate
+            .ok_or("register the policy with .policy::<P>()")?;
         let (settings_pairs, run) = match input {
             CaseInput::Validate { settings: s } => {
-                return Ok(Outcome::of(validate(&settings(s)).map(|()| serde_json::Value::Null)));
+                return Ok(Outcome::of(
+                    validate(&settings(s)).map(|()| serde_json::Value::Null),
+                ));
             }
             CaseInput::Placement { settings, .. } => (settings, self.place),
             CaseInput::Durability { settings, .. } => (settings, self.decide),
             CaseInput::Quota { settings, .. } => (settings, self.check),
         };
-        let run = run.ok_or_else(|| format!("the case is a {} decision, which was not registered", input.decision()))?;
+        let run = run.ok_or_else(|| {
+            format!(
+                "the case is a {} decision, which was not registered",
+                input.decision()
+            )
+        })?;
         if let Err(message) = validate(&settings(settings_pairs)) {
             return Ok(Outcome::Fault(format!("settings refused: {message}")));
         }

@@ -20,7 +20,11 @@ pub struct Candidate<'a> {
 impl<'a> Candidate<'a> {
     /// A tag's value: the device's own, else the node's.
     pub fn tag(&self, key: &str) -> Option<&'a str> {
-        self.device.tags.get(key).or_else(|| self.node.tags.get(key)).map(String::as_str)
+        self.device
+            .tags
+            .get(key)
+            .or_else(|| self.node.tags.get(key))
+            .map(String::as_str)
     }
 
     /// Whether the effective tags satisfy every selector.
@@ -37,18 +41,31 @@ impl<'a> Candidate<'a> {
 /// Every device on which new bricks may go: the device and its node online.
 pub fn candidates(topology: &Topology) -> impl Iterator<Item = Candidate<'_>> {
     topology.clusters.iter().flat_map(|cluster| {
-        cluster.nodes.iter().filter(|node| node.state == State::Online).flat_map(move |node| {
-            node.devices
-                .iter()
-                .filter(|device| device.state == State::Online)
-                .map(move |device| Candidate { cluster, node, device })
-        })
+        cluster
+            .nodes
+            .iter()
+            .filter(|node| node.state == State::Online)
+            .flat_map(move |node| {
+                node.devices
+                    .iter()
+                    .filter(|device| device.state == State::Online)
+                    .map(move |device| Candidate {
+                        cluster,
+                        node,
+                        device,
+                    })
+            })
     })
 }
 
 /// The distinct zones of a cluster's online nodes.
 pub fn online_zones(cluster: &Cluster) -> BTreeSet<&str> {
-    cluster.nodes.iter().filter(|n| n.state == State::Online).map(|n| n.zone.as_str()).collect()
+    cluster
+        .nodes
+        .iter()
+        .filter(|n| n.state == State::Online)
+        .map(|n| n.zone.as_str())
+        .collect()
 }
 
 #[cfg(test)]
@@ -64,7 +81,10 @@ mod tests {
             total_bytes: 100,
             free_bytes: 100,
             brick_count: 0,
-            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -75,14 +95,23 @@ mod tests {
             hostname: id.into(),
             zone: "z1".into(),
             state,
-            tags: [("rack".to_string(), "r1".to_string())].into_iter().collect::<Pairs>(),
+            tags: [("rack".to_string(), "r1".to_string())]
+                .into_iter()
+                .collect::<Pairs>(),
             devices,
         };
         let topology = Topology {
             clusters: vec![Cluster {
                 id: "c".into(),
                 nodes: vec![
-                    node("n1", State::Online, vec![device("a", State::Online, &[("rack", "r9")]), device("b", State::Failed, &[])]),
+                    node(
+                        "n1",
+                        State::Online,
+                        vec![
+                            device("a", State::Online, &[("rack", "r9")]),
+                            device("b", State::Failed, &[]),
+                        ],
+                    ),
                     node("n2", State::Offline, vec![device("c", State::Online, &[])]),
                 ],
             }],

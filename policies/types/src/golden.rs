@@ -130,7 +130,10 @@ impl std::error::Error for CaseError {}
 /// Read every case below `tests_dir` (each sub-folder with an `input.json`),
 /// sorted by name. Folders without `input.json` are ignored.
 pub fn load_cases(tests_dir: &Path) -> Result<Vec<Case>, CaseError> {
-    let io = |path: &Path, err: std::io::Error| CaseError { path: path.to_path_buf(), message: err.to_string() };
+    let io = |path: &Path, err: std::io::Error| CaseError {
+        path: path.to_path_buf(),
+        message: err.to_string(),
+    };
     let mut cases = Vec::new();
     for entry in std::fs::read_dir(tests_dir).map_err(|e| io(tests_dir, e))? {
         let dir = entry.map_err(|e| io(tests_dir, e))?.path();
@@ -138,19 +141,37 @@ pub fn load_cases(tests_dir: &Path) -> Result<Vec<Case>, CaseError> {
         if !input_path.is_file() {
             continue;
         }
-        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let input = parse(&input_path)?;
         let expected_path = dir.join("expected.json");
-        let expected = if expected_path.exists() { Some(parse(&expected_path)?) } else { None };
-        cases.push(Case { name, dir, input, expected });
+        let expected = if expected_path.exists() {
+            Some(parse(&expected_path)?)
+        } else {
+            None
+        };
+        cases.push(Case {
+            name,
+            dir,
+            input,
+            expected,
+        });
     }
     cases.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(cases)
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, CaseError> {
-    let text = std::fs::read_to_string(path).map_err(|e| CaseError { path: path.to_path_buf(), message: e.to_string() })?;
-    serde_json::from_str(&text).map_err(|e| CaseError { path: path.to_path_buf(), message: e.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|e| CaseError {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| CaseError {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 /// A unified diff of expected against actual, or `None` when they match.
@@ -176,7 +197,11 @@ fn unified_lines(want: &str, got: &str) -> Vec<String> {
     let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
     for i in (0..a.len()).rev() {
         for j in (0..b.len()).rev() {
-            lcs[i][j] = if a[i] == b[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
         }
     }
     let (mut i, mut j, mut out) = (0, 0, Vec::new());

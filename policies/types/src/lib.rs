@@ -256,7 +256,11 @@ pub fn consumed_bytes(brick_bytes: u64, reserve: f64) -> u64 {
         return brick_bytes;
     }
     let scaled = (brick_bytes as f64 * reserve).ceil();
-    if scaled >= u64::MAX as f64 { u64::MAX } else { scaled as u64 }
+    if scaled >= u64::MAX as f64 {
+        u64::MAX
+    } else {
+        scaled as u64
+    }
 }
 
 /// What a brick is for.
@@ -334,7 +338,11 @@ pub struct Allowance {
 impl Info {
     /// An `Info` with no settings documented yet.
     pub fn new(description: impl Into<String>, version: impl Into<String>) -> Info {
-        Info { description: description.into(), version: version.into(), settings: Vec::new() }
+        Info {
+            description: description.into(),
+            version: version.into(),
+            settings: Vec::new(),
+        }
     }
 
     /// Document a setting.
@@ -351,7 +359,11 @@ impl Info {
 impl DurabilityDecision {
     /// A decision with no volume options and no snapshot reserve.
     pub fn new(scheme: Scheme) -> DurabilityDecision {
-        DurabilityDecision { scheme, volume_options: Pairs::new(), snapshot_reserve: 1.0 }
+        DurabilityDecision {
+            scheme,
+            volume_options: Pairs::new(),
+            snapshot_reserve: 1.0,
+        }
     }
 }
 

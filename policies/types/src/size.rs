@@ -13,12 +13,18 @@ pub const TIB: u64 = 1 << 40;
 /// binary (`Ki`, `Mi`, `Gi`, `Ti`, `Pi`) or decimal (`k`, `K`, `M`, `G`, `T`, `P`).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, suffix) = text.split_at(split);
     if digits.is_empty() {
-        return Err(format!("'{text}' is not a size (expected e.g. 10Gi or 500M)"));
+        return Err(format!(
+            "'{text}' is not a size (expected e.g. 10Gi or 500M)"
+        ));
     }
-    let number: u64 = digits.parse().map_err(|_| format!("'{text}' is too large"))?;
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is too large"))?;
     let unit: u64 = match suffix {
         "" => 1,
         "Ki" => KIB,
@@ -31,9 +37,15 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "G" => 1_000_000_000,
         "T" => 1_000_000_000_000,
         "P" => 1_000_000_000_000_000,
-        other => return Err(format!("'{text}' has an unknown unit '{other}' (use Ki, Mi, Gi, Ti, Pi, k, M, G, T or P)")),
+        other => {
+            return Err(format!(
+                "'{text}' has an unknown unit '{other}' (use Ki, Mi, Gi, Ti, Pi, k, M, G, T or P)"
+            ));
+        }
     };
-    number.checked_mul(unit).ok_or_else(|| format!("'{text}' is too large"))
+    number
+        .checked_mul(unit)
+        .ok_or_else(|| format!("'{text}' is too large"))
 }
 
 /// `bytes` rounded up to a multiple of `unit` (saturating).
@@ -51,7 +63,11 @@ pub fn format_size(bytes: u64) -> String {
         if bytes >= unit {
             let whole = bytes / unit;
             let tenth = (bytes % unit) * 10 / unit;
-            return if tenth == 0 { format!("{whole}{name}") } else { format!("{whole}.{tenth}{name}") };
+            return if tenth == 0 {
+                format!("{whole}{name}")
+            } else {
+                format!("{whole}.{tenth}{name}")
+            };
         }
     }
     format!("{bytes}B")
@@ -68,7 +84,11 @@ mod tests {
         assert_eq!(parse_size("42"), Ok(42));
         assert!(parse_size("10GB").unwrap_err().contains("unknown unit"));
         assert!(parse_size("Gi").unwrap_err().contains("not a size"));
-        assert!(parse_size("99999999999Pi").unwrap_err().contains("too large"));
+        assert!(
+            parse_size("99999999999Pi")
+                .unwrap_err()
+                .contains("too large")
+        );
     }
 
     #[test]

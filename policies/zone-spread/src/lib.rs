@@ -49,9 +49,21 @@ impl Policy for ZoneSpread {
             "Spreads each brick set across nodes and zones, on the devices with the most room",
             env!("CARGO_PKG_VERSION"),
         )
-        .setting("strict", "Refuse rather than put two bricks of a set in one zone.", Some("false"))
-        .setting("device-tags", "Tag selectors data devices must match, e.g. disktype=ssd,rack!=r1.", None)
-        .setting("arbiter-tags", "Tag selectors arbiter devices must match.", None);
+        .setting(
+            "strict",
+            "Refuse rather than put two bricks of a set in one zone.",
+            Some("false"),
+        )
+        .setting(
+            "device-tags",
+            "Tag selectors data devices must match, e.g. disktype=ssd,rack!=r1.",
+            None,
+        )
+        .setting(
+            "arbiter-tags",
+            "Tag selectors arbiter devices must match.",
+            None,
+        );
         Sizing::document(info)
     }
 
@@ -61,21 +73,36 @@ impl Policy for ZoneSpread {
 }
 
 impl Placement for ZoneSpread {
-    fn place(request: &PlacementRequest, topology: &Topology, settings: &Settings) -> Result<Layout, String> {
+    fn place(
+        request: &PlacementRequest,
+        topology: &Topology,
+        settings: &Settings,
+    ) -> Result<Layout, String> {
         let config = Config::read(settings)?;
         let mut clusters: Vec<(u64, Vec<Candidate<'_>>)> = topology
             .clusters
             .iter()
             .map(|cluster| {
-                let devices: Vec<Candidate<'_>> = candidates(topology).filter(|c| c.cluster.id == cluster.id).collect();
+                let devices: Vec<Candidate<'_>> = candidates(topology)
+                    .filter(|c| c.cluster.id == cluster.id)
+                    .collect();
                 (devices.iter().map(|c| c.device.free_bytes).sum(), devices)
             })
             .collect();
         // Roomiest cluster first; ties by id for reproducible answers.
-        clusters.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| cluster_id(&a.1).cmp(cluster_id(&b.1))));
+        clusters.sort_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then_with(|| cluster_id(&a.1).cmp(cluster_id(&b.1)))
+        });
         let mut first_error = None;
         for (_, devices) in clusters {
-            match fill(request, devices, &config.sizing, config.strict, |slots, want| pick(request, &config, slots, want)) {
+            match fill(
+                request,
+                devices,
+                &config.sizing,
+                config.strict,
+                |slots, want| pick(request, &config, slots, want),
+            ) {
                 Ok(layout) => return Ok(layout),
                 Err(err) => {
                     first_error.get_or_insert(err);
@@ -91,7 +118,12 @@ fn cluster_id<'a>(devices: &[Candidate<'a>]) -> &'a str {
 }
 
 /// Choose the devices of one set.
-fn pick<'a>(request: &PlacementRequest, config: &Config, slots: &[Slot<'a>], set: &SetRequest) -> Result<SetChoice<'a>, String> {
+fn pick<'a>(
+    request: &PlacementRequest,
+    config: &Config,
+    slots: &[Slot<'a>],
+    set: &SetRequest,
+) -> Result<SetChoice<'a>, String> {
     // The roomiest data device on each node.
     let mut best: BTreeMap<&str, Slot<'a>> = BTreeMap::new();
     for slot in slots {
@@ -100,7 +132,9 @@ fn pick<'a>(request: &PlacementRequest, config: &Config, slots: &[Slot<'a>], set
             continue;
         }
         let entry = best.entry(c.node.id.as_str()).or_insert(*slot);
-        if slot.room > entry.room || (slot.room == entry.room && c.device.id < entry.candidate.device.id) {
+        if slot.room > entry.room
+            || (slot.room == entry.room && c.device.id < entry.candidate.device.id)
+        {
             *entry = *slot;
         }
     }
@@ -142,7 +176,10 @@ fn pick<'a>(request: &PlacementRequest, config: &Config, slots: &[Slot<'a>], set
             if chosen.len() == set.data_bricks {
                 break;
             }
-            if !chosen.iter().any(|c| c.candidate.node.id == slot.candidate.node.id) {
+            if !chosen
+                .iter()
+                .any(|c| c.candidate.node.id == slot.candidate.node.id)
+            {
                 chosen.push(*slot);
             }
         }
@@ -154,13 +191,27 @@ fn pick<'a>(request: &PlacementRequest, config: &Config, slots: &[Slot<'a>], set
             nodes.len()
         ));
     }
-    let arbiter = if set.arbiter { Some(pick_arbiter(config, slots, set, &chosen)?) } else { None };
-    Ok(SetChoice { data: chosen.iter().map(|s| s.candidate).collect(), arbiter })
+    let arbiter = if set.arbiter {
+        Some(pick_arbiter(config, slots, set, &chosen)?)
+    } else {
+        None
+    };
+    Ok(SetChoice {
+        data: chosen.iter().map(|s| s.candidate).collect(),
+        arbiter,
+    })
 }
 
-fn pick_arbiter<'a>(config: &Config, slots: &[Slot<'a>], set: &SetRequest, data: &[Slot<'a>]) -> Result<Candidate<'a>, String> {
+fn pick_arbiter<'a>(
+    config: &Config,
+    slots: &[Slot<'a>],
+    set: &SetRequest,
+    data: &[Slot<'a>],
+) -> Result<Candidate<'a>, String> {
     let used_zones: BTreeSet<&str> = data.iter().map(|s| s.candidate.zone()).collect();
-    let needed = set.arbiter_want.min(data.iter().map(|s| s.room).min().unwrap_or(0));
+    let needed = set
+        .arbiter_want
+        .min(data.iter().map(|s| s.room).min().unwrap_or(0));
     slots
         .iter()
         .filter(|s| {
@@ -173,8 +224,16 @@ fn pick_arbiter<'a>(config: &Config, slots: &[Slot<'a>], set: &SetRequest, data:
         })
         // Prefer a fresh zone, then dedicated arbiter devices, then room.
         .max_by(|a, b| {
-            let key = |s: &Slot<'_>| (!used_zones.contains(s.candidate.zone()), s.candidate.arbiter_use() == ArbiterUse::Required, s.room);
-            key(a).cmp(&key(b)).then_with(|| b.candidate.device.id.cmp(&a.candidate.device.id))
+            let key = |s: &Slot<'_>| {
+                (
+                    !used_zones.contains(s.candidate.zone()),
+                    s.candidate.arbiter_use() == ArbiterUse::Required,
+                    s.room,
+                )
+            };
+            key(a)
+                .cmp(&key(b))
+                .then_with(|| b.candidate.device.id.cmp(&a.candidate.device.id))
         })
         .map(|s| s.candidate)
         .ok_or_else(|| "no device on a third node can take the arbiter brick".to_owned())
@@ -188,6 +247,9 @@ mod tests {
 
     #[test]
     fn golden() {
-        aplo_policy_sdk::testing::Golden::new(env!("CARGO_MANIFEST_DIR")).policy::<ZoneSpread>().placement::<ZoneSpread>().run();
+        aplo_policy_sdk::testing::Golden::new(env!("CARGO_MANIFEST_DIR"))
+            .policy::<ZoneSpread>()
+            .placement::<ZoneSpread>()
+            .run();
     }
 }

@@ -1,0 +1,163 @@
+//! The `aplo` command line: configuration, telemetry and the commands.
+
+mod demo;
+mod policy;
+mod telemetry;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::policy::{Limits, Registry, RegistryConfig, Runtime, RuntimeConfig};
+
+pub use telemetry::init as init_telemetry;
+
+/// aplo: Kubernetes storage on GlusterFS and LVM, decided by WebAssembly policies.
+#[derive(Debug, Parser)]
+#[command(name = "aplo", version, about)]
+pub struct Cli {
+    /// Global settings.
+    #[command(flatten)]
+    pub config: Config,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings shared by every command, from flags, `APLO_*` variables and an
+/// optional file. Nothing else reads the environment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Directory of policy modules (`<name>.wasm`), watched for changes.
+    #[arg(long, global = true, env = "APLO_POLICY_DIR")]
+    pub policy_dir: Option<PathBuf>,
+    /// Directory for compiled policy artifacts.
+    #[arg(long, global = true, env = "APLO_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Default deadline of one policy decision, in milliseconds.
+    #[arg(
+        long,
+        global = true,
+        env = "APLO_POLICY_DEADLINE_MS",
+        default_value_t = 100
+    )]
+    pub policy_deadline_ms: u64,
+    /// Default memory cap of one policy instance, in MiB.
+    #[arg(
+        long,
+        global = true,
+        env = "APLO_POLICY_MEMORY_MIB",
+        default_value_t = 64
+    )]
+    pub policy_memory_mib: usize,
+    /// A YAML or JSON file with per-policy limits:
+    /// `policies: { <name>: { deadline: <ms>, memory_bytes: <n> } }`.
+    #[arg(long, global = true, env = "APLO_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format.
+    #[arg(
+        long,
+        global = true,
+        env = "APLO_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+    /// Log filter, in `tracing` EnvFilter syntax.
+    #[arg(long, global = true, env = "APLO_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// The optional configuration file.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    /// Limits per policy.
+    #[serde(default)]
+    policies: BTreeMap<String, Limits>,
+}
+
+impl Config {
+    /// Check the settings and build the registry's configuration.
+    pub fn registry_config(&self) -> anyhow::Result<RegistryConfig> {
+        anyhow::ensure!(
+            (1..=60_000).contains(&self.policy_deadline_ms),
+            "--policy-deadline-ms must be between 1 and 60000, not {}",
+            self.policy_deadline_ms
+        );
+        anyhow::ensure!(
+            (1..=256).contains(&self.policy_memory_mib),
+            "--policy-memory-mib must be between 1 and 256, not {}",
+            self.policy_memory_mib
+        );
+        let file = match &self.config {
+            None => ConfigFile::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                serde_yaml::from_str(&text)
+                    .with_context(|| format!("{} is not a valid aplo config", path.display()))?
+            }
+        };
+        if let Some(dir) = &self.policy_dir {
+            anyhow::ensure!(
+                dir.is_dir(),
+                "policy directory {} does not exist",
+                dir.display()
+            );
+        }
+        Ok(RegistryConfig {
+            dir: self.policy_dir.clone(),
+            default_limits: Limits {
+                deadline: Duration::from_millis(self.policy_deadline_ms),
+                memory_bytes: self.policy_memory_mib << 20,
+                ..Limits::default()
+            },
+            limits: file.policies,
+        })
+    }
+
+    /// Open the runtime and the registry.
+    pub fn open_registry(&self) -> anyhow::Result<Arc<Registry>> {
+        let registry_config = self.registry_config()?;
+        let runtime = Arc::new(Runtime::new(RuntimeConfig {
+            cache_dir: self.cache_dir.clone(),
+            ..Default::default()
+        })?);
+        Ok(Arc::new(Registry::open(runtime, registry_config)?))
+    }
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write, inspect, test and evaluate policies.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// The demo: the default policies decide a volume on an example topology.
+    Demo(demo::DemoArgs),
+}
+
+impl Cli {
+    /// Run the command.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Policy(command) => policy::run(&self.config, command),
+            Command::Demo(args) => demo::run(&self.config, args),
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! Rules every policy answer must obey. A policy is never trusted: its
+//! layout, durability and quota answers go through these checks before
+//! anything acts on them, and a broken rule is named in the error.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use super::{
+    Allowance, BrickRole, Claim, Device, DurabilityDecision, Layout, Node, PlacementRequest,
+    Scheme, State, Topology, consumed_bytes, format_size,
+};
+
+/// The most brick sets a layout may have.
+pub const MAX_SETS: usize = 512;
+/// The most bricks a set may have (gluster disperse allows up to 64 in
+/// theory; sets beyond 16 are impractical).
+pub const MAX_SET_SIZE: usize = 16;
+/// The longest refusal reason passed on to users; longer ones are cut.
+pub const MAX_REASON_LEN: usize = 1024;
+
+/// A rule a layout must obey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LayoutRule {
+    /// The layout has at least one set and at most [`MAX_SETS`].
+    SetCount,
+    /// Every brick names a device in the topology.
+    UnknownDevice,
+    /// Every brick's device and node are online.
+    DeviceOnline,
+    /// Every device has the space for all bricks placed on it.
+    DeviceSpace,
+    /// No two bricks of a set are on one node.
+    DistinctNodes,
+    /// With strict zones, no two bricks of a set are in one zone.
+    DistinctZones,
+    /// All bricks come from one cluster.
+    OneCluster,
+    /// Each set's brick count and roles match the durability.
+    SetShape,
+    /// Data bricks of a set are equal and non-zero; an arbiter is no larger.
+    BrickSizes,
+    /// The usable size covers the requested size.
+    UsableSize,
+}
+
+impl LayoutRule {
+    /// The rule's name, as used in errors and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            LayoutRule::SetCount => "set-count",
+            LayoutRule::UnknownDevice => "known-device",
+            LayoutRule::DeviceOnline => "device-online",
+            LayoutRule::DeviceSpace => "device-space",
+            LayoutRule::DistinctNodes => "distinct-nodes",
+            LayoutRule::DistinctZones => "distinct-zones",
+            LayoutRule::OneCluster => "one-cluster",
+            LayoutRule::SetShape => "set-shape",
+            LayoutRule::BrickSizes => "brick-sizes",
+            LayoutRule::UsableSize => "usable-size",
+        }
+    }
+}
+
+impl fmt::Display for LayoutRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A broken rule: which one and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("layout breaks rule {rule}: {detail}")]
+pub struct LayoutViolation {
+    /// The rule.
+    pub rule: LayoutRule,
+    /// Where and how it was broken.
+    pub detail: String,
+}
+
+/// A durability or quota answer that breaks the contract.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {detail}")]
+pub struct AnswerViolation {
+    /// The field at fault, e.g. `scheme` or `hard_limit`.
+    pub field: &'static str,
+    /// What is wrong.
+    pub detail: String,
+}
+
+/// What a valid layout amounts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayoutSummary {
+    /// Usable bytes of the volume.
+    pub usable_bytes: u64,
+    /// Bytes consumed on devices, snapshot reserve included.
+    pub consumed_bytes: u64,
+    /// Number of bricks.
+    pub bricks: usize,
+}
+
+fn violation(rule: LayoutRule, detail: impl Into<String>) -> LayoutViolation {
+    LayoutViolation {
+        rule,
+        detail: detail.into(),
+    }
+}
+
+/// Check a scheme against gluster's limits.
+pub fn validate_scheme(scheme: &Scheme) -> Result<(), AnswerViolation> {
+    let bad = |detail: String| {
+        Err(AnswerViolation {
+            field: "scheme",
+            detail,
+        })
+    };
+    match *scheme {
+        Scheme::None => Ok(()),
+        Scheme::Replicate { count, arbiter } => {
+            if arbiter && count != 3 {
+                return bad(format!(
+                    "an arbiter volume is replica 3, not replica {count}"
+                ));
+            }
+            if !(2..=MAX_SET_SIZE as u8).contains(&count) {
+                return bad(format!(
+                    "replica count {count} is outside 2..={MAX_SET_SIZE}"
+                ));
+            }
+            Ok(())
+        }
+        Scheme::Disperse { data, redundancy } => {
+            if data < 2 || redundancy < 1 || redundancy >= data {
+                return bad(format!(
+                    "disperse {data}+{redundancy} needs data >= 2 and 1 <= redundancy < data"
+                ));
+            }
+            if usize::from(data) + usize::from(redundancy) > MAX_SET_SIZE {
+                return bad(format!(
+                    "disperse {data}+{redundancy} exceeds {MAX_SET_SIZE} bricks per set"
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Check a durability decision: the scheme, the options and the reserve.
+pub fn validate_durability(decision: &DurabilityDecision) -> Result<(), AnswerViolation> {
+    validate_scheme(&decision.scheme)?;
+    for (key, value) in &decision.volume_options {
+        let key_ok = !key.is_empty()
+            && key.len() <= 128
+            && key.contains('.')
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        if !key_ok {
+            return Err(AnswerViolation {
+                field: "volume_options",
+                detail: format!("'{key}' is not a gluster option name"),
+            });
+        }
+        if key.starts_with("user.aplo.") {
+            return Err(AnswerViolation {
+                field: "volume_options",
+                detail: format!("'{key}' is reserved for aplo"),
+            });
+        }
+        if value.len() > 1024 || value.chars().any(char::is_control) {
+            return Err(AnswerViolation {
+                field: "volume_options",
+                detail: format!("the value of '{key}' is not a plain value"),
+            });
+        }
+    }
+    let reserve = decision.snapshot_reserve;
+    if !(reserve.is_finite() && (1.0..=100.0).contains(&reserve)) {
+        return Err(AnswerViolation {
+            field: "snapshot_reserve",
+            detail: format!("{reserve} is outside 1.0..=100.0"),
+        });
+    }
+    Ok(())
+}
+
+/// Check a quota allowance against the claim it allows.
+pub fn validate_allowance(allowance: &Allowance, claim: &Claim) -> Result<(), AnswerViolation> {
+    match allowance.hard_limit {
+        Some(limit) if limit < claim.requested_bytes => Err(AnswerViolation {
+            field: "hard_limit",
+            detail: format!(
+                "{} is below the {} the claim requested",
+                format_size(limit),
+                format_size(claim.requested_bytes)
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A refusal reason made fit to show: control characters replaced, length
+/// capped, never empty.
+pub fn clean_reason(reason: &str) -> String {
+    let mut text: String = reason
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.len() > MAX_REASON_LEN {
+        let mut cut = MAX_REASON_LEN;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    if text.is_empty() {
+        "refused without a reason".to_owned()
+    } else {
+        text
+    }
+}
+
+struct Located<'a> {
+    cluster: &'a str,
+    node: &'a Node,
+    device: &'a Device,
+}
+
+/// Check a layout against the request and the topology it was made for.
+pub fn validate_layout(
+    request: &PlacementRequest,
+    topology: &Topology,
+    layout: &Layout,
+) -> Result<LayoutSummary, LayoutViolation> {
+    if layout.sets.is_empty() || layout.sets.len() > MAX_SETS {
+        return Err(violation(
+            LayoutRule::SetCount,
+            format!("{} sets (allowed 1..={MAX_SETS})", layout.sets.len()),
+        ));
+    }
+    let mut devices: BTreeMap<&str, Located<'_>> = BTreeMap::new();
+    for cluster in &topology.clusters {
+        for node in &cluster.nodes {
+            for device in &node.devices {
+                devices.insert(
+                    &device.id,
+                    Located {
+                        cluster: &cluster.id,
+                        node,
+                        device,
+                    },
+                );
+            }
+        }
+    }
+    let scheme = request.scheme;
+    let arbiter = scheme.has_arbiter();
+    let mut consumed: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut clusters: BTreeSet<&str> = BTreeSet::new();
+    let mut summary = LayoutSummary {
+        usable_bytes: 0,
+        consumed_bytes: 0,
+        bricks: 0,
+    };
+    for (index, set) in layout.sets.iter().enumerate() {
+        let at = |detail: String| format!("set {index}: {detail}");
+        if set.bricks.len() != scheme.set_size() {
+            return Err(violation(
+                LayoutRule::SetShape,
+                at(format!(
+                    "{} bricks, but {} needs {}",
+                    set.bricks.len(),
+                    describe(&scheme),
+                    scheme.set_size()
+                )),
+            ));
+        }
+        let mut nodes = BTreeSet::new();
+        let mut zones = BTreeSet::new();
+        for (position, brick) in set.bricks.iter().enumerate() {
+            let should_be_arbiter = arbiter && position + 1 == set.bricks.len();
+            let role_ok = (brick.role == BrickRole::Arbiter) == should_be_arbiter;
+            if !role_ok {
+                return Err(violation(
+                    LayoutRule::SetShape,
+                    at(format!(
+                        "brick {position} is a {:?} brick; {} wants {}",
+                        brick.role,
+                        describe(&scheme),
+                        if arbiter {
+                            "the last brick an arbiter and the others data"
+                        } else {
+                            "data bricks only"
+                        }
+                    )),
+                ));
+            }
+            let Some(found) = devices.get(brick.device.as_str()) else {
+                return Err(violation(
+                    LayoutRule::UnknownDevice,
+                    at(format!("device '{}' is not in the topology", brick.device)),
+                ));
+            };
+            if found.device.state != State::Online || found.node.state != State::Online {
+                return Err(violation(
+                    LayoutRule::DeviceOnline,
+                    at(format!(
+                        "device {} ({:?}) on node {} ({:?}) is not online",
+                        found.device.id, found.device.state, found.node.hostname, found.node.state
+                    )),
+                ));
+            }
+            if !nodes.insert(found.node.id.as_str()) {
+                return Err(violation(
+                    LayoutRule::DistinctNodes,
+                    at(format!("two bricks on node {}", found.node.hostname)),
+                ));
+            }
+            if !zones.insert(found.node.zone.as_str()) && layout.strict_zones {
+                return Err(violation(
+                    LayoutRule::DistinctZones,
+                    at(format!("two bricks in zone '{}'", found.node.zone)),
+                ));
+            }
+            if brick.bytes == 0 {
+                return Err(violation(
+                    LayoutRule::BrickSizes,
+                    at(format!("brick {position} has size 0")),
+                ));
+            }
+            clusters.insert(found.cluster);
+            let used = consumed.entry(found.device.id.as_str()).or_default();
+            *used = used.saturating_add(consumed_bytes(brick.bytes, request.snapshot_reserve));
+            summary.bricks += 1;
+        }
+        let data: Vec<u64> = set
+            .bricks
+            .iter()
+            .filter(|b| b.role == BrickRole::Data)
+            .map(|b| b.bytes)
+            .collect();
+        let size = data[0];
+        if data.iter().any(|&b| b != size) {
+            return Err(violation(
+                LayoutRule::BrickSizes,
+                at(format!("data bricks differ in size: {data:?}")),
+            ));
+        }
+        if let Some(a) = set.bricks.iter().find(|b| b.role == BrickRole::Arbiter)
+            && a.bytes > size
+        {
+            return Err(violation(
+                LayoutRule::BrickSizes,
+                at(format!(
+                    "arbiter brick ({}) is larger than its data bricks ({})",
+                    a.bytes, size
+                )),
+            ));
+        }
+        summary.usable_bytes = summary
+            .usable_bytes
+            .saturating_add(size.saturating_mul(scheme.data_multiplier()));
+    }
+    if clusters.len() > 1 {
+        return Err(violation(
+            LayoutRule::OneCluster,
+            format!("bricks span clusters {clusters:?}"),
+        ));
+    }
+    for (id, used) in &consumed {
+        let device = devices[id].device;
+        if *used > device.free_bytes {
+            return Err(violation(
+                LayoutRule::DeviceSpace,
+                format!(
+                    "device {id} on node {} would need {} but has {} free",
+                    devices[id].node.hostname,
+                    format_size(*used),
+                    format_size(device.free_bytes)
+                ),
+            ));
+        }
+        summary.consumed_bytes = summary.consumed_bytes.saturating_add(*used);
+    }
+    if summary.usable_bytes < request.bytes {
+        return Err(violation(
+            LayoutRule::UsableSize,
+            format!(
+                "usable size {} is less than the {} requested",
+                summary.usable_bytes, request.bytes
+            ),
+        ));
+    }
+    Ok(summary)
+}
+
+/// A scheme in words, for messages.
+pub fn describe(scheme: &Scheme) -> String {
+    match *scheme {
+        Scheme::None => "no redundancy".to_owned(),
+        Scheme::Replicate {
+            count,
+            arbiter: false,
+        } => format!("replica {count}"),
+        Scheme::Replicate {
+            count,
+            arbiter: true,
+        } => format!("replica {count} arbiter 1"),
+        Scheme::Disperse { data, redundancy } => format!("disperse {data}+{redundancy}"),
+    }
+}

@@ -1,0 +1,200 @@
+//! The one `bindgen!` site, and the conversions between the generated WIT
+//! types and the model. Nothing outside this module sees generated types.
+
+#![allow(missing_docs)]
+
+use crate::model;
+
+wasmtime::component::bindgen!({
+    path: "../wit/0.1.0",
+    world: "policy",
+});
+
+pub use exports::aplo::policy::{durability, placement, quota, settings};
+
+use aplo::policy::types as w;
+
+fn pairs(map: &model::Pairs) -> Vec<w::Pair> {
+    map.iter()
+        .map(|(key, value)| w::Pair {
+            key: key.clone(),
+            value: value.clone(),
+        })
+        .collect()
+}
+
+fn from_pairs(list: Vec<w::Pair>) -> model::Pairs {
+    list.into_iter().map(|p| (p.key, p.value)).collect()
+}
+
+pub fn settings(map: &model::Pairs) -> Vec<w::Pair> {
+    pairs(map)
+}
+
+pub fn claim(c: &model::Claim) -> w::Claim {
+    w::Claim {
+        namespace: c.namespace.clone(),
+        name: c.name.clone(),
+        labels: pairs(&c.labels),
+        annotations: pairs(&c.annotations),
+        requested_bytes: c.requested_bytes,
+        access_modes: c
+            .access_modes
+            .iter()
+            .map(|m| match m {
+                model::AccessMode::ReadWriteOnce => w::AccessMode::ReadWriteOnce,
+                model::AccessMode::ReadOnlyMany => w::AccessMode::ReadOnlyMany,
+                model::AccessMode::ReadWriteMany => w::AccessMode::ReadWriteMany,
+                model::AccessMode::ReadWriteOncePod => w::AccessMode::ReadWriteOncePod,
+            })
+            .collect(),
+    }
+}
+
+pub fn scheme(s: &model::Scheme) -> w::Scheme {
+    match *s {
+        model::Scheme::None => w::Scheme::None,
+        model::Scheme::Replicate { count, arbiter } => {
+            w::Scheme::Replicate(w::Replicate { count, arbiter })
+        }
+        model::Scheme::Disperse { data, redundancy } => {
+            w::Scheme::Disperse(w::Disperse { data, redundancy })
+        }
+    }
+}
+
+fn from_scheme(s: w::Scheme) -> model::Scheme {
+    match s {
+        w::Scheme::None => model::Scheme::None,
+        w::Scheme::Replicate(r) => model::Scheme::Replicate {
+            count: r.count,
+            arbiter: r.arbiter,
+        },
+        w::Scheme::Disperse(d) => model::Scheme::Disperse {
+            data: d.data,
+            redundancy: d.redundancy,
+        },
+    }
+}
+
+fn state(s: model::State) -> w::State {
+    match s {
+        model::State::Online => w::State::Online,
+        model::State::Offline => w::State::Offline,
+        model::State::Failed => w::State::Failed,
+    }
+}
+
+pub fn topology(t: &model::Topology) -> w::Topology {
+    w::Topology {
+        clusters: t
+            .clusters
+            .iter()
+            .map(|c| w::Cluster {
+                id: c.id.clone(),
+                nodes: c
+                    .nodes
+                    .iter()
+                    .map(|n| w::Node {
+                        id: n.id.clone(),
+                        hostname: n.hostname.clone(),
+                        zone: n.zone.clone(),
+                        state: state(n.state),
+                        tags: pairs(&n.tags),
+                        devices: n
+                            .devices
+                            .iter()
+                            .map(|d| w::Device {
+                                id: d.id.clone(),
+                                name: d.name.clone(),
+                                state: state(d.state),
+                                total_bytes: d.total_bytes,
+                                free_bytes: d.free_bytes,
+                                brick_count: d.brick_count,
+                                tags: pairs(&d.tags),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+pub fn placement_request(r: &model::PlacementRequest) -> w::PlacementRequest {
+    w::PlacementRequest {
+        volume_name: r.volume_name.clone(),
+        bytes: r.bytes,
+        scheme: scheme(&r.scheme),
+        snapshot_reserve: r.snapshot_reserve,
+        preferred_zone: r.preferred_zone.clone(),
+        preferred_node: r.preferred_node.clone(),
+    }
+}
+
+pub fn quota_request(r: &model::QuotaRequest) -> w::QuotaRequest {
+    let usage = |u: &model::Usage| w::Usage {
+        bytes: u.bytes,
+        volumes: u.volumes,
+    };
+    w::QuotaRequest {
+        claim: claim(&r.claim),
+        current_bytes: r.current_bytes,
+        namespace_usage: usage(&r.namespace_usage),
+        cluster_usage: usage(&r.cluster_usage),
+    }
+}
+
+pub fn info(i: w::Info) -> model::Info {
+    model::Info {
+        description: i.description,
+        version: i.version,
+        settings: i
+            .settings
+            .into_iter()
+            .map(|s| model::SettingDoc {
+                key: s.key,
+                description: s.description,
+                default: s.default,
+            })
+            .collect(),
+    }
+}
+
+pub fn durability_decision(d: w::DurabilityDecision) -> model::DurabilityDecision {
+    model::DurabilityDecision {
+        scheme: from_scheme(d.scheme),
+        volume_options: from_pairs(d.volume_options),
+        snapshot_reserve: d.snapshot_reserve,
+    }
+}
+
+pub fn layout(l: w::Layout) -> model::Layout {
+    model::Layout {
+        sets: l
+            .sets
+            .into_iter()
+            .map(|s| model::BrickSet {
+                bricks: s
+                    .bricks
+                    .into_iter()
+                    .map(|b| model::Brick {
+                        device: b.device,
+                        bytes: b.bytes,
+                        role: match b.role {
+                            w::BrickRole::Data => model::BrickRole::Data,
+                            w::BrickRole::Arbiter => model::BrickRole::Arbiter,
+                        },
+                    })
+                    .collect(),
+            })
+            .collect(),
+        strict_zones: l.strict_zones,
+    }
+}
+
+pub fn allowance(a: w::Allowance) -> model::Allowance {
+    model::Allowance {
+        hard_limit: a.hard_limit,
+    }
+}

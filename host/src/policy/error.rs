@@ -1,0 +1,200 @@
+//! The policy layer's errors, and who is to blame for each.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::model::Decision;
+use crate::model::params::ParamError;
+
+/// Who caused a fault: the policy (guest) or aplo and its machine (host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Blame {
+    /// The policy misbehaved: fix or replace the policy.
+    Guest,
+    /// aplo or its configuration failed: the policy is not at fault.
+    Host,
+}
+
+/// How a policy call failed. A refusal is not a fault: it is an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The call ran past its deadline and was interrupted.
+    Timeout {
+        /// The deadline.
+        deadline: Duration,
+    },
+    /// The guest tried to grow its memory past the cap.
+    MemoryLimit {
+        /// The cap in bytes.
+        limit: usize,
+    },
+    /// The guest trapped; `panic` carries a Rust guest's panic message.
+    Trap {
+        /// The trap, as wasmtime describes it.
+        trap: String,
+        /// The panic message the guest printed, if any.
+        panic: Option<String>,
+    },
+    /// The guest returned data that breaks the canonical ABI (bad pointers,
+    /// invalid UTF-8, out-of-range discriminants, too much data).
+    Malformed {
+        /// What wasmtime found.
+        detail: String,
+    },
+    /// The guest's answer is well-formed but breaks a contract rule.
+    Invalid {
+        /// The rule, e.g. `distinct-nodes` or `scheme`.
+        rule: String,
+        /// Where and how.
+        detail: String,
+    },
+    /// The host could not run the call (e.g. the instance pool is exhausted).
+    Host {
+        /// What failed.
+        detail: String,
+    },
+}
+
+impl Fault {
+    /// Who is to blame.
+    pub fn blame(&self) -> Blame {
+        match self {
+            Fault::Host { .. } => Blame::Host,
+            _ => Blame::Guest,
+        }
+    }
+
+    /// A short label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Fault::Timeout { .. } => "timeout",
+            Fault::MemoryLimit { .. } => "memory_limit",
+            Fault::Trap { panic: Some(_), .. } => "panic",
+            Fault::Trap { .. } => "trap",
+            Fault::Malformed { .. } => "malformed",
+            Fault::Invalid { .. } => "invalid_answer",
+            Fault::Host { .. } => "host",
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Timeout { deadline } => write!(
+                f,
+                "timed out after the {} ms deadline",
+                deadline.as_millis()
+            ),
+            Fault::MemoryLimit { limit } => {
+                write!(f, "hit the memory limit of {} MiB", limit >> 20)
+            }
+            Fault::Trap {
+                panic: Some(message),
+                ..
+            } => write!(f, "panicked: {message}"),
+            Fault::Trap { trap, panic: None } => write!(f, "trapped: {trap}"),
+            Fault::Malformed { detail } => write!(f, "returned malformed data: {detail}"),
+            Fault::Invalid { rule, detail } => write!(f, "answer breaks rule {rule}: {detail}"),
+            Fault::Host { detail } => write!(f, "could not be run by the host: {detail}"),
+        }
+    }
+}
+
+/// An error of the policy layer.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// A module could not be read, compiled or linked, or does not follow
+    /// the contract (no `settings` export, no decision exported).
+    #[error("policy '{policy}' from {origin} cannot be loaded: {detail}")]
+    Load {
+        /// The policy's name.
+        policy: String,
+        /// Where it came from: a file path or `bundled`.
+        origin: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// No policy has this name.
+    #[error("no policy named '{name}' (available: {available})")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The names that exist.
+        available: String,
+    },
+    /// The policy does not export the decision it was chosen for.
+    #[error("policy '{policy}' does not make {decision} decisions (it makes: {exports})")]
+    NotExported {
+        /// The policy.
+        policy: String,
+        /// The decision asked for.
+        decision: Decision,
+        /// The decisions it does make.
+        exports: String,
+    },
+    /// The policy refused its settings.
+    #[error("policy '{policy}' refused its settings: {message}")]
+    Settings {
+        /// The policy.
+        policy: String,
+        /// Its message.
+        message: String,
+    },
+    /// The StorageClass parameters are malformed.
+    #[error(transparent)]
+    Params(#[from] ParamError),
+    /// A call failed.
+    #[error("policy '{policy}' failed its {decision} decision: {fault}")]
+    Fault {
+        /// The policy.
+        policy: String,
+        /// The decision.
+        decision: Decision,
+        /// What went wrong.
+        fault: Fault,
+    },
+    /// Reading a policy directory or file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl PolicyError {
+    /// A short label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PolicyError::Load { .. } => "load",
+            PolicyError::Unknown { .. } => "unknown_policy",
+            PolicyError::NotExported { .. } => "not_exported",
+            PolicyError::Settings { .. } => "settings",
+            PolicyError::Params(_) => "parameters",
+            PolicyError::Fault { fault, .. } => fault.label(),
+            PolicyError::Io { .. } => "io",
+        }
+    }
+
+    /// Who is to blame. Configuration mistakes (unknown names, parameters,
+    /// settings) are the host side's: the admin's, not the policy's.
+    pub fn blame(&self) -> Blame {
+        match self {
+            PolicyError::Load { .. } => Blame::Guest,
+            PolicyError::Fault { fault, .. } => fault.blame(),
+            _ => Blame::Host,
+        }
+    }
+
+    /// The fault, for a failed call.
+    pub fn fault(&self) -> Option<&Fault> {
+        match self {
+            PolicyError::Fault { fault, .. } => Some(fault),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Policies: the sandboxed WebAssembly runtime that runs them, the registry
+//! that names and reloads them, and the golden-file test runner.
+//!
+//! Every decision runs in a fresh instance, bounded by a deadline, a memory
+//! cap, table and instance caps and hostcall fuel, with WASI linked but
+//! nothing granted. Every answer is validated ([`crate::model::validate`])
+//! before it is returned.
+
+mod bindings;
+pub mod bundled;
+mod cache;
+mod error;
+pub mod golden;
+mod registry;
+mod runtime;
+mod set;
+
+pub use error::{Blame, Fault, PolicyError};
+pub use registry::{PolicySummary, Registry, RegistryConfig, ReloadEvent, Watcher};
+pub use runtime::{INTERFACES, Limits, LoadedPolicy, Runtime, RuntimeConfig};
+pub use set::{Bound, Placed, PolicySet};

@@ -1,0 +1,154 @@
+//! A StorageClass's policies, bound to their settings, with every answer
+//! validated before it is returned.
+
+use std::sync::Arc;
+
+use super::error::{Fault, PolicyError};
+use super::runtime::LoadedPolicy;
+use crate::model::validate::{
+    LayoutSummary, clean_reason, validate_allowance, validate_durability, validate_layout,
+    validate_scheme,
+};
+use crate::model::{
+    Allowance, Claim, Decision, DurabilityDecision, Layout, Pairs, PlacementRequest, QuotaRequest,
+    Topology, Verdict,
+};
+
+/// A policy with the settings a class gives it.
+#[derive(Clone)]
+pub struct Bound {
+    /// The policy.
+    pub policy: Arc<LoadedPolicy>,
+    /// Its settings (prefix removed).
+    pub settings: Pairs,
+}
+
+/// The policies that decide for one StorageClass.
+#[derive(Clone)]
+pub struct PolicySet {
+    /// Durability.
+    pub durability: Bound,
+    /// Placement.
+    pub placement: Bound,
+    /// Quota, if the class has one.
+    pub quota: Option<Bound>,
+    /// Parameters that are not about policies.
+    pub host: Pairs,
+}
+
+/// A validated layout and what it amounts to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placed {
+    /// The layout.
+    pub layout: Layout,
+    /// Its usable and consumed sizes.
+    pub summary: LayoutSummary,
+}
+
+fn invalid(bound: &Bound, decision: Decision, rule: &str, detail: String) -> PolicyError {
+    PolicyError::Fault {
+        policy: bound.policy.name().to_owned(),
+        decision,
+        fault: Fault::Invalid {
+            rule: rule.to_owned(),
+            detail,
+        },
+    }
+}
+
+fn verdict<T>(answer: Result<T, String>) -> Verdict<T> {
+    match answer {
+        Ok(value) => Verdict::Granted(value),
+        Err(reason) => Verdict::Refused(clean_reason(&reason)),
+    }
+}
+
+impl PolicySet {
+    /// Decide the durability for a claim.
+    pub fn durability(&self, claim: &Claim) -> Result<Verdict<DurabilityDecision>, PolicyError> {
+        let bound = &self.durability;
+        let answer = bound.policy.decide(claim, &bound.settings)?;
+        if let Ok(decision) = &answer {
+            validate_durability(decision)
+                .map_err(|v| invalid(bound, Decision::Durability, v.field, v.detail))?;
+        }
+        Ok(verdict(answer))
+    }
+
+    /// Lay a volume out; the layout is checked against every rule.
+    pub fn place(
+        &self,
+        request: &PlacementRequest,
+        topology: &Topology,
+    ) -> Result<Verdict<Placed>, PolicyError> {
+        let bound = &self.placement;
+        validate_scheme(&request.scheme)
+            .map_err(|v| invalid(bound, Decision::Placement, "request", v.to_string()))?;
+        let answer = bound.policy.place(request, topology, &bound.settings)?;
+        Ok(verdict(match answer {
+            Ok(layout) => {
+                let summary = validate_layout(request, topology, &layout)
+                    .map_err(|v| invalid(bound, Decision::Placement, v.rule.name(), v.detail))?;
+                Ok(Placed { layout, summary })
+            }
+            Err(reason) => Err(reason),
+        }))
+    }
+
+    /// Check a claim against quota; a class without a quota policy allows all.
+    pub fn quota(&self, request: &QuotaRequest) -> Result<Verdict<Allowance>, PolicyError> {
+        let Some(bound) = &self.quota else {
+            return Ok(Verdict::Granted(Allowance::default()));
+        };
+        let answer = bound.policy.check(request, &bound.settings)?;
+        if let Ok(allowance) = &answer {
+            validate_allowance(allowance, &request.claim)
+                .map_err(|v| invalid(bound, Decision::Quota, v.field, v.detail))?;
+        }
+        Ok(verdict(answer))
+    }
+
+    /// [`PolicySet::durability`] on the blocking pool, off the async reactor.
+    pub async fn durability_async(
+        &self,
+        claim: Claim,
+    ) -> Result<Verdict<DurabilityDecision>, PolicyError> {
+        let set = self.clone();
+        blocking(move || set.durability(&claim)).await
+    }
+
+    /// [`PolicySet::place`] on the blocking pool, off the async reactor.
+    pub async fn place_async(
+        &self,
+        request: PlacementRequest,
+        topology: Arc<Topology>,
+    ) -> Result<Verdict<Placed>, PolicyError> {
+        let set = self.clone();
+        blocking(move || set.place(&request, &topology)).await
+    }
+
+    /// [`PolicySet::quota`] on the blocking pool, off the async reactor.
+    pub async fn quota_async(
+        &self,
+        request: QuotaRequest,
+    ) -> Result<Verdict<Allowance>, PolicyError> {
+        let set = self.clone();
+        blocking(move || set.quota(&request)).await
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, PolicyError> + Send + 'static,
+) -> Result<T, PolicyError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|join| {
+            Err(PolicyError::Fault {
+                policy: "-".into(),
+                decision: Decision::Validate,
+                fault: Fault::Host {
+                    detail: format!("the policy task failed: {join}"),
+                },
+            })
+        })
+}
