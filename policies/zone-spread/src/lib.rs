@@ -185,11 +185,13 @@ fn pick<'a>(
         }
     }
     if chosen.len() < set.data_bricks {
-        return Err(format!(
-            "a set needs {} data bricks on distinct online nodes with room, and only {} nodes have a device with room",
-            set.data_bricks,
-            nodes.len()
-        ));
+        return Err(match nodes.len() {
+            0 => "no online device that may take data bricks has room left".to_owned(),
+            n => format!(
+                "a set needs {} data bricks on distinct nodes, and only {n} nodes have a device with room",
+                set.data_bricks
+            ),
+        });
     }
     let arbiter = if set.arbiter {
         Some(pick_arbiter(config, slots, set, &chosen)?)
