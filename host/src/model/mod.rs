@@ -3,6 +3,8 @@
 //! here does I/O or knows about WebAssembly.
 
 pub mod params;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod validate;
 
 pub use aplo_policy_types::size::{GIB, KIB, MIB, TIB, format_size, parse_size, round_up};

@@ -410,3 +410,336 @@ pub fn describe(scheme: &Scheme) -> String {
         Scheme::Disperse { data, redundancy } => format!("disperse {data}+{redundancy}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::testing::{claim, request, topology};
+    use crate::model::{Brick, BrickSet, GIB, Pairs};
+
+    const R3: Scheme = Scheme::Replicate {
+        count: 3,
+        arbiter: false,
+    };
+
+    fn brick(device: &str, bytes: u64) -> Brick {
+        Brick {
+            device: device.into(),
+            bytes,
+            role: BrickRole::Data,
+        }
+    }
+
+    /// One replica-3 set on the first device of the first node of three zones.
+    fn honest(t: &Topology, bytes: u64) -> Layout {
+        let mut zones = std::collections::BTreeSet::new();
+        let bricks = t.clusters[0]
+            .nodes
+            .iter()
+            .filter(|n| zones.insert(n.zone.clone()))
+            .take(3)
+            .map(|n| brick(&n.devices[0].id, bytes))
+            .collect();
+        Layout {
+            sets: vec![BrickSet { bricks }],
+            strict_zones: true,
+        }
+    }
+
+    fn rule(result: Result<LayoutSummary, LayoutViolation>) -> LayoutRule {
+        result.expect_err("the layout should be refused").rule
+    }
+
+    #[test]
+    fn an_honest_layout_passes_and_is_summarised() {
+        let t = topology().zones(3).build();
+        let summary = validate_layout(&request(10 * GIB, R3), &t, &honest(&t, 10 * GIB)).unwrap();
+        assert_eq!(
+            summary,
+            LayoutSummary {
+                usable_bytes: 10 * GIB,
+                consumed_bytes: 30 * GIB,
+                bricks: 3
+            }
+        );
+    }
+
+    #[test]
+    fn each_rule_is_named_when_broken() {
+        let t = topology()
+            .zones(3)
+            .nodes_per_zone(2)
+            .devices_per_node(2)
+            .free(100 * GIB)
+            .build();
+        let req = request(10 * GIB, R3);
+        let nodes = &t.clusters[0].nodes;
+        let mut l = honest(&t, 10 * GIB);
+        l.sets.clear();
+        assert_eq!(rule(validate_layout(&req, &t, &l)), LayoutRule::SetCount);
+
+        let mut l = honest(&t, 10 * GIB);
+        l.sets[0].bricks[0].device = "ffffffffffffffffffffffffffffffff".into();
+        assert_eq!(
+            rule(validate_layout(&req, &t, &l)),
+            LayoutRule::UnknownDevice
+        );
+
+        let mut offline = t.clone();
+        offline.clusters[0].nodes[0].state = State::Offline;
+        let mut failed = t.clone();
+        failed.clusters[0].nodes[0].devices[0].state = State::Failed;
+        assert_eq!(
+            rule(validate_layout(&req, &failed, &honest(&t, 10 * GIB))),
+            LayoutRule::DeviceOnline
+        );
+        assert_eq!(
+            rule(validate_layout(&req, &offline, &honest(&t, 10 * GIB))),
+            LayoutRule::DeviceOnline
+        );
+
+        assert_eq!(
+            rule(validate_layout(&req, &t, &honest(&t, 101 * GIB))),
+            LayoutRule::DeviceSpace
+        );
+
+        let mut l = honest(&t, 10 * GIB);
+        l.sets[0].bricks[1].device = nodes[0].devices[1].id.clone();
+        assert_eq!(
+            rule(validate_layout(&req, &t, &l)),
+            LayoutRule::DistinctNodes
+        );
+
+        // Nodes 0 and 1 are both in zone-0 (two nodes per zone).
+        let mut l = honest(&t, 10 * GIB);
+        l.sets[0].bricks[1].device = nodes[1].devices[0].id.clone();
+        assert_eq!(nodes[0].zone, nodes[1].zone);
+        assert_eq!(
+            rule(validate_layout(&req, &t, &l)),
+            LayoutRule::DistinctZones
+        );
+        l.strict_zones = false;
+        assert!(
+            validate_layout(&req, &t, &l).is_ok(),
+            "best-effort zones allow sharing a zone"
+        );
+
+        let mut l = honest(&t, 10 * GIB);
+        l.sets[0].bricks.pop();
+        assert_eq!(rule(validate_layout(&req, &t, &l)), LayoutRule::SetShape);
+
+        let mut l = honest(&t, 10 * GIB);
+        l.sets[0].bricks[2].role = BrickRole::Arbiter;
+        assert_eq!(rule(validate_layout(&req, &t, &l)), LayoutRule::SetShape);
+
+        let mut l = honest(&t, 10 * GIB);
+        l.sets[0].bricks[0].bytes += 1;
+        assert_eq!(rule(validate_layout(&req, &t, &l)), LayoutRule::BrickSizes);
+
+        assert_eq!(
+            rule(validate_layout(
+                &request(11 * GIB, R3),
+                &t,
+                &honest(&t, 10 * GIB)
+            )),
+            LayoutRule::UsableSize
+        );
+    }
+
+    #[test]
+    fn space_counts_every_brick_on_a_device_and_the_reserve() {
+        let t = topology().zones(3).free(30 * GIB).build();
+        let two_sets = |bytes| {
+            let mut l = honest(&t, bytes);
+            l.sets.push(l.sets[0].clone());
+            l
+        };
+        assert!(validate_layout(&request(30 * GIB, R3), &t, &two_sets(15 * GIB)).is_ok());
+        assert_eq!(
+            rule(validate_layout(
+                &request(32 * GIB, R3),
+                &t,
+                &two_sets(16 * GIB)
+            )),
+            LayoutRule::DeviceSpace
+        );
+        let mut reserved = request(10 * GIB, R3);
+        reserved.snapshot_reserve = 3.5;
+        assert_eq!(
+            rule(validate_layout(&reserved, &t, &honest(&t, 10 * GIB))),
+            LayoutRule::DeviceSpace
+        );
+    }
+
+    #[test]
+    fn bricks_may_not_span_clusters() {
+        let t = topology().zones(3).clusters(2).build();
+        let mut l = honest(&t, GIB);
+        l.sets[0].bricks[0].device = t.clusters[1].nodes[0].devices[0].id.clone();
+        assert_eq!(
+            rule(validate_layout(&request(GIB, R3), &t, &l)),
+            LayoutRule::OneCluster
+        );
+    }
+
+    #[test]
+    fn arbiter_and_disperse_shapes() {
+        let t = topology().zones(6).build();
+        let ids: Vec<String> = t.clusters[0]
+            .nodes
+            .iter()
+            .map(|n| n.devices[0].id.clone())
+            .collect();
+        let arbiter = Scheme::Replicate {
+            count: 3,
+            arbiter: true,
+        };
+        let mut l = Layout {
+            sets: vec![BrickSet {
+                bricks: vec![
+                    brick(&ids[0], 8 * GIB),
+                    brick(&ids[1], 8 * GIB),
+                    Brick {
+                        device: ids[2].clone(),
+                        bytes: GIB,
+                        role: BrickRole::Arbiter,
+                    },
+                ],
+            }],
+            strict_zones: false,
+        };
+        assert_eq!(
+            validate_layout(&request(8 * GIB, arbiter), &t, &l)
+                .unwrap()
+                .usable_bytes,
+            8 * GIB
+        );
+        l.sets[0].bricks[2].bytes = 9 * GIB;
+        assert_eq!(
+            rule(validate_layout(&request(8 * GIB, arbiter), &t, &l)),
+            LayoutRule::BrickSizes
+        );
+
+        let disperse = Scheme::Disperse {
+            data: 4,
+            redundancy: 2,
+        };
+        let l = Layout {
+            sets: vec![BrickSet {
+                bricks: ids.iter().map(|id| brick(id, 5 * GIB)).collect(),
+            }],
+            strict_zones: true,
+        };
+        assert_eq!(
+            validate_layout(&request(20 * GIB, disperse), &t, &l)
+                .unwrap()
+                .usable_bytes,
+            20 * GIB
+        );
+        assert_eq!(
+            rule(validate_layout(&request(21 * GIB, disperse), &t, &l)),
+            LayoutRule::UsableSize
+        );
+    }
+
+    #[test]
+    fn durability_answers_are_checked() {
+        let ok = DurabilityDecision {
+            scheme: Scheme::Disperse {
+                data: 4,
+                redundancy: 2,
+            },
+            volume_options: Pairs::new(),
+            snapshot_reserve: 1.0,
+        };
+        assert!(validate_durability(&ok).is_ok());
+        let bad = |f: fn(&mut DurabilityDecision)| {
+            let mut d = ok.clone();
+            f(&mut d);
+            validate_durability(&d).unwrap_err().field
+        };
+        assert_eq!(
+            bad(|d| d.scheme = Scheme::Replicate {
+                count: 1,
+                arbiter: false
+            }),
+            "scheme"
+        );
+        assert_eq!(
+            bad(|d| d.scheme = Scheme::Replicate {
+                count: 2,
+                arbiter: true
+            }),
+            "scheme"
+        );
+        assert_eq!(
+            bad(|d| d.scheme = Scheme::Disperse {
+                data: 2,
+                redundancy: 2
+            }),
+            "scheme"
+        );
+        assert_eq!(
+            bad(|d| d.scheme = Scheme::Disperse {
+                data: 15,
+                redundancy: 3
+            }),
+            "scheme"
+        );
+        assert_eq!(
+            bad(|d| {
+                d.volume_options.insert("user.aplo.id".into(), "x".into());
+            }),
+            "volume_options"
+        );
+        assert_eq!(
+            bad(|d| {
+                d.volume_options
+                    .insert("no dots or spaces".into(), "x".into());
+            }),
+            "volume_options"
+        );
+        assert_eq!(
+            bad(|d| {
+                d.volume_options.insert("a.b".into(), "line\nbreak".into());
+            }),
+            "volume_options"
+        );
+        assert_eq!(bad(|d| d.snapshot_reserve = f64::NAN), "snapshot_reserve");
+        assert_eq!(bad(|d| d.snapshot_reserve = 0.5), "snapshot_reserve");
+    }
+
+    #[test]
+    fn quota_limits_below_the_claim_are_refused() {
+        let c = claim(10 * GIB);
+        assert!(
+            validate_allowance(
+                &Allowance {
+                    hard_limit: Some(10 * GIB)
+                },
+                &c
+            )
+            .is_ok()
+        );
+        assert!(validate_allowance(&Allowance { hard_limit: None }, &c).is_ok());
+        assert_eq!(
+            validate_allowance(
+                &Allowance {
+                    hard_limit: Some(GIB)
+                },
+                &c
+            )
+            .unwrap_err()
+            .field,
+            "hard_limit"
+        );
+    }
+
+    #[test]
+    fn reasons_are_cleaned() {
+        assert_eq!(clean_reason("  no\nspace\t"), "no space");
+        assert_eq!(clean_reason(""), "refused without a reason");
+        let long = clean_reason(&"é".repeat(2000));
+        assert!(long.len() <= MAX_REASON_LEN + 3 && long.ends_with('…'));
+    }
+}

@@ -12,7 +12,7 @@ wasmtime::component::bindgen!({
 
 pub use exports::aplo::policy::{durability, placement, quota, settings};
 
-use aplo::policy::types as w;
+use self::aplo::policy::types as w;
 
 fn pairs(map: &model::Pairs) -> Vec<w::Pair> {
     map.iter()

@@ -1,0 +1,107 @@
+//! Shared helpers for the host's integration tests.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use aplo::model::testing::topology;
+use aplo::model::{GIB, Scheme, Topology};
+use aplo::policy::{Limits, LoadedPolicy, Runtime, RuntimeConfig, bundled};
+
+/// A runtime with default settings (no cache).
+pub fn runtime() -> Arc<Runtime> {
+    Arc::new(Runtime::new(RuntimeConfig::default()).expect("runtime"))
+}
+
+/// The bytes of a bundled policy.
+pub fn bundled(name: &str) -> &'static [u8] {
+    bundled::BUNDLED
+        .iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no bundled policy {name}"))
+        .1
+}
+
+/// The hostile test policy (built by host/build.rs from policies/testing/hostile).
+pub fn hostile_wasm() -> Vec<u8> {
+    std::fs::read(env!("APLO_HOSTILE_WASM")).expect("the hostile policy was built by build.rs")
+}
+
+/// Load the hostile policy with `limits`.
+pub fn hostile(runtime: &Arc<Runtime>, limits: Limits) -> Arc<LoadedPolicy> {
+    Arc::new(
+        runtime
+            .load("hostile", "test", &hostile_wasm(), limits)
+            .expect("hostile loads"),
+    )
+}
+
+/// Six nodes in three zones, two devices of 100 GiB free on each; the last
+/// node's second device has failed, for lies about offline devices.
+pub fn six_nodes() -> Topology {
+    let mut t = topology()
+        .zones(3)
+        .nodes_per_zone(2)
+        .devices_per_node(2)
+        .free(100 * GIB)
+        .build();
+    t.clusters[0].nodes[5].devices[1].state = aplo::model::State::Failed;
+    t
+}
+
+/// Replica 3.
+pub const R3: Scheme = Scheme::Replicate {
+    count: 3,
+    arbiter: false,
+};
+
+/// A component built from a core module in WAT that exports `settings` and
+/// `durability`. `describe` and `validate` answer correctly; `decide` runs
+/// `decide_body`, which must leave an i32 (a pointer to the result) on the
+/// stack. Memory: 1 page; bytes 128.. are free for the body's use.
+pub fn wat_durability(decide_body: &str) -> Vec<u8> {
+    let wat = format!(
+        r#"(module
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 4096))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $p i32)
+    (local.set $p (i32.and (i32.add (global.get $heap) (i32.sub (local.get 2) (i32.const 1)))
+                           (i32.xor (i32.sub (local.get 2) (i32.const 1)) (i32.const -1))))
+    (global.set $heap (i32.add (local.get $p) (local.get 3)))
+    (local.get $p))
+  ;; info {{ description: "wat", version: "0.0.0", settings: [] }} at 16
+  (data (i32.const 16) "\40\00\00\00\03\00\00\00\48\00\00\00\05\00\00\00\00\00\00\00\00\00\00\00")
+  (data (i32.const 64) "wat")
+  (data (i32.const 72) "0.0.0")
+  ;; result<_, string>::ok at 96
+  (data (i32.const 96) "\00\00\00\00\00\00\00\00\00\00\00\00")
+  (func (export "aplo:policy/settings@0.1.0#describe") (result i32) (i32.const 16))
+  (func (export "aplo:policy/settings@0.1.0#validate") (param i32 i32) (result i32) (i32.const 96))
+  (func (export "aplo:policy/durability@0.1.0#decide")
+    (param i32 i32 i32 i32 i32 i32 i32 i32 i64 i32 i32 i32 i32) (result i32)
+    {decide_body}))"#
+    );
+    let mut module = wat::parse_str(&wat).expect("valid WAT");
+    let mut resolve = wit_parser::Resolve::default();
+    let (package, _) = resolve
+        .push_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit/0.1.0"))
+        .expect("WIT parses");
+    let world = resolve
+        .select_world(&[package], Some("durability-policy"))
+        .expect("world exists");
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+        false,
+    )
+    .expect("embed metadata");
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .expect("module accepted")
+        .validate(true)
+        .encode()
+        .expect("component encodes")
+}

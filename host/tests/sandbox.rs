@@ -1,0 +1,388 @@
+//! The sandbox against hostile policies: loops, memory bombs, panics, lies,
+//! malformed answers and broken files. After each, good decisions still work.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aplo::model::testing::claim;
+use aplo::model::{Decision, GIB, Pairs, PlacementRequest, QuotaRequest, Usage, Verdict};
+use aplo::policy::{Blame, Bound, Fault, Limits, LoadedPolicy, PolicyError, PolicySet, Runtime};
+use common::{R3, bundled, hostile, runtime, six_nodes, wat_durability};
+
+fn mode(mode: &str) -> Pairs {
+    [("mode".to_string(), mode.to_string())]
+        .into_iter()
+        .collect()
+}
+
+fn set(policy: &Arc<LoadedPolicy>, settings: Pairs) -> PolicySet {
+    let bound = Bound {
+        policy: policy.clone(),
+        settings,
+    };
+    PolicySet {
+        durability: bound.clone(),
+        placement: bound.clone(),
+        quota: Some(bound),
+        host: Pairs::new(),
+    }
+}
+
+fn request(bytes: u64) -> PlacementRequest {
+    aplo::model::testing::request(bytes, R3)
+}
+
+fn expect_fault(result: Result<impl std::fmt::Debug, PolicyError>) -> (Fault, String) {
+    match result {
+        Err(err @ PolicyError::Fault { .. }) => {
+            (err.fault().cloned().expect("a fault"), err.to_string())
+        }
+        other => panic!("expected a fault, got {other:?}"),
+    }
+}
+
+/// The next good decisions, from the same hostile module and from a bundled
+/// policy, both work normally.
+fn still_healthy(runtime: &Arc<Runtime>, hostile: &Arc<LoadedPolicy>) {
+    let good = set(hostile, mode("ok"));
+    assert!(matches!(
+        good.place(&request(10 * GIB), &six_nodes()),
+        Ok(Verdict::Granted(_))
+    ));
+    assert!(matches!(
+        good.durability(&claim(GIB)),
+        Ok(Verdict::Granted(_))
+    ));
+    let zone_spread = Arc::new(
+        runtime
+            .load(
+                "zone-spread",
+                "bundled",
+                bundled("zone-spread"),
+                Limits::default(),
+            )
+            .unwrap(),
+    );
+    let placed = set(&zone_spread, Pairs::new())
+        .place(&request(10 * GIB), &six_nodes())
+        .unwrap()
+        .granted()
+        .unwrap();
+    assert_eq!(placed.summary.usable_bytes, 10 * GIB);
+}
+
+#[test]
+fn an_infinite_loop_times_out_within_twice_the_deadline() {
+    let runtime = runtime();
+    let deadline = Duration::from_millis(200);
+    let policy = hostile(
+        &runtime,
+        Limits {
+            deadline,
+            ..Limits::default()
+        },
+    );
+    let started = Instant::now();
+    let (fault, message) =
+        expect_fault(set(&policy, mode("loop")).place(&request(GIB), &six_nodes()));
+    let took = started.elapsed();
+    assert_eq!(fault, Fault::Timeout { deadline });
+    assert!(
+        took < deadline * 2,
+        "stopped after {took:?}, more than twice the {deadline:?} deadline"
+    );
+    assert!(
+        message.contains("'hostile'")
+            && message.contains("placement")
+            && message.contains("200 ms"),
+        "{message}"
+    );
+    assert_eq!(fault.blame(), Blame::Guest);
+    still_healthy(&runtime, &policy);
+}
+
+#[test]
+fn a_memory_bomb_hits_the_memory_limit() {
+    let runtime = runtime();
+    let limit = 16 << 20;
+    let policy = hostile(
+        &runtime,
+        Limits {
+            memory_bytes: limit,
+            deadline: Duration::from_secs(5),
+            ..Limits::default()
+        },
+    );
+    let (fault, message) = expect_fault(set(&policy, mode("bomb")).durability(&claim(GIB)));
+    assert_eq!(fault, Fault::MemoryLimit { limit });
+    assert!(
+        message.contains("durability") && message.contains("16 MiB"),
+        "{message}"
+    );
+    still_healthy(&runtime, &policy);
+}
+
+#[test]
+fn a_panic_carries_its_message() {
+    let runtime = runtime();
+    let policy = hostile(&runtime, Limits::default());
+    let quota = QuotaRequest {
+        claim: claim(GIB),
+        current_bytes: 0,
+        namespace_usage: Usage::default(),
+        cluster_usage: Usage::default(),
+    };
+    let (fault, message) = expect_fault(set(&policy, mode("panic")).quota(&quota));
+    match &fault {
+        Fault::Trap {
+            panic: Some(text), ..
+        } => assert_eq!(text, "hostile policy panicked on purpose"),
+        other => panic!("expected a panic, got {other:?}"),
+    }
+    assert!(
+        message.contains("quota decision") && message.contains("panicked"),
+        "{message}"
+    );
+    still_healthy(&runtime, &policy);
+}
+
+#[test]
+fn a_refusal_is_an_answer_not_a_fault() {
+    let runtime = runtime();
+    let policy = hostile(&runtime, Limits::default());
+    let refused = set(&policy, mode("refuse"))
+        .place(&request(GIB), &six_nodes())
+        .unwrap();
+    assert_eq!(
+        refused,
+        Verdict::Refused("hostile policy refuses politely".into())
+    );
+}
+
+#[test]
+fn every_lying_layout_is_refused_with_its_rule() {
+    let runtime = runtime();
+    let policy = hostile(&runtime, Limits::default());
+    let mut two_clusters = aplo::model::testing::topology()
+        .zones(3)
+        .clusters(2)
+        .build();
+    two_clusters.clusters[0].nodes[0].devices[0].free_bytes = 100 * GIB;
+    let cases = [
+        ("lie-unknown-device", "known-device"),
+        ("lie-offline-device", "device-online"),
+        ("lie-no-space", "device-space"),
+        ("lie-same-node", "distinct-nodes"),
+        ("lie-same-zone", "distinct-zones"),
+        ("lie-shape", "set-shape"),
+        ("lie-arbiter-role", "set-shape"),
+        ("lie-sizes", "brick-sizes"),
+        ("lie-too-small", "usable-size"),
+        ("lie-empty", "set-count"),
+        ("lie-clusters", "one-cluster"),
+    ];
+    for (lie, rule) in cases {
+        let topology = if lie == "lie-clusters" {
+            two_clusters.clone()
+        } else {
+            six_nodes()
+        };
+        let (fault, message) =
+            expect_fault(set(&policy, mode(lie)).place(&request(10 * GIB), &topology));
+        match &fault {
+            Fault::Invalid { rule: found, .. } => assert_eq!(found, rule, "{lie}: {message}"),
+            other => panic!("{lie}: expected rule {rule}, got {other:?}"),
+        }
+        assert!(message.contains(rule), "{lie}: {message}");
+    }
+    still_healthy(&runtime, &policy);
+}
+
+#[test]
+fn lying_durability_and_quota_answers_are_refused() {
+    let runtime = runtime();
+    let policy = hostile(&runtime, Limits::default());
+    for (lie, field) in [
+        ("lie-scheme", "scheme"),
+        ("lie-options", "volume_options"),
+        ("lie-reserve", "snapshot_reserve"),
+    ] {
+        let (fault, _) = expect_fault(set(&policy, mode(lie)).durability(&claim(GIB)));
+        assert!(
+            matches!(&fault, Fault::Invalid { rule, .. } if rule == field),
+            "{lie}: {fault:?}"
+        );
+    }
+    let quota = QuotaRequest {
+        claim: claim(10 * GIB),
+        current_bytes: 0,
+        namespace_usage: Usage::default(),
+        cluster_usage: Usage::default(),
+    };
+    let (fault, _) = expect_fault(set(&policy, mode("lie-limit")).quota(&quota));
+    assert!(
+        matches!(&fault, Fault::Invalid { rule, .. } if rule == "hard_limit"),
+        "{fault:?}"
+    );
+    still_healthy(&runtime, &policy);
+}
+
+#[test]
+fn malformed_answers_and_tiny_hostile_guests_are_contained() {
+    let runtime = runtime();
+    let load = |body: &str| {
+        Arc::new(
+            runtime
+                .load("wat", "test.wat", &wat_durability(body), Limits::default())
+                .unwrap(),
+        )
+    };
+    // A bad result discriminant (7 for a two-case result).
+    let bad_variant = load("(i32.store8 (i32.const 128) (i32.const 7)) (i32.const 128)");
+    let (fault, _) = expect_fault(set(&bad_variant, Pairs::new()).durability(&claim(GIB)));
+    assert!(matches!(fault, Fault::Malformed { .. }), "{fault:?}");
+    // An error string that is not UTF-8 (the payload sits at offset 8:
+    // durability-decision holds an f64, so the result is 8-aligned).
+    let bad_utf8 = load(
+        "(i32.store8 (i32.const 128) (i32.const 1))
+         (i32.store (i32.const 136) (i32.const 200)) (i32.store (i32.const 140) (i32.const 2))
+         (i32.store16 (i32.const 200) (i32.const 0xfeff)) (i32.const 128)",
+    );
+    let (fault, _) = expect_fault(set(&bad_utf8, Pairs::new()).durability(&claim(GIB)));
+    assert!(matches!(fault, Fault::Malformed { .. }), "{fault:?}");
+    // A string pointer far outside memory.
+    let out_of_bounds = load(
+        "(i32.store8 (i32.const 128) (i32.const 1))
+         (i32.store (i32.const 136) (i32.const 0x7fff0000)) (i32.store (i32.const 140) (i32.const 64)) (i32.const 128)",
+    );
+    let (fault, _) = expect_fault(set(&out_of_bounds, Pairs::new()).durability(&claim(GIB)));
+    assert!(matches!(fault, Fault::Malformed { .. }), "{fault:?}");
+    // Four lines of WAT that never return.
+    let spin = load("(loop $spin (br $spin)) (unreachable)");
+    let (fault, _) = expect_fault(set(&spin, Pairs::new()).durability(&claim(GIB)));
+    assert!(matches!(fault, Fault::Timeout { .. }), "{fault:?}");
+    // Growing memory until refused, then trapping.
+    let grow = load(
+        "(loop $grow (br_if $grow (i32.ne (memory.grow (i32.const 64)) (i32.const -1)))) (unreachable)",
+    );
+    let (fault, _) = expect_fault(set(&grow, Pairs::new()).durability(&claim(GIB)));
+    assert!(matches!(fault, Fault::MemoryLimit { .. }), "{fault:?}");
+    let hostile = hostile(&runtime, Limits::default());
+    still_healthy(&runtime, &hostile);
+}
+
+#[test]
+fn malformed_and_truncated_files_are_refused_at_load_naming_the_file() {
+    let runtime = runtime();
+    let good = bundled("zone-spread");
+    let attempts: [(&str, Vec<u8>); 4] = [
+        ("truncated.wasm", good[..good.len() / 2].to_vec()),
+        ("garbage.wasm", b"this is not wasm".to_vec()),
+        ("empty.wasm", Vec::new()),
+        // A valid core module, but not a component.
+        ("core.wasm", wat::parse_str("(module)").unwrap()),
+    ];
+    for (file, bytes) in attempts {
+        match runtime.load(
+            "broken",
+            &format!("/policies/{file}"),
+            &bytes,
+            Limits::default(),
+        ) {
+            Err(err @ PolicyError::Load { .. }) => {
+                assert!(err.to_string().contains(file), "{file}: {err}");
+                assert_eq!(err.blame(), Blame::Guest);
+            }
+            other => panic!("{file}: expected a load error, got {other:?}"),
+        }
+    }
+    // A component that does not follow the contract: no settings export.
+    let stranger = wat::parse_str("(component)").unwrap();
+    let err = runtime
+        .load("stranger", "stranger.wasm", &stranger, Limits::default())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("aplo:policy/settings@0.1.0"),
+        "{err}"
+    );
+    let hostile = hostile(&runtime, Limits::default());
+    still_healthy(&runtime, &hostile);
+}
+
+#[test]
+fn a_decision_the_policy_does_not_make_is_refused_before_running() {
+    let runtime = runtime();
+    let classes = Arc::new(
+        runtime
+            .load("classes", "bundled", bundled("classes"), Limits::default())
+            .unwrap(),
+    );
+    assert_eq!(classes.decisions(), vec![Decision::Durability]);
+    let err = set(&classes, Pairs::new())
+        .place(&request(GIB), &six_nodes())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PolicyError::NotExported {
+                decision: Decision::Placement,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn instances_are_fresh_and_deterministic() {
+    let runtime = runtime();
+    let zone_spread = Arc::new(
+        runtime
+            .load(
+                "zone-spread",
+                "bundled",
+                bundled("zone-spread"),
+                Limits::default(),
+            )
+            .unwrap(),
+    );
+    let policies = set(&zone_spread, Pairs::new());
+    let first = policies.place(&request(10 * GIB), &six_nodes()).unwrap();
+    for _ in 0..20 {
+        assert_eq!(
+            policies.place(&request(10 * GIB), &six_nodes()).unwrap(),
+            first
+        );
+    }
+}
+
+#[test]
+fn many_threads_share_the_pool() {
+    let runtime = runtime();
+    let zone_spread = Arc::new(
+        runtime
+            .load(
+                "zone-spread",
+                "bundled",
+                bundled("zone-spread"),
+                Limits::default(),
+            )
+            .unwrap(),
+    );
+    let policies = set(&zone_spread, Pairs::new());
+    let topology = six_nodes();
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                for _ in 0..50 {
+                    assert!(matches!(
+                        policies.place(&request(GIB), &topology),
+                        Ok(Verdict::Granted(_))
+                    ));
+                }
+            });
+        }
+    });
+}
