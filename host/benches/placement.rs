@@ -1,0 +1,96 @@
+//! Placement over 1,000 devices (100 nodes x 10 devices, 4 zones), with a
+//! fresh instance per decision, against the same algorithm compiled
+//! natively, in the same run.
+//!
+//! Criterion measures both; then a fixed-count pass records p50 and p99 of
+//! single decisions and the Wasm/native ratio, printed and written to
+//! `target/bench-placement.json` (copied into docs/benchmarks.md by hand).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aplo::model::testing::{request, topology};
+use aplo::model::{GIB, Pairs, Scheme, Topology};
+use aplo::policy::{Limits, Runtime, RuntimeConfig, bundled};
+use aplo_policy_sdk::{Placement, Settings};
+use criterion::{Criterion, criterion_group};
+use zone_spread::ZoneSpread;
+
+fn workload() -> Topology {
+    let mut t = topology().zones(4).nodes_per_zone(25).devices_per_node(10).free(4000 * GIB).build();
+    // Uneven free space, deterministic, so sorting has real work to do.
+    for (i, device) in t.clusters[0].nodes.iter_mut().flat_map(|n| n.devices.iter_mut()).enumerate() {
+        device.free_bytes = ((i * 7919) % 3500 + 100) as u64 * GIB;
+        device.brick_count = (i % 13) as u32;
+    }
+    t
+}
+
+const SCHEME: Scheme = Scheme::Replicate { count: 3, arbiter: false };
+
+fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    (at(0.50), at(0.99))
+}
+
+fn bench(c: &mut Criterion) {
+    let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).expect("runtime"));
+    let wasm = bundled::BUNDLED.iter().find(|(n, _)| *n == "zone-spread").unwrap().1;
+    let policy = runtime.load("zone-spread", "bundled", wasm, Limits::default()).expect("loads");
+    let topology = workload();
+    let req = request(500 * GIB, SCHEME);
+    let settings = Pairs::new();
+    let native_settings = Settings::default();
+
+    // Both must agree before their speed means anything.
+    let sandboxed = policy.place(&req, &topology, &settings).unwrap().unwrap();
+    let native = ZoneSpread::place(&req, &topology, &native_settings).unwrap();
+    assert_eq!(sandboxed, native, "the sandboxed and native policies disagree");
+
+    let mut group = c.benchmark_group("placement-1000-devices");
+    group.bench_function("wasm-fresh-instance", |b| {
+        b.iter(|| black_box(policy.place(black_box(&req), black_box(&topology), &settings).unwrap()))
+    });
+    group.bench_function("native", |b| {
+        b.iter(|| black_box(ZoneSpread::place(black_box(&req), black_box(&topology), &native_settings).unwrap()))
+    });
+    group.finish();
+
+    // Interleaved fixed-count pass for percentiles and the ratio; only under
+    // `cargo bench` (cargo test runs benches once, as a smoke test).
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let rounds = 2000;
+    let (mut wasm_samples, mut native_samples) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for _ in 0..rounds {
+        let t = Instant::now();
+        black_box(policy.place(&req, &topology, &settings).unwrap());
+        wasm_samples.push(t.elapsed());
+        let t = Instant::now();
+        black_box(ZoneSpread::place(&req, &topology, &native_settings).unwrap());
+        native_samples.push(t.elapsed());
+    }
+    let (wasm_p50, wasm_p99) = percentiles(wasm_samples);
+    let (native_p50, native_p99) = percentiles(native_samples);
+    let ratio = wasm_p50.as_secs_f64() / native_p50.as_secs_f64();
+    let report = serde_json::json!({
+        "workload": "zone-spread placement, replica 3, 500 GiB, 100 nodes x 10 devices, 4 zones",
+        "rounds": rounds,
+        "wasm_fresh_instance": { "p50_us": wasm_p50.as_secs_f64() * 1e6, "p99_us": wasm_p99.as_secs_f64() * 1e6 },
+        "native": { "p50_us": native_p50.as_secs_f64() * 1e6, "p99_us": native_p99.as_secs_f64() * 1e6 },
+        "ratio_p50": ratio,
+    });
+    println!("{}", serde_json::to_string_pretty(&report).unwrap());
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-placement.json");
+    let _ = std::fs::write(out, serde_json::to_string_pretty(&report).unwrap());
+}
+
+criterion_group!(benches, bench);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Run aplo's whole test suite: host unit and integration tests (sandbox,
+# registry, golden cases through the sandbox, CLI), the policies' native
+# golden tests, and every bundled policy's golden cases through `aplo policy
+# test`. Installs the one thing it needs that a fresh machine lacks: the
+# wasm32-wasip2 target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rustup target add wasm32-wasip2 >/dev/null
+
+echo "== host workspace: unit, integration, golden-in-sandbox and CLI tests"
+cargo test --workspace --all-targets --locked
+
+echo "== policies workspace: native golden tests and SDK unit tests"
+(cd policies && cargo test --workspace --locked --features aplo-policy-sdk/testing)
+
+echo "== the example policy from the walk-through, built and tested in the sandbox"
+(cd examples/custom-policy && cargo build --quiet --locked --release --target wasm32-wasip2 && \
+  cargo run --quiet --locked --manifest-path ../../Cargo.toml -p aplo -- policy test .)
+
+echo "== bundled policies through the aplo CLI"
+cargo run --quiet --locked -p aplo -- policy test --bundled
