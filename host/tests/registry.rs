@@ -175,6 +175,15 @@ fn the_compile_cache_is_used_and_survives_damage() {
     assert_ne!(std::fs::read(&artifacts[0]).unwrap(), bytes, "the damaged artifact was rewritten");
 }
 
+#[test]
+fn a_cache_directory_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = Runtime::new(RuntimeConfig { cache_dir: Some(cache.path().to_path_buf()), ..Default::default() }).err().unwrap();
+    assert!(err.to_string().contains("must not be writable by group or others"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_decisions_run_off_the_reactor() {
     let registry = Registry::open(runtime(), RegistryConfig::default()).unwrap();

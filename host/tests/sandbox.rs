@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use aplo::model::testing::claim;
 use aplo::model::{Decision, GIB, Pairs, PlacementRequest, QuotaRequest, Usage, Verdict};
 use aplo::policy::{Blame, Bound, Fault, Limits, LoadedPolicy, PolicyError, PolicySet, Runtime};
-use common::{R3, bundled, hostile, runtime, six_nodes, wat_durability};
+use common::{R3, bundled, hostile, runtime, six_nodes, wat_durability, wat_durability_with};
 
 fn mode(mode: &str) -> Pairs {
     [("mode".to_string(), mode.to_string())]
@@ -307,6 +307,18 @@ fn malformed_and_truncated_files_are_refused_at_load_naming_the_file() {
         err.to_string().contains("aplo:policy/settings@0.1.0"),
         "{err}"
     );
+    let hostile = hostile(&runtime, Limits::default());
+    still_healthy(&runtime, &hostile);
+}
+
+#[test]
+fn tables_beyond_the_cap_are_refused() {
+    let runtime = runtime();
+    // A table of 100,000 elements: over the 10,000-element cap.
+    let big_table = wat_durability_with("(table 100000 funcref)", "(i32.const 96)");
+    let err = runtime.load("tables", "tables.wasm", &big_table, Limits::default()).unwrap_err();
+    assert!(matches!(err, PolicyError::Load { .. }) && err.to_string().contains("tables.wasm"), "{err}");
+    assert!(err.to_string().contains("table"), "the message names the table: {err}");
     let hostile = hostile(&runtime, Limits::default());
     still_healthy(&runtime, &hostile);
 }

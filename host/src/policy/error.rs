@@ -49,7 +49,13 @@ pub enum Fault {
         /// Where and how.
         detail: String,
     },
-    /// The host could not run the call (e.g. the instance pool is exhausted).
+    /// The module could not be instantiated within its limits (tables,
+    /// memories or instances beyond the caps).
+    Instantiate {
+        /// What wasmtime refused.
+        detail: String,
+    },
+    /// The host could not run the call.
     Host {
         /// What failed.
         detail: String,
@@ -74,6 +80,7 @@ impl Fault {
             Fault::Trap { .. } => "trap",
             Fault::Malformed { .. } => "malformed",
             Fault::Invalid { .. } => "invalid_answer",
+            Fault::Instantiate { .. } => "instantiate",
             Fault::Host { .. } => "host",
         }
     }
@@ -97,6 +104,7 @@ impl fmt::Display for Fault {
             Fault::Trap { trap, panic: None } => write!(f, "trapped: {trap}"),
             Fault::Malformed { detail } => write!(f, "returned malformed data: {detail}"),
             Fault::Invalid { rule, detail } => write!(f, "answer breaks rule {rule}: {detail}"),
+            Fault::Instantiate { detail } => write!(f, "could not be instantiated within its limits: {detail}"),
             Fault::Host { detail } => write!(f, "could not be run by the host: {detail}"),
         }
     }

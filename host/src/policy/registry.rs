@@ -231,9 +231,7 @@ impl Registry {
 
     /// Ask the policy to validate settings, remembering accepted ones.
     fn accept_settings(&self, policy: &LoadedPolicy, settings: &Pairs) -> Result<(), PolicyError> {
-        let mut sha = [0u8; 32];
-        hex::decode_to_slice(policy.sha256(), &mut sha).expect("sha256 is hex");
-        let key = (sha, settings.clone());
+        let key = (policy.sha256_bytes(), settings.clone());
         if self
             .accepted
             .lock()

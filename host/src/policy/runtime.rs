@@ -150,6 +150,9 @@ const MAX_CORE_INSTANCES: u32 = 16;
 const MAX_TABLES: u32 = 8;
 const MAX_MEMORIES: u32 = 2;
 const STDERR_CAPACITY: usize = 16 << 10;
+/// Bytes of each memory slot kept resident between instances: a Rust
+/// policy's stack and working set for a topology of about 1,000 devices.
+const KEEP_RESIDENT: usize = 2 << 20;
 
 /// A fixed wall clock: 2026-01-01T00:00:00Z. Policies must not depend on time.
 struct FixedWallClock;
@@ -266,7 +269,12 @@ impl Runtime {
             .max_core_instances_per_component(MAX_CORE_INSTANCES)
             .max_memories_per_component(MAX_MEMORIES)
             .max_tables_per_component(MAX_TABLES)
-            .max_memory_size(config.max_memory_bytes);
+            .max_memory_size(config.max_memory_bytes)
+            // A fresh instance per decision: keep the first pages of each
+            // slot resident and zero them on reuse, instead of returning
+            // them to the kernel and taking a page fault per touched page.
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(64 << 10);
         let mut wasm = wasmtime::Config::new();
         wasm.wasm_component_model(true)
             .epoch_interruption(true)
@@ -534,6 +542,11 @@ impl LoadedPolicy {
     /// The module's sha256, in hex.
     pub fn sha256(&self) -> String {
         hex::encode(self.sha256)
+    }
+
+    /// The module's sha256.
+    pub fn sha256_bytes(&self) -> [u8; 32] {
+        self.sha256
     }
 
     /// The decisions it exports.

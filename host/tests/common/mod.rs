@@ -60,9 +60,15 @@ pub const R3: Scheme = Scheme::Replicate {
 /// `decide_body`, which must leave an i32 (a pointer to the result) on the
 /// stack. Memory: 1 page; bytes 128.. are free for the body's use.
 pub fn wat_durability(decide_body: &str) -> Vec<u8> {
+    wat_durability_with("", decide_body)
+}
+
+/// [`wat_durability`] with extra module fields (tables, memories, ...).
+pub fn wat_durability_with(fields: &str, decide_body: &str) -> Vec<u8> {
     let wat = format!(
         r#"(module
   (memory (export "memory") 1)
+  {fields}
   (global $heap (mut i32) (i32.const 4096))
   (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
     (local $p i32)
