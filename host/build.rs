@@ -88,7 +88,7 @@ fn main() {
 /// `tests/` changes: golden cases are data read at test time).
 fn watch(policies: &Path, root: &Path) {
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
-    for file in ["Cargo.toml", "Cargo.lock"] {
+    for file in ["Cargo.toml", "Cargo.lock", ".cargo/config.toml"] {
         println!("cargo:rerun-if-changed={}", policies.join(file).display());
     }
     let crates = [

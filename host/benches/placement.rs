@@ -18,16 +18,29 @@ use criterion::{Criterion, criterion_group};
 use zone_spread::ZoneSpread;
 
 fn workload() -> Topology {
-    let mut t = topology().zones(4).nodes_per_zone(25).devices_per_node(10).free(4000 * GIB).build();
+    let mut t = topology()
+        .zones(4)
+        .nodes_per_zone(25)
+        .devices_per_node(10)
+        .free(4000 * GIB)
+        .build();
     // Uneven free space, deterministic, so sorting has real work to do.
-    for (i, device) in t.clusters[0].nodes.iter_mut().flat_map(|n| n.devices.iter_mut()).enumerate() {
+    for (i, device) in t.clusters[0]
+        .nodes
+        .iter_mut()
+        .flat_map(|n| n.devices.iter_mut())
+        .enumerate()
+    {
         device.free_bytes = ((i * 7919) % 3500 + 100) as u64 * GIB;
         device.brick_count = (i % 13) as u32;
     }
     t
 }
 
-const SCHEME: Scheme = Scheme::Replicate { count: 3, arbiter: false };
+const SCHEME: Scheme = Scheme::Replicate {
+    count: 3,
+    arbiter: false,
+};
 
 fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
     samples.sort();
@@ -37,8 +50,14 @@ fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
 
 fn bench(c: &mut Criterion) {
     let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).expect("runtime"));
-    let wasm = bundled::BUNDLED.iter().find(|(n, _)| *n == "zone-spread").unwrap().1;
-    let policy = runtime.load("zone-spread", "bundled", wasm, Limits::default()).expect("loads");
+    let wasm = bundled::BUNDLED
+        .iter()
+        .find(|(n, _)| *n == "zone-spread")
+        .unwrap()
+        .1;
+    let policy = runtime
+        .load("zone-spread", "bundled", wasm, Limits::default())
+        .expect("loads");
     let topology = workload();
     let req = request(500 * GIB, SCHEME);
     let settings = Pairs::new();
@@ -47,14 +66,27 @@ fn bench(c: &mut Criterion) {
     // Both must agree before their speed means anything.
     let sandboxed = policy.place(&req, &topology, &settings).unwrap().unwrap();
     let native = ZoneSpread::place(&req, &topology, &native_settings).unwrap();
-    assert_eq!(sandboxed, native, "the sandboxed and native policies disagree");
+    assert_eq!(
+        sandboxed, native,
+        "the sandboxed and native policies disagree"
+    );
 
     let mut group = c.benchmark_group("placement-1000-devices");
     group.bench_function("wasm-fresh-instance", |b| {
-        b.iter(|| black_box(policy.place(black_box(&req), black_box(&topology), &settings).unwrap()))
+        b.iter(|| {
+            black_box(
+                policy
+                    .place(black_box(&req), black_box(&topology), &settings)
+                    .unwrap(),
+            )
+        })
     });
     group.bench_function("native", |b| {
-        b.iter(|| black_box(ZoneSpread::place(black_box(&req), black_box(&topology), &native_settings).unwrap()))
+        b.iter(|| {
+            black_box(
+                ZoneSpread::place(black_box(&req), black_box(&topology), &native_settings).unwrap(),
+            )
+        })
     });
     group.finish();
 
@@ -64,7 +96,8 @@ fn bench(c: &mut Criterion) {
         return;
     }
     let rounds = 2000;
-    let (mut wasm_samples, mut native_samples) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    let (mut wasm_samples, mut native_samples) =
+        (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
     for _ in 0..rounds {
         let t = Instant::now();
         black_box(policy.place(&req, &topology, &settings).unwrap());
@@ -84,7 +117,8 @@ fn bench(c: &mut Criterion) {
         "ratio_p50": ratio,
     });
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-placement.json");
+    let out =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-placement.json");
     let _ = std::fs::write(out, serde_json::to_string_pretty(&report).unwrap());
 }
 

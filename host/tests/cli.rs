@@ -6,11 +6,19 @@ use std::process::{Command, Output};
 use aplo::policy::bundled;
 
 fn aplo(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aplo")).args(args).env("APLO_LOG", "warn").output().expect("aplo runs")
+    Command::new(env!("CARGO_BIN_EXE_aplo"))
+        .args(args)
+        .env("APLO_LOG", "warn")
+        .output()
+        .expect("aplo runs")
 }
 
 fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 fn built(name: &str) -> PathBuf {
@@ -22,12 +30,26 @@ fn inspect_shows_exports_version_and_hash() {
     let out = aplo(&["policy", "inspect", built("zone-spread").to_str().unwrap()]);
     let s = text(&out);
     assert!(out.status.success(), "{s}");
-    assert!(s.contains("aplo:policy/placement@0.1.0") && s.contains("aplo:policy/settings@0.1.0"), "{s}");
-    assert!(!s.contains("aplo:policy/quota@0.1.0"), "zone-spread makes no quota decisions: {s}");
+    assert!(
+        s.contains("aplo:policy/placement@0.1.0") && s.contains("aplo:policy/settings@0.1.0"),
+        "{s}"
+    );
+    assert!(
+        !s.contains("aplo:policy/quota@0.1.0"),
+        "zone-spread makes no quota decisions: {s}"
+    );
     assert!(s.contains("sha256:") && s.contains("strict"), "{s}");
-    let json = aplo(&["policy", "inspect", "--json", built("hostile").to_str().unwrap()]);
+    let json = aplo(&[
+        "policy",
+        "inspect",
+        "--json",
+        built("hostile").to_str().unwrap(),
+    ]);
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(report["decisions"], serde_json::json!(["durability", "placement", "quota"]));
+    assert_eq!(
+        report["decisions"],
+        serde_json::json!(["durability", "placement", "quota"])
+    );
     assert_eq!(report["sha256"].as_str().unwrap().len(), 64);
 }
 
@@ -44,7 +66,13 @@ fn inspect_refuses_a_broken_file_by_name() {
 #[test]
 fn policy_test_passes_on_a_crate_and_fails_with_a_diff() {
     let crate_dir = Path::new(bundled::SOURCE_DIR).join("classes");
-    let out = aplo(&["policy", "test", "--cases", crate_dir.join("tests").to_str().unwrap(), built("classes").to_str().unwrap()]);
+    let out = aplo(&[
+        "policy",
+        "test",
+        "--cases",
+        crate_dir.join("tests").to_str().unwrap(),
+        built("classes").to_str().unwrap(),
+    ]);
     let s = text(&out);
     assert!(out.status.success(), "{s}");
     assert!(s.lines().any(|l| l.ends_with(" passed, 0 failed")), "{s}");
@@ -52,18 +80,39 @@ fn policy_test_passes_on_a_crate_and_fails_with_a_diff() {
     let dir = tempfile::tempdir().unwrap();
     let case = dir.path().join("broken-expectation");
     std::fs::create_dir(&case).unwrap();
-    std::fs::copy(crate_dir.join("tests/arbiter-class/input.json"), case.join("input.json")).unwrap();
+    std::fs::copy(
+        crate_dir.join("tests/arbiter-class/input.json"),
+        case.join("input.json"),
+    )
+    .unwrap();
     std::fs::write(case.join("expected.json"), "{\"ok\": {\"scheme\": {\"type\": \"none\"}, \"volume_options\": {}, \"snapshot_reserve\": 1.0}}").unwrap();
-    let out = aplo(&["policy", "test", "--cases", dir.path().to_str().unwrap(), built("classes").to_str().unwrap()]);
+    let out = aplo(&[
+        "policy",
+        "test",
+        "--cases",
+        dir.path().to_str().unwrap(),
+        built("classes").to_str().unwrap(),
+    ]);
     let s = text(&out);
     assert_eq!(out.status.code(), Some(1), "{s}");
-    assert!(s.contains("FAILED") && s.contains("+       \"type\": \"replicate\"") && s.contains("0 passed, 1 failed"), "{s}");
+    assert!(
+        s.contains("FAILED")
+            && s.contains("+       \"type\": \"replicate\"")
+            && s.contains("0 passed, 1 failed"),
+        "{s}"
+    );
 }
 
 #[test]
 fn policy_test_with_no_cases_fails_loudly() {
     let dir = tempfile::tempdir().unwrap();
-    let out = aplo(&["policy", "test", "--cases", dir.path().to_str().unwrap(), built("classes").to_str().unwrap()]);
+    let out = aplo(&[
+        "policy",
+        "test",
+        "--cases",
+        dir.path().to_str().unwrap(),
+        built("classes").to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     assert!(text(&out).contains("no golden cases"), "{}", text(&out));
 }
@@ -71,22 +120,55 @@ fn policy_test_with_no_cases_fails_loudly() {
 #[test]
 fn eval_prints_the_outcome_and_applies_settings() {
     let input = Path::new(bundled::SOURCE_DIR).join("classes/tests/default-is-replica3/input.json");
-    let out = aplo(&["policy", "eval", "--decision", "durability", "--input", input.to_str().unwrap(), "--policy", "classes", "--settings", "class=disperse-4-2"]);
+    let out = aplo(&[
+        "policy",
+        "eval",
+        "--decision",
+        "durability",
+        "--input",
+        input.to_str().unwrap(),
+        "--policy",
+        "classes",
+        "--settings",
+        "class=disperse-4-2",
+    ]);
     let s = text(&out);
     assert!(out.status.success(), "{s}");
     let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(outcome["ok"]["scheme"], serde_json::json!({"type": "disperse", "data": 4, "redundancy": 2}));
+    assert_eq!(
+        outcome["ok"]["scheme"],
+        serde_json::json!({"type": "disperse", "data": 4, "redundancy": 2})
+    );
 
-    let contradiction = aplo(&["policy", "eval", "--decision", "placement", "--input", input.to_str().unwrap()]);
+    let contradiction = aplo(&[
+        "policy",
+        "eval",
+        "--decision",
+        "placement",
+        "--input",
+        input.to_str().unwrap(),
+    ]);
     assert!(!contradiction.status.success());
-    assert!(text(&contradiction).contains("contradicts"), "{}", text(&contradiction));
+    assert!(
+        text(&contradiction).contains("contradicts"),
+        "{}",
+        text(&contradiction)
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.json");
-    std::fs::write(&bad, "{\"decision\": \"durability\", \"claim\": {\"name\": 3}}").unwrap();
+    std::fs::write(
+        &bad,
+        "{\"decision\": \"durability\", \"claim\": {\"name\": 3}}",
+    )
+    .unwrap();
     let out = aplo(&["policy", "eval", "--input", bad.to_str().unwrap()]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("bad.json") && text(&out).contains("not a valid decision input"), "{}", text(&out));
+    assert!(
+        text(&out).contains("bad.json") && text(&out).contains("not a valid decision input"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -95,11 +177,18 @@ fn demo_places_a_replica_3_volume_across_three_zones() {
     let s = text(&out);
     assert!(out.status.success(), "{s}");
     assert!(s.contains("durability: replica 3"), "{s}");
-    let zones: std::collections::BTreeSet<&str> =
-        s.lines().filter_map(|l| l.split("(zone ").nth(1)).map(|z| z.trim_end_matches(')')).collect();
+    let zones: std::collections::BTreeSet<&str> = s
+        .lines()
+        .filter_map(|l| l.split("(zone ").nth(1))
+        .map(|z| z.trim_end_matches(')'))
+        .collect();
     assert_eq!(zones.len(), 3, "one brick per zone: {s}");
     let refused = aplo(&["demo", "--size", "0"]);
     assert!(!refused.status.success());
     let unknown = aplo(&["demo", "--param", "placement=nowhere"]);
-    assert!(text(&unknown).contains("no policy named 'nowhere'"), "{}", text(&unknown));
+    assert!(
+        text(&unknown).contains("no policy named 'nowhere'"),
+        "{}",
+        text(&unknown)
+    );
 }

@@ -316,9 +316,17 @@ fn tables_beyond_the_cap_are_refused() {
     let runtime = runtime();
     // A table of 100,000 elements: over the 10,000-element cap.
     let big_table = wat_durability_with("(table 100000 funcref)", "(i32.const 96)");
-    let err = runtime.load("tables", "tables.wasm", &big_table, Limits::default()).unwrap_err();
-    assert!(matches!(err, PolicyError::Load { .. }) && err.to_string().contains("tables.wasm"), "{err}");
-    assert!(err.to_string().contains("table"), "the message names the table: {err}");
+    let err = runtime
+        .load("tables", "tables.wasm", &big_table, Limits::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, PolicyError::Load { .. }) && err.to_string().contains("tables.wasm"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("table"),
+        "the message names the table: {err}"
+    );
     let hostile = hostile(&runtime, Limits::default());
     still_healthy(&runtime, &hostile);
 }

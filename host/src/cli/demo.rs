@@ -96,26 +96,30 @@ pub fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
         format_size(placed.summary.usable_bytes),
         format_size(placed.summary.consumed_bytes)
     );
-    let locate = |id: &str| {
+    let locate = |id: &model::Id| {
         topology
             .clusters
             .iter()
             .flat_map(|c| &c.nodes)
             .find_map(|n| {
-                n.devices
-                    .iter()
-                    .find(|d| d.id == id)
-                    .map(|d| (n.hostname.as_str(), n.zone.as_str(), d.name.as_str()))
+                n.devices.iter().find(|d| d.id == *id).map(|d| {
+                    (
+                        n.hostname.as_str(),
+                        n.zone.as_str(),
+                        d.tags.get("disktype").map_or("-", String::as_str),
+                    )
+                })
             })
     };
     for (i, set) in placed.layout.sets.iter().enumerate() {
         println!("  set {i}:");
         for brick in &set.bricks {
-            let (host, zone, dev) = locate(&brick.device).unwrap_or(("?", "?", "?"));
+            let (host, zone, disk) = locate(&brick.device).unwrap_or(("?", "?", "?"));
             println!(
-                "    {:<8} {:>9}  {host}:{dev}  (zone {zone})",
+                "    {:<8} {:>9}  {host}  device {}  disktype={disk}  (zone {zone})",
                 format!("{:?}", brick.role).to_lowercase(),
-                format_size(brick.bytes)
+                format_size(brick.bytes),
+                &brick.device.to_string()[..8],
             );
         }
     }

@@ -10,8 +10,8 @@ pub mod validate;
 pub use aplo_policy_types::size::{GIB, KIB, MIB, TIB, format_size, parse_size, round_up};
 pub use aplo_policy_types::{
     AccessMode, Allowance, Brick, BrickRole, BrickSet, Claim, Cluster, Device, DurabilityDecision,
-    Info, Layout, Node, Pairs, PlacementRequest, QuotaRequest, Scheme, SettingDoc, State, Topology,
-    Usage, consumed_bytes,
+    Id, Info, Layout, Node, Pairs, PlacementRequest, QuotaRequest, Scheme, SettingDoc, State,
+    Topology, Usage, consumed_bytes,
 };
 pub use params::{PolicyName, PolicySelection};
 

@@ -63,12 +63,15 @@ impl TopologyBuilder {
         self
     }
 
-    /// The topology. Node `c{c}z{z}n{n}` is in zone `zone-{z}`; device ids
-    /// are 32 hex characters.
+    /// The topology. Node `c{c}z{z}n{n}` is in zone `zone-{z}`; ids are
+    /// derived from names, so they are stable.
     pub fn build(self) -> Topology {
         let id = |name: &str| {
             use sha2::Digest;
-            hex::encode(&sha2::Sha256::digest(name.as_bytes())[..16])
+            let digest = sha2::Sha256::digest(name.as_bytes());
+            super::Id(u128::from_be_bytes(
+                digest[..16].try_into().expect("16 bytes"),
+            ))
         };
         let clusters = (0..self.clusters)
             .map(|c| Cluster {
@@ -86,7 +89,6 @@ impl TopologyBuilder {
                             devices: (0..self.devices_per_node)
                                 .map(|d| Device {
                                     id: id(&format!("{host}/dev/vd{d}")),
-                                    name: format!("/dev/vd{}", (b'b' + d as u8) as char),
                                     state: State::Online,
                                     total_bytes: self.total.unwrap_or(self.free).max(self.free),
                                     free_bytes: self.free,

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use super::{
-    Allowance, BrickRole, Claim, Device, DurabilityDecision, Layout, Node, PlacementRequest,
+    Allowance, BrickRole, Claim, Device, DurabilityDecision, Id, Layout, Node, PlacementRequest,
     Scheme, State, Topology, consumed_bytes, format_size,
 };
 
@@ -222,7 +222,7 @@ pub fn clean_reason(reason: &str) -> String {
 }
 
 struct Located<'a> {
-    cluster: &'a str,
+    cluster: Id,
     node: &'a Node,
     device: &'a Device,
 }
@@ -239,14 +239,14 @@ pub fn validate_layout(
             format!("{} sets (allowed 1..={MAX_SETS})", layout.sets.len()),
         ));
     }
-    let mut devices: BTreeMap<&str, Located<'_>> = BTreeMap::new();
+    let mut devices: BTreeMap<Id, Located<'_>> = BTreeMap::new();
     for cluster in &topology.clusters {
         for node in &cluster.nodes {
             for device in &node.devices {
                 devices.insert(
-                    &device.id,
+                    device.id,
                     Located {
-                        cluster: &cluster.id,
+                        cluster: cluster.id,
                         node,
                         device,
                     },
@@ -256,8 +256,8 @@ pub fn validate_layout(
     }
     let scheme = request.scheme;
     let arbiter = scheme.has_arbiter();
-    let mut consumed: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut clusters: BTreeSet<&str> = BTreeSet::new();
+    let mut consumed: BTreeMap<Id, u64> = BTreeMap::new();
+    let mut clusters: BTreeSet<Id> = BTreeSet::new();
     let mut summary = LayoutSummary {
         usable_bytes: 0,
         consumed_bytes: 0,
@@ -296,7 +296,7 @@ pub fn validate_layout(
                     )),
                 ));
             }
-            let Some(found) = devices.get(brick.device.as_str()) else {
+            let Some(found) = devices.get(&brick.device) else {
                 return Err(violation(
                     LayoutRule::UnknownDevice,
                     at(format!("device '{}' is not in the topology", brick.device)),
@@ -311,7 +311,7 @@ pub fn validate_layout(
                     )),
                 ));
             }
-            if !nodes.insert(found.node.id.as_str()) {
+            if !nodes.insert(found.node.id) {
                 return Err(violation(
                     LayoutRule::DistinctNodes,
                     at(format!("two bricks on node {}", found.node.hostname)),
@@ -330,7 +330,7 @@ pub fn validate_layout(
                 ));
             }
             clusters.insert(found.cluster);
-            let used = consumed.entry(found.device.id.as_str()).or_default();
+            let used = consumed.entry(found.device.id).or_default();
             *used = used.saturating_add(consumed_bytes(brick.bytes, request.snapshot_reserve));
             summary.bricks += 1;
         }
@@ -422,9 +422,9 @@ mod tests {
         arbiter: false,
     };
 
-    fn brick(device: &str, bytes: u64) -> Brick {
+    fn brick(device: &Id, bytes: u64) -> Brick {
         Brick {
-            device: device.into(),
+            device: *device,
             bytes,
             role: BrickRole::Data,
         }
@@ -479,7 +479,7 @@ mod tests {
         assert_eq!(rule(validate_layout(&req, &t, &l)), LayoutRule::SetCount);
 
         let mut l = honest(&t, 10 * GIB);
-        l.sets[0].bricks[0].device = "ffffffffffffffffffffffffffffffff".into();
+        l.sets[0].bricks[0].device = Id(u128::MAX);
         assert_eq!(
             rule(validate_layout(&req, &t, &l)),
             LayoutRule::UnknownDevice
@@ -504,7 +504,7 @@ mod tests {
         );
 
         let mut l = honest(&t, 10 * GIB);
-        l.sets[0].bricks[1].device = nodes[0].devices[1].id.clone();
+        l.sets[0].bricks[1].device = nodes[0].devices[1].id;
         assert_eq!(
             rule(validate_layout(&req, &t, &l)),
             LayoutRule::DistinctNodes
@@ -512,7 +512,7 @@ mod tests {
 
         // Nodes 0 and 1 are both in zone-0 (two nodes per zone).
         let mut l = honest(&t, 10 * GIB);
-        l.sets[0].bricks[1].device = nodes[1].devices[0].id.clone();
+        l.sets[0].bricks[1].device = nodes[1].devices[0].id;
         assert_eq!(nodes[0].zone, nodes[1].zone);
         assert_eq!(
             rule(validate_layout(&req, &t, &l)),
@@ -575,7 +575,7 @@ mod tests {
     fn bricks_may_not_span_clusters() {
         let t = topology().zones(3).clusters(2).build();
         let mut l = honest(&t, GIB);
-        l.sets[0].bricks[0].device = t.clusters[1].nodes[0].devices[0].id.clone();
+        l.sets[0].bricks[0].device = t.clusters[1].nodes[0].devices[0].id;
         assert_eq!(
             rule(validate_layout(&request(GIB, R3), &t, &l)),
             LayoutRule::OneCluster
@@ -585,10 +585,10 @@ mod tests {
     #[test]
     fn arbiter_and_disperse_shapes() {
         let t = topology().zones(6).build();
-        let ids: Vec<String> = t.clusters[0]
+        let ids: Vec<Id> = t.clusters[0]
             .nodes
             .iter()
-            .map(|n| n.devices[0].id.clone())
+            .map(|n| n.devices[0].id)
             .collect();
         let arbiter = Scheme::Replicate {
             count: 3,
@@ -600,7 +600,7 @@ mod tests {
                     brick(&ids[0], 8 * GIB),
                     brick(&ids[1], 8 * GIB),
                     Brick {
-                        device: ids[2].clone(),
+                        device: ids[2],
                         bytes: GIB,
                         role: BrickRole::Arbiter,
                     },

@@ -85,39 +85,81 @@ fn state(s: model::State) -> w::State {
     }
 }
 
+fn id(i: model::Id) -> w::Id {
+    let (hi, lo) = i.halves();
+    w::Id { hi, lo }
+}
+
+/// The topology in its WIT form: nodes in one list, devices as parallel
+/// lists of numbers, tags interned into `tag-sets`, so that a thousand
+/// devices cross the boundary as a few block copies.
 pub fn topology(t: &model::Topology) -> w::Topology {
+    static EMPTY: model::Pairs = model::Pairs::new();
+    fn intern<'a>(sets: &mut Vec<&'a model::Pairs>, tags: &'a model::Pairs) -> u32 {
+        if tags.is_empty() {
+            return 0;
+        }
+        let index = sets.iter().position(|s| *s == tags).unwrap_or_else(|| {
+            sets.push(tags);
+            sets.len() - 1
+        });
+        index as u32
+    }
+    let mut sets: Vec<&model::Pairs> = vec![&EMPTY];
+    let count = t
+        .clusters
+        .iter()
+        .flat_map(|c| &c.nodes)
+        .map(|n| n.devices.len())
+        .sum();
+    let mut devices = w::Devices {
+        node: Vec::with_capacity(count),
+        id_hi: Vec::with_capacity(count),
+        id_lo: Vec::with_capacity(count),
+        state: Vec::with_capacity(count),
+        total_bytes: Vec::with_capacity(count),
+        free_bytes: Vec::with_capacity(count),
+        brick_count: Vec::with_capacity(count),
+        tags: Vec::with_capacity(count),
+    };
+    let mut nodes = Vec::new();
+    for (c, cluster) in t.clusters.iter().enumerate() {
+        for node in &cluster.nodes {
+            for d in &node.devices {
+                let (hi, lo) = d.id.halves();
+                devices.node.push(nodes.len() as u32);
+                devices.id_hi.push(hi);
+                devices.id_lo.push(lo);
+                devices.state.push(state_code(d.state));
+                devices.total_bytes.push(d.total_bytes);
+                devices.free_bytes.push(d.free_bytes);
+                devices.brick_count.push(d.brick_count);
+                devices.tags.push(intern(&mut sets, &d.tags));
+            }
+            nodes.push(w::Node {
+                id: id(node.id),
+                cluster: c as u32,
+                hostname: node.hostname.clone(),
+                zone: node.zone.clone(),
+                state: state(node.state),
+                tags: intern(&mut sets, &node.tags),
+            });
+        }
+    }
     w::Topology {
-        clusters: t
-            .clusters
-            .iter()
-            .map(|c| w::Cluster {
-                id: c.id.clone(),
-                nodes: c
-                    .nodes
-                    .iter()
-                    .map(|n| w::Node {
-                        id: n.id.clone(),
-                        hostname: n.hostname.clone(),
-                        zone: n.zone.clone(),
-                        state: state(n.state),
-                        tags: pairs(&n.tags),
-                        devices: n
-                            .devices
-                            .iter()
-                            .map(|d| w::Device {
-                                id: d.id.clone(),
-                                name: d.name.clone(),
-                                state: state(d.state),
-                                total_bytes: d.total_bytes,
-                                free_bytes: d.free_bytes,
-                                brick_count: d.brick_count,
-                                tags: pairs(&d.tags),
-                            })
-                            .collect(),
-                    })
-                    .collect(),
-            })
-            .collect(),
+        clusters: t.clusters.iter().map(|c| id(c.id)).collect(),
+        nodes,
+        devices,
+        tag_sets: sets.into_iter().map(pairs).collect(),
+    }
+}
+
+/// A state as the `devices.state` list encodes it.
+fn state_code(s: model::State) -> u8 {
+    match s {
+        model::State::Online => 0,
+        model::State::Offline => 1,
+        model::State::Failed => 2,
     }
 }
 
@@ -179,7 +221,7 @@ pub fn layout(l: w::Layout) -> model::Layout {
                     .bricks
                     .into_iter()
                     .map(|b| model::Brick {
-                        device: b.device,
+                        device: model::Id::from_halves(b.device.hi, b.device.lo),
                         bytes: b.bytes,
                         role: match b.role {
                             w::BrickRole::Data => model::BrickRole::Data,

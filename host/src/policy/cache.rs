@@ -49,13 +49,18 @@ impl ModuleCache {
         std::fs::create_dir_all(path).map_err(io)?;
         // Artifacts are native code that aplo runs: a directory others can
         // write to would let them run code as aplo.
-        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).map_err(io)?.permissions());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(path).map_err(io)?.permissions(),
+        );
         if mode & 0o022 != 0 {
             return Err(PolicyError::Io {
                 path: path.display().to_string(),
                 source: std::io::Error::new(
                     std::io::ErrorKind::PermissionDenied,
-                    format!("the policy cache must not be writable by group or others (mode {:o})", mode & 0o777),
+                    format!(
+                        "the policy cache must not be writable by group or others (mode {:o})",
+                        mode & 0o777
+                    ),
                 ),
             });
         }

@@ -104,7 +104,9 @@ impl fmt::Display for Fault {
             Fault::Trap { trap, panic: None } => write!(f, "trapped: {trap}"),
             Fault::Malformed { detail } => write!(f, "returned malformed data: {detail}"),
             Fault::Invalid { rule, detail } => write!(f, "answer breaks rule {rule}: {detail}"),
-            Fault::Instantiate { detail } => write!(f, "could not be instantiated within its limits: {detail}"),
+            Fault::Instantiate { detail } => {
+                write!(f, "could not be instantiated within its limits: {detail}")
+            }
             Fault::Host { detail } => write!(f, "could not be run by the host: {detail}"),
         }
     }

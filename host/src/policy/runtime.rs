@@ -152,7 +152,7 @@ const MAX_MEMORIES: u32 = 2;
 const STDERR_CAPACITY: usize = 16 << 10;
 /// Bytes of each memory slot kept resident between instances: a Rust
 /// policy's stack and working set for a topology of about 1,000 devices.
-const KEEP_RESIDENT: usize = 2 << 20;
+const KEEP_RESIDENT: usize = 512 << 10;
 
 /// A fixed wall clock: 2026-01-01T00:00:00Z. Policies must not depend on time.
 struct FixedWallClock;

@@ -163,7 +163,7 @@ fn distinct<'a>(
     count: usize,
     taken: &[Candidate<'a>],
 ) -> Vec<Candidate<'a>> {
-    let mut nodes: BTreeSet<&str> = taken.iter().map(|c| c.node.id.as_str()).collect();
+    let mut nodes: BTreeSet<Id> = taken.iter().map(|c| c.node.id).collect();
     let mut zones: BTreeSet<&str> = taken.iter().map(|c| c.zone()).collect();
     let mut out = Vec::new();
     for slot in ordered {
@@ -171,10 +171,10 @@ fn distinct<'a>(
             break;
         }
         let c = slot.candidate;
-        if nodes.contains(c.node.id.as_str()) || (config.strict && zones.contains(c.zone())) {
+        if nodes.contains(&c.node.id) || (config.strict && zones.contains(c.zone())) {
             continue;
         }
-        nodes.insert(&c.node.id);
+        nodes.insert(c.node.id);
         zones.insert(c.zone());
         out.push(c);
     }

@@ -4,8 +4,8 @@
 use crate::wit::types as w;
 use crate::{
     AccessMode, Allowance, Brick, BrickRole, BrickSet, Claim, Cluster, Device, DurabilityDecision,
-    Info, Layout, Node, Pairs, PlacementRequest, QuotaRequest, Scheme, SettingDoc, State, Topology,
-    Usage,
+    Id, Info, Layout, Node, Pairs, PlacementRequest, QuotaRequest, Scheme, SettingDoc, State,
+    Topology, Usage,
 };
 
 fn pairs(list: Vec<w::Pair>) -> Pairs {
@@ -82,45 +82,74 @@ impl From<w::State> for State {
     }
 }
 
-impl From<w::Device> for Device {
-    fn from(d: w::Device) -> Self {
-        Device {
-            id: d.id,
-            name: d.name,
-            state: d.state.into(),
-            total_bytes: d.total_bytes,
-            free_bytes: d.free_bytes,
-            brick_count: d.brick_count,
-            tags: pairs(d.tags),
-        }
-    }
+fn id(i: w::Id) -> Id {
+    Id::from_halves(i.hi, i.lo)
 }
 
-impl From<w::Node> for Node {
-    fn from(n: w::Node) -> Self {
-        Node {
-            id: n.id,
-            hostname: n.hostname,
-            zone: n.zone,
-            state: n.state.into(),
-            tags: pairs(n.tags),
-            devices: n.devices.into_iter().map(Into::into).collect(),
-        }
+fn state_code(code: u8) -> State {
+    match code {
+        0 => State::Online,
+        1 => State::Offline,
+        // Unknown codes are treated as the most restrictive state.
+        _ => State::Failed,
     }
 }
 
 impl From<w::Topology> for Topology {
     fn from(t: w::Topology) -> Self {
-        Topology {
-            clusters: t
-                .clusters
-                .into_iter()
-                .map(|c| Cluster {
-                    id: c.id,
-                    nodes: c.nodes.into_iter().map(Into::into).collect(),
-                })
-                .collect(),
+        let sets: Vec<Pairs> = t.tag_sets.into_iter().map(pairs).collect();
+        // An index out of range is the host's bug; treat it as no tags.
+        let tags = |index: u32| sets.get(index as usize).cloned().unwrap_or_default();
+        let mut clusters: Vec<Cluster> = t
+            .clusters
+            .into_iter()
+            .map(|c| Cluster {
+                id: id(c),
+                nodes: Vec::new(),
+            })
+            .collect();
+        // Where each node went: (cluster index, position in its cluster).
+        let mut placed: Vec<(usize, usize)> = Vec::with_capacity(t.nodes.len());
+        for n in t.nodes {
+            let cluster = (n.cluster as usize).min(clusters.len().saturating_sub(1));
+            let Some(target) = clusters.get_mut(cluster) else {
+                break;
+            };
+            placed.push((cluster, target.nodes.len()));
+            target.nodes.push(Node {
+                id: id(n.id),
+                hostname: n.hostname,
+                zone: n.zone,
+                state: n.state.into(),
+                tags: tags(n.tags),
+                devices: Vec::new(),
+            });
         }
+        let d = t.devices;
+        let mut per_node = vec![0usize; placed.len()];
+        for &node in &d.node {
+            if let Some(count) = per_node.get_mut(node as usize) {
+                *count += 1;
+            }
+        }
+        for (&(c, n), &count) in placed.iter().zip(&per_node) {
+            clusters[c].nodes[n].devices.reserve_exact(count);
+        }
+        for i in 0..d.node.len() {
+            let Some(&(c, n)) = placed.get(d.node[i] as usize) else {
+                continue;
+            };
+            let at = |list: &[u64]| list.get(i).copied().unwrap_or(0);
+            clusters[c].nodes[n].devices.push(Device {
+                id: Id::from_halves(at(&d.id_hi), at(&d.id_lo)),
+                state: state_code(d.state.get(i).copied().unwrap_or(2)),
+                total_bytes: at(&d.total_bytes),
+                free_bytes: at(&d.free_bytes),
+                brick_count: d.brick_count.get(i).copied().unwrap_or(0),
+                tags: tags(d.tags.get(i).copied().unwrap_or(0)),
+            });
+        }
+        Topology { clusters }
     }
 }
 
@@ -206,8 +235,9 @@ impl From<BrickSet> for w::BrickSet {
 
 impl From<Brick> for w::Brick {
     fn from(b: Brick) -> Self {
+        let (hi, lo) = b.device.halves();
         w::Brick {
-            device: b.device,
+            device: w::Id { hi, lo },
             bytes: b.bytes,
             role: match b.role {
                 BrickRole::Data => w::BrickRole::Data,

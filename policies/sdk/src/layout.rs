@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::size::{GIB, MIB, TIB, format_size, round_up};
 use crate::topology::Candidate;
-use crate::{Brick, BrickRole, BrickSet, Layout, PlacementRequest, Settings};
+use crate::{Brick, BrickRole, BrickSet, Id, Layout, PlacementRequest, Settings};
 
 /// Brick sizing rules, read from settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,14 +141,14 @@ pub fn fill<'a>(
     let set_size = request.scheme.set_size();
     let arbiter = request.scheme.has_arbiter();
     let data_bricks = if arbiter { set_size - 1 } else { set_size };
-    let mut used: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut used: BTreeMap<Id, u64> = BTreeMap::new();
     let mut sets = Vec::new();
     let mut covered = 0u64;
-    let room = |c: &Candidate<'a>, used: &BTreeMap<&str, u64>| {
+    let room = |c: &Candidate<'a>, used: &BTreeMap<Id, u64>| {
         let free = c
             .device
             .free_bytes
-            .saturating_sub(used.get(c.device.id.as_str()).copied().unwrap_or(0));
+            .saturating_sub(used.get(&c.device.id).copied().unwrap_or(0));
         let bricks = if request.snapshot_reserve > 1.0 {
             (free as f64 / request.snapshot_reserve) as u64
         } else {
@@ -220,7 +220,7 @@ pub fn fill<'a>(
             .data
             .iter()
             .map(|c| Brick {
-                device: c.device.id.clone(),
+                device: c.device.id,
                 bytes: brick,
                 role: BrickRole::Data,
             })
@@ -241,20 +241,13 @@ pub fn fill<'a>(
                 ));
             }
             bricks.push(Brick {
-                device: device.device.id.clone(),
+                device: device.device.id,
                 bytes,
                 role: BrickRole::Arbiter,
             });
         }
         for b in &bricks {
-            *used
-                .entry(
-                    slots
-                        .iter()
-                        .find(|c| c.device.id == b.device)
-                        .map_or("", |c| c.device.id.as_str()),
-                )
-                .or_default() += request.consumed(b.bytes);
+            *used.entry(b.device).or_default() += request.consumed(b.bytes);
         }
         covered = covered.saturating_add(brick.saturating_mul(multiplier));
         sets.push(BrickSet { bricks });

@@ -100,8 +100,8 @@ pub mod prelude {
     pub use crate::tags::TagSelector;
     pub use crate::{
         AccessMode, Allowance, Brick, BrickRole, BrickSet, Claim, Cluster, Device, Durability,
-        DurabilityDecision, Info, Layout, Node, Pairs, Placement, PlacementRequest, Policy, Quota,
-        QuotaRequest, Scheme, Settings, State, Topology, Usage,
+        DurabilityDecision, Id, Info, Layout, Node, Pairs, Placement, PlacementRequest, Policy,
+        Quota, QuotaRequest, Scheme, Settings, State, Topology, Usage,
     };
 }
 

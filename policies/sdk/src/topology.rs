@@ -73,10 +73,9 @@ mod tests {
     use super::*;
     use crate::Pairs;
 
-    fn device(id: &str, state: State, tags: &[(&str, &str)]) -> Device {
+    fn device(id: u128, state: State, tags: &[(&str, &str)]) -> Device {
         Device {
-            id: id.into(),
-            name: format!("/dev/{id}"),
+            id: crate::Id(id),
             state,
             total_bytes: 100,
             free_bytes: 100,
@@ -91,7 +90,7 @@ mod tests {
     #[test]
     fn candidates_skip_offline_and_inherit_node_tags() {
         let node = |id: &str, state, devices| Node {
-            id: id.into(),
+            id: crate::Id(id.len() as u128),
             hostname: id.into(),
             zone: "z1".into(),
             state,
@@ -102,17 +101,17 @@ mod tests {
         };
         let topology = Topology {
             clusters: vec![Cluster {
-                id: "c".into(),
+                id: crate::Id(9),
                 nodes: vec![
                     node(
                         "n1",
                         State::Online,
                         vec![
-                            device("a", State::Online, &[("rack", "r9")]),
-                            device("b", State::Failed, &[]),
+                            device(1, State::Online, &[("rack", "r9")]),
+                            device(2, State::Failed, &[]),
                         ],
                     ),
-                    node("n2", State::Offline, vec![device("c", State::Online, &[])]),
+                    node("n22", State::Offline, vec![device(3, State::Online, &[])]),
                 ],
             }],
         };

@@ -12,6 +12,65 @@ use serde::{Deserialize, Serialize};
 /// Key/value pairs: labels, annotations, tags, settings or volume options.
 pub type Pairs = BTreeMap<String, String>;
 
+/// A 128-bit id of a cluster, node or device, written as 32 lowercase hex
+/// characters (the form heketi uses).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Id(pub u128);
+
+impl Id {
+    /// The high and low halves, as the WIT `id` record carries them.
+    pub fn halves(self) -> (u64, u64) {
+        ((self.0 >> 64) as u64, self.0 as u64)
+    }
+
+    /// An id from its halves.
+    pub fn from_halves(hi: u64, lo: u64) -> Id {
+        Id((u128::from(hi) << 64) | u128::from(lo))
+    }
+}
+
+impl std::fmt::Display for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl std::fmt::Debug for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl std::str::FromStr for Id {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Id, String> {
+        if s.len() != 32
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(format!("'{s}' is not an id (32 lowercase hex characters)"));
+        }
+        u128::from_str_radix(s, 16)
+            .map(Id)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Serialize for Id {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Id, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// How a claim may be mounted, named as in Kubernetes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum AccessMode {
@@ -111,9 +170,7 @@ pub enum State {
 #[serde(deny_unknown_fields)]
 pub struct Device {
     /// aplo's id.
-    pub id: String,
-    /// Name on its node, e.g. `/dev/vdb`.
-    pub name: String,
+    pub id: Id,
     /// State.
     pub state: State,
     /// Capacity in bytes.
@@ -133,7 +190,7 @@ pub struct Device {
 #[serde(deny_unknown_fields)]
 pub struct Node {
     /// aplo's id.
-    pub id: String,
+    pub id: Id,
     /// Manage hostname.
     pub hostname: String,
     /// Failure zone.
@@ -153,7 +210,7 @@ pub struct Node {
 #[serde(deny_unknown_fields)]
 pub struct Cluster {
     /// aplo's id.
-    pub id: String,
+    pub id: Id,
     /// Nodes.
     #[serde(default)]
     pub nodes: Vec<Node>,
@@ -278,7 +335,7 @@ pub enum BrickRole {
 #[serde(deny_unknown_fields)]
 pub struct Brick {
     /// Device id.
-    pub device: String,
+    pub device: Id,
     /// Usable size in bytes.
     pub bytes: u64,
     /// Data or arbiter.

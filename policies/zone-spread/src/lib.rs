@@ -92,7 +92,7 @@ impl Placement for ZoneSpread {
         // Roomiest cluster first; ties by id for reproducible answers.
         clusters.sort_by(|a, b| {
             b.0.cmp(&a.0)
-                .then_with(|| cluster_id(&a.1).cmp(cluster_id(&b.1)))
+                .then_with(|| cluster_id(&a.1).cmp(&cluster_id(&b.1)))
         });
         let mut first_error = None;
         for (_, devices) in clusters {
@@ -113,8 +113,8 @@ impl Placement for ZoneSpread {
     }
 }
 
-fn cluster_id<'a>(devices: &[Candidate<'a>]) -> &'a str {
-    devices.first().map_or("", |c| c.cluster.id.as_str())
+fn cluster_id(devices: &[Candidate<'_>]) -> Id {
+    devices.first().map_or(Id(0), |c| c.cluster.id)
 }
 
 /// Choose the devices of one set.
@@ -125,13 +125,13 @@ fn pick<'a>(
     set: &SetRequest,
 ) -> Result<SetChoice<'a>, String> {
     // The roomiest data device on each node.
-    let mut best: BTreeMap<&str, Slot<'a>> = BTreeMap::new();
+    let mut best: BTreeMap<Id, Slot<'a>> = BTreeMap::new();
     for slot in slots {
         let c = &slot.candidate;
         if c.arbiter_use() == ArbiterUse::Required || !c.matches(&config.device_tags) {
             continue;
         }
-        let entry = best.entry(c.node.id.as_str()).or_insert(*slot);
+        let entry = best.entry(c.node.id).or_insert(*slot);
         if slot.room > entry.room
             || (slot.room == entry.room && c.device.id < entry.candidate.device.id)
         {

@@ -114,10 +114,10 @@ impl Placement for Hostile {
         };
         let bricks = &mut layout.sets[0].bricks;
         match mode {
-            "lie-unknown-device" => bricks[0].device = "00000000000000000000000000000000".into(),
+            "lie-unknown-device" => bricks[0].device = Id(0),
             "lie-offline-device" => {
                 if let Some(d) = all_devices().find(|d| d.state != State::Online) {
-                    bricks[0].device = d.id.clone();
+                    bricks[0].device = d.id;
                 }
             }
             "lie-no-space" => {
@@ -128,7 +128,7 @@ impl Placement for Hostile {
             "lie-same-node" => {
                 let first = &cluster.nodes[0];
                 if first.devices.len() > 1 {
-                    bricks[1].device = first.devices[1].id.clone();
+                    bricks[1].device = first.devices[1].id;
                 }
             }
             "lie-same-zone" => layout.strict_zones = true,
@@ -149,7 +149,7 @@ impl Placement for Hostile {
                     .and_then(|c| c.nodes.first())
                     .and_then(|n| n.devices.first())
                 {
-                    bricks[0].device = other.id.clone();
+                    bricks[0].device = other.id;
                 }
             }
             "lie-arbiter-role" => bricks[0].role = BrickRole::Arbiter,
