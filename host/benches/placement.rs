@@ -100,7 +100,7 @@ fn bench(c: &mut Criterion) {
         (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
     for _ in 0..rounds {
         let t = Instant::now();
-        black_box(policy.place(&req, &topology, &settings).unwrap());
+        let _ = black_box(policy.place(&req, &topology, &settings).unwrap());
         wasm_samples.push(t.elapsed());
         let t = Instant::now();
         black_box(ZoneSpread::place(&req, &topology, &native_settings).unwrap());

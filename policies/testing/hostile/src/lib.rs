@@ -91,7 +91,7 @@ impl Placement for Hostile {
             .filter_map(|n| n.devices.iter().find(|d| d.state == State::Online))
             .take(size)
             .map(|d| Brick {
-                device: d.id.clone(),
+                device: d.id,
                 bytes: per_brick,
                 role: BrickRole::Data,
             })
