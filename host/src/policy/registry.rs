@@ -5,7 +5,7 @@
 //! and logs the error. A file of the same name as a bundled policy shadows
 //! it; removing the file brings the bundled one back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -95,7 +95,7 @@ pub struct Registry {
     bundled: BTreeMap<String, Arc<LoadedPolicy>>,
     entries: RwLock<BTreeMap<String, Entry>>,
     /// Settings already accepted, by (module sha256, settings).
-    accepted: Mutex<HashMap<([u8; 32], Pairs), ()>>,
+    accepted: Mutex<HashSet<([u8; 32], Pairs)>>,
     /// Files that failed to load, by stamp, so they are not retried until
     /// they change.
     rejected: Mutex<HashMap<String, Stamp>>,
@@ -146,7 +146,7 @@ impl Registry {
             dir,
             bundled,
             entries: RwLock::new(entries),
-            accepted: Mutex::new(HashMap::new()),
+            accepted: Mutex::new(HashSet::new()),
             rejected: Mutex::new(HashMap::new()),
             generation: Default::default(),
         };
@@ -236,7 +236,7 @@ impl Registry {
             .accepted
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&key)
+            .contains(&key)
         {
             return Ok(());
         }
@@ -245,7 +245,7 @@ impl Registry {
                 self.accepted
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(key, ());
+                    .insert(key);
                 Ok(())
             }
             Err(message) => Err(PolicyError::Settings {

@@ -425,9 +425,6 @@ pub const INTERFACES: [(&str, Option<Decision>); 4] = [
 impl Exports {
     fn find(component: &Component, pre: &InstancePre<GuestState>) -> Result<Exports, String> {
         let present = |name: &str| component.get_export_index(None, name).is_some();
-        let typed = |name: &str, found: wasmtime::Result<()>| {
-            found.map_err(|e| format!("it exports {name} with the wrong types: {e:#}"))
-        };
         if !present(INTERFACES[0].0) {
             let exported: Vec<String> = component
                 .component_type()
@@ -444,48 +441,35 @@ impl Exports {
                 }
             ));
         }
-        let settings = settings::GuestIndices::new(pre).map_err(|e| format!("{e:#}"));
-        let settings = settings
-            .map_err(|e| format!("it exports {} with the wrong types: {e}", INTERFACES[0].0))?;
-        let mut exports = Exports {
-            settings,
-            durability: None,
-            placement: None,
-            quota: None,
+        /// The indices of an exported interface; `None` when it is not
+        /// exported, an error when it is exported with the wrong types.
+        fn indices<I>(
+            present: bool,
+            name: &str,
+            new: impl FnOnce() -> wasmtime::Result<I>,
+        ) -> Result<Option<I>, String> {
+            if !present {
+                return Ok(None);
+            }
+            new()
+                .map(Some)
+                .map_err(|e| format!("it exports {name} with the wrong types: {e:#}"))
+        }
+        let [settings_name, durability_name, placement_name, quota_name] =
+            INTERFACES.map(|(name, _)| name);
+        let exports = Exports {
+            settings: indices(true, settings_name, || settings::GuestIndices::new(pre))?
+                .expect("present"),
+            durability: indices(present(durability_name), durability_name, || {
+                durability::GuestIndices::new(pre)
+            })?,
+            placement: indices(present(placement_name), placement_name, || {
+                placement::GuestIndices::new(pre)
+            })?,
+            quota: indices(present(quota_name), quota_name, || {
+                quota::GuestIndices::new(pre)
+            })?,
         };
-        if present(INTERFACES[1].0) {
-            let found = durability::GuestIndices::new(pre);
-            typed(
-                INTERFACES[1].0,
-                found
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|e| wasmtime::format_err!("{e:#}")),
-            )?;
-            exports.durability = found.ok();
-        }
-        if present(INTERFACES[2].0) {
-            let found = placement::GuestIndices::new(pre);
-            typed(
-                INTERFACES[2].0,
-                found
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|e| wasmtime::format_err!("{e:#}")),
-            )?;
-            exports.placement = found.ok();
-        }
-        if present(INTERFACES[3].0) {
-            let found = quota::GuestIndices::new(pre);
-            typed(
-                INTERFACES[3].0,
-                found
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|e| wasmtime::format_err!("{e:#}")),
-            )?;
-            exports.quota = found.ok();
-        }
         if exports.decisions().is_empty() {
             return Err("it exports no decision (durability, placement or quota)".into());
         }

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use aplo_policy_sdk::layout::{SetChoice, SetRequest, Sizing, Slot, fill};
+use aplo_policy_sdk::layout::{SetChoice, SetRequest, Sizing, Slot, fill, first_fitting};
 use aplo_policy_sdk::prelude::*;
 use aplo_policy_sdk::topology::{ArbiterUse, Candidate, candidates};
 
@@ -65,25 +65,20 @@ impl Placement for Binpack {
         settings: &Settings,
     ) -> Result<Layout, String> {
         let config = Config::read(settings)?;
-        let mut first_error = None;
-        for cluster in &topology.clusters {
-            let devices: Vec<Candidate<'_>> = candidates(topology)
+        let groups = topology.clusters.iter().map(|cluster| {
+            candidates(topology)
                 .filter(|c| c.cluster.id == cluster.id && c.matches(&config.device_tags))
-                .collect();
-            match fill(
+                .collect::<Vec<Candidate<'_>>>()
+        });
+        first_fitting(groups, |devices| {
+            fill(
                 request,
                 devices,
                 &config.sizing,
                 config.strict,
                 |slots, set| pick(&config, slots, set),
-            ) {
-                Ok(layout) => return Ok(layout),
-                Err(err) => {
-                    first_error.get_or_insert(err);
-                }
-            }
-        }
-        Err(first_error.unwrap_or_else(|| "the topology has no online devices".to_owned()))
+            )
+        })
     }
 }
 

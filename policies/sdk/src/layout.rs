@@ -254,3 +254,23 @@ pub fn fill<'a>(
     }
     Ok(Layout { sets, strict_zones })
 }
+
+/// Try each group of devices (usually one group per cluster, in the order
+/// the policy prefers) and return the first layout that fits; when none
+/// does, the first group's reason. A volume's bricks all come from one
+/// cluster.
+pub fn first_fitting<'a>(
+    groups: impl IntoIterator<Item = Vec<Candidate<'a>>>,
+    mut place: impl FnMut(Vec<Candidate<'a>>) -> Result<Layout, String>,
+) -> Result<Layout, String> {
+    let mut first_error = None;
+    for devices in groups {
+        match place(devices) {
+            Ok(layout) => return Ok(layout),
+            Err(err) => {
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| "the topology has no online devices".to_owned()))
+}

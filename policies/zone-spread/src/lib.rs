@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aplo_policy_sdk::layout::{SetChoice, SetRequest, Sizing, Slot, fill};
+use aplo_policy_sdk::layout::{SetChoice, SetRequest, Sizing, Slot, fill, first_fitting};
 use aplo_policy_sdk::prelude::*;
 use aplo_policy_sdk::topology::{ArbiterUse, Candidate, candidates};
 
@@ -94,22 +94,18 @@ impl Placement for ZoneSpread {
             b.0.cmp(&a.0)
                 .then_with(|| cluster_id(&a.1).cmp(&cluster_id(&b.1)))
         });
-        let mut first_error = None;
-        for (_, devices) in clusters {
-            match fill(
-                request,
-                devices,
-                &config.sizing,
-                config.strict,
-                |slots, want| pick(request, &config, slots, want),
-            ) {
-                Ok(layout) => return Ok(layout),
-                Err(err) => {
-                    first_error.get_or_insert(err);
-                }
-            }
-        }
-        Err(first_error.unwrap_or_else(|| "the topology has no online devices".to_owned()))
+        first_fitting(
+            clusters.into_iter().map(|(_, devices)| devices),
+            |devices| {
+                fill(
+                    request,
+                    devices,
+                    &config.sizing,
+                    config.strict,
+                    |slots, want| pick(request, &config, slots, want),
+                )
+            },
+        )
     }
 }
 
