@@ -12,7 +12,7 @@
 //! (arbiter bricks); a device or node tagged `arbiter=required` takes only
 //! arbiter bricks, `arbiter=disabled` never does.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use aplo_policy_sdk::layout::{SetChoice, SetRequest, Sizing, Slot, fill, first_fitting};
 use aplo_policy_sdk::prelude::*;
@@ -120,21 +120,25 @@ fn pick<'a>(
     slots: &[Slot<'a>],
     set: &SetRequest,
 ) -> Result<SetChoice<'a>, String> {
-    // The roomiest data device on each node.
-    let mut best: BTreeMap<Id, Slot<'a>> = BTreeMap::new();
+    // The roomiest data device on each node. Slots come node by node (the
+    // order `candidates` yields them in), so one pass over runs suffices.
+    let mut nodes: Vec<Slot<'a>> = Vec::new();
     for slot in slots {
         let c = &slot.candidate;
         if c.arbiter_use() == ArbiterUse::Required || !c.matches(&config.device_tags) {
             continue;
         }
-        let entry = best.entry(c.node.id).or_insert(*slot);
-        if slot.room > entry.room
-            || (slot.room == entry.room && c.device.id < entry.candidate.device.id)
-        {
-            *entry = *slot;
+        match nodes.last_mut() {
+            Some(last) if last.candidate.node.id == c.node.id => {
+                if slot.room > last.room
+                    || (slot.room == last.room && c.device.id < last.candidate.device.id)
+                {
+                    *last = *slot;
+                }
+            }
+            _ => nodes.push(*slot),
         }
     }
-    let mut nodes: Vec<Slot<'a>> = best.into_values().collect();
     let preferred = |s: &Slot<'_>| {
         let node = request.preferred_node.as_deref() == Some(s.candidate.node.hostname.as_str());
         let zone = request.preferred_zone.as_deref() == Some(s.candidate.zone());
