@@ -5,6 +5,7 @@
 pub mod params;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod topology;
 pub mod validate;
 
 pub use aplo_policy_types::size::{GIB, KIB, MIB, TIB, format_size, parse_size, round_up};
