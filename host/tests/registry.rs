@@ -324,7 +324,7 @@ fn a_cache_directory_others_can_write_is_refused() {
 async fn async_decisions_run_off_the_reactor() {
     let registry = Registry::open(runtime(), RegistryConfig::default()).unwrap();
     let set = registry.resolve(&Pairs::new()).unwrap();
-    let topology = Arc::new(six_nodes());
+    let topology = Arc::new(aplo::policy::PreparedTopology::new(Arc::new(six_nodes())));
     let tasks: Vec<_> = (0..16)
         .map(|_| {
             let set = set.clone();

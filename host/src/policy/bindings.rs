@@ -14,6 +14,9 @@ pub use exports::aplo::policy::{durability, placement, quota, settings};
 
 use self::aplo::policy::types as w;
 
+/// The WIT form of a topology.
+pub type WitTopology = w::Topology;
+
 fn pairs(map: &model::Pairs) -> Vec<w::Pair> {
     map.iter()
         .map(|(key, value)| w::Pair {

@@ -17,5 +17,5 @@ mod set;
 
 pub use error::{Blame, Fault, PolicyError};
 pub use registry::{PolicySummary, Registry, RegistryConfig, ReloadEvent, Watcher};
-pub use runtime::{INTERFACES, Limits, LoadedPolicy, Runtime, RuntimeConfig};
+pub use runtime::{INTERFACES, Limits, LoadedPolicy, PreparedTopology, Runtime, RuntimeConfig};
 pub use set::{Bound, Placed, PolicySet};

@@ -405,6 +405,31 @@ impl Runtime {
     }
 }
 
+/// A topology encoded for the sandbox once, for any number of placement
+/// decisions. The storage engine keeps one per topology version; encoding a
+/// thousand devices takes about as long as a small decision.
+pub struct PreparedTopology {
+    topology: Arc<model::Topology>,
+    encoded: bindings::WitTopology,
+}
+
+impl PreparedTopology {
+    /// Encode a topology.
+    pub fn new(topology: Arc<model::Topology>) -> PreparedTopology {
+        let encoded = bindings::topology(&topology);
+        PreparedTopology { topology, encoded }
+    }
+
+    /// The topology.
+    pub fn topology(&self) -> &model::Topology {
+        &self.topology
+    }
+
+    pub(crate) fn encoded(&self) -> &bindings::WitTopology {
+        &self.encoded
+    }
+}
+
 /// The decision interfaces a module exports.
 #[derive(Clone)]
 pub(crate) struct Exports {
@@ -589,19 +614,28 @@ impl LoadedPolicy {
     pub fn place(
         &self,
         request: &model::PlacementRequest,
-        topology: &model::Topology,
+        topology: &PreparedTopology,
         settings: &model::Pairs,
     ) -> Result<Result<model::Layout, String>, PolicyError> {
-        let (request, topology, pairs) = (
+        self.place_encoded(request, &topology.encoded, settings)
+    }
+
+    /// [`LoadedPolicy::place`] with the topology already in its WIT form.
+    pub(crate) fn place_encoded(
+        &self,
+        request: &model::PlacementRequest,
+        topology: &bindings::WitTopology,
+        settings: &model::Pairs,
+    ) -> Result<Result<model::Layout, String>, PolicyError> {
+        let (request, pairs) = (
             bindings::placement_request(request),
-            bindings::topology(topology),
             bindings::settings(settings),
         );
         self.call(Decision::Placement, |store, instance, exports| {
             let indices = exports.placement.as_ref().expect("checked by call");
             let guest = indices.load(&mut *store, instance)?;
             Ok(guest
-                .call_place(store, &request, &topology, &pairs)?
+                .call_place(store, &request, topology, &pairs)?
                 .map(bindings::layout))
         })
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::error::{Fault, PolicyError};
-use super::runtime::LoadedPolicy;
+use super::runtime::{LoadedPolicy, PreparedTopology};
 use crate::model::validate::{
     LayoutSummary, clean_reason, validate_allowance, validate_durability, validate_layout,
     validate_scheme,
@@ -81,10 +81,37 @@ impl PolicySet {
         request: &PlacementRequest,
         topology: &Topology,
     ) -> Result<Verdict<Placed>, PolicyError> {
+        self.place_encoded(request, topology, &super::bindings::topology(topology))
+    }
+
+    /// [`PolicySet::place`] on a topology encoded beforehand.
+    pub fn place_prepared(
+        &self,
+        request: &PlacementRequest,
+        prepared: &PreparedTopology,
+    ) -> Result<Verdict<Placed>, PolicyError> {
+        self.place_encoded(request, prepared.topology(), prepared.encoded())
+    }
+
+    fn place_encoded(
+        &self,
+        request: &PlacementRequest,
+        topology: &Topology,
+        encoded: &super::bindings::WitTopology,
+    ) -> Result<Verdict<Placed>, PolicyError> {
         let bound = &self.placement;
-        validate_scheme(&request.scheme)
-            .map_err(|v| invalid(bound, Decision::Placement, "request", v.to_string()))?;
-        let answer = bound.policy.place(request, topology, &bound.settings)?;
+        // The request comes from the host (and a validated durability
+        // answer): a bad one is the host's fault, not the policy's.
+        validate_scheme(&request.scheme).map_err(|v| PolicyError::Fault {
+            policy: bound.policy.name().to_owned(),
+            decision: Decision::Placement,
+            fault: Fault::Host {
+                detail: format!("invalid placement request: {v}"),
+            },
+        })?;
+        let answer = bound
+            .policy
+            .place_encoded(request, encoded, &bound.settings)?;
         Ok(verdict(match answer {
             Ok(layout) => {
                 let summary = validate_layout(request, topology, &layout)
@@ -121,10 +148,10 @@ impl PolicySet {
     pub async fn place_async(
         &self,
         request: PlacementRequest,
-        topology: Arc<Topology>,
+        topology: Arc<PreparedTopology>,
     ) -> Result<Verdict<Placed>, PolicyError> {
         let set = self.clone();
-        blocking(move || set.place(&request, &topology)).await
+        blocking(move || set.place_prepared(&request, &topology)).await
     }
 
     /// [`PolicySet::quota`] on the blocking pool, off the async reactor.
