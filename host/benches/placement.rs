@@ -78,7 +78,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             black_box(
                 policy
-                    .place(black_box(&req), black_box(&topology), &settings)
+                    .place(black_box(&req), black_box(&prepared), &settings)
                     .unwrap(),
             )
         })
