@@ -6,5 +6,6 @@
 //! - [`cli`]: the `aplo` command line.
 
 pub mod cli;
+pub mod exec;
 pub mod model;
 pub mod policy;
