@@ -9,3 +9,4 @@ pub mod cli;
 pub mod exec;
 pub mod model;
 pub mod policy;
+pub mod store;
