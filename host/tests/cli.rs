@@ -192,3 +192,63 @@ fn demo_places_a_replica_3_volume_across_three_zones() {
         text(&unknown)
     );
 }
+
+#[test]
+fn db_export_and_import_move_the_store_through_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.redb"), dir.path().join("b.redb"));
+    let export = dir.path().join("export.json");
+    std::fs::write(&export, r#"{"schema": 1, "data": {"clusters": {"0000000000000000000000000000000a": {"id": "0000000000000000000000000000000a"}}}}"#).unwrap();
+    let out = aplo(&[
+        "--db",
+        a.to_str().unwrap(),
+        "db",
+        "import",
+        export.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = aplo(&["--db", a.to_str().unwrap(), "db", "export"]);
+    let dumped: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        dumped["data"]["clusters"]["0000000000000000000000000000000a"]["file"],
+        true
+    );
+    let copy = dir.path().join("copy.json");
+    std::fs::write(&copy, &out.stdout).unwrap();
+    assert!(
+        aplo(&[
+            "--db",
+            b.to_str().unwrap(),
+            "db",
+            "import",
+            copy.to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+    let again = aplo(&[
+        "--db",
+        b.to_str().unwrap(),
+        "db",
+        "import",
+        copy.to_str().unwrap(),
+    ]);
+    assert!(
+        !again.status.success() && text(&again).contains("not empty"),
+        "{}",
+        text(&again)
+    );
+    std::fs::write(&copy, "{\"schema\": 1, \"data\": {\"clusters\": 5}}").unwrap();
+    let bad = aplo(&[
+        "--db",
+        dir.path().join("c.redb").to_str().unwrap(),
+        "db",
+        "import",
+        copy.to_str().unwrap(),
+    ]);
+    assert!(
+        text(&bad).contains("copy.json is not an aplo export"),
+        "{}",
+        text(&bad)
+    );
+}

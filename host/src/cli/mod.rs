@@ -1,5 +1,6 @@
 //! The `aplo` command line: configuration, telemetry and the commands.
 
+mod db;
 mod demo;
 mod policy;
 mod telemetry;
@@ -68,6 +69,9 @@ pub struct Config {
     /// `policies: { <name>: { deadline: <ms>, memory_bytes: <n> } }`.
     #[arg(long, global = true, env = "APLO_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The store (a redb file, created if missing).
+    #[arg(long, global = true, env = "APLO_DB", default_value = "aplo.redb")]
+    pub db: PathBuf,
     /// Log format.
     #[arg(
         long,
@@ -150,6 +154,9 @@ pub enum Command {
     Policy(policy::PolicyCommand),
     /// The demo: the default policies decide a volume on an example topology.
     Demo(demo::DemoArgs),
+    /// Export or import the store as JSON.
+    #[command(subcommand)]
+    Db(db::DbCommand),
 }
 
 impl Cli {
@@ -158,6 +165,7 @@ impl Cli {
         match self.command {
             Command::Policy(command) => policy::run(&self.config, command),
             Command::Demo(args) => demo::run(&self.config, args),
+            Command::Db(command) => db::run(&self.config, command),
         }
     }
 }
