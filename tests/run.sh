@@ -9,6 +9,13 @@ cd "$(dirname "$0")/.."
 
 rustup target add wasm32-wasip2 >/dev/null
 
+# The LVM tests run real lvm2 on loop devices (as root, like CI).
+if ! command -v pvcreate >/dev/null; then
+  echo "== installing lvm2 from Debian (the LVM tests run the real tools)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lvm2 >/dev/null
+fi
+export LVM_SUPPRESS_FD_WARNINGS=1
+
 echo "== host workspace: unit, integration, golden-in-sandbox and CLI tests"
 cargo test --workspace --all-targets --locked
 
