@@ -2,17 +2,18 @@
 # Run aplo's whole test suite: host unit and integration tests (sandbox,
 # registry, golden cases through the sandbox, CLI), the policies' native
 # golden tests, and every bundled policy's golden cases through `aplo policy
-# test`. Installs the one thing it needs that a fresh machine lacks: the
-# wasm32-wasip2 target.
+# test`. Installs what a fresh machine lacks: the wasm32-wasip2 target,
+# lvm2 and glusterfs-server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rustup target add wasm32-wasip2 >/dev/null
 
-# The LVM tests run real lvm2 on loop devices (as root, like CI).
-if ! command -v pvcreate >/dev/null; then
-  echo "== installing lvm2 from Debian (the LVM tests run the real tools)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lvm2 >/dev/null
+# The LVM and gluster tests run the real tools (as root, like CI): lvm2 on
+# loop devices, and a glusterd the test starts and stops.
+if ! command -v pvcreate >/dev/null || ! command -v glusterd >/dev/null; then
+  echo "== installing lvm2 and glusterfs-server from Debian (the tests run the real tools)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lvm2 glusterfs-server >/dev/null
 fi
 export LVM_SUPPRESS_FD_WARNINGS=1
 

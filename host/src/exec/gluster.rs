@@ -6,7 +6,8 @@
 
 use roxmltree::{Document, Node};
 
-use crate::model::Pairs;
+use super::command::Cmd;
+use crate::model::{Pairs, Scheme};
 
 /// Why gluster's answer could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -243,6 +244,121 @@ pub fn parse_volume_status(xml: &[u8]) -> Result<Vec<BrickStatus>, GlusterError>
     Ok(bricks)
 }
 
+/// A gluster CLI command: `gluster --mode=script --xml <args>`.
+pub fn gluster<I: IntoIterator<Item = S>, S: Into<String>>(args: I) -> Cmd {
+    Cmd::new("gluster")
+        .args(["--mode=script", "--xml"])
+        .args(args)
+}
+
+/// The words gluster uses for a durability scheme, e.g. `replica 3 arbiter 1`.
+pub fn scheme_args(scheme: &Scheme) -> Vec<String> {
+    match *scheme {
+        Scheme::None => Vec::new(),
+        Scheme::Replicate {
+            count,
+            arbiter: false,
+        } => vec!["replica".into(), count.to_string()],
+        Scheme::Replicate {
+            count,
+            arbiter: true,
+        } => {
+            vec![
+                "replica".into(),
+                count.to_string(),
+                "arbiter".into(),
+                "1".into(),
+            ]
+        }
+        Scheme::Disperse { data, redundancy } => vec![
+            "disperse".into(),
+            (u32::from(data) + u32::from(redundancy)).to_string(),
+            "redundancy".into(),
+            redundancy.to_string(),
+        ],
+    }
+}
+
+/// `volume create NAME <scheme> host:/brick … [force]`. Bricks are given in
+/// set order; `force` is needed only when bricks sit on the root filesystem
+/// (the `dir` backend).
+pub fn volume_create(name: &str, scheme: &Scheme, bricks: &[(String, String)], force: bool) -> Cmd {
+    let mut cmd = gluster(["volume", "create", name]).args(scheme_args(scheme));
+    cmd = cmd.args(bricks.iter().map(|(host, path)| format!("{host}:{path}")));
+    if force { cmd.arg("force") } else { cmd }
+}
+
+/// `volume set NAME KEY VALUE`.
+pub fn volume_set(name: &str, key: &str, value: &str) -> Cmd {
+    gluster(["volume", "set", name, key, value])
+}
+
+/// `volume start NAME` (with `force` to restart missing brick processes).
+pub fn volume_start(name: &str, force: bool) -> Cmd {
+    let cmd = gluster(["volume", "start", name]);
+    if force { cmd.arg("force") } else { cmd }
+}
+
+/// `volume stop NAME force`: stop without asking, even with clients.
+pub fn volume_stop(name: &str) -> Cmd {
+    gluster(["volume", "stop", name, "force"])
+}
+
+/// `volume delete NAME`.
+pub fn volume_delete(name: &str) -> Cmd {
+    gluster(["volume", "delete", name])
+}
+
+/// `volume info [NAME]`.
+pub fn volume_info(name: Option<&str>) -> Cmd {
+    gluster(["volume", "info"]).args(name)
+}
+
+/// `volume status NAME`.
+pub fn volume_status(name: &str) -> Cmd {
+    gluster(["volume", "status", name])
+}
+
+/// `volume add-brick NAME <scheme> host:/brick …`, to grow a volume by sets.
+pub fn volume_add_brick(
+    name: &str,
+    scheme: &Scheme,
+    bricks: &[(String, String)],
+    force: bool,
+) -> Cmd {
+    let words: Vec<String> = match *scheme {
+        Scheme::Replicate { count, arbiter } => {
+            let mut w = vec!["replica".to_owned(), count.to_string()];
+            if arbiter {
+                w.extend(["arbiter".to_owned(), "1".to_owned()]);
+            }
+            w
+        }
+        _ => Vec::new(),
+    };
+    let cmd = gluster(["volume", "add-brick", name])
+        .args(words)
+        .args(bricks.iter().map(|(host, path)| format!("{host}:{path}")));
+    if force { cmd.arg("force") } else { cmd }
+}
+
+/// `volume quota NAME enable`.
+pub fn quota_enable(name: &str) -> Cmd {
+    gluster(["volume", "quota", name, "enable"])
+}
+
+/// `volume quota NAME limit-usage / BYTES`.
+pub fn quota_limit(name: &str, bytes: u64) -> Cmd {
+    gluster([
+        "volume",
+        "quota",
+        name,
+        "limit-usage",
+        "/",
+        &format!("{bytes}B"),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,6 +441,35 @@ mod tests {
                 .all(|b| b.online && b.port.is_some() && b.pid.is_some())
         );
         assert_eq!(bricks[0].path, "/tmp/cap/b1/brick");
+    }
+
+    #[test]
+    fn command_lines_for_each_scheme() {
+        let bricks: Vec<(String, String)> = (1..=3)
+            .map(|i| (format!("n{i}"), format!("/b{i}/brick")))
+            .collect();
+        let arbiter = Scheme::Replicate {
+            count: 3,
+            arbiter: true,
+        };
+        assert_eq!(
+            volume_create("vol_1", &arbiter, &bricks, false).display(),
+            "gluster --mode=script --xml volume create vol_1 replica 3 arbiter 1 n1:/b1/brick n2:/b2/brick n3:/b3/brick"
+        );
+        let disperse = Scheme::Disperse {
+            data: 2,
+            redundancy: 1,
+        };
+        assert_eq!(scheme_args(&disperse), ["disperse", "3", "redundancy", "1"]);
+        assert!(
+            volume_create("v", &Scheme::None, &bricks[..1], true)
+                .display()
+                .ends_with("volume create v n1:/b1/brick force")
+        );
+        assert_eq!(
+            quota_limit("v", 1 << 30).args.last().unwrap(),
+            "1073741824B"
+        );
     }
 
     #[test]
