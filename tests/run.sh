@@ -3,7 +3,7 @@
 # registry, golden cases through the sandbox, CLI), the policies' native
 # golden tests, and every bundled policy's golden cases through `aplo policy
 # test`. Installs what a fresh machine lacks: the wasm32-wasip2 target,
-# lvm2 and glusterfs-server.
+# lvm2, glusterfs-server and xfsprogs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,9 +11,9 @@ rustup target add wasm32-wasip2 >/dev/null
 
 # The LVM and gluster tests run the real tools (as root, like CI): lvm2 on
 # loop devices, and a glusterd the test starts and stops.
-if ! command -v pvcreate >/dev/null || ! command -v glusterd >/dev/null; then
-  echo "== installing lvm2 and glusterfs-server from Debian (the tests run the real tools)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lvm2 glusterfs-server >/dev/null
+if ! command -v pvcreate >/dev/null || ! command -v glusterd >/dev/null || ! command -v mkfs.xfs >/dev/null; then
+  echo "== installing lvm2, glusterfs-server and xfsprogs from Debian (the tests run the real tools)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lvm2 glusterfs-server xfsprogs >/dev/null
 fi
 export LVM_SUPPRESS_FD_WARNINGS=1
 

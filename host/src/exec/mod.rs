@@ -10,6 +10,7 @@
 //! The gluster and LVM command builders, brick backends and the simulate
 //! executor arrive with the storage engine (issue #3).
 
+pub mod brick;
 pub mod command;
 pub mod gluster;
 pub mod lvm;

@@ -1,0 +1,93 @@
+//! The loop brick backend on the real thing: a sparse file, a loop device,
+//! XFS and a mount, created, repeated, interrupted and destroyed.
+
+use aplo::exec::brick::{self, BrickRoot};
+use aplo::exec::command::{Cmd, Executor, NodeExecutor, Transport};
+use aplo::model::Id;
+
+async fn stdout(node: &NodeExecutor, cmd: Cmd) -> String {
+    String::from_utf8(node.run(&cmd).await.unwrap().stdout).unwrap()
+}
+
+#[tokio::test]
+async fn a_loop_brick_is_a_real_filesystem_and_leaves_nothing_behind() {
+    let node = NodeExecutor::new("local", Transport::Local);
+    let dir = tempfile::tempdir().unwrap();
+    let root = BrickRoot::new(dir.path()).unwrap();
+    let (id, volume) = (Id(0xb0b), Id(0x701));
+
+    let too_small = brick::create_loop_brick(&*node, &root, id, volume, 100 << 20).await;
+    assert!(too_small.unwrap_err().to_string().contains("XFS minimum"));
+
+    let brick_dir = brick::create_loop_brick(&*node, &root, id, volume, 512 << 20)
+        .await
+        .expect("needs root, losetup and mkfs.xfs (xfsprogs)");
+    let mount = root.mount_point(id);
+    let fstype = stdout(
+        &node,
+        Cmd::new("findmnt")
+            .args(["-n", "-o", "FSTYPE,OPTIONS", "--mountpoint"])
+            .arg(mount.display().to_string()),
+    )
+    .await;
+    assert!(
+        fstype.starts_with("xfs") && fstype.contains("noatime") && fstype.contains("inode64"),
+        "{fstype}"
+    );
+    let size: u64 = stdout(
+        &node,
+        Cmd::new("df")
+            .args(["--output=size", "-B1"])
+            .arg(mount.display().to_string()),
+    )
+    .await
+    .lines()
+    .nth(1)
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
+    assert!(
+        size > 400 << 20 && size <= 512 << 20,
+        "a filesystem of the brick's size, not the host's: {size}"
+    );
+    assert!(brick_dir.is_dir());
+    let marker = std::fs::read_to_string(root.marker(id)).unwrap();
+    assert!(
+        marker.contains(&id.to_string()) && marker.contains(&volume.to_string()),
+        "{marker}"
+    );
+    std::fs::write(brick_dir.join("data"), "I love GlusterFS!").unwrap();
+
+    // Repeating the creation changes nothing and keeps the data.
+    brick::create_loop_brick(&*node, &root, id, volume, 512 << 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(brick_dir.join("data")).unwrap(),
+        "I love GlusterFS!"
+    );
+
+    // A crash after unmounting: creating again finishes the job.
+    node.run(&Cmd::new("umount").arg(mount.display().to_string()))
+        .await
+        .unwrap();
+    brick::create_loop_brick(&*node, &root, id, volume, 512 << 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(brick_dir.join("data")).unwrap(),
+        "I love GlusterFS!"
+    );
+
+    brick::destroy_loop_brick(&*node, &root, id).await.unwrap();
+    brick::destroy_loop_brick(&*node, &root, id)
+        .await
+        .expect("destroying twice is fine");
+    assert!(!mount.exists() && !root.image(id).exists());
+    let loops = stdout(&node, Cmd::new("losetup").arg("-a")).await;
+    assert!(
+        !loops.contains(&root.image(id).display().to_string()),
+        "no loop device is left: {loops}"
+    );
+}
