@@ -11,9 +11,9 @@ rustup target add wasm32-wasip2 >/dev/null
 
 # The LVM and gluster tests run the real tools (as root, like CI): lvm2 on
 # loop devices, and a glusterd the test starts and stops.
-if ! command -v pvcreate >/dev/null || ! command -v glusterd >/dev/null || ! command -v mkfs.xfs >/dev/null; then
+if ! command -v pvcreate >/dev/null || ! command -v glusterd >/dev/null || ! command -v mkfs.xfs >/dev/null || ! command -v mount.glusterfs >/dev/null; then
   echo "== installing lvm2, glusterfs-server and xfsprogs from Debian (the tests run the real tools)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lvm2 glusterfs-server xfsprogs >/dev/null
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lvm2 glusterfs-server glusterfs-client xfsprogs >/dev/null
 fi
 export LVM_SUPPRESS_FD_WARNINGS=1
 

@@ -1,0 +1,284 @@
+//! A real GlusterFS cluster on one machine, for end-to-end tests.
+//!
+//! Each node is a network namespace (a veth into a bridge, with its own
+//! address) plus a mount namespace in which private directories are
+//! bind-mounted over `/var/lib/glusterd`, `/var/log/glusterfs` and `/run`,
+//! held open by a `sleep infinity` process. Each node runs its own glusterd
+//! and is reached through a `nsenter -t PID -m -n` command prefix: the same
+//! executor transport production uses for prefixed nodes.
+//!
+//! Only addresses inside namespaces this harness creates are used
+//! (`10.213.0.0/24`). Everything started is recorded by process id and torn
+//! down by process id when the cluster is dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aplo::exec::command::{Cmd, Executor, NodeExecutor, Transport};
+use aplo::exec::gluster;
+
+/// The subnet of the harness's bridge.
+pub const SUBNET: &str = "10.213.0";
+
+/// One gluster node.
+pub struct GlusterNode {
+    /// Its address, which is also its gluster hostname.
+    pub address: String,
+    /// The executor that reaches it.
+    pub exec: Arc<NodeExecutor>,
+    /// A directory for its bricks.
+    pub bricks: PathBuf,
+    /// The process holding its namespaces.
+    holder: Child,
+    netns: String,
+    veth: String,
+    state: PathBuf,
+}
+
+/// A cluster of nodes, torn down when dropped.
+pub struct Cluster {
+    /// The nodes.
+    pub nodes: Vec<GlusterNode>,
+    bridge: String,
+    _dir: tempfile::TempDir,
+}
+
+fn sh(program: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl Cluster {
+    /// Start `count` nodes (at most 9), each with its own glusterd, and
+    /// join them into one trusted pool. `tag` keeps names apart when
+    /// several clusters run at once.
+    pub async fn start(tag: &str, count: usize) -> Result<Cluster, String> {
+        assert!((1..=9).contains(&count), "1 to 9 nodes");
+        for tool in ["ip", "unshare", "nsenter", "glusterd"] {
+            sh("sh", &["-c", &format!("command -v {tool}")])
+                .map_err(|_| format!("{tool} is missing: apt-get install -y iproute2 util-linux glusterfs-server (.ci/run does)"))?;
+        }
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let bridge = format!("aplo{tag}br");
+        sh("ip", &["link", "add", &bridge, "type", "bridge"])?;
+        let mut cluster = Cluster {
+            nodes: Vec::new(),
+            bridge: bridge.clone(),
+            _dir: dir,
+        };
+        sh(
+            "ip",
+            &["addr", "add", &format!("{SUBNET}.254/24"), "dev", &bridge],
+        )?;
+        sh("ip", &["link", "set", &bridge, "up"])?;
+        for n in 1..=count {
+            let node = Self::start_node(cluster._dir.path(), tag, &bridge, n).await?;
+            cluster.nodes.push(node);
+        }
+        let first = &cluster.nodes[0];
+        for other in &cluster.nodes[1..] {
+            let out = first
+                .exec
+                .run(&gluster::gluster(["peer", "probe", other.address.as_str()]))
+                .await
+                .map_err(|e| e.to_string())?;
+            gluster::parse_outcome(&out.stdout)
+                .map_err(|e| format!("peer probe {}: {e}", other.address))?;
+        }
+        // Wait until every node sees every other as connected.
+        for _ in 0..300 {
+            let mut all = true;
+            for node in &cluster.nodes {
+                let out = node
+                    .exec
+                    .run(&Cmd::new("gluster").args(["--mode=script", "pool", "list"]))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let text = String::from_utf8_lossy(&out.stdout);
+                all &= text.lines().filter(|l| l.contains("Connected")).count() == count;
+            }
+            if all {
+                return Ok(cluster);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err("the peers did not all connect within 30 s".into())
+    }
+
+    async fn start_node(
+        dir: &Path,
+        tag: &str,
+        bridge: &str,
+        n: usize,
+    ) -> Result<GlusterNode, String> {
+        let netns = format!("aplo{tag}n{n}");
+        let veth = format!("aplo{tag}v{n}");
+        let address = format!("{SUBNET}.{n}");
+        let state = dir.join(format!("node{n}"));
+        for sub in ["glusterd", "log", "run", "bricks"] {
+            std::fs::create_dir_all(state.join(sub)).map_err(|e| e.to_string())?;
+        }
+        sh("ip", &["netns", "add", &netns])?;
+        sh(
+            "ip",
+            &[
+                "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns,
+            ],
+        )?;
+        sh("ip", &["link", "set", &veth, "master", bridge, "up"])?;
+        sh(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &netns,
+                "ip",
+                "addr",
+                "add",
+                &format!("{address}/24"),
+                "dev",
+                "eth0",
+            ],
+        )?;
+        sh(
+            "ip",
+            &["netns", "exec", &netns, "ip", "link", "set", "eth0", "up"],
+        )?;
+        sh(
+            "ip",
+            &["netns", "exec", &netns, "ip", "link", "set", "lo", "up"],
+        )?;
+        let s = state.display();
+        let script = format!(
+            "mount --bind {s}/glusterd /var/lib/glusterd && mount --bind {s}/log /var/log/glusterfs && mount --bind {s}/run /run && exec sleep infinity"
+        );
+        let holder = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &netns,
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "bash",
+                "-c",
+                &script,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        // `ip netns exec` execs unshare, which execs bash, which execs sleep:
+        // the pid stays the same throughout.
+        let pid = holder.id().to_string();
+        let exec = NodeExecutor::new(
+            format!("node{n}"),
+            Transport::Prefix(vec![
+                "nsenter".into(),
+                "-t".into(),
+                pid.clone(),
+                "-m".into(),
+                "-n".into(),
+            ]),
+        );
+        let node = GlusterNode {
+            address,
+            exec,
+            bricks: state.join("bricks"),
+            holder,
+            netns,
+            veth,
+            state,
+        };
+        // Wait for the bind mounts, then start glusterd.
+        for _ in 0..100 {
+            if sh(
+                "nsenter",
+                &[
+                    "-t",
+                    &pid,
+                    "-m",
+                    "-n",
+                    "sh",
+                    "-c",
+                    "grep -q ' /run ' /proc/self/mountinfo",
+                ],
+            )
+            .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        node.exec
+            .run(
+                &Cmd::new("glusterd")
+                    .args(["-LINFO"])
+                    .arg(format!("--pid-file={}", node.pidfile().display())),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        for _ in 0..100 {
+            if node.exec.run(&gluster::volume_info(None)).await.is_ok() {
+                return Ok(node);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!("glusterd on {} did not answer", node.address))
+    }
+}
+
+impl GlusterNode {
+    fn pidfile(&self) -> PathBuf {
+        self.state.join("glusterd.pid")
+    }
+
+    /// Cut the node off the network (its link goes down).
+    pub fn disconnect(&self) -> Result<(), String> {
+        sh("ip", &["link", "set", &self.veth, "down"]).map(|_| ())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            // Brick and daemon processes of this node, by the pid files
+            // gluster keeps under the node's private /run.
+            let mut pids: Vec<String> = Vec::new();
+            if let Ok(pid) = std::fs::read_to_string(node.pidfile()) {
+                pids.push(pid.trim().to_owned());
+            }
+            let run = node.state.join("run/gluster");
+            if let Ok(out) = sh("find", &[&run.display().to_string(), "-name", "*.pid"]) {
+                for file in out.lines() {
+                    if let Ok(pid) = std::fs::read_to_string(file) {
+                        pids.push(pid.trim().to_owned());
+                    }
+                }
+            }
+            for pid in pids.iter().filter(|p| !p.is_empty()) {
+                let _ = sh("kill", &["-9", pid]);
+            }
+            let _ = node.holder.kill();
+            let _ = node.holder.wait();
+            let _ = sh("ip", &["link", "del", &node.veth]);
+            let _ = sh("ip", &["netns", "del", &node.netns]);
+        }
+        let _ = sh("ip", &["link", "del", &self.bridge]);
+    }
+}
