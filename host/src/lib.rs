@@ -1,8 +1,12 @@
 //! aplo: Kubernetes storage on GlusterFS and LVM, with every decision made by
 //! a sandboxed WebAssembly policy.
 //!
-//! - [`model`]: domain types and the rules policy answers must obey (pure);
+//! - [`model`]: domain types, the rules policy answers must obey, topology
+//!   files and storage records (pure: no I/O);
 //! - [`policy`]: the Wasm runtime, the policy registry and golden tests;
+//! - [`store`]: where aplo keeps its state (the `Store` trait, redb);
+//! - [`exec`]: the only layer that runs commands (executor, transports,
+//!   gluster and LVM command lines and parsers, brick backends);
 //! - [`cli`]: the `aplo` command line.
 
 pub mod cli;
