@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use aplo::model::testing::claim;
 use aplo::model::{Decision, GIB, Pairs, PlacementRequest, QuotaRequest, Usage, Verdict};
 use aplo::policy::{Blame, Bound, Fault, Limits, LoadedPolicy, PolicyError, PolicySet, Runtime};
-use common::{R3, bundled, hostile, runtime, six_nodes, wat_durability, wat_durability_with};
+use common::{
+    R3, bundled, hostile, load_bundled, runtime, six_nodes, wat_durability, wat_durability_with,
+};
 
 fn mode(mode: &str) -> Pairs {
     [("mode".to_string(), mode.to_string())]
@@ -55,16 +57,7 @@ fn still_healthy(runtime: &Arc<Runtime>, hostile: &Arc<LoadedPolicy>) {
         good.durability(&claim(GIB)),
         Ok(Verdict::Granted(_))
     ));
-    let zone_spread = Arc::new(
-        runtime
-            .load(
-                "zone-spread",
-                "bundled",
-                bundled("zone-spread"),
-                Limits::default(),
-            )
-            .unwrap(),
-    );
+    let zone_spread = load_bundled(runtime, "zone-spread");
     let placed = set(&zone_spread, Pairs::new())
         .place(&request(10 * GIB), &six_nodes())
         .unwrap()
@@ -334,11 +327,7 @@ fn tables_beyond_the_cap_are_refused() {
 #[test]
 fn a_decision_the_policy_does_not_make_is_refused_before_running() {
     let runtime = runtime();
-    let classes = Arc::new(
-        runtime
-            .load("classes", "bundled", bundled("classes"), Limits::default())
-            .unwrap(),
-    );
+    let classes = load_bundled(&runtime, "classes");
     assert_eq!(classes.decisions(), vec![Decision::Durability]);
     let err = set(&classes, Pairs::new())
         .place(&request(GIB), &six_nodes())
@@ -358,16 +347,7 @@ fn a_decision_the_policy_does_not_make_is_refused_before_running() {
 #[test]
 fn instances_are_fresh_and_deterministic() {
     let runtime = runtime();
-    let zone_spread = Arc::new(
-        runtime
-            .load(
-                "zone-spread",
-                "bundled",
-                bundled("zone-spread"),
-                Limits::default(),
-            )
-            .unwrap(),
-    );
+    let zone_spread = load_bundled(&runtime, "zone-spread");
     let policies = set(&zone_spread, Pairs::new());
     let first = policies.place(&request(10 * GIB), &six_nodes()).unwrap();
     for _ in 0..20 {
@@ -381,16 +361,7 @@ fn instances_are_fresh_and_deterministic() {
 #[test]
 fn many_threads_share_the_pool() {
     let runtime = runtime();
-    let zone_spread = Arc::new(
-        runtime
-            .load(
-                "zone-spread",
-                "bundled",
-                bundled("zone-spread"),
-                Limits::default(),
-            )
-            .unwrap(),
-    );
+    let zone_spread = load_bundled(&runtime, "zone-spread");
     let policies = set(&zone_spread, Pairs::new());
     let topology = six_nodes();
     std::thread::scope(|s| {

@@ -22,6 +22,15 @@ pub fn bundled(name: &str) -> &'static [u8] {
         .1
 }
 
+/// Load a bundled policy under its own name with default limits.
+pub fn load_bundled(runtime: &Arc<Runtime>, name: &str) -> Arc<LoadedPolicy> {
+    Arc::new(
+        runtime
+            .load(name, "bundled", bundled(name), Limits::default())
+            .expect("bundled policies load"),
+    )
+}
+
 /// The hostile test policy (built by host/build.rs from policies/testing/hostile).
 pub fn hostile_wasm() -> Vec<u8> {
     std::fs::read(env!("APLO_HOSTILE_WASM")).expect("the hostile policy was built by build.rs")
