@@ -73,6 +73,13 @@ impl Cluster {
         }
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let bridge = format!("aplo{tag}br");
+        // Leftovers of a run that was killed before it could clean up: only
+        // names this harness owns.
+        for n in 1..=9 {
+            let _ = sh("ip", &["netns", "del", &format!("aplo{tag}n{n}")]);
+            let _ = sh("ip", &["link", "del", &format!("aplo{tag}v{n}")]);
+        }
+        let _ = sh("ip", &["link", "del", &bridge]);
         sh("ip", &["link", "add", &bridge, "type", "bridge"])?;
         let mut cluster = Cluster {
             nodes: Vec::new(),
