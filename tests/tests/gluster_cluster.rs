@@ -1,6 +1,7 @@
 //! The storage half of the classic demo on a real three-node cluster: a
 //! replica-3 volume across three nodes, FUSE-mounted from the host, written
-//! and read back; then a node is cut off and the volume keeps serving.
+//! and read back; arbiter and disperse 2+1 volumes beside it; then a node is
+//! cut off and the replica-3 volume keeps serving.
 
 use aplo::exec::command::{Cmd, Executor};
 use aplo::exec::gluster;
