@@ -68,6 +68,60 @@ async fn replica_3_across_three_nodes_serves_through_fuse_and_survives_node_loss
         info[0].bricks.iter().map(|b| b.host.as_str()).collect();
     assert_eq!(hosts.len(), 3, "the bricks are on three different nodes");
 
+    // The other durabilities, from the same command lines.
+    for (name, scheme, kind) in [
+        (
+            "demo_arbiter",
+            Scheme::Replicate {
+                count: 3,
+                arbiter: true,
+            },
+            "Replicate",
+        ),
+        (
+            "demo_disperse",
+            Scheme::Disperse {
+                data: 2,
+                redundancy: 1,
+            },
+            "Disperse",
+        ),
+    ] {
+        let bricks: Vec<(String, String)> = cluster
+            .nodes
+            .iter()
+            .map(|n| {
+                let parent = n.bricks.join(name);
+                std::fs::create_dir_all(&parent).unwrap();
+                (
+                    n.address.clone(),
+                    parent.join("brick").display().to_string(),
+                )
+            })
+            .collect();
+        ok(first, gluster::volume_create(name, &scheme, &bricks, true)).await;
+        ok(first, gluster::volume_start(name, false)).await;
+        let out = first.run(&gluster::volume_info(Some(name))).await.unwrap();
+        let v = &gluster::parse_volume_info(&out.stdout).unwrap()[0];
+        assert_eq!(
+            (v.kind.as_str(), v.status.as_str(), v.bricks.len()),
+            (kind, "Started", 3),
+            "{name}"
+        );
+        match scheme {
+            Scheme::Replicate { .. } => {
+                assert_eq!((v.arbiter_count, v.bricks[2].arbiter), (1, true), "{name}")
+            }
+            _ => assert_eq!((v.disperse_count, v.redundancy_count), (3, 1), "{name}"),
+        }
+        let out = first.run(&gluster::volume_status(name)).await.unwrap();
+        let status = gluster::parse_volume_status(&out.stdout).unwrap();
+        assert!(
+            status.len() == 3 && status.iter().all(|b| b.online),
+            "{name}: {status:?}"
+        );
+    }
+
     let mount = tempfile::tempdir().unwrap();
     let source = format!("{}:/demo", cluster.nodes[0].address);
     let mounted = std::process::Command::new("mount")
