@@ -718,7 +718,9 @@ impl LoadedPolicy {
                 trap: trap.to_string(),
                 panic: panic_message(&state.stderr.contents()),
             },
-            None if instantiating => Fault::Host {
+            // The pool always has a slot (see `Slots`), so a failure here is
+            // the module asking for more than its limits allow.
+            None if instantiating => Fault::Instantiate {
                 detail: format!("{err:#}"),
             },
             None => Fault::Malformed {
