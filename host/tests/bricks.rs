@@ -91,3 +91,29 @@ async fn a_loop_brick_is_a_real_filesystem_and_leaves_nothing_behind() {
         "no loop device is left: {loops}"
     );
 }
+
+#[tokio::test]
+async fn a_dir_brick_is_a_marked_directory_and_goes_away_whole() {
+    let node = NodeExecutor::new("local", Transport::Local);
+    let dir = tempfile::tempdir().unwrap();
+    let root = BrickRoot::new(dir.path()).unwrap();
+    let (id, volume) = (Id(0xd1), Id(0x702));
+    let brick_dir = brick::create_dir_brick(&*node, &root, id, volume)
+        .await
+        .unwrap();
+    brick::create_dir_brick(&*node, &root, id, volume)
+        .await
+        .expect("repeatable");
+    assert!(brick_dir.is_dir());
+    assert!(
+        std::fs::read_to_string(root.marker(id))
+            .unwrap()
+            .contains(&volume.to_string())
+    );
+    std::fs::write(brick_dir.join("data"), "x").unwrap();
+    brick::destroy_dir_brick(&*node, &root, id).await.unwrap();
+    brick::destroy_dir_brick(&*node, &root, id)
+        .await
+        .expect("repeatable");
+    assert!(!root.mount_point(id).exists());
+}

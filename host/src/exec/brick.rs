@@ -208,6 +208,44 @@ pub async fn destroy_loop_brick(
     Ok(())
 }
 
+/// Create (or finish creating) a `dir` brick: a directory on the root's
+/// filesystem, with no size limit of its own. For development only; gluster
+/// needs `force` to use it.
+pub async fn create_dir_brick(
+    node: &dyn Executor,
+    root: &BrickRoot,
+    brick: Id,
+    volume: Id,
+) -> Result<PathBuf, BrickError> {
+    node.run(
+        &Cmd::new("mkdir")
+            .arg("-p")
+            .arg(path(&root.brick_dir(brick))),
+    )
+    .await?;
+    let mut marker = Cmd::new("tee").arg(path(&root.marker(brick)));
+    marker.stdin =
+        Some(format!("{{\"brick\": \"{brick}\", \"volume\": \"{volume}\"}}\n").into_bytes());
+    node.run(&marker).await?;
+    Ok(root.brick_dir(brick))
+}
+
+/// Remove a `dir` brick and everything in it. Safe to repeat.
+pub async fn destroy_dir_brick(
+    node: &dyn Executor,
+    root: &BrickRoot,
+    brick: Id,
+) -> Result<(), BrickError> {
+    node.run(
+        &Cmd::new("rm")
+            .arg("-rf")
+            .arg("--one-file-system")
+            .arg(path(&root.mount_point(brick))),
+    )
+    .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
