@@ -169,6 +169,17 @@ pub async fn create_loop_brick(
         )
         .await?;
     }
+    finish_brick(node, root, brick, volume).await
+}
+
+/// The last steps of every backend: the brick directory inside the root
+/// of the brick's filesystem, and the marker naming brick and volume.
+async fn finish_brick(
+    node: &dyn Executor,
+    root: &BrickRoot,
+    brick: Id,
+    volume: Id,
+) -> Result<PathBuf, BrickError> {
     node.run(
         &Cmd::new("mkdir")
             .arg("-p")
@@ -217,17 +228,7 @@ pub async fn create_dir_brick(
     brick: Id,
     volume: Id,
 ) -> Result<PathBuf, BrickError> {
-    node.run(
-        &Cmd::new("mkdir")
-            .arg("-p")
-            .arg(path(&root.brick_dir(brick))),
-    )
-    .await?;
-    let mut marker = Cmd::new("tee").arg(path(&root.marker(brick)));
-    marker.stdin =
-        Some(format!("{{\"brick\": \"{brick}\", \"volume\": \"{volume}\"}}\n").into_bytes());
-    node.run(&marker).await?;
-    Ok(root.brick_dir(brick))
+    finish_brick(node, root, brick, volume).await
 }
 
 /// Remove a `dir` brick and everything in it. Safe to repeat.
