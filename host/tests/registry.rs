@@ -248,14 +248,7 @@ fn the_compile_cache_is_used_and_survives_damage() {
         })
         .unwrap(),
     );
-    let first = runtime
-        .load(
-            "zone-spread",
-            "bundled",
-            bundled("zone-spread"),
-            Default::default(),
-        )
-        .unwrap();
+    let first = common::load_bundled(&runtime, "zone-spread");
     let artifacts: Vec<_> = std::fs::read_dir(cache.path())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -272,28 +265,14 @@ fn the_compile_cache_is_used_and_survives_damage() {
         "{name} is keyed by the module's sha256"
     );
     // Loaded again from the cache: same behaviour.
-    let cached = runtime
-        .load(
-            "zone-spread",
-            "bundled",
-            bundled("zone-spread"),
-            Default::default(),
-        )
-        .unwrap();
+    let cached = common::load_bundled(&runtime, "zone-spread");
     assert_eq!(cached.info(), first.info());
     // A damaged artifact is detected and replaced, not run.
     let mut bytes = std::fs::read(&artifacts[0]).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
     std::fs::write(&artifacts[0], &bytes).unwrap();
-    let recovered = runtime
-        .load(
-            "zone-spread",
-            "bundled",
-            bundled("zone-spread"),
-            Default::default(),
-        )
-        .unwrap();
+    let recovered = common::load_bundled(&runtime, "zone-spread");
     assert_eq!(recovered.info(), first.info());
     assert_ne!(
         std::fs::read(&artifacts[0]).unwrap(),

@@ -29,6 +29,5 @@ fn main() {
         template.replace("@WIT_DIR@", &format!("{wit:?}")),
     )
     .expect("write export_macro.rs");
-    fs::write(out.join("wit_dir.txt"), wit).expect("write wit_dir.txt");
     println!("cargo:rerun-if-changed=src/export_macro.rs.in");
 }

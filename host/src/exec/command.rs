@@ -67,11 +67,10 @@ impl Cmd {
     }
 }
 
-/// What a finished command produced.
+/// What a command that exited 0 produced (any other status is an
+/// [`ExecError::Failed`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Output {
-    /// Exit status (0 on success).
-    pub status: i32,
     /// Standard output.
     pub stdout: Vec<u8>,
     /// Standard error.
@@ -292,7 +291,6 @@ impl NodeExecutor {
             });
         }
         Ok(Output {
-            status,
             stdout: output.stdout,
             stderr: output.stderr,
             duration,

@@ -17,7 +17,7 @@ use self::aplo::policy::types as w;
 /// The WIT form of a topology.
 pub type WitTopology = w::Topology;
 
-fn pairs(map: &model::Pairs) -> Vec<w::Pair> {
+pub fn pairs(map: &model::Pairs) -> Vec<w::Pair> {
     map.iter()
         .map(|(key, value)| w::Pair {
             key: key.clone(),
@@ -28,10 +28,6 @@ fn pairs(map: &model::Pairs) -> Vec<w::Pair> {
 
 fn from_pairs(list: Vec<w::Pair>) -> model::Pairs {
     list.into_iter().map(|p| (p.key, p.value)).collect()
-}
-
-pub fn settings(map: &model::Pairs) -> Vec<w::Pair> {
-    pairs(map)
 }
 
 pub fn claim(c: &model::Claim) -> w::Claim {

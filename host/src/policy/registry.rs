@@ -6,7 +6,7 @@
 //! it; removing the file brings the bundled one back.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -451,11 +451,6 @@ impl Registry {
             stop,
             thread: Some(thread),
         }
-    }
-
-    /// The policy directory, if any.
-    pub fn dir(&self) -> Option<&Path> {
-        self.config.dir.as_deref()
     }
 }
 

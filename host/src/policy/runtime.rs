@@ -301,11 +301,6 @@ impl Runtime {
         })
     }
 
-    /// The engine.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
     /// Compile (or load from the cache), link and inspect a module. The
     /// module must export `settings` and at least one decision.
     pub fn load(
@@ -587,7 +582,7 @@ impl LoadedPolicy {
 
     /// Check settings: `Ok(Err(message))` when the policy refuses them.
     pub fn validate(&self, settings: &model::Pairs) -> Result<Result<(), String>, PolicyError> {
-        let pairs = bindings::settings(settings);
+        let pairs = bindings::pairs(settings);
         self.call(Decision::Validate, |store, instance, exports| {
             let guest = exports.settings.load(&mut *store, instance)?;
             guest.call_validate(store, &pairs)
@@ -600,7 +595,7 @@ impl LoadedPolicy {
         claim: &model::Claim,
         settings: &model::Pairs,
     ) -> Result<Result<model::DurabilityDecision, String>, PolicyError> {
-        let (claim, pairs) = (bindings::claim(claim), bindings::settings(settings));
+        let (claim, pairs) = (bindings::claim(claim), bindings::pairs(settings));
         self.call(Decision::Durability, |store, instance, exports| {
             let indices = exports.durability.as_ref().expect("checked by call");
             let guest = indices.load(&mut *store, instance)?;
@@ -629,7 +624,7 @@ impl LoadedPolicy {
     ) -> Result<Result<model::Layout, String>, PolicyError> {
         let (request, pairs) = (
             bindings::placement_request(request),
-            bindings::settings(settings),
+            bindings::pairs(settings),
         );
         self.call(Decision::Placement, |store, instance, exports| {
             let indices = exports.placement.as_ref().expect("checked by call");
@@ -646,10 +641,7 @@ impl LoadedPolicy {
         request: &model::QuotaRequest,
         settings: &model::Pairs,
     ) -> Result<Result<model::Allowance, String>, PolicyError> {
-        let (request, pairs) = (
-            bindings::quota_request(request),
-            bindings::settings(settings),
-        );
+        let (request, pairs) = (bindings::quota_request(request), bindings::pairs(settings));
         self.call(Decision::Quota, |store, instance, exports| {
             let indices = exports.quota.as_ref().expect("checked by call");
             let guest = indices.load(&mut *store, instance)?;
