@@ -4,6 +4,8 @@
 //! - [`model`]: domain types, the rules policy answers must obey, topology
 //!   files and storage records (pure: no I/O);
 //! - [`policy`]: the Wasm runtime, the policy registry and golden tests;
+//! - [`plan`]: pure planning of volume operations, reconciliation and
+//!   simulation;
 //! - [`store`]: where aplo keeps its state (the `Store` trait, redb);
 //! - [`exec`]: the only layer that runs commands (executor, transports,
 //!   gluster and LVM command lines and parsers, brick backends);
@@ -12,5 +14,6 @@
 pub mod cli;
 pub mod exec;
 pub mod model;
+pub mod plan;
 pub mod policy;
 pub mod store;

@@ -2,7 +2,10 @@
 
 mod db;
 mod demo;
+mod engine;
 mod policy;
+mod simulate;
+mod storage;
 mod telemetry;
 
 use std::collections::BTreeMap;
@@ -84,6 +87,11 @@ pub struct Config {
     /// Log filter, in `tracing` EnvFilter syntax.
     #[arg(long, global = true, env = "APLO_LOG", default_value = "info")]
     pub log: String,
+    /// Stop at a journaled step (`<operation>:<step>`) and wait to be
+    /// killed. Only in test builds with the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
+    #[arg(long, global = true, env = "APLO_FAULT_AT", hide = true)]
+    pub fault_at: Option<String>,
 }
 
 /// The optional configuration file.
@@ -93,6 +101,9 @@ struct ConfigFile {
     /// Limits per policy.
     #[serde(default)]
     policies: BTreeMap<String, Limits>,
+    /// How commands reach the nodes.
+    #[serde(default)]
+    nodes: engine::NodesFile,
 }
 
 impl Config {
@@ -108,15 +119,7 @@ impl Config {
             "--policy-memory-mib must be between 1 and 256, not {}",
             self.policy_memory_mib
         );
-        let file = match &self.config {
-            None => ConfigFile::default(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                serde_yaml::from_str(&text)
-                    .with_context(|| format!("{} is not a valid aplo config", path.display()))?
-            }
-        };
+        let file = self.file()?;
         if let Some(dir) = &self.policy_dir {
             anyhow::ensure!(
                 dir.is_dir(),
@@ -132,6 +135,19 @@ impl Config {
                 ..Limits::default()
             },
             limits: file.policies,
+        })
+    }
+
+    /// The configuration file, or the defaults when there is none.
+    fn file(&self) -> anyhow::Result<ConfigFile> {
+        Ok(match &self.config {
+            None => ConfigFile::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                serde_yaml::from_str(&text)
+                    .with_context(|| format!("{} is not a valid aplo config", path.display()))?
+            }
         })
     }
 
@@ -157,6 +173,25 @@ pub enum Command {
     /// Export or import the store as JSON.
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Clusters, nodes and devices: load a heketi topology file, show it.
+    #[command(subcommand)]
+    Topology(storage::TopologyCommand),
+    /// Add, remove and set the state of nodes.
+    #[command(subcommand)]
+    Node(storage::NodeCommand),
+    /// Add, remove and set the state of devices.
+    #[command(subcommand)]
+    Device(storage::DeviceCommand),
+    /// Create, expand, delete, list and inspect volumes.
+    #[command(subcommand)]
+    Volume(storage::VolumeCommand),
+    /// Compare the store with gluster and the nodes; exit 1 on any drift.
+    Check,
+    /// Finish unfinished operations and fix every safe drift; explain the rest.
+    Repair,
+    /// Play a workload of claims through the real policies on a topology,
+    /// without touching any disk.
+    Simulate(simulate::SimulateArgs),
 }
 
 impl Cli {
@@ -166,6 +201,13 @@ impl Cli {
             Command::Policy(command) => policy::run(&self.config, command),
             Command::Demo(args) => demo::run(&self.config, args),
             Command::Db(command) => db::run(&self.config, command),
+            Command::Topology(command) => storage::topology(&self.config, command),
+            Command::Node(command) => storage::node(&self.config, command),
+            Command::Device(command) => storage::device(&self.config, command),
+            Command::Volume(command) => storage::volume(&self.config, command),
+            Command::Check => storage::check(&self.config),
+            Command::Repair => storage::repair(&self.config),
+            Command::Simulate(args) => simulate::run(&self.config, args),
         }
     }
 }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::command::{Cmd, ExecError, Executor};
 use crate::model::Id;
+pub use crate::model::paths::BrickRoot;
 
 /// The smallest XFS filesystem mkfs.xfs 6.x creates.
 pub const MIN_XFS_BYTES: u64 = 300 << 20;
@@ -33,55 +34,6 @@ pub enum BrickError {
         /// Why.
         message: String,
     },
-}
-
-/// Where a node keeps its bricks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrickRoot {
-    root: PathBuf,
-}
-
-impl BrickRoot {
-    /// A root directory; it must be absolute and plain (no `..`).
-    pub fn new(root: impl Into<PathBuf>) -> Result<BrickRoot, String> {
-        let root = root.into();
-        let plain = root.is_absolute()
-            && root.components().all(|c| {
-                matches!(
-                    c,
-                    std::path::Component::RootDir | std::path::Component::Normal(_)
-                )
-            });
-        if plain {
-            Ok(BrickRoot { root })
-        } else {
-            Err(format!(
-                "brick root {} must be an absolute path without '..'",
-                root.display()
-            ))
-        }
-    }
-
-    /// The loop backend's image file of a brick.
-    pub fn image(&self, brick: Id) -> PathBuf {
-        self.root.join("images").join(format!("{brick}.img"))
-    }
-
-    /// Where a brick's filesystem is mounted.
-    pub fn mount_point(&self, brick: Id) -> PathBuf {
-        self.root.join("mounts").join(brick.to_string())
-    }
-
-    /// The directory gluster uses as the brick: a subdirectory of the mount,
-    /// so that an unmounted filesystem never becomes a brick by accident.
-    pub fn brick_dir(&self, brick: Id) -> PathBuf {
-        self.mount_point(brick).join("brick")
-    }
-
-    /// The marker file naming the brick and volume a filesystem belongs to.
-    pub fn marker(&self, brick: Id) -> PathBuf {
-        self.mount_point(brick).join(".aplo-brick")
-    }
 }
 
 fn path(p: &Path) -> String {
@@ -129,7 +81,7 @@ pub async fn create_loop_brick(
     node.run(
         &Cmd::new("mkdir")
             .arg("-p")
-            .arg(path(&root.root.join("images")))
+            .arg(path(&root.images_dir()))
             .arg(path(&mount)),
     )
     .await?;
@@ -247,23 +199,218 @@ pub async fn destroy_dir_brick(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_stay_under_the_root() {
-        let root = BrickRoot::new("/var/lib/aplo/bricks").unwrap();
-        let brick = Id(0xab);
-        assert_eq!(
-            root.brick_dir(brick),
-            Path::new(&format!("/var/lib/aplo/bricks/mounts/{brick}/brick"))
-        );
-        assert_eq!(
-            root.image(brick),
-            Path::new(&format!("/var/lib/aplo/bricks/images/{brick}.img"))
-        );
-        assert!(BrickRoot::new("relative/bricks").is_err());
-        assert!(BrickRoot::new("/var/lib/../etc").is_err());
+/// Grow a loop brick to `bytes`: the image, the loop device's idea of its
+/// size, then the filesystem. Safe to repeat.
+pub async fn grow_loop_brick(
+    node: &dyn Executor,
+    root: &BrickRoot,
+    brick: Id,
+    volume: Id,
+    bytes: u64,
+) -> Result<(), BrickError> {
+    // Make sure it exists and is mounted (after a crash or a reboot).
+    create_loop_brick(node, root, brick, volume, bytes).await?;
+    let image = root.image(brick);
+    node.run(
+        &Cmd::new("truncate")
+            .args(["-s", &format!(">{bytes}")])
+            .arg(path(&image)),
+    )
+    .await?;
+    for device in loops_of(node, &image).await? {
+        node.run(&Cmd::new("losetup").args(["-c", &device])).await?;
     }
+    node.run(&Cmd::new("xfs_growfs").arg(path(&root.mount_point(brick))))
+        .await?;
+    Ok(())
+}
+
+/// How a thin pool is sized for a brick.
+pub fn thin_metadata_bytes(pool_bytes: u64) -> u64 {
+    (pool_bytes / 200).clamp(8 << 20, 16 << 30)
+}
+
+/// What the `lvm-thin` backend needs to know.
+#[derive(Debug, Clone)]
+pub struct LvmBrick {
+    /// Where the brick's filesystem is mounted.
+    pub root: BrickRoot,
+    /// How LVM runs.
+    pub options: super::lvm::LvmOptions,
+    /// The device (its volume group is `vg_aplo_<device>`).
+    pub device: Id,
+    /// The brick.
+    pub brick: Id,
+    /// Its volume.
+    pub volume: Id,
+    /// Usable bytes (the thin LV's virtual size).
+    pub bytes: u64,
+    /// Bytes of the thin pool (snapshot room included).
+    pub pool_bytes: u64,
+}
+
+impl LvmBrick {
+    fn device_path(&self) -> String {
+        format!(
+            "/dev/{}/{}",
+            super::lvm::vg_name(self.device),
+            super::lvm::lv_name(self.brick)
+        )
+    }
+
+    async fn has_lv(&self, node: &dyn Executor, lv: &str) -> Result<bool, BrickError> {
+        let out = node.run(&super::lvm::lvs(self.options)).await?;
+        let lvs = super::lvm::parse_lvs(&out.stdout).map_err(|e| BrickError::Invalid {
+            brick: self.brick,
+            message: e.to_string(),
+        })?;
+        let vg = super::lvm::vg_name(self.device);
+        Ok(lvs.iter().any(|l| l.vg == vg && l.name == lv))
+    }
+}
+
+/// Create (or finish creating) an `lvm-thin` brick: a thin pool and a thin
+/// LV tagged with the brick and volume ids, XFS, a mount, the brick
+/// directory and the marker. Safe to repeat.
+pub async fn create_lvm_brick(node: &dyn Executor, b: &LvmBrick) -> Result<PathBuf, BrickError> {
+    use super::lvm;
+    if !b.has_lv(node, &lvm::pool_name(b.brick)).await? {
+        node.run(&lvm::thin_pool_create(
+            b.options,
+            b.device,
+            b.brick,
+            b.pool_bytes,
+            thin_metadata_bytes(b.pool_bytes),
+        ))
+        .await?;
+    }
+    if !b.has_lv(node, &lvm::lv_name(b.brick)).await? {
+        node.run(&lvm::thin_lv_create(
+            b.options, b.device, b.brick, b.volume, b.bytes,
+        ))
+        .await?;
+    }
+    let device = b.device_path();
+    let has_xfs = node
+        .run(&Cmd::new("blkid").args(["-o", "value", "-s", "TYPE", &device]))
+        .await
+        .is_ok_and(|out| out.stdout.starts_with(b"xfs"));
+    if !has_xfs {
+        node.run(&Cmd::new("mkfs.xfs").args(["-q", "-i", "size=512", "-n", "size=8192", &device]))
+            .await?;
+    }
+    let mount = b.root.mount_point(b.brick);
+    node.run(&Cmd::new("mkdir").arg("-p").arg(path(&mount)))
+        .await?;
+    if !mounted(node, &mount).await {
+        node.run(
+            &Cmd::new("mount")
+                .args(["-t", "xfs", "-o", MOUNT_OPTIONS, &device])
+                .arg(path(&mount)),
+        )
+        .await?;
+    }
+    finish_brick(node, &b.root, b.brick, b.volume).await
+}
+
+/// Grow an `lvm-thin` brick: the pool, the thin LV, then XFS.
+pub async fn grow_lvm_brick(node: &dyn Executor, b: &LvmBrick) -> Result<(), BrickError> {
+    use super::lvm;
+    create_lvm_brick(node, b).await?;
+    let vg = lvm::vg_name(b.device);
+    let out = node.run(&lvm::lvs(b.options)).await?;
+    let lvs = lvm::parse_lvs(&out.stdout).map_err(|e| BrickError::Invalid {
+        brick: b.brick,
+        message: e.to_string(),
+    })?;
+    let size_of = |name: &str| {
+        lvs.iter()
+            .find(|l| l.vg == vg && l.name == name)
+            .map_or(0, |l| l.size)
+    };
+    if size_of(&lvm::pool_name(b.brick)) < b.pool_bytes {
+        node.run(&lvm::lvextend(
+            b.options,
+            &vg,
+            &lvm::pool_name(b.brick),
+            b.pool_bytes,
+        ))
+        .await?;
+    }
+    if size_of(&lvm::lv_name(b.brick)) < b.bytes {
+        node.run(&lvm::lvextend(
+            b.options,
+            &vg,
+            &lvm::lv_name(b.brick),
+            b.bytes,
+        ))
+        .await?;
+    }
+    node.run(&Cmd::new("xfs_growfs").arg(path(&b.root.mount_point(b.brick))))
+        .await?;
+    Ok(())
+}
+
+/// Remove an `lvm-thin` brick: unmount, remove the thin LV and its pool,
+/// remove the mount point. Safe to repeat and on partial bricks.
+pub async fn destroy_lvm_brick(node: &dyn Executor, b: &LvmBrick) -> Result<(), BrickError> {
+    use super::lvm;
+    let mount = b.root.mount_point(b.brick);
+    if mounted(node, &mount).await {
+        node.run(&Cmd::new("umount").arg(path(&mount))).await?;
+    }
+    let vg = lvm::vg_name(b.device);
+    for lv in [lvm::lv_name(b.brick), lvm::pool_name(b.brick)] {
+        if b.has_lv(node, &lv).await? {
+            node.run(&lvm::lvremove(b.options, &vg, &lv)).await?;
+        }
+    }
+    node.run(
+        &Cmd::new("rm")
+            .arg("-rf")
+            .arg("--one-file-system")
+            .arg(path(&mount)),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The brick ids found under a root: mount directories and loop images.
+pub async fn bricks_under(node: &dyn Executor, root: &BrickRoot) -> Result<Vec<Id>, ExecError> {
+    let out = node
+        .run(
+            &Cmd::new("find")
+                .arg(path(&root.mounts_dir()))
+                .arg(path(&root.images_dir()))
+                .args(["-mindepth", "1", "-maxdepth", "1", "-printf", "%f\\n"]),
+        )
+        .await;
+    let out = match out {
+        Ok(out) => out,
+        // Neither directory exists yet: no bricks.
+        Err(ExecError::Failed { stdout, .. }) => super::command::Output {
+            stdout,
+            stderr: Vec::new(),
+            duration: Default::default(),
+        },
+        Err(e) => return Err(e),
+    };
+    let mut ids: Vec<Id> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|name| name.trim_end_matches(".img").parse().ok())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// The mount points in use on a node.
+pub async fn mount_points(node: &dyn Executor) -> Result<Vec<String>, ExecError> {
+    let out = node
+        .run(&Cmd::new("findmnt").args(["-rn", "-o", "TARGET"]))
+        .await?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.replace("\\x20", " "))
+        .collect())
 }

@@ -244,6 +244,36 @@ pub fn parse_volume_status(xml: &[u8]) -> Result<Vec<BrickStatus>, GlusterError>
     Ok(bricks)
 }
 
+/// A peer of the trusted pool, as `pool list` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// The hostname it was probed by (`localhost` for the node asked).
+    pub hostname: String,
+    /// Its UUID.
+    pub uuid: String,
+    /// Whether the node asked is connected to it.
+    pub connected: bool,
+}
+
+/// Parse `pool list --xml`.
+pub fn parse_pool_list(xml: &[u8]) -> Result<Vec<Peer>, GlusterError> {
+    let doc = checked(xml)?;
+    let Some(status) = child(doc.root_element(), "peerStatus") else {
+        return Err(GlusterError::Malformed("no <peerStatus>".into()));
+    };
+    status
+        .children()
+        .filter(|c| c.has_tag_name("peer"))
+        .map(|peer| {
+            Ok(Peer {
+                hostname: text(peer, "hostname")?,
+                uuid: text(peer, "uuid")?,
+                connected: number::<u32>(peer, "connected")? == 1,
+            })
+        })
+        .collect()
+}
+
 /// A gluster CLI command: `gluster --mode=script --xml <args>`.
 pub fn gluster<I: IntoIterator<Item = S>, S: Into<String>>(args: I) -> Cmd {
     Cmd::new("gluster")
@@ -342,6 +372,26 @@ pub fn volume_add_brick(
     if force { cmd.arg("force") } else { cmd }
 }
 
+/// `pool list`: every peer with its connection state.
+pub fn pool_list() -> Cmd {
+    gluster(["pool", "list"])
+}
+
+/// `peer probe HOST`: add a node to the trusted pool.
+pub fn peer_probe(host: &str) -> Cmd {
+    gluster(["peer", "probe", host])
+}
+
+/// `peer detach HOST`: remove a node from the trusted pool.
+pub fn peer_detach(host: &str) -> Cmd {
+    gluster(["peer", "detach", host])
+}
+
+/// `volume rebalance NAME start`: spread data onto added brick sets.
+pub fn rebalance_start(name: &str) -> Cmd {
+    gluster(["volume", "rebalance", name, "start"])
+}
+
 /// `volume quota NAME enable`.
 pub fn quota_enable(name: &str) -> Cmd {
     gluster(["volume", "quota", name, "enable"])
@@ -368,6 +418,21 @@ mod tests {
     const MISSING: &[u8] = include_bytes!("../../tests/data/gluster/volume-info-missing.xml");
     const EXISTS: &[u8] = include_bytes!("../../tests/data/gluster/volume-create-exists.xml");
     const STATUS: &[u8] = include_bytes!("../../tests/data/gluster/volume-status.xml");
+    const POOL: &[u8] = include_bytes!("../../tests/data/gluster/pool-list.xml");
+
+    #[test]
+    fn pool_list_reports_each_peer_and_its_connection() {
+        let peers = parse_pool_list(POOL).unwrap();
+        assert_eq!(peers.len(), 2);
+        assert_eq!(peers[0].hostname, "10.213.0.2");
+        assert!(!peers[0].connected);
+        assert_eq!(peers[1].hostname, "localhost");
+        assert!(peers[1].connected);
+        assert!(matches!(
+            parse_pool_list(b"<cliOutput><opRet>0</opRet></cliOutput>"),
+            Err(GlusterError::Malformed(_))
+        ));
+    }
 
     #[test]
     fn volume_info_of_replica_and_arbiter_volumes() {

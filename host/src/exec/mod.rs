@@ -12,5 +12,7 @@
 
 pub mod brick;
 pub mod command;
+pub mod driver;
+pub mod engine;
 pub mod gluster;
 pub mod lvm;

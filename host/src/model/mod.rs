@@ -3,6 +3,7 @@
 //! here does I/O or knows about WebAssembly.
 
 pub mod params;
+pub mod paths;
 pub mod storage;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -46,6 +46,54 @@ pub struct NodeRecord {
     pub tags: Pairs,
 }
 
+/// How a device holds its bricks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    /// The production layout: the device is an LVM physical volume; each
+    /// brick is a thin pool with a thin LV, XFS and a mount.
+    LvmThin,
+    /// The device is a directory; each brick is a sparse file on a loop
+    /// device with XFS and a mount: a real, size-limited filesystem that
+    /// works without device-mapper.
+    Loop,
+    /// The device is a directory; each brick is a subdirectory (for
+    /// development: sizes are not enforced).
+    Dir,
+}
+
+impl Backend {
+    /// The backend's name, as in topology tags and flags.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::LvmThin => "lvm-thin",
+            Backend::Loop => "loop",
+            Backend::Dir => "dir",
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "lvm-thin" => Ok(Backend::LvmThin),
+            "loop" => Ok(Backend::Loop),
+            "dir" => Ok(Backend::Dir),
+            other => Err(format!(
+                "unknown brick backend '{other}' (use lvm-thin, loop or dir)"
+            )),
+        }
+    }
+}
+
 /// A device on a node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,17 +102,20 @@ pub struct DeviceRecord {
     pub id: Id,
     /// Its node.
     pub node: Id,
-    /// The block device, e.g. `/dev/vdb`.
+    /// The block device, e.g. `/dev/vdb` (`lvm-thin`), or the directory
+    /// that holds the bricks (`loop`, `dir`).
     pub name: String,
+    /// How it holds bricks.
+    pub backend: Backend,
     /// State.
     pub state: State,
     /// Tags.
     #[serde(default)]
     pub tags: Pairs,
-    /// Capacity in bytes.
+    /// Capacity in bytes, measured when the device was added. What bricks
+    /// use is never stored here: it is summed from the bricks themselves,
+    /// so the accounting cannot drift.
     pub total_bytes: u64,
-    /// Bytes allocated to bricks (snapshot reserve included).
-    pub used_bytes: u64,
 }
 
 /// Where a volume is in its life.
@@ -103,8 +154,25 @@ pub struct VolumeRecord {
     /// Quota hard limit, if any.
     #[serde(default)]
     pub hard_limit: Option<u64>,
+    /// The claim it was made for, if any.
+    #[serde(default)]
+    pub claim: Option<ClaimRef>,
+    /// The StorageClass parameters it was made with: an expansion asks the
+    /// same policies.
+    #[serde(default)]
+    pub parameters: Pairs,
     /// Life cycle state.
     pub state: VolumeState,
+}
+
+/// The claim a volume serves.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRef {
+    /// Namespace.
+    pub namespace: String,
+    /// Claim name.
+    pub name: String,
 }
 
 /// A brick of a volume.
@@ -121,30 +189,106 @@ pub struct BrickRecord {
     pub node: Id,
     /// Usable bytes.
     pub bytes: u64,
+    /// Bytes it takes from its device (usable bytes times the volume's
+    /// snapshot reserve).
+    pub consumed: u64,
     /// Data or arbiter.
     pub role: BrickRole,
     /// Which brick set it belongs to.
     pub set: u32,
+    /// Its position in the set (gluster orders bricks by it).
+    pub position: u32,
     /// The brick directory on the node.
     pub path: String,
 }
 
-/// An unfinished operation, written before its first side effect.
+/// What a journaled operation does. Everything it needs to roll forward
+/// or back is here or in the records it names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Operation {
+    /// Prepare a device (`pvcreate`, `vgcreate`, or a directory check). The
+    /// device record is written with the journal entry, state `offline`,
+    /// and goes online when the operation finishes.
+    AddDevice {
+        /// The device.
+        device: Id,
+        /// Whether existing signatures may be wiped.
+        wipe: bool,
+    },
+    /// Release a device that holds no bricks.
+    RemoveDevice {
+        /// The device.
+        device: Id,
+    },
+    /// Create a volume: its record and bricks are in the store (state
+    /// `creating`), reserving their space.
+    CreateVolume {
+        /// The volume.
+        volume: Id,
+    },
+    /// Delete a volume and all its bricks.
+    DeleteVolume {
+        /// The volume.
+        volume: Id,
+    },
+    /// Grow a volume. Bricks in `grown` keep their ids and grow in place;
+    /// bricks in `added` are new records of the volume, added as brick sets.
+    ExpandVolume {
+        /// The volume.
+        volume: Id,
+        /// Usable bytes before.
+        from_bytes: u64,
+        /// Usable bytes after.
+        to_bytes: u64,
+        /// Bricks grown in place, with their sizes before: `(brick, bytes, consumed)`.
+        grown: Vec<(Id, u64, u64)>,
+        /// New bricks.
+        added: Vec<Id>,
+        /// The quota hard limit after the expansion, if any.
+        #[serde(default)]
+        hard_limit: Option<u64>,
+    },
+}
+
+impl Operation {
+    /// A short name, for logs and reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operation::AddDevice { .. } => "add-device",
+            Operation::RemoveDevice { .. } => "remove-device",
+            Operation::CreateVolume { .. } => "create-volume",
+            Operation::DeleteVolume { .. } => "delete-volume",
+            Operation::ExpandVolume { .. } => "expand-volume",
+        }
+    }
+
+    /// The volume it concerns, if any.
+    pub fn volume(&self) -> Option<Id> {
+        match self {
+            Operation::CreateVolume { volume }
+            | Operation::DeleteVolume { volume }
+            | Operation::ExpandVolume { volume, .. } => Some(*volume),
+            Operation::AddDevice { .. } | Operation::RemoveDevice { .. } => None,
+        }
+    }
+}
+
+/// An unfinished operation, written before its first side effect and
+/// removed in the same transaction as its last store change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OperationRecord {
     /// Id.
     pub id: Id,
-    /// What it does, e.g. `volume-create`.
-    pub kind: String,
-    /// The volume it concerns, if any.
+    /// What it does.
+    pub operation: Operation,
+    /// The steps completed so far, by name, in order.
     #[serde(default)]
-    pub volume: Option<Id>,
-    /// The last step completed.
-    pub step: u32,
-    /// What the operation needs to roll forward or back.
+    pub done: Vec<String>,
+    /// Set once the operation is being undone.
     #[serde(default)]
-    pub detail: serde_json::Value,
+    pub rolling_back: bool,
 }
 
 /// Everything the store holds, at one moment.
@@ -175,10 +319,7 @@ impl Snapshot {
     /// The topology a placement policy sees: every cluster, node and
     /// device, with free space as capacity minus what bricks hold.
     pub fn policy_topology(&self) -> Topology {
-        let mut bricks_per_device: BTreeMap<Id, u32> = BTreeMap::new();
-        for brick in self.bricks.values() {
-            *bricks_per_device.entry(brick.device).or_default() += 1;
-        }
+        let usage = self.device_usage();
         let clusters = self
             .clusters
             .values()
@@ -202,8 +343,10 @@ impl Snapshot {
                                 id: d.id,
                                 state: d.state,
                                 total_bytes: d.total_bytes,
-                                free_bytes: d.total_bytes.saturating_sub(d.used_bytes),
-                                brick_count: bricks_per_device.get(&d.id).copied().unwrap_or(0),
+                                free_bytes: d
+                                    .total_bytes
+                                    .saturating_sub(usage.get(&d.id).map_or(0, |u| u.0)),
+                                brick_count: usage.get(&d.id).map_or(0, |u| u.1),
                                 tags: d.tags.clone(),
                             })
                             .collect(),
@@ -212,5 +355,32 @@ impl Snapshot {
             })
             .collect();
         Topology { clusters }
+    }
+
+    /// Bytes consumed and bricks held, per device, summed from the bricks.
+    pub fn device_usage(&self) -> BTreeMap<Id, (u64, u32)> {
+        let mut usage: BTreeMap<Id, (u64, u32)> = BTreeMap::new();
+        for brick in self.bricks.values() {
+            let entry = usage.entry(brick.device).or_default();
+            entry.0 = entry.0.saturating_add(brick.consumed);
+            entry.1 += 1;
+        }
+        usage
+    }
+
+    /// The bricks of a volume, by set then position.
+    pub fn bricks_of(&self, volume: Id) -> Vec<&BrickRecord> {
+        let mut bricks: Vec<&BrickRecord> = self
+            .bricks
+            .values()
+            .filter(|b| b.volume == volume)
+            .collect();
+        bricks.sort_by_key(|b| (b.set, b.position));
+        bricks
+    }
+
+    /// The volume named `name`, if any.
+    pub fn volume_named(&self, name: &str) -> Option<&VolumeRecord> {
+        self.volumes.values().find(|v| v.name == name)
     }
 }

@@ -5,8 +5,10 @@
 //! default and needs no server; a store for highly available deployments can
 //! be added beside it. Every [`Store::write`] is one atomic transaction.
 
+mod memory;
 mod redb;
 
+pub use self::memory::MemoryStore;
 pub use self::redb::RedbStore;
 
 use serde::{Deserialize, Serialize};
@@ -107,6 +109,50 @@ pub trait Store: Send + Sync {
 
     /// Apply changes in one atomic transaction: all or none.
     fn write(&self, changes: &[Change]) -> Result<(), StoreError>;
+}
+
+/// Apply changes to a snapshot, as a store applies a write.
+pub fn apply(snapshot: &mut Snapshot, changes: &[Change]) {
+    for change in changes {
+        match change {
+            Change::PutCluster(r) => {
+                snapshot.clusters.insert(r.id, r.clone());
+            }
+            Change::DeleteCluster(id) => {
+                snapshot.clusters.remove(id);
+            }
+            Change::PutNode(r) => {
+                snapshot.nodes.insert(r.id, r.clone());
+            }
+            Change::DeleteNode(id) => {
+                snapshot.nodes.remove(id);
+            }
+            Change::PutDevice(r) => {
+                snapshot.devices.insert(r.id, r.clone());
+            }
+            Change::DeleteDevice(id) => {
+                snapshot.devices.remove(id);
+            }
+            Change::PutVolume(r) => {
+                snapshot.volumes.insert(r.id, r.clone());
+            }
+            Change::DeleteVolume(id) => {
+                snapshot.volumes.remove(id);
+            }
+            Change::PutBrick(r) => {
+                snapshot.bricks.insert(r.id, r.clone());
+            }
+            Change::DeleteBrick(id) => {
+                snapshot.bricks.remove(id);
+            }
+            Change::PutOperation(r) => {
+                snapshot.operations.insert(r.id, r.clone());
+            }
+            Change::DeleteOperation(id) => {
+                snapshot.operations.remove(id);
+            }
+        }
+    }
 }
 
 /// The `aplo db export` format.

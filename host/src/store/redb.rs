@@ -145,8 +145,9 @@ impl Store for RedbStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::BrickRole;
     use crate::model::State;
-    use crate::model::storage::{ClusterRecord, DeviceRecord, NodeRecord};
+    use crate::model::storage::{Backend, BrickRecord, ClusterRecord, DeviceRecord, NodeRecord};
 
     fn cluster(id: u128) -> ClusterRecord {
         ClusterRecord {
@@ -178,15 +179,29 @@ mod tests {
                 .write(&[Change::PutCluster(cluster(1)), Change::PutNode(node(2, 1))])
                 .unwrap();
             store
-                .write(&[Change::PutDevice(DeviceRecord {
-                    id: Id(3),
-                    node: Id(2),
-                    name: "/dev/vdb".into(),
-                    state: State::Online,
-                    tags: Default::default(),
-                    total_bytes: 100,
-                    used_bytes: 10,
-                })])
+                .write(&[
+                    Change::PutDevice(DeviceRecord {
+                        id: Id(3),
+                        node: Id(2),
+                        name: "/dev/vdb".into(),
+                        state: State::Online,
+                        tags: Default::default(),
+                        backend: Backend::LvmThin,
+                        total_bytes: 100,
+                    }),
+                    Change::PutBrick(BrickRecord {
+                        id: Id(5),
+                        volume: Id(4),
+                        device: Id(3),
+                        node: Id(2),
+                        bytes: 8,
+                        consumed: 10,
+                        role: BrickRole::Data,
+                        set: 0,
+                        position: 0,
+                        path: "/b".into(),
+                    }),
+                ])
                 .unwrap();
         }
         let store = RedbStore::open(&path).unwrap();

@@ -120,3 +120,17 @@ pub fn wat_durability_with(fields: &str, decide_body: &str) -> Vec<u8> {
         .encode()
         .expect("component encodes")
 }
+
+/// A registry with the bundled policies and default limits, compiled once
+/// per test binary.
+pub fn registry() -> Arc<aplo::policy::Registry> {
+    static REGISTRY: std::sync::OnceLock<Arc<aplo::policy::Registry>> = std::sync::OnceLock::new();
+    REGISTRY
+        .get_or_init(|| {
+            Arc::new(
+                aplo::policy::Registry::open(runtime(), aplo::policy::RegistryConfig::default())
+                    .expect("the registry opens"),
+            )
+        })
+        .clone()
+}

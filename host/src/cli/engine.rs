@@ -1,0 +1,147 @@
+//! Opening the storage engine from the configuration: the store, the
+//! policies, and how commands reach each node.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::Config;
+use crate::exec::command::Transport;
+use crate::exec::driver::{CommandConfig, CommandDriver, Connections, Reach};
+use crate::exec::engine::{Engine, EngineConfig, Faults};
+use crate::exec::lvm::LvmOptions;
+use crate::model::paths::BrickRoot;
+use crate::store::RedbStore;
+
+/// The `nodes:` section of the configuration file.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodesFile {
+    /// How nodes are reached by default: `local` (the default) or `ssh`.
+    #[serde(default)]
+    reach: ReachFile,
+    /// The ssh user, for `reach: ssh`.
+    #[serde(default)]
+    ssh_user: Option<String>,
+    /// Extra ssh options, for `reach: ssh`.
+    #[serde(default)]
+    ssh_options: Vec<String>,
+    /// Per node (by manage hostname): `local`, `{ssh: {destination, options}}`
+    /// or `{prefix: [nsenter, -t, PID, -m, -n]}`.
+    #[serde(default)]
+    transports: BTreeMap<String, TransportFile>,
+    /// Where `lvm-thin` bricks are mounted on each node.
+    #[serde(default)]
+    lvm_root: Option<PathBuf>,
+    /// Run LVM with activation disabled (machines without device-mapper).
+    #[serde(default)]
+    lvm_no_activation: bool,
+}
+
+#[derive(Debug, Default, Clone, Copy, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ReachFile {
+    #[default]
+    Local,
+    Ssh,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+enum TransportFile {
+    Local,
+    Ssh {
+        destination: String,
+        #[serde(default)]
+        options: Vec<String>,
+    },
+    Prefix(Vec<String>),
+}
+
+impl From<TransportFile> for Transport {
+    fn from(file: TransportFile) -> Transport {
+        match file {
+            TransportFile::Local => Transport::Local,
+            TransportFile::Ssh {
+                destination,
+                options,
+            } => Transport::Ssh {
+                destination,
+                options,
+            },
+            TransportFile::Prefix(argv) => Transport::Prefix(argv),
+        }
+    }
+}
+
+impl Config {
+    fn faults(&self) -> Faults {
+        #[cfg(feature = "fault-injection")]
+        {
+            Faults::at(self.fault_at.clone())
+        }
+        #[cfg(not(feature = "fault-injection"))]
+        {
+            Faults::default()
+        }
+    }
+
+    /// Open the engine without recovering unfinished operations.
+    pub fn open_engine(&self) -> anyhow::Result<Engine> {
+        let registry = self.open_registry()?;
+        let file = self.file()?.nodes;
+        let lvm_root = match &file.lvm_root {
+            Some(root) => {
+                BrickRoot::new(root).map_err(|e| anyhow::anyhow!("nodes.lvm_root: {e}"))?
+            }
+            None => EngineConfig::default().lvm_root,
+        };
+        for (node, transport) in &file.transports {
+            if let TransportFile::Prefix(argv) = transport {
+                anyhow::ensure!(
+                    !argv.is_empty(),
+                    "nodes.transports.{node}.prefix is empty; give the command to run before each command, e.g. [nsenter, -t, PID, -m, -n]"
+                );
+            }
+        }
+        let reach = match file.reach {
+            ReachFile::Local => Reach::Local,
+            ReachFile::Ssh => Reach::Ssh {
+                user: file.ssh_user.clone(),
+                options: file.ssh_options.clone(),
+            },
+        };
+        let overrides: HashMap<String, Transport> = file
+            .transports
+            .into_iter()
+            .map(|(node, t)| (node, t.into()))
+            .collect();
+        let driver = CommandDriver::new(
+            Connections::new(reach, overrides),
+            CommandConfig {
+                lvm: LvmOptions {
+                    no_activation: file.lvm_no_activation,
+                },
+                lvm_root: lvm_root.clone(),
+                ..CommandConfig::default()
+            },
+        );
+        let store = RedbStore::open(&self.db)?;
+        Ok(Engine::new(
+            Arc::new(store),
+            Arc::new(driver),
+            registry,
+            EngineConfig {
+                lvm_root,
+                faults: self.faults(),
+            },
+        )?)
+    }
+}
+
+/// A runtime for the engine's async work.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

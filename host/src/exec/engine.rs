@@ -1,0 +1,321 @@
+//! The storage engine: the typed async API the CLI, the Kubernetes
+//! controller and the HTTP API drive. It asks the policies, plans with
+//! [`crate::plan`], journals every operation in the store before its first
+//! side effect, and has a [`Driver`] apply the effects.
+//!
+//! Crash safety: each operation is a list of named, idempotent steps. The
+//! journal entry records which are done; after a crash, [`Engine::recover`]
+//! rolls each unfinished operation forward or back, so that a volume exists
+//! whole or not at all.
+
+mod check;
+mod faults;
+mod topology;
+mod volume;
+
+use std::collections::BTreeSet;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub use self::check::{CheckReport, Drift, RepairReport};
+pub use self::faults::Faults;
+pub use self::topology::{LoadOptions, LoadReport};
+pub use self::volume::{CreateRequest, RecoveryReport};
+
+use super::driver::{Driver, DriverError};
+use crate::model::paths::BrickRoot;
+use crate::model::storage::{OperationRecord, Snapshot};
+use crate::model::{Decision, Id, State, Topology};
+use crate::policy::{PolicyError, Registry};
+use crate::store::{Change, Store, StoreError};
+
+/// The largest volume aplo accepts (1 EiB): anything larger is a mistake.
+pub const MAX_VOLUME_BYTES: u64 = 1 << 60;
+
+/// An engine request that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The request is malformed or impossible (a bad name or size, an
+    /// unknown device path): nothing was done.
+    #[error("{0}")]
+    Invalid(String),
+    /// Something named in the request does not exist.
+    #[error("{kind} '{name}' not found")]
+    NotFound {
+        /// What kind of thing.
+        kind: &'static str,
+        /// Its name or id.
+        name: String,
+    },
+    /// The request conflicts with the current state (a taken name, a device
+    /// that still holds bricks, an operation in progress).
+    #[error("{0}")]
+    Conflict(String),
+    /// A policy refused: its reason is for the user.
+    #[error("the {decision} policy '{policy}' refused: {reason}")]
+    Refused {
+        /// The decision.
+        decision: Decision,
+        /// The policy.
+        policy: String,
+        /// Its reason.
+        reason: String,
+    },
+    /// A policy could not be resolved or failed (its answers are validated).
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A step failed; `outcome` says what state the operation was left in.
+    #[error("{operation} '{subject}' failed at step '{step}': {source}; {outcome}")]
+    Failed {
+        /// The operation.
+        operation: &'static str,
+        /// The volume, device or node.
+        subject: String,
+        /// The step.
+        step: String,
+        /// What failed.
+        #[source]
+        source: Box<DriverError>,
+        /// What was done about it.
+        outcome: String,
+    },
+}
+
+impl EngineError {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            EngineError::Invalid(_) => "invalid",
+            EngineError::NotFound { .. } => "not_found",
+            EngineError::Conflict(_) => "conflict",
+            EngineError::Refused { .. } => "refused",
+            EngineError::Policy(e) => e.label(),
+            EngineError::Store(e) => e.label(),
+            EngineError::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// Settings of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where `lvm-thin` bricks are mounted on each node.
+    pub lvm_root: BrickRoot,
+    /// Where the test build stops to be killed.
+    pub faults: Faults,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            lvm_root: BrickRoot::new("/var/lib/aplo/bricks").expect("an absolute root"),
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// The storage engine.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    /// The store's contents: read once, then kept in step by every write
+    /// (the engine is the store's only writer).
+    state: Mutex<Snapshot>,
+    driver: Arc<dyn Driver>,
+    registry: Arc<Registry>,
+    config: EngineConfig,
+    /// Held while an operation is planned and journaled, so that each plan
+    /// sees the space earlier ones reserved.
+    planning: tokio::sync::Mutex<()>,
+    /// Nodes the trusted pool reports disconnected.
+    unhealthy: Mutex<BTreeSet<Id>>,
+    /// Volumes and devices with an operation running in this process.
+    busy: Mutex<BTreeSet<Id>>,
+    ids: IdSource,
+}
+
+/// Fresh random ids.
+struct IdSource {
+    seed: std::collections::hash_map::RandomState,
+    counter: AtomicU64,
+}
+
+impl IdSource {
+    fn new() -> IdSource {
+        IdSource {
+            seed: std::collections::hash_map::RandomState::new(),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> Id {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let mut a = self.seed.build_hasher();
+        a.write_u64(n);
+        a.write_u128(now);
+        let mut b = self.seed.build_hasher();
+        b.write_u64(!n);
+        b.write_u128(now);
+        b.write_u32(std::process::id());
+        Id((u128::from(a.finish()) << 64) | u128::from(b.finish()))
+    }
+}
+
+/// Marks an id busy until dropped.
+struct Busy<'a> {
+    engine: &'a Engine,
+    id: Id,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.engine
+            .busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
+impl Engine {
+    /// An engine over `store`, applying effects with `driver`. Call
+    /// [`Engine::recover`] before serving requests.
+    pub fn new(
+        store: Arc<dyn Store>,
+        driver: Arc<dyn Driver>,
+        registry: Arc<Registry>,
+        config: EngineConfig,
+    ) -> Result<Engine, EngineError> {
+        let state = store.read()?;
+        Ok(Engine {
+            store,
+            state: Mutex::new(state),
+            driver,
+            registry,
+            config,
+            planning: tokio::sync::Mutex::new(()),
+            unhealthy: Mutex::new(BTreeSet::new()),
+            busy: Mutex::new(BTreeSet::new()),
+            ids: IdSource::new(),
+        })
+    }
+
+    /// Everything the engine knows, as of now.
+    pub fn snapshot(&self) -> Snapshot {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Read from the current state without copying it.
+    fn with_state<T>(&self, f: impl FnOnce(&Snapshot) -> T) -> T {
+        f(&self.state.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The policy registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Write changes to the store, then to the in-memory state.
+    fn commit(&self, changes: Vec<Change>) -> Result<(), EngineError> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.store.write(&changes)?;
+        crate::store::apply(&mut state, &changes);
+        Ok(())
+    }
+
+    fn claim_busy(&self, id: Id, what: &str) -> Result<Busy<'_>, EngineError> {
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        if !busy.insert(id) {
+            return Err(EngineError::Conflict(format!(
+                "{what} has an operation in progress"
+            )));
+        }
+        Ok(Busy { engine: self, id })
+    }
+
+    fn is_unhealthy(&self, node: Id) -> bool {
+        self.unhealthy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&node)
+    }
+
+    /// Ask each cluster's pool which nodes are disconnected; placement then
+    /// treats them as offline. A cluster that does not answer keeps what
+    /// was known.
+    pub async fn refresh_health(&self) {
+        let clusters: Vec<Id> = self.with_state(|s| s.clusters.keys().copied().collect());
+        for cluster in clusters {
+            let (via, nodes) = self.with_state(|s| {
+                (
+                    crate::plan::volume::via(s, cluster, &|n| self.is_unhealthy(n)),
+                    s.nodes
+                        .values()
+                        .filter(|n| n.cluster == cluster)
+                        .map(|n| (n.id, n.storage.clone(), n.manage.clone()))
+                        .collect::<Vec<_>>(),
+                )
+            });
+            if via.is_empty() {
+                continue;
+            }
+            let Ok(peers) = self.driver.peers(&via).await else {
+                tracing::warn!(%cluster, "no node of the cluster answered `pool list`");
+                continue;
+            };
+            let mut unhealthy = self.unhealthy.lock().unwrap_or_else(|e| e.into_inner());
+            for (id, storage, manage) in nodes {
+                let down = peers
+                    .iter()
+                    .any(|p| !p.connected && (p.hostname == storage || p.hostname == manage));
+                if down {
+                    if unhealthy.insert(id) {
+                        tracing::warn!(node = %manage, "gluster reports the node disconnected");
+                    }
+                } else if unhealthy.remove(&id) {
+                    tracing::info!(node = %manage, "gluster reports the node connected again");
+                }
+            }
+        }
+    }
+
+    /// The topology placement policies see: the store's, with nodes the
+    /// pool reports disconnected marked offline.
+    pub fn policy_topology(&self) -> Topology {
+        let mut topology = self.with_state(Snapshot::policy_topology);
+        let unhealthy = self.unhealthy.lock().unwrap_or_else(|e| e.into_inner());
+        for node in topology
+            .clusters
+            .iter_mut()
+            .flat_map(|c| c.nodes.iter_mut())
+        {
+            if node.state == State::Online && unhealthy.contains(&node.id) {
+                node.state = State::Offline;
+            }
+        }
+        topology
+    }
+
+    /// Mark a step done in the journal, then stop if the test build was
+    /// told to crash here.
+    fn step_done(
+        &self,
+        operation: &OperationRecord,
+        step: &str,
+    ) -> Result<OperationRecord, EngineError> {
+        let mut next = operation.clone();
+        next.done.push(step.to_owned());
+        self.commit(vec![Change::PutOperation(next.clone())])?;
+        self.config
+            .faults
+            .reached(&format!("{}:{step}", operation.operation.name()));
+        Ok(next)
+    }
+}

@@ -1,0 +1,498 @@
+//! Reconciliation: compare the store with what gluster and the nodes
+//! report, list every difference, and repair the ones that are safe.
+//!
+//! The comparison ([`find_drift`]) is a pure function over the snapshot and
+//! the observations, tested in-module; the engine gathers the observations
+//! and applies the repairs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use super::{Engine, EngineError};
+use crate::exec::driver::DeviceFacts;
+use crate::exec::gluster::{BrickStatus, VolumeInfo};
+use crate::model::storage::{Backend, BrickRecord, Snapshot, VolumeState};
+use crate::model::{BrickRole, Id};
+use crate::plan::effect::Effect;
+use crate::plan::volume as plan;
+
+/// What gluster and the nodes reported.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// Each cluster's gluster volumes, or why they could not be listed.
+    pub volumes: BTreeMap<Id, Result<Vec<VolumeInfo>, String>>,
+    /// Brick processes of started volumes, by volume name.
+    pub status: BTreeMap<String, Vec<BrickStatus>>,
+    /// What each device holds, or why it could not be looked at.
+    pub devices: BTreeMap<Id, Result<DeviceFacts, String>>,
+}
+
+/// A safe repair.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Repair {
+    /// Finish or undo the journal's unfinished operations.
+    Recover,
+    /// Start a stopped volume.
+    Start(Id),
+    /// Restart a started volume's missing brick processes.
+    RestartBricks(Id),
+    /// Set aplo's id options on a volume that lacks them.
+    Label(Id),
+    /// Mount a brick filesystem that is not mounted.
+    Remount(Id),
+    /// Remove a brick on a device that no record and no gluster volume uses.
+    RemoveOrphan {
+        /// The device.
+        device: Id,
+        /// The brick id found on it.
+        brick: Id,
+    },
+}
+
+/// One difference between the store and the world.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    /// What it concerns, e.g. `volume pvc-1` or `device n1:/dev/vdb`.
+    pub subject: String,
+    /// What is wrong.
+    pub problem: String,
+    /// The repair, when one is safe.
+    pub repair: Option<Repair>,
+    /// What to do by hand, when no repair is safe.
+    pub advice: Option<String>,
+}
+
+impl fmt::Display for Drift {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.subject, self.problem)?;
+        match (&self.repair, &self.advice) {
+            (Some(_), _) => write!(f, " (`aplo repair` fixes this)"),
+            (None, Some(advice)) => write!(f, " (not repaired automatically: {advice})"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+/// The result of `aplo check`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Every difference found.
+    pub drift: Vec<Drift>,
+}
+
+impl CheckReport {
+    /// Whether the store and the world agree.
+    pub fn is_clean(&self) -> bool {
+        self.drift.is_empty()
+    }
+}
+
+impl fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.drift.is_empty() {
+            return writeln!(f, "no drift: the store matches gluster and the nodes");
+        }
+        writeln!(f, "{} difference(s):", self.drift.len())?;
+        for drift in &self.drift {
+            writeln!(f, "- {drift}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The result of `aplo repair`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepairReport {
+    /// What was repaired.
+    pub repaired: Vec<String>,
+    /// What failed to repair, or is not safe to, with the reason.
+    pub left: Vec<String>,
+}
+
+/// The brick id in a brick path aplo built (`…/mounts/<id>/brick`).
+fn brick_id_in(path: &str) -> Option<Id> {
+    let mut parts = path.rsplit('/');
+    (parts.next()? == "brick").then_some(())?;
+    let id = parts.next()?;
+    (parts.next()? == "mounts").then_some(())?;
+    id.parse().ok()
+}
+
+/// Every difference between the store and the observations.
+pub fn find_drift(snapshot: &Snapshot, observed: &Observed) -> Vec<Drift> {
+    let mut drift = Vec::new();
+    let mut push =
+        |subject: String, problem: String, repair: Option<Repair>, advice: Option<&str>| {
+            drift.push(Drift {
+                subject,
+                problem,
+                repair,
+                advice: advice.map(str::to_owned),
+            });
+        };
+    for operation in snapshot.operations.values() {
+        push(
+            format!("operation {}", operation.id),
+            format!(
+                "{} is unfinished (done: {})",
+                operation.operation.name(),
+                if operation.done.is_empty() {
+                    "nothing".into()
+                } else {
+                    operation.done.join(", ")
+                }
+            ),
+            Some(Repair::Recover),
+            None,
+        );
+    }
+    let pending: BTreeSet<Id> = snapshot
+        .operations
+        .values()
+        .filter_map(|o| o.operation.volume())
+        .collect();
+    let address = |b: &BrickRecord| plan::address(snapshot, b).to_string();
+    // Every brick path any gluster volume uses.
+    let mut used_by_gluster: BTreeMap<Id, String> = BTreeMap::new();
+    for (cluster, volumes) in &observed.volumes {
+        let volumes = match volumes {
+            Ok(volumes) => volumes,
+            Err(e) => {
+                push(
+                    format!("cluster {cluster}"),
+                    format!("gluster could not be asked: {e}"),
+                    None,
+                    Some("bring a node of the cluster back and check again"),
+                );
+                continue;
+            }
+        };
+        let by_name: BTreeMap<&str, &VolumeInfo> =
+            volumes.iter().map(|v| (v.name.as_str(), v)).collect();
+        for info in volumes {
+            for brick in &info.bricks {
+                if let Some(id) = brick_id_in(&brick.path) {
+                    used_by_gluster.insert(id, info.name.clone());
+                }
+            }
+        }
+        for volume in snapshot.volumes.values().filter(|v| v.cluster == *cluster) {
+            let subject = format!("volume {}", volume.name);
+            if pending.contains(&volume.id) {
+                continue; // the operation's drift says it
+            }
+            if volume.state != VolumeState::Ready {
+                push(
+                    subject,
+                    format!("is {:?} with no operation in the journal", volume.state),
+                    None,
+                    Some("delete it with `aplo volume delete`"),
+                );
+                continue;
+            }
+            let Some(info) = by_name.get(volume.name.as_str()) else {
+                push(
+                    subject,
+                    "is in the store but gluster has no such volume".into(),
+                    None,
+                    Some(
+                        "its data is gone from gluster; `aplo volume delete` removes the record and frees its bricks",
+                    ),
+                );
+                continue;
+            };
+            let want: BTreeSet<String> = snapshot
+                .bricks_of(volume.id)
+                .into_iter()
+                .map(address)
+                .collect();
+            let have: BTreeSet<String> = info
+                .bricks
+                .iter()
+                .map(|b| format!("{}:{}", b.host, b.path))
+                .collect();
+            if want != have {
+                let missing: Vec<&String> = want.difference(&have).collect();
+                let extra: Vec<&String> = have.difference(&want).collect();
+                push(
+                    subject.clone(),
+                    format!(
+                        "gluster's bricks differ from the store's (missing in gluster: {missing:?}; unknown to aplo: {extra:?})"
+                    ),
+                    None,
+                    Some(
+                        "someone changed the volume outside aplo; compare `gluster volume info` with `aplo volume info`",
+                    ),
+                );
+            }
+            if info.options.get("user.aplo.volume") != Some(&volume.id.to_string()) {
+                push(
+                    subject.clone(),
+                    "lacks aplo's user.aplo.volume option".into(),
+                    Some(Repair::Label(volume.id)),
+                    None,
+                );
+            }
+            if info.status != "Started" {
+                push(
+                    subject.clone(),
+                    format!("is {} in gluster, not started", info.status),
+                    Some(Repair::Start(volume.id)),
+                    None,
+                );
+            } else if let Some(status) = observed.status.get(&volume.name) {
+                let offline: Vec<String> = status
+                    .iter()
+                    .filter(|b| !b.online)
+                    .map(|b| format!("{}:{}", b.host, b.path))
+                    .collect();
+                if !offline.is_empty() {
+                    push(
+                        subject.clone(),
+                        format!("brick processes are down: {}", offline.join(", ")),
+                        Some(Repair::RestartBricks(volume.id)),
+                        None,
+                    );
+                }
+            }
+        }
+        for info in volumes {
+            let known = snapshot
+                .volumes
+                .values()
+                .any(|v| v.name == info.name && v.cluster == *cluster);
+            let aplos = info.options.contains_key("user.aplo.volume")
+                || info.bricks.iter().any(|b| brick_id_in(&b.path).is_some());
+            if !known && aplos {
+                push(
+                    format!("volume {}", info.name),
+                    "gluster has it and it carries aplo's marks, but the store has no record of it"
+                        .into(),
+                    None,
+                    Some(
+                        "if the store was lost, import a `aplo db export`; otherwise stop and delete it with gluster",
+                    ),
+                );
+            }
+        }
+    }
+    for device in snapshot.devices.values() {
+        let node = snapshot.nodes.get(&device.node);
+        let subject = format!(
+            "device {}:{}",
+            node.map_or("?", |n| n.manage.as_str()),
+            device.name
+        );
+        let Some(facts) = observed.devices.get(&device.id) else {
+            continue;
+        };
+        let facts = match facts {
+            Ok(facts) => facts,
+            Err(e) => {
+                push(
+                    subject,
+                    format!("could not be looked at: {e}"),
+                    None,
+                    Some("check the node is reachable"),
+                );
+                continue;
+            }
+        };
+        for brick in snapshot.bricks.values().filter(|b| b.device == device.id) {
+            let pending_brick = pending.contains(&brick.volume);
+            if !facts.bricks.contains(&brick.id) {
+                if !pending_brick {
+                    push(
+                        format!("brick {}", brick.id),
+                        format!(
+                            "is in the store (volume {}) but not on {subject}",
+                            brick.volume
+                        ),
+                        None,
+                        Some("the brick's data is gone; replace the brick or delete the volume"),
+                    );
+                }
+            } else if device.backend != Backend::Dir
+                && !facts.mounted.contains(&brick.id)
+                && !pending_brick
+            {
+                push(
+                    format!("brick {}", brick.id),
+                    format!("its filesystem on {subject} is not mounted"),
+                    Some(Repair::Remount(brick.id)),
+                    None,
+                );
+            }
+        }
+        for found in &facts.bricks {
+            if snapshot.bricks.contains_key(found) {
+                continue;
+            }
+            match used_by_gluster.get(found) {
+                Some(volume) => push(
+                    format!("brick {found}"),
+                    format!(
+                        "is on {subject} and in gluster volume {volume}, but the store has no record of it"
+                    ),
+                    None,
+                    Some("gluster still uses it; see the volume's own drift"),
+                ),
+                None => push(
+                    format!("brick {found}"),
+                    format!("is an orphan on {subject}: no record and no gluster volume uses it"),
+                    Some(Repair::RemoveOrphan {
+                        device: device.id,
+                        brick: *found,
+                    }),
+                    None,
+                ),
+            }
+        }
+    }
+    drift
+}
+
+impl Engine {
+    /// Gather what gluster and the nodes report.
+    async fn observe(&self) -> Observed {
+        let snapshot = self.snapshot();
+        let mut observed = Observed::default();
+        for cluster in snapshot.clusters.keys() {
+            let via = plan::via(&snapshot, *cluster, &|n| self.is_unhealthy(n));
+            if via.is_empty() {
+                continue;
+            }
+            let volumes = self.driver.volumes(&via).await.map_err(|e| e.to_string());
+            if let Ok(volumes) = &volumes {
+                for info in volumes.iter().filter(|v| v.status == "Started") {
+                    if let Ok(status) = self.driver.volume_status(&via, &info.name).await {
+                        observed.status.insert(info.name.clone(), status);
+                    }
+                }
+            }
+            observed.volumes.insert(*cluster, volumes);
+        }
+        for device in snapshot.devices.values() {
+            let Some(node) = snapshot.nodes.get(&device.node) else {
+                continue;
+            };
+            let facts = self
+                .driver
+                .device_facts(node, device)
+                .await
+                .map_err(|e| e.to_string());
+            observed.devices.insert(device.id, facts);
+        }
+        observed
+    }
+
+    /// Compare the store with gluster and the nodes.
+    pub async fn check(&self) -> CheckReport {
+        self.refresh_health().await;
+        let observed = self.observe().await;
+        CheckReport {
+            drift: self.with_state(|s| find_drift(s, &observed)),
+        }
+    }
+
+    /// Check, then apply every safe repair; explain the rest.
+    pub async fn repair(&self) -> Result<RepairReport, EngineError> {
+        let report = self.check().await;
+        let mut out = RepairReport::default();
+        let mut recovered = false;
+        for drift in report.drift {
+            let Some(repair) = drift.repair.clone() else {
+                out.left.push(drift.to_string());
+                continue;
+            };
+            if repair == Repair::Recover {
+                if !recovered {
+                    recovered = true;
+                    let recovery = self.recover().await?;
+                    out.repaired.extend(recovery.outcomes);
+                }
+                continue;
+            }
+            match self.apply_repair(&repair).await {
+                Ok(()) => out
+                    .repaired
+                    .push(format!("{}: {} (repaired)", drift.subject, drift.problem)),
+                Err(e) => out.left.push(format!(
+                    "{}: {} (repair failed: {e})",
+                    drift.subject, drift.problem
+                )),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn apply_repair(&self, repair: &Repair) -> Result<(), EngineError> {
+        let effect = self.with_state(|s| -> Result<Effect, EngineError> {
+            let volume = |id: &Id| {
+                s.volumes
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| EngineError::NotFound {
+                        kind: "volume",
+                        name: id.to_string(),
+                    })
+            };
+            Ok(match repair {
+                Repair::Recover => unreachable!("recovery is not an effect"),
+                Repair::Start(id) => Effect::StartVolume {
+                    target: self.target(s, &volume(id)?),
+                    force: false,
+                },
+                Repair::RestartBricks(id) => Effect::StartVolume {
+                    target: self.target(s, &volume(id)?),
+                    force: true,
+                },
+                Repair::Label(id) => {
+                    let v = volume(id)?;
+                    Effect::SetOptions {
+                        target: self.target(s, &v),
+                        options: super::volume::gluster_options(&v),
+                    }
+                }
+                Repair::Remount(brick) => {
+                    let record = s.bricks.get(brick).ok_or_else(|| EngineError::NotFound {
+                        kind: "brick",
+                        name: brick.to_string(),
+                    })?;
+                    Effect::CreateBrick(plan::placed(s, record).map_err(EngineError::Invalid)?)
+                }
+                Repair::RemoveOrphan { device, brick } => {
+                    let d = s.devices.get(device).ok_or_else(|| EngineError::NotFound {
+                        kind: "device",
+                        name: device.to_string(),
+                    })?;
+                    let orphan = BrickRecord {
+                        id: *brick,
+                        volume: Id(0),
+                        device: d.id,
+                        node: d.node,
+                        bytes: 0,
+                        consumed: 0,
+                        role: BrickRole::Data,
+                        set: 0,
+                        position: 0,
+                        path: plan::brick_dir(d, *brick, &self.config.lvm_root)
+                            .map_err(EngineError::Invalid)?,
+                    };
+                    Effect::DestroyBrick(plan::placed(s, &orphan).map_err(EngineError::Invalid)?)
+                }
+            })
+        })?;
+        self.driver
+            .apply(&effect)
+            .await
+            .map(|_| ())
+            .map_err(|source| EngineError::Failed {
+                operation: "repair",
+                subject: effect.to_string(),
+                step: "apply".into(),
+                source: Box::new(source),
+                outcome: "nothing else was changed".into(),
+            })
+    }
+}

@@ -1,0 +1,10 @@
+//! Planning: pure functions from the store's records and the policies'
+//! validated answers to what must happen. Nothing here does I/O.
+//!
+//! - [`effect`]: what an operation does to the world, as data;
+//! - [`volume`]: the records and effects of volume operations;
+//! - [`heketi`]: an emulation of heketi's allocator, for comparisons.
+
+pub mod effect;
+pub mod heketi;
+pub mod volume;

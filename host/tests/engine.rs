@@ -1,0 +1,513 @@
+//! The storage engine against the model: the real policies, the real
+//! journal and store, and a driver that keeps a tiny model of the world
+//! (bricks and gluster volumes) so that every test can check that what
+//! exists matches the store. Interruptions stop the driver at a chosen
+//! effect and drop the operation mid-flight, as a crash would; a new engine
+//! on the same store then recovers. (The SIGKILL version of this, on real
+//! gluster, is in `tests/tests/crash_recovery.rs`.)
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use aplo::exec::command::BoxFuture;
+use aplo::exec::driver::{Applied, DeviceFacts, Driver, DriverError, SimDriver};
+use aplo::exec::engine::{CreateRequest, Engine, EngineConfig, EngineError, LoadOptions};
+use aplo::exec::gluster::{BrickStatus, Peer, VolumeInfo};
+use aplo::model::storage::{DeviceRecord, NodeRecord, VolumeState};
+use aplo::model::topology::parse_topology;
+use aplo::model::{GIB, Id, Pairs, Scheme};
+use aplo::plan::effect::Effect;
+use aplo::store::{MemoryStore, Store};
+
+/// What the fake world holds.
+#[derive(Debug, Default)]
+struct World {
+    bricks: BTreeSet<Id>,
+    volumes: BTreeSet<String>,
+    applied: Vec<String>,
+}
+
+/// How the driver misbehaves.
+#[derive(Debug, Clone, Default)]
+enum Trouble {
+    #[default]
+    None,
+    /// Fail the effect whose description starts with this, every time.
+    Fail(String),
+    /// Never finish the `n`th effect (0-based), as if the process died.
+    Hang(usize),
+}
+
+struct ModelDriver {
+    world: Arc<Mutex<World>>,
+    trouble: Trouble,
+    sim: SimDriver,
+}
+
+impl ModelDriver {
+    fn new(world: Arc<Mutex<World>>, trouble: Trouble) -> Arc<ModelDriver> {
+        Arc::new(ModelDriver {
+            world,
+            trouble,
+            sim: SimDriver::new(100 * GIB, Default::default()),
+        })
+    }
+}
+
+impl Driver for ModelDriver {
+    fn apply<'a>(&'a self, effect: &'a Effect) -> BoxFuture<'a, Result<Applied, DriverError>> {
+        Box::pin(async move {
+            let text = effect.to_string();
+            let n = {
+                let mut world = self.world.lock().unwrap();
+                world.applied.push(text.clone());
+                world.applied.len() - 1
+            };
+            match &self.trouble {
+                Trouble::Fail(prefix) if text.starts_with(prefix.as_str()) => {
+                    return Err(DriverError::Refused(format!("injected failure: {text}")));
+                }
+                Trouble::Hang(at) if *at == n => std::future::pending::<()>().await,
+                _ => {}
+            }
+            {
+                let mut world = self.world.lock().unwrap();
+                match effect {
+                    Effect::CreateBrick(p) => {
+                        world.bricks.insert(p.brick.id);
+                    }
+                    Effect::DestroyBrick(p) => {
+                        world.bricks.remove(&p.brick.id);
+                    }
+                    Effect::CreateVolume { target, .. } => {
+                        world.volumes.insert(target.name.clone());
+                    }
+                    Effect::DeleteVolume { target } => {
+                        world.volumes.remove(&target.name);
+                    }
+                    _ => {}
+                }
+            }
+            self.sim.apply(effect).await
+        })
+    }
+
+    fn peers<'a>(&'a self, via: &'a [NodeRecord]) -> BoxFuture<'a, Result<Vec<Peer>, DriverError>> {
+        self.sim.peers(via)
+    }
+
+    fn volumes<'a>(
+        &'a self,
+        via: &'a [NodeRecord],
+    ) -> BoxFuture<'a, Result<Vec<VolumeInfo>, DriverError>> {
+        self.sim.volumes(via)
+    }
+
+    fn volume_status<'a>(
+        &'a self,
+        via: &'a [NodeRecord],
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<BrickStatus>, DriverError>> {
+        self.sim.volume_status(via, name)
+    }
+
+    fn device_facts<'a>(
+        &'a self,
+        node: &'a NodeRecord,
+        device: &'a DeviceRecord,
+    ) -> BoxFuture<'a, Result<DeviceFacts, DriverError>> {
+        self.sim.device_facts(node, device)
+    }
+}
+
+/// Three nodes in three zones, two plain devices each (heketi's format).
+const TOPOLOGY: &str = r#"{"clusters": [{"nodes": [
+  {"node": {"hostnames": {"manage": ["n1"], "storage": ["10.0.0.1"]}, "zone": 1}, "devices": ["/dev/vdb", "/dev/vdc"]},
+  {"node": {"hostnames": {"manage": ["n2"], "storage": ["10.0.0.2"]}, "zone": 2}, "devices": ["/dev/vdb", "/dev/vdc"]},
+  {"node": {"hostnames": {"manage": ["n3"], "storage": ["10.0.0.3"]}, "zone": 3}, "devices": ["/dev/vdb", {"name": "/dev/vdc", "tags": {"disktype": "ssd"}}]}
+]}]}"#;
+
+struct Setup {
+    store: Arc<MemoryStore>,
+    world: Arc<Mutex<World>>,
+    registry: Arc<aplo::policy::Registry>,
+}
+
+impl Setup {
+    async fn new() -> Setup {
+        let setup = Setup {
+            store: Arc::new(MemoryStore::default()),
+            world: Arc::new(Mutex::new(World::default())),
+            registry: common::registry(),
+        };
+        let engine = setup.engine(Trouble::None);
+        let report = engine
+            .load_topology(&parse_topology(TOPOLOGY).unwrap(), LoadOptions::default())
+            .await
+            .unwrap();
+        assert!(report.failures.is_empty(), "{report:?}");
+        assert_eq!(report.nodes_added.len(), 3);
+        assert!(!report.devices_added.is_empty());
+        setup.world.lock().unwrap().applied.clear();
+        setup
+    }
+
+    fn engine(&self, trouble: Trouble) -> Engine {
+        Engine::new(
+            self.store.clone(),
+            ModelDriver::new(self.world.clone(), trouble),
+            self.registry.clone(),
+            EngineConfig::default(),
+        )
+        .unwrap()
+    }
+
+    /// The world holds exactly the bricks and volumes the store has, and
+    /// the journal is empty.
+    fn assert_consistent(&self) {
+        let snapshot = self.store.read().unwrap();
+        let world = self.world.lock().unwrap();
+        assert!(
+            snapshot.operations.is_empty(),
+            "unfinished: {:?}",
+            snapshot.operations
+        );
+        let bricks: BTreeSet<Id> = snapshot.bricks.keys().copied().collect();
+        assert_eq!(world.bricks, bricks, "bricks in the world vs the store");
+        let volumes: BTreeSet<String> = snapshot.volumes.values().map(|v| v.name.clone()).collect();
+        assert_eq!(
+            world.volumes, volumes,
+            "gluster volumes in the world vs the store"
+        );
+        assert!(
+            snapshot
+                .volumes
+                .values()
+                .all(|v| v.state == VolumeState::Ready)
+        );
+    }
+}
+
+fn request(name: &str, bytes: u64) -> CreateRequest {
+    CreateRequest {
+        name: Some(name.into()),
+        bytes,
+        ..CreateRequest::default()
+    }
+}
+
+#[tokio::test]
+async fn loading_a_topology_twice_changes_nothing() {
+    let setup = Setup::new().await;
+    let before = setup.store.read().unwrap();
+    assert_eq!(before.nodes.len(), 3);
+    assert_eq!(before.devices.len(), 6);
+    let zones: BTreeSet<&str> = before.nodes.values().map(|n| n.zone.as_str()).collect();
+    assert_eq!(zones.len(), 3);
+    let engine = setup.engine(Trouble::None);
+    let report = engine
+        .load_topology(&parse_topology(TOPOLOGY).unwrap(), LoadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.devices_present.len(), 6);
+    assert!(report.devices_added.is_empty() && report.nodes_added.is_empty());
+    assert_eq!(setup.store.read().unwrap(), before);
+    assert!(
+        setup.world.lock().unwrap().applied.is_empty(),
+        "nothing ran"
+    );
+}
+
+#[tokio::test]
+async fn create_expand_delete_through_the_default_policies() {
+    let setup = Setup::new().await;
+    let engine = setup.engine(Trouble::None);
+    let volume = engine
+        .create_volume(request("demo", 10 * GIB))
+        .await
+        .unwrap();
+    assert_eq!(
+        volume.scheme,
+        Scheme::Replicate {
+            count: 3,
+            arbiter: false
+        }
+    );
+    assert!(volume.bytes >= 10 * GIB);
+    let (_, bricks) = engine.volume("demo").unwrap();
+    let nodes: BTreeSet<Id> = bricks.iter().map(|b| b.node).collect();
+    assert_eq!(nodes.len(), 3, "one brick per node");
+    assert!(
+        bricks
+            .iter()
+            .all(|b| b.path.ends_with(&format!("/mounts/{}/brick", b.id)))
+    );
+    setup.assert_consistent();
+    let applied = setup.world.lock().unwrap().applied.clone();
+    let order: Vec<&str> = applied
+        .iter()
+        .map(|a| a.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        ["create", "create", "create", "create", "set", "start"],
+        "{applied:?}"
+    );
+
+    // Growing in place: the devices have room.
+    let grown = engine.expand_volume("demo", 20 * GIB).await.unwrap();
+    assert!(grown.bytes >= 20 * GIB);
+    let (_, after) = engine.volume("demo").unwrap();
+    assert_eq!(after.len(), 3, "same bricks, grown");
+    assert!(after.iter().all(|b| b.bytes >= 20 * GIB));
+    setup.assert_consistent();
+
+    // Free space is what the bricks leave, before and after a delete.
+    let free = |s: &aplo::model::storage::Snapshot| -> u64 {
+        s.policy_topology()
+            .clusters
+            .iter()
+            .flat_map(|c| &c.nodes)
+            .flat_map(|n| &n.devices)
+            .map(|d| d.free_bytes)
+            .sum()
+    };
+    let with = free(&setup.store.read().unwrap());
+    engine.delete_volume("demo").await.unwrap();
+    let without = free(&setup.store.read().unwrap());
+    assert_eq!(
+        without - with,
+        after.iter().map(|b| b.consumed).sum::<u64>()
+    );
+    setup.assert_consistent();
+    assert!(setup.store.read().unwrap().volumes.is_empty());
+}
+
+#[tokio::test]
+async fn expanding_past_the_devices_adds_brick_sets() {
+    let setup = Setup::new().await;
+    let engine = setup.engine(Trouble::None);
+    engine
+        .create_volume(request("big", 60 * GIB))
+        .await
+        .unwrap();
+    // 100 GiB devices: 120 GiB cannot grow in place, so a second set comes.
+    let grown = engine.expand_volume("big", 120 * GIB).await.unwrap();
+    assert!(grown.bytes >= 120 * GIB, "{}", grown.bytes);
+    let (_, bricks) = engine.volume("big").unwrap();
+    let sets: BTreeSet<u32> = bricks.iter().map(|b| b.set).collect();
+    assert_eq!(sets.len(), 2, "{bricks:?}");
+    let applied = setup.world.lock().unwrap().applied.clone();
+    assert!(
+        applied.iter().any(|a| a.starts_with("add bricks to big")),
+        "{applied:?}"
+    );
+    assert!(
+        applied.iter().any(|a| a.starts_with("rebalance big")),
+        "{applied:?}"
+    );
+    setup.assert_consistent();
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_and_nothing_is_created() {
+    let setup = Setup::new().await;
+    let engine = setup.engine(Trouble::None);
+    let before = setup.store.read().unwrap();
+    let cases: Vec<(CreateRequest, &str)> = vec![
+        (request("../etc", GIB), "volume name"),
+        (request("a/b", GIB), "volume name"),
+        (request("ok", 0), "zero"),
+        (request("ok", u64::MAX), "larger than"),
+        (
+            CreateRequest {
+                parameters: Pairs::from([("placement".into(), "no-such-policy".into())]),
+                ..request("ok", GIB)
+            },
+            "no policy named 'no-such-policy'",
+        ),
+        (request("ok", 500 * GIB), "refused"),
+    ];
+    for (req, expected) in cases {
+        let err = engine.create_volume(req.clone()).await.unwrap_err();
+        assert!(err.to_string().contains(expected), "{req:?}: {err}");
+    }
+    assert_eq!(setup.store.read().unwrap(), before);
+    assert!(
+        setup.world.lock().unwrap().applied.is_empty(),
+        "no effect was applied"
+    );
+    engine.create_volume(request("taken", GIB)).await.unwrap();
+    let err = engine
+        .create_volume(request("taken", GIB))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Conflict(_)), "{err}");
+    let err = engine.expand_volume("taken", GIB / 2).await.unwrap_err();
+    assert!(err.to_string().contains("larger size"), "{err}");
+    let err = engine.delete_volume("nope").await.unwrap_err();
+    assert!(matches!(err, EngineError::NotFound { .. }), "{err}");
+    setup.assert_consistent();
+}
+
+#[tokio::test]
+async fn a_failed_step_rolls_the_create_back() {
+    for failing in [
+        "create brick",
+        "create volume",
+        "set options",
+        "start volume",
+    ] {
+        let setup = Setup::new().await;
+        let engine = setup.engine(Trouble::Fail(failing.into()));
+        let err = engine
+            .create_volume(request("doomed", GIB))
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("injected failure") && text.contains("rolled back"),
+            "{failing}: {text}"
+        );
+        setup.assert_consistent();
+        assert!(setup.store.read().unwrap().volumes.is_empty());
+        assert!(
+            setup.world.lock().unwrap().bricks.is_empty(),
+            "{failing}: no brick left"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_delete_that_fails_stays_journaled_and_recovery_finishes_it() {
+    let setup = Setup::new().await;
+    setup
+        .engine(Trouble::None)
+        .create_volume(request("stuck", GIB))
+        .await
+        .unwrap();
+    let err = setup
+        .engine(Trouble::Fail("destroy brick".into()))
+        .delete_volume("stuck")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("marked deleting"), "{err}");
+    assert_eq!(setup.store.read().unwrap().operations.len(), 1);
+    let report = setup.engine(Trouble::None).recover().await.unwrap();
+    assert_eq!(report.unfinished, 0, "{report:?}");
+    assert!(report.outcomes[0].contains("deleted"), "{report:?}");
+    setup.assert_consistent();
+    assert!(setup.store.read().unwrap().volumes.is_empty());
+}
+
+/// Run `work` with a driver that stops forever at effect `n`; return
+/// whether it stopped (false when the work finished before effect `n`).
+async fn interrupted<F>(setup: &Setup, n: usize, work: impl FnOnce(Arc<Engine>) -> F) -> bool
+where
+    F: std::future::Future<Output = Result<(), EngineError>> + Send + 'static,
+{
+    let engine = Arc::new(setup.engine(Trouble::Hang(n)));
+    let task = tokio::spawn(work(engine));
+    // Let it run up to the hang.
+    for _ in 0..200 {
+        if task.is_finished() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    if task.is_finished() {
+        task.await.unwrap().unwrap();
+        return false;
+    }
+    task.abort();
+    let _ = task.await;
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_any_effect_of_create_expand_or_delete_ends_whole_or_nothing() {
+    type Work = fn(
+        Arc<Engine>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), EngineError>> + Send>,
+    >;
+    let create: Work =
+        |e| Box::pin(async move { e.create_volume(request("v", 60 * GIB)).await.map(|_| ()) });
+    let grow: Work = |e| Box::pin(async move { e.expand_volume("v", 70 * GIB).await.map(|_| ()) });
+    let add: Work = |e| Box::pin(async move { e.expand_volume("v", 150 * GIB).await.map(|_| ()) });
+    let delete: Work = |e| Box::pin(async move { e.delete_volume("v").await });
+    for (label, needs_volume, work) in [
+        ("create", false, create),
+        ("grow", true, grow),
+        ("add sets", true, add),
+        ("delete", true, delete),
+    ] {
+        let mut crashes = 0;
+        for n in 0.. {
+            let setup = Setup::new().await;
+            if needs_volume {
+                setup
+                    .engine(Trouble::None)
+                    .create_volume(request("v", 60 * GIB))
+                    .await
+                    .unwrap();
+                setup.world.lock().unwrap().applied.clear();
+            }
+            let before = setup.store.read().unwrap();
+            if !interrupted(&setup, n, work).await {
+                break;
+            }
+            crashes += 1;
+            let report = setup.engine(Trouble::None).recover().await.unwrap();
+            assert_eq!(report.unfinished, 0, "{label} at effect {n}: {report:?}");
+            setup.assert_consistent();
+            let after = setup.store.read().unwrap();
+            match label {
+                // Nothing, or the whole volume.
+                "create" => assert!(after.volumes.len() <= 1),
+                "delete" => assert!(after.volumes.is_empty(), "a delete rolls forward"),
+                _ => {
+                    let (old, new) = (&before.volumes, &after.volumes);
+                    assert_eq!(old.len(), new.len());
+                }
+            }
+        }
+        assert!(
+            crashes >= 3,
+            "{label}: only {crashes} crash points were exercised"
+        );
+    }
+}
+
+#[tokio::test]
+async fn quota_policy_refuses_and_sets_hard_limits() {
+    let setup = Setup::new().await;
+    let engine = setup.engine(Trouble::None);
+    let params = Pairs::from([
+        ("quota".into(), "namespace-quota".into()),
+        ("namespace-quota.max-bytes".into(), "3Gi".into()),
+    ]);
+    let claim = |name: &str, bytes| aplo::model::Claim {
+        namespace: "team-a".into(),
+        name: name.into(),
+        labels: Pairs::new(),
+        annotations: Pairs::new(),
+        requested_bytes: bytes,
+        access_modes: Vec::new(),
+    };
+    let req = |name: &str, bytes| CreateRequest {
+        name: Some(name.into()),
+        bytes,
+        parameters: params.clone(),
+        claim: Some(claim(name, bytes)),
+        ..CreateRequest::default()
+    };
+    engine.create_volume(req("q1", 2 * GIB)).await.unwrap();
+    let err = engine.create_volume(req("q2", 2 * GIB)).await.unwrap_err();
+    assert!(matches!(err, EngineError::Refused { .. }), "{err}");
+    assert!(err.to_string().contains("quota"), "{err}");
+    setup.assert_consistent();
+    let _ = BTreeMap::<u8, u8>::new();
+}
