@@ -16,8 +16,17 @@ async fn a_loop_brick_is_a_real_filesystem_and_leaves_nothing_behind() {
     let root = BrickRoot::new(dir.path()).unwrap();
     let (id, volume) = (Id(0xb0b), Id(0x701));
 
-    let too_small = brick::create_loop_brick(&*node, &root, id, volume, 100 << 20).await;
-    assert!(too_small.unwrap_err().to_string().contains("XFS minimum"));
+    // A brick below the smallest XFS (an arbiter) gets the minimum.
+    let small = Id(0x5);
+    brick::create_loop_brick(&*node, &root, small, volume, 100 << 20)
+        .await
+        .expect("needs root, losetup and mkfs.xfs (xfsprogs)");
+    let image = std::fs::metadata(root.image(small)).unwrap().len();
+    assert_eq!(image, brick::MIN_XFS_BYTES);
+    brick::destroy_loop_brick(&*node, &root, small)
+        .await
+        .unwrap();
+    assert!(!root.image(small).exists());
 
     let brick_dir = brick::create_loop_brick(&*node, &root, id, volume, 512 << 20)
         .await

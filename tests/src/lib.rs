@@ -26,6 +26,10 @@ pub const SUBNET: &str = "10.213.0";
 pub struct GlusterNode {
     /// Its address, which is also its gluster hostname.
     pub address: String,
+    /// Its name (what a topology file calls its manage hostname).
+    pub name: String,
+    /// How commands reach it (`nsenter` into its namespaces).
+    pub transport: Transport,
     /// The executor that reaches it.
     pub exec: Arc<NodeExecutor>,
     /// A directory for its bricks.
@@ -193,18 +197,18 @@ impl Cluster {
         // `ip netns exec` execs unshare, which execs bash, which execs sleep:
         // the pid stays the same throughout.
         let pid = holder.id().to_string();
-        let exec = NodeExecutor::new(
-            format!("node{n}"),
-            Transport::Prefix(vec![
-                "nsenter".into(),
-                "-t".into(),
-                pid.clone(),
-                "-m".into(),
-                "-n".into(),
-            ]),
-        );
+        let transport = Transport::Prefix(vec![
+            "nsenter".into(),
+            "-t".into(),
+            pid.clone(),
+            "-m".into(),
+            "-n".into(),
+        ]);
+        let exec = NodeExecutor::new(format!("node{n}"), transport.clone());
         let node = GlusterNode {
             address,
+            name: format!("node{n}"),
+            transport,
             exec,
             bricks: state.join("bricks"),
             holder,
@@ -259,6 +263,28 @@ impl GlusterNode {
     pub fn disconnect(&self) -> Result<(), String> {
         sh("ip", &["link", "set", &self.veth, "down"]).map(|_| ())
     }
+
+    /// Bring the node's link back up.
+    pub fn reconnect(&self) -> Result<(), String> {
+        sh("ip", &["link", "set", &self.veth, "up"]).map(|_| ())
+    }
+}
+
+/// Detach every loop device whose backing file is under `dir`.
+fn detach_loops_under(dir: &Path) {
+    let Ok(list) = sh("losetup", &["-n", "-l", "-O", "NAME,BACK-FILE"]) else {
+        return;
+    };
+    let prefix = dir.display().to_string();
+    for line in list.lines() {
+        let mut fields = line.split_whitespace();
+        if let (Some(device), Some(file)) = (fields.next(), fields.next())
+            && file.starts_with(&prefix)
+        {
+            let _ = sh("umount", &["-l", device]);
+            let _ = sh("losetup", &["-d", device]);
+        }
+    }
 }
 
 impl Drop for Cluster {
@@ -283,9 +309,175 @@ impl Drop for Cluster {
             }
             let _ = node.holder.kill();
             let _ = node.holder.wait();
+            // Loop bricks: their mounts went with the node's mount
+            // namespace; the loop devices are global and must be detached.
+            detach_loops_under(&node.state);
             let _ = sh("ip", &["link", "del", &node.veth]);
             let _ = sh("ip", &["netns", "del", &node.netns]);
         }
         let _ = sh("ip", &["link", "del", &self.bridge]);
+    }
+}
+
+/// A FUSE mount of a gluster volume on this machine, lazily unmounted
+/// when dropped (a node may be unreachable by then).
+pub struct FuseMount {
+    /// Where the volume is mounted.
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl FuseMount {
+    /// Mount `volume` from `server`.
+    pub fn new(server: &str, volume: &str) -> Result<FuseMount, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().to_path_buf();
+        sh(
+            "mount",
+            &[
+                "-t",
+                "glusterfs",
+                &format!("{server}:/{volume}"),
+                &path.display().to_string(),
+            ],
+        )?;
+        Ok(FuseMount { path, _dir: dir })
+    }
+
+    /// The filesystem's size in bytes, as `df` reports it.
+    pub fn size(&self) -> u64 {
+        sh(
+            "df",
+            &["--output=size", "-B1", &self.path.display().to_string()],
+        )
+        .ok()
+        .and_then(|out| out.lines().nth(1).and_then(|l| l.trim().parse().ok()))
+        .unwrap_or(0)
+    }
+}
+
+impl Drop for FuseMount {
+    fn drop(&mut self) {
+        let _ = sh("umount", &["-l", &self.path.display().to_string()]);
+    }
+}
+
+impl Cluster {
+    /// A heketi topology file for the cluster: node `n` is `node<n>` with
+    /// its address as storage hostname, in zone `n`; each node gets one
+    /// `loop` device per entry of `capacities` (a directory under its brick
+    /// directory, capped at that size).
+    pub fn topology(&self, capacities: &[&str]) -> String {
+        let nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                let devices: Vec<String> = capacities
+                    .iter()
+                    .enumerate()
+                    .map(|(d, capacity)| {
+                        let dir = node.bricks.join(format!("dev{d}"));
+                        std::fs::create_dir_all(&dir).expect("a device directory");
+                        format!(
+                            r#"{{"name": "{}", "tags": {{"backend": "loop", "capacity": "{capacity}"}}}}"#,
+                            dir.display()
+                        )
+                    })
+                    .collect();
+                format!(
+                    r#"{{"node": {{"hostnames": {{"manage": ["{}"], "storage": ["{}"]}}, "zone": {}}}, "devices": [{}]}}"#,
+                    node.name,
+                    node.address,
+                    i + 1,
+                    devices.join(", ")
+                )
+            })
+            .collect();
+        format!(r#"{{"clusters": [{{"nodes": [{}]}}]}}"#, nodes.join(", "))
+    }
+
+    /// The `nodes:` section of an aplo configuration file reaching each
+    /// node through `nsenter`.
+    pub fn config_yaml(&self) -> String {
+        let mut text = String::from("nodes:\n  transports:\n");
+        for node in &self.nodes {
+            if let Transport::Prefix(argv) = &node.transport {
+                text.push_str(&format!(
+                    "    {}:\n      prefix: [{}]\n",
+                    node.name,
+                    argv.join(", ")
+                ));
+            }
+        }
+        text
+    }
+
+    /// The command driver reaching every node.
+    pub fn driver(&self) -> aplo::exec::driver::CommandDriver {
+        use aplo::exec::driver::{CommandConfig, CommandDriver, Connections, Reach};
+        CommandDriver::new(
+            Connections::new(
+                Reach::Local,
+                self.nodes
+                    .iter()
+                    .map(|n| (n.name.clone(), n.transport.clone()))
+                    .collect(),
+            ),
+            CommandConfig::default(),
+        )
+    }
+
+    /// Every gluster volume name the cluster has.
+    pub async fn volume_names(&self) -> Vec<String> {
+        let out = self.nodes[0]
+            .exec
+            .run(&gluster::volume_info(None))
+            .await
+            .expect("volume info runs");
+        gluster::parse_volume_info(&out.stdout)
+            .map(|v| v.into_iter().map(|v| v.name).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every file and directory under the nodes' brick directories that a
+    /// brick could leave behind (loop images and brick mounts), and every
+    /// loop device backed by a file there.
+    pub fn brick_leftovers(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for node in &self.nodes {
+            if let Ok(out) = sh(
+                "find",
+                &[
+                    &node.bricks.display().to_string(),
+                    "-mindepth",
+                    "3",
+                    "-maxdepth",
+                    "3",
+                    "(",
+                    "-path",
+                    "*/images/*",
+                    "-o",
+                    "-path",
+                    "*/mounts/*",
+                    ")",
+                ],
+            ) {
+                found.extend(out.lines().map(str::to_owned));
+            }
+            if let Ok(list) = sh("losetup", &["-n", "-l", "-O", "NAME,BACK-FILE"]) {
+                let prefix = node.bricks.display().to_string();
+                found.extend(
+                    list.lines()
+                        .filter(|l| {
+                            l.split_whitespace()
+                                .nth(1)
+                                .is_some_and(|f| f.starts_with(&prefix))
+                        })
+                        .map(|l| format!("loop device {l}")),
+                );
+            }
+        }
+        found
     }
 }

@@ -62,8 +62,8 @@ async fn mounted(node: &dyn Executor, mount: &Path) -> bool {
     .is_ok()
 }
 
-/// Create (or finish creating) a loop-backed XFS brick of `bytes` and
-/// return its brick directory.
+/// Create (or finish creating) a loop-backed XFS brick of `bytes` (at
+/// least [`MIN_XFS_BYTES`]) and return its brick directory.
 pub async fn create_loop_brick(
     node: &dyn Executor,
     root: &BrickRoot,
@@ -71,12 +71,10 @@ pub async fn create_loop_brick(
     volume: Id,
     bytes: u64,
 ) -> Result<PathBuf, BrickError> {
-    if bytes < MIN_XFS_BYTES {
-        return Err(BrickError::Invalid {
-            brick,
-            message: format!("{bytes} bytes is below the {MIN_XFS_BYTES}-byte XFS minimum"),
-        });
-    }
+    // Arbiter bricks can be smaller than the smallest XFS: their
+    // filesystem gets the minimum (the image is sparse, so unused room
+    // costs nothing).
+    let bytes = bytes.max(MIN_XFS_BYTES);
     let (image, mount) = (root.image(brick), root.mount_point(brick));
     node.run(
         &Cmd::new("mkdir")

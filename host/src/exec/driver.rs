@@ -20,6 +20,10 @@ use crate::model::paths::BrickRoot;
 use crate::model::storage::{Backend, DeviceRecord, NodeRecord};
 use crate::plan::effect::{BrickAddress, Effect, Placed, Target};
 
+/// The device tag that caps how much of a `loop` or `dir` device's
+/// directory aplo may use, e.g. `capacity: 20Gi`.
+pub const CAPACITY_TAG: &str = "capacity";
+
 /// An effect that could not be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
@@ -424,10 +428,25 @@ impl CommandDriver {
                     )
                     .await?;
                 let text = String::from_utf8_lossy(&out.stdout);
-                text.lines()
+                let available: u64 = text
+                    .lines()
                     .nth(1)
                     .and_then(|l| l.trim().parse().ok())
-                    .ok_or_else(|| DriverError::Refused(format!("cannot read df output: {text}")))
+                    .ok_or_else(|| {
+                        DriverError::Refused(format!("cannot read df output: {text}"))
+                    })?;
+                // A `capacity` tag caps what aplo may use of the directory.
+                match device.tags.get(CAPACITY_TAG) {
+                    None => Ok(available),
+                    Some(text) => crate::model::parse_size(text)
+                        .map(|cap| cap.min(available))
+                        .map_err(|e| {
+                            DriverError::Refused(format!(
+                                "device {}: tag {CAPACITY_TAG}={text}: {e}",
+                                device.name
+                            ))
+                        }),
+                }
             }
             Backend::LvmThin => {
                 let options = self.config.lvm;
