@@ -46,30 +46,42 @@ enum ReachFile {
     Ssh,
 }
 
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(rename_all = "lowercase", deny_unknown_fields)]
-enum TransportFile {
-    Local,
-    Ssh {
-        destination: String,
-        #[serde(default)]
-        options: Vec<String>,
-    },
-    Prefix(Vec<String>),
+/// One node's transport: exactly one of `local: true`,
+/// `ssh: {destination, options}` or `prefix: [argv…]`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransportFile {
+    #[serde(default)]
+    local: bool,
+    #[serde(default)]
+    ssh: Option<SshFile>,
+    #[serde(default)]
+    prefix: Option<Vec<String>>,
 }
 
-impl From<TransportFile> for Transport {
-    fn from(file: TransportFile) -> Transport {
-        match file {
-            TransportFile::Local => Transport::Local,
-            TransportFile::Ssh {
-                destination,
-                options,
-            } => Transport::Ssh {
-                destination,
-                options,
-            },
-            TransportFile::Prefix(argv) => Transport::Prefix(argv),
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SshFile {
+    destination: String,
+    #[serde(default)]
+    options: Vec<String>,
+}
+
+impl TransportFile {
+    fn transport(self, node: &str) -> anyhow::Result<Transport> {
+        match (self.local, self.ssh, self.prefix) {
+            (true, None, None) => Ok(Transport::Local),
+            (false, Some(ssh), None) => Ok(Transport::Ssh {
+                destination: ssh.destination,
+                options: ssh.options,
+            }),
+            (false, None, Some(argv)) if !argv.is_empty() => Ok(Transport::Prefix(argv)),
+            (false, None, Some(_)) => anyhow::bail!(
+                "nodes.transports.{node}.prefix is empty; give the command to run before each command, e.g. [nsenter, -t, PID, -m, -n]"
+            ),
+            _ => anyhow::bail!(
+                "nodes.transports.{node} must have exactly one of `local: true`, `ssh: {{destination: …}}` or `prefix: [...]`"
+            ),
         }
     }
 }
@@ -96,14 +108,6 @@ impl Config {
             }
             None => EngineConfig::default().lvm_root,
         };
-        for (node, transport) in &file.transports {
-            if let TransportFile::Prefix(argv) = transport {
-                anyhow::ensure!(
-                    !argv.is_empty(),
-                    "nodes.transports.{node}.prefix is empty; give the command to run before each command, e.g. [nsenter, -t, PID, -m, -n]"
-                );
-            }
-        }
         let reach = match file.reach {
             ReachFile::Local => Reach::Local,
             ReachFile::Ssh => Reach::Ssh {
@@ -114,8 +118,8 @@ impl Config {
         let overrides: HashMap<String, Transport> = file
             .transports
             .into_iter()
-            .map(|(node, t)| (node, t.into()))
-            .collect();
+            .map(|(node, t)| Ok((node.clone(), t.transport(&node)?)))
+            .collect::<anyhow::Result<_>>()?;
         let driver = CommandDriver::new(
             Connections::new(reach, overrides),
             CommandConfig {

@@ -187,6 +187,9 @@ pub enum Command {
     Volume(storage::VolumeCommand),
     /// Compare the store with gluster and the nodes; exit 1 on any drift.
     Check,
+    /// Finish or undo the journal's unfinished operations, as every
+    /// command that changes something does first.
+    Recover,
     /// Finish unfinished operations and fix every safe drift; explain the rest.
     Repair,
     /// Play a workload of claims through the real policies on a topology,
@@ -206,6 +209,7 @@ impl Cli {
             Command::Device(command) => storage::device(&self.config, command),
             Command::Volume(command) => storage::volume(&self.config, command),
             Command::Check => storage::check(&self.config),
+            Command::Recover => storage::recover(&self.config),
             Command::Repair => storage::repair(&self.config),
             Command::Simulate(args) => simulate::run(&self.config, args),
         }

@@ -436,6 +436,25 @@ pub fn check(config: &Config) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// `aplo recover`.
+pub fn recover(config: &Config) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let engine = config.open_engine()?;
+        let report = engine.recover().await?;
+        for line in &report.outcomes {
+            println!("{line}");
+        }
+        if report.outcomes.is_empty() {
+            println!("no unfinished operations");
+        }
+        Ok(if report.unfinished == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    })
+}
+
 /// `aplo repair`.
 pub fn repair(config: &Config) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {

@@ -1,0 +1,221 @@
+//! Crash recovery on a real cluster: `aplo` (built with fault-injection
+//! points) is SIGKILLed at each journaled step of create, delete and
+//! expand, then started again. Every time the outcome is whole or nothing:
+//! `aplo check` reports no drift, and no brick, loop device or gluster
+//! volume is left that the store does not know.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use aplo_e2e::Cluster;
+
+struct Aplo {
+    config: PathBuf,
+    db: PathBuf,
+    cache: PathBuf,
+}
+
+impl Aplo {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_aplo-faulty"));
+        cmd.arg("--config")
+            .arg(&self.config)
+            .arg("--db")
+            .arg(&self.db)
+            .arg("--cache-dir")
+            .arg(&self.cache)
+            .args(["--log", "warn"])
+            .args(args);
+        cmd
+    }
+
+    /// Run to the end; return (success, stdout + stderr).
+    fn run(&self, args: &[&str]) -> (bool, String) {
+        let out = self.command(args).output().expect("aplo-faulty runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (ok, text) = self.run(args);
+        assert!(ok, "aplo {args:?} failed:\n{text}");
+        text
+    }
+
+    /// Run with `--fault-at point`, wait until it stops there, SIGKILL it.
+    fn crash_at(&self, point: &str, args: &[&str]) {
+        let mut child = self
+            .command(&[&["--fault-at", point], args].concat())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("aplo-faulty starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let reached = line.contains("fault point");
+                seen.push(line);
+                if reached {
+                    let _ = tx.send(Ok(()));
+                    return;
+                }
+            }
+            let _ = tx.send(Err(seen.join("\n")));
+        });
+        match rx.recv_timeout(Duration::from_secs(180)) {
+            Ok(Ok(())) => {}
+            Ok(Err(output)) => panic!("aplo {args:?} ended before {point}:\n{output}"),
+            Err(_) => panic!("aplo {args:?} did not reach {point} in 180 s"),
+        }
+        child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "killed at {point}");
+    }
+
+    /// The store's volumes and brick ids, from `aplo db export`.
+    fn store(&self) -> (Vec<String>, Vec<String>, usize) {
+        let text = self.ok(&["db", "export"]);
+        let export: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let data = &export["data"];
+        let mut volumes: Vec<String> = data["volumes"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v["name"].as_str().unwrap().to_owned())
+            .collect();
+        volumes.sort();
+        let bricks = data["bricks"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        let operations = data["operations"].as_object().unwrap().len();
+        (volumes, bricks, operations)
+    }
+}
+
+/// Restart, then check that the store and the world agree exactly.
+async fn assert_whole_or_nothing(aplo: &Aplo, cluster: &Cluster, context: &str) -> Vec<String> {
+    let recovered = aplo.ok(&["recover"]);
+    let (clean, report) = aplo.run(&["check"]);
+    assert!(
+        clean,
+        "{context}: drift after recovery:\n{report}\nrecovery said:\n{recovered}"
+    );
+    let (volumes, bricks, operations) = aplo.store();
+    assert_eq!(operations, 0, "{context}: the journal is empty");
+    let mut gluster = cluster.volume_names().await;
+    gluster.sort();
+    assert_eq!(
+        gluster, volumes,
+        "{context}: gluster's volumes are the store's"
+    );
+    for leftover in cluster.brick_leftovers() {
+        assert!(
+            bricks.iter().any(|b| leftover.contains(b.as_str())),
+            "{context}: {leftover} belongs to no brick in the store"
+        );
+    }
+    let images = cluster
+        .brick_leftovers()
+        .iter()
+        .filter(|l| l.starts_with('/') && l.contains("/images/"))
+        .count();
+    assert_eq!(images, bricks.len(), "{context}: one image per brick");
+    volumes
+}
+
+fn write(path: &Path, text: &str) -> PathBuf {
+    std::fs::write(path, text).unwrap();
+    path.to_path_buf()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_every_journaled_step_leaves_whole_or_nothing() {
+    let cluster = Cluster::start("cr", 3)
+        .await
+        .expect("the three-node cluster starts");
+    let dir = tempfile::tempdir().unwrap();
+    let aplo = Aplo {
+        config: write(&dir.path().join("aplo.yaml"), &cluster.config_yaml()),
+        db: dir.path().join("aplo.redb"),
+        cache: dir.path().join("cache"),
+    };
+    let topology = write(
+        &dir.path().join("topology.json"),
+        &cluster.topology(&["2Gi", "2Gi"]),
+    );
+    aplo.ok(&[
+        "topology",
+        "load",
+        topology.to_str().unwrap(),
+        "--backend",
+        "loop",
+    ]);
+    let create = ["volume", "create", "--name", "v", "--size", "1Gi"];
+
+    for step in ["journaled", "bricks", "volume", "options", "start"] {
+        let point = format!("create-volume:{step}");
+        aplo.crash_at(&point, &create);
+        let volumes = assert_whole_or_nothing(&aplo, &cluster, &point).await;
+        // Before the volume started, the create is undone; after, finished.
+        let whole = step == "start";
+        assert_eq!(volumes.len(), usize::from(whole), "{point}: {volumes:?}");
+        if whole {
+            aplo.ok(&["volume", "delete", "v"]);
+        }
+    }
+
+    for step in ["journaled", "stop", "delete", "bricks"] {
+        let point = format!("delete-volume:{step}");
+        aplo.ok(&create);
+        aplo.crash_at(&point, &["volume", "delete", "v"]);
+        let volumes = assert_whole_or_nothing(&aplo, &cluster, &point).await;
+        assert!(volumes.is_empty(), "{point}: a delete rolls forward");
+    }
+
+    // Growing in place (the device has room) rolls forward.
+    for step in ["journaled", "grow"] {
+        let point = format!("expand-volume:{step}");
+        aplo.ok(&create);
+        aplo.crash_at(&point, &["volume", "expand", "v", "--size", "1536Mi"]);
+        assert_whole_or_nothing(&aplo, &cluster, &point).await;
+        let info = aplo.ok(&["volume", "info", "v"]);
+        assert!(info.contains("1.5GiB usable"), "{point}: {info}");
+        aplo.ok(&["volume", "delete", "v"]);
+    }
+
+    // Past the device (2 GiB, 1 GiB used): a new brick set of 1.5 GiB. Undone until
+    // gluster has the bricks, finished after.
+    for step in ["journaled", "bricks", "add-bricks", "rebalance"] {
+        let point = format!("expand-volume:{step}");
+        aplo.ok(&create);
+        aplo.crash_at(&point, &["volume", "expand", "v", "--size", "2560Mi"]);
+        assert_whole_or_nothing(&aplo, &cluster, &point).await;
+        let info = aplo.ok(&["volume", "info", "v"]);
+        let sets = info.lines().filter(|l| l.contains("set 1 ")).count();
+        if matches!(step, "journaled" | "bricks") {
+            assert!(info.contains("1GiB usable") && sets == 0, "{point}: {info}");
+        } else {
+            assert!(info.contains("2.5GiB usable") && sets == 3, "{point}: {info}");
+        }
+        aplo.ok(&["volume", "delete", "v"]);
+    }
+    let (volumes, bricks, _) = aplo.store();
+    assert!(volumes.is_empty() && bricks.is_empty());
+    assert!(
+        cluster.brick_leftovers().is_empty(),
+        "{:?}",
+        cluster.brick_leftovers()
+    );
+}
