@@ -252,3 +252,165 @@ fn db_export_and_import_move_the_store_through_json() {
         text(&bad)
     );
 }
+
+const SIM_TOPOLOGY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/simulate/topology.yaml"
+);
+const SIM_WORKLOAD: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/simulate/workload.yaml"
+);
+
+#[test]
+fn simulate_reports_and_compares_with_heketi() {
+    let out = aplo(&[
+        "simulate",
+        "--topology",
+        SIM_TOPOLOGY,
+        "--workload",
+        SIM_WORKLOAD,
+        "--compare-heketi",
+        "--json",
+    ]);
+    let s = text(&out);
+    assert!(out.status.success(), "{s}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let claims = report["aplo"]["claims"].as_u64().unwrap();
+    assert_eq!(claims, 682, "the example workload expands to 682 claims");
+    for side in ["aplo", "heketi"] {
+        let succeeded = report[side]["succeeded"].as_u64().unwrap();
+        assert!(succeeded > 0 && succeeded <= claims, "{side}: {succeeded}");
+        assert_eq!(report[side]["zones"].as_object().unwrap().len(), 3);
+        assert_eq!(report[side]["devices"].as_object().unwrap().len(), 18);
+        assert!(
+            report[side]["first_failure"].is_array(),
+            "the example overfills: {s}"
+        );
+    }
+    let share = report["aplo_usable_share"].as_f64().unwrap();
+    assert!(share > 0.0 && share < 1.0, "{share}");
+    // Same seed, same answer.
+    let again = aplo(&[
+        "simulate",
+        "--topology",
+        SIM_TOPOLOGY,
+        "--workload",
+        SIM_WORKLOAD,
+        "--compare-heketi",
+        "--json",
+    ]);
+    assert_eq!(out.stdout, again.stdout, "a simulation is reproducible");
+    // Another placement policy changes the outcome.
+    let binpack = aplo(&[
+        "simulate",
+        "--topology",
+        SIM_TOPOLOGY,
+        "--workload",
+        SIM_WORKLOAD,
+        "--placement",
+        "binpack",
+        "--json",
+    ]);
+    assert!(binpack.status.success(), "{}", text(&binpack));
+    let other: serde_json::Value = serde_json::from_slice(&binpack.stdout).unwrap();
+    assert_ne!(other["aplo"]["devices"], report["aplo"]["devices"]);
+}
+
+#[test]
+fn simulate_refuses_bad_workloads_and_unknown_policies_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("w.yaml");
+    std::fs::write(&bad, "claims:\n  - {size: 1Gi, cont: 2}\n").unwrap();
+    let out = aplo(&[
+        "simulate",
+        "--topology",
+        SIM_TOPOLOGY,
+        "--workload",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("claims[0].cont"), "{}", text(&out));
+    let out = aplo(&[
+        "simulate",
+        "--topology",
+        SIM_TOPOLOGY,
+        "--workload",
+        SIM_WORKLOAD,
+        "--durability",
+        "no-such",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("no policy named 'no-such'"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn topology_load_is_idempotent_and_names_bad_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("aplo.redb");
+    let devices: Vec<String> = (1..=2)
+        .map(|d| {
+            let path = dir.path().join(format!("dev{d}"));
+            std::fs::create_dir_all(&path).unwrap();
+            format!(
+                r#"{{"name": "{}", "tags": {{"capacity": "1Gi"}}}}"#,
+                path.display()
+            )
+        })
+        .collect();
+    let topology = dir.path().join("topology.json");
+    std::fs::write(
+        &topology,
+        format!(
+            r#"{{"clusters": [{{"nodes": [{{"node": {{"hostnames": {{"manage": ["localhost"], "storage": ["127.0.0.1"]}}, "zone": 1}}, "devices": [{}, "{}/missing"]}}]}}]}}"#,
+            devices.join(", "),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let load = |file: &Path| {
+        aplo(&[
+            "--db",
+            db.to_str().unwrap(),
+            "topology",
+            "load",
+            file.to_str().unwrap(),
+            "--backend",
+            "dir",
+        ])
+    };
+    let first = load(&topology);
+    let s = text(&first);
+    assert!(
+        !first.status.success(),
+        "the missing device fails the load: {s}"
+    );
+    assert!(
+        s.contains("devices added: 2") && s.contains("missing does not exist"),
+        "{s}"
+    );
+    let second = load(&topology);
+    let s = text(&second);
+    assert!(s.contains("devices added: 0, already present: 2"), "{s}");
+    let show = aplo(&["--db", db.to_str().unwrap(), "topology", "show"]);
+    let s = text(&show);
+    assert_eq!(s.matches("[dir]").count(), 2, "{s}");
+    assert!(s.contains("0B used of 1GiB"), "{s}");
+
+    std::fs::write(
+        &topology,
+        r#"{"clusters": [{"nodes": [{"node": {"zone": 1}, "devices": []}]}]}"#,
+    )
+    .unwrap();
+    let out = load(&topology);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("clusters[0].nodes[0].node"),
+        "{}",
+        text(&out)
+    );
+}

@@ -207,7 +207,10 @@ async fn sigkill_at_every_journaled_step_leaves_whole_or_nothing() {
         if matches!(step, "journaled" | "bricks") {
             assert!(info.contains("1GiB usable") && sets == 0, "{point}: {info}");
         } else {
-            assert!(info.contains("2.5GiB usable") && sets == 3, "{point}: {info}");
+            assert!(
+                info.contains("2.5GiB usable") && sets == 3,
+                "{point}: {info}"
+            );
         }
         aplo.ok(&["volume", "delete", "v"]);
     }

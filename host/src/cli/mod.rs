@@ -198,6 +198,15 @@ pub enum Command {
 }
 
 impl Cli {
+    /// The log filter: as configured, except that `aplo simulate` keeps the
+    /// engine's per-volume lines out of its report unless asked.
+    pub fn log_filter(&self) -> &str {
+        match self.command {
+            Command::Simulate(_) if self.config.log == "info" => "warn",
+            _ => &self.config.log,
+        }
+    }
+
     /// Run the command.
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {

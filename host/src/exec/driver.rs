@@ -202,6 +202,13 @@ impl Default for CommandConfig {
     }
 }
 
+/// What bricks may use of a new volume group: its free space less 2 %
+/// for thin-pool metadata (each brick's pool takes 0.5 % of its size, and
+/// at least 8 MiB), so that the space placement counts is really there.
+pub fn usable_vg_bytes(free: u64) -> u64 {
+    free - free / 50
+}
+
 /// Applies effects by running commands on the nodes.
 pub struct CommandDriver {
     connections: Connections,
@@ -458,7 +465,7 @@ impl CommandDriver {
                         .map(|g| g.free))
                 };
                 if let Some(free) = find(&exec.run(&lvm::vgs(options)).await?.stdout)? {
-                    return Ok(free);
+                    return Ok(usable_vg_bytes(free));
                 }
                 exec.run(&Cmd::new("test").arg("-b").arg(&device.name))
                     .await
@@ -470,8 +477,9 @@ impl CommandDriver {
                 exec.run(&lvm::pvcreate(options, &device.name)).await?;
                 exec.run(&lvm::vgcreate(options, device.id, &device.name))
                     .await?;
-                find(&exec.run(&lvm::vgs(options)).await?.stdout)?
-                    .ok_or_else(|| DriverError::Refused(format!("vgcreate did not create {vg}")))
+                let free = find(&exec.run(&lvm::vgs(options)).await?.stdout)?
+                    .ok_or_else(|| DriverError::Refused(format!("vgcreate did not create {vg}")))?;
+                Ok(usable_vg_bytes(free))
             }
         }
     }
@@ -761,8 +769,8 @@ impl Driver for CommandDriver {
 }
 
 /// Applies nothing: every effect succeeds and changes only the model (the
-/// store the engine writes to). Devices have the capacity the simulation
-/// gives them.
+/// store the engine writes to). A device has the capacity of its
+/// `capacity` tag, else the one given for its name, else the default.
 #[derive(Debug, Default)]
 pub struct SimDriver {
     capacity: HashMap<String, u64>,
@@ -784,12 +792,23 @@ impl Driver for SimDriver {
     fn apply<'a>(&'a self, effect: &'a Effect) -> BoxFuture<'a, Result<Applied, DriverError>> {
         Box::pin(async move {
             Ok(match effect {
-                Effect::PrepareDevice { device, .. } => Applied::Capacity(
-                    self.capacity
-                        .get(&device.name)
-                        .copied()
-                        .unwrap_or(self.default_capacity),
-                ),
+                Effect::PrepareDevice { device, .. } => {
+                    let tagged = match device.tags.get(CAPACITY_TAG) {
+                        Some(text) => Some(crate::model::parse_size(text).map_err(|e| {
+                            DriverError::Refused(format!(
+                                "device {}: tag {CAPACITY_TAG}={text}: {e}",
+                                device.name
+                            ))
+                        })?),
+                        None => None,
+                    };
+                    Applied::Capacity(tagged.unwrap_or_else(|| {
+                        self.capacity
+                            .get(&device.name)
+                            .copied()
+                            .unwrap_or(self.default_capacity)
+                    }))
+                }
                 _ => Applied::Done,
             })
         })

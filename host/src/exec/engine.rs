@@ -107,6 +107,9 @@ pub struct EngineConfig {
     pub lvm_root: BrickRoot,
     /// Where the test build stops to be killed.
     pub faults: Faults,
+    /// Make ids a fixed sequence from this seed (simulations, so that a
+    /// run can be repeated exactly); random when `None`.
+    pub id_seed: Option<u64>,
 }
 
 impl Default for EngineConfig {
@@ -114,6 +117,7 @@ impl Default for EngineConfig {
         EngineConfig {
             lvm_root: BrickRoot::new("/var/lib/aplo/bricks").expect("an absolute root"),
             faults: Faults::default(),
+            id_seed: None,
         }
     }
 }
@@ -137,22 +141,37 @@ pub struct Engine {
     ids: IdSource,
 }
 
-/// Fresh random ids.
+/// Fresh ids: random, or a fixed sequence from a seed.
 struct IdSource {
     seed: std::collections::hash_map::RandomState,
     counter: AtomicU64,
+    fixed: Option<u64>,
+}
+
+/// SplitMix64: a well-mixed 64-bit sequence from a counter.
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 impl IdSource {
-    fn new() -> IdSource {
+    fn new(fixed: Option<u64>) -> IdSource {
         IdSource {
             seed: std::collections::hash_map::RandomState::new(),
             counter: AtomicU64::new(0),
+            fixed,
         }
     }
 
     fn next(&self) -> Id {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(seed) = self.fixed {
+            let hi = splitmix(seed ^ n.wrapping_mul(2));
+            let lo = splitmix(seed ^ n.wrapping_mul(2).wrapping_add(1));
+            return Id((u128::from(hi) << 64) | u128::from(lo));
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
@@ -194,6 +213,7 @@ impl Engine {
         config: EngineConfig,
     ) -> Result<Engine, EngineError> {
         let state = store.read()?;
+        let ids = IdSource::new(config.id_seed);
         Ok(Engine {
             store,
             state: Mutex::new(state),
@@ -203,7 +223,7 @@ impl Engine {
             planning: tokio::sync::Mutex::new(()),
             unhealthy: Mutex::new(BTreeSet::new()),
             busy: Mutex::new(BTreeSet::new()),
-            ids: IdSource::new(),
+            ids,
         })
     }
 

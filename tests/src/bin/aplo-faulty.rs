@@ -7,7 +7,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = aplo::cli::Cli::parse();
-    if let Err(err) = aplo::cli::init_telemetry(cli.config.log_format, &cli.config.log) {
+    if let Err(err) = aplo::cli::init_telemetry(cli.config.log_format, cli.log_filter()) {
         eprintln!("aplo: {err:#}");
         return ExitCode::from(2);
     }

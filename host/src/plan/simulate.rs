@@ -1,0 +1,311 @@
+//! Simulation inputs and reports: the workload file, what a run amounts
+//! to (per device, node and zone), and the heketi comparison's model
+//! bookkeeping. Pure: `aplo simulate` plays the claims through the real
+//! engine with the simulation driver and hands the results here.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{BrickRole, Id, Layout, Pairs, Scheme, Topology, parse_size};
+
+/// A workload file: claims to play in order.
+///
+/// ```yaml
+/// claims:
+///   - {name: db, namespace: team-a, size: 50Gi, count: 4}
+///   - {size: 10Gi, count: 20, parameters: {classes.class: arbiter}}
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// The claims.
+    pub claims: Vec<ClaimSpec>,
+}
+
+/// One line of a workload: `count` claims alike.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimSpec {
+    /// A name prefix (default `claim`); claims are named `<name>-<n>`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Namespace (default `default`).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Requested size, e.g. `10Gi`.
+    pub size: String,
+    /// How many such claims (default 1).
+    #[serde(default = "one")]
+    pub count: u32,
+    /// StorageClass parameters for these claims, over the run's own.
+    #[serde(default)]
+    pub parameters: Pairs,
+    /// Claim labels.
+    #[serde(default)]
+    pub labels: Pairs,
+    /// Claim annotations.
+    #[serde(default)]
+    pub annotations: Pairs,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// One claim of a workload, expanded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimClaim {
+    /// Its name (also the volume name).
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Requested bytes.
+    pub bytes: u64,
+    /// Parameters (the run's, overridden by the claim's).
+    pub parameters: Pairs,
+    /// Labels.
+    pub labels: Pairs,
+    /// Annotations.
+    pub annotations: Pairs,
+}
+
+/// The most claims a workload may expand to.
+pub const MAX_CLAIMS: usize = 1_000_000;
+
+/// Parse a workload (JSON or YAML); errors name the field.
+pub fn parse_workload(text: &str) -> Result<Workload, String> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') {
+        let mut de = serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| format!("the workload is not valid: {}: {}", e.path(), e.inner()))
+    } else {
+        let de = serde_yaml::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de)
+            .map_err(|e| format!("the workload is not valid: {}: {}", e.path(), e.inner()))
+    }
+}
+
+/// Expand a workload into claims, with the run's parameters under each
+/// claim's own.
+pub fn expand(workload: &Workload, parameters: &Pairs) -> Result<Vec<SimClaim>, String> {
+    let mut claims = Vec::new();
+    for (i, spec) in workload.claims.iter().enumerate() {
+        let bytes = parse_size(&spec.size).map_err(|e| format!("claims[{i}].size: {e}"))?;
+        let prefix = spec.name.clone().unwrap_or_else(|| "claim".into());
+        let mut merged = parameters.clone();
+        merged.extend(spec.parameters.clone());
+        for n in 0..spec.count {
+            if claims.len() >= MAX_CLAIMS {
+                return Err(format!("the workload has more than {MAX_CLAIMS} claims"));
+            }
+            claims.push(SimClaim {
+                name: format!("{prefix}-{}", claims.len() + 1),
+                namespace: spec.namespace.clone().unwrap_or_else(|| "default".into()),
+                bytes,
+                parameters: merged.clone(),
+                labels: spec.labels.clone(),
+                annotations: spec.annotations.clone(),
+            });
+            let _ = n;
+        }
+    }
+    Ok(claims)
+}
+
+/// Used and total bytes of one device, node or zone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Used {
+    /// Bytes taken by bricks.
+    pub used: u64,
+    /// Capacity.
+    pub total: u64,
+}
+
+impl Used {
+    /// The share used, 0 to 1.
+    pub fn share(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.used as f64 / self.total as f64
+        }
+    }
+
+    fn add(&mut self, used: u64, total: u64) {
+        self.used += used;
+        self.total += total;
+    }
+}
+
+/// What a run amounts to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Report {
+    /// Claims played.
+    pub claims: usize,
+    /// Claims that got a volume.
+    pub succeeded: usize,
+    /// The first claim refused, with the reason.
+    pub first_failure: Option<(String, String)>,
+    /// Per device, labelled `<node>:<device>`.
+    pub devices: BTreeMap<String, Used>,
+    /// Per node.
+    pub nodes: BTreeMap<String, Used>,
+    /// Per zone.
+    pub zones: BTreeMap<String, Used>,
+    /// Raw capacity of every device.
+    pub raw_bytes: u64,
+    /// Usable bytes of the volumes created.
+    pub usable_bytes: u64,
+}
+
+impl Report {
+    /// The share of raw capacity that became usable volume.
+    pub fn usable_share(&self) -> f64 {
+        if self.raw_bytes == 0 {
+            0.0
+        } else {
+            self.usable_bytes as f64 / self.raw_bytes as f64
+        }
+    }
+
+    /// Fill in utilisation from a topology whose devices' free space
+    /// reflects the run; `label` names a device.
+    pub fn measure(&mut self, topology: &Topology, label: &dyn Fn(Id) -> String) {
+        for node in topology.clusters.iter().flat_map(|c| &c.nodes) {
+            for device in &node.devices {
+                let used = device.total_bytes.saturating_sub(device.free_bytes);
+                self.devices
+                    .entry(label(device.id))
+                    .or_default()
+                    .add(used, device.total_bytes);
+                self.nodes
+                    .entry(node.hostname.clone())
+                    .or_default()
+                    .add(used, device.total_bytes);
+                self.zones
+                    .entry(node.zone.clone())
+                    .or_default()
+                    .add(used, device.total_bytes);
+                self.raw_bytes += device.total_bytes;
+            }
+        }
+    }
+}
+
+/// The usable size of a layout: per set, the smallest data brick times the
+/// scheme's data multiplier.
+pub fn layout_usable(scheme: &Scheme, layout: &Layout) -> u64 {
+    layout
+        .sets
+        .iter()
+        .map(|set| {
+            set.bricks
+                .iter()
+                .filter(|b| b.role == BrickRole::Data)
+                .map(|b| b.bytes)
+                .min()
+                .unwrap_or(0)
+                .saturating_mul(scheme.data_multiplier())
+        })
+        .sum()
+}
+
+/// Take a layout's bricks off the topology's free space; `cost` says what
+/// a brick of `bytes` takes from its device.
+pub fn apply_layout(topology: &mut Topology, layout: &Layout, cost: &dyn Fn(u64) -> u64) {
+    let mut taken: BTreeMap<Id, (u64, u32)> = BTreeMap::new();
+    for brick in layout.sets.iter().flat_map(|s| &s.bricks) {
+        let entry = taken.entry(brick.device).or_default();
+        entry.0 += cost(brick.bytes);
+        entry.1 += 1;
+    }
+    for device in topology
+        .clusters
+        .iter_mut()
+        .flat_map(|c| c.nodes.iter_mut())
+        .flat_map(|n| n.devices.iter_mut())
+    {
+        if let Some((bytes, count)) = taken.get(&device.id) {
+            device.free_bytes = device.free_bytes.saturating_sub(*bytes);
+            device.brick_count += count;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::testing::topology;
+    use crate::model::{Brick, BrickSet, GIB};
+
+    #[test]
+    fn workloads_expand_and_bad_ones_name_the_field() {
+        let w = parse_workload(
+            "claims:\n  - {name: db, size: 2Gi, count: 2, parameters: {classes.class: arbiter}}\n  - {size: 1Gi}\n",
+        )
+        .unwrap();
+        let claims = expand(&w, &Pairs::from([("placement".into(), "binpack".into())])).unwrap();
+        assert_eq!(claims.len(), 3);
+        assert_eq!(claims[0].name, "db-1");
+        assert_eq!(claims[2].name, "claim-3");
+        assert_eq!(claims[1].bytes, 2 * GIB);
+        assert_eq!(claims[0].parameters.len(), 2);
+        assert_eq!(claims[2].namespace, "default");
+        let err = parse_workload("claims:\n  - {size: 1Gi, colour: red}\n").unwrap_err();
+        assert!(err.contains("claims[0]") && err.contains("colour"), "{err}");
+        let err = expand(
+            &parse_workload("{\"claims\": [{\"size\": \"lots\"}]}").unwrap(),
+            &Pairs::new(),
+        )
+        .unwrap_err();
+        assert!(err.contains("claims[0].size"), "{err}");
+    }
+
+    #[test]
+    fn applying_a_layout_takes_space_and_the_report_sums_it() {
+        let mut t = topology()
+            .zones(3)
+            .nodes_per_zone(1)
+            .devices_per_node(1)
+            .free(10 * GIB)
+            .build();
+        let devices: Vec<Id> = t.clusters[0]
+            .nodes
+            .iter()
+            .map(|n| n.devices[0].id)
+            .collect();
+        let layout = Layout {
+            sets: vec![BrickSet {
+                bricks: devices
+                    .iter()
+                    .map(|d| Brick {
+                        device: *d,
+                        bytes: 2 * GIB,
+                        role: BrickRole::Data,
+                    })
+                    .collect(),
+            }],
+            strict_zones: false,
+        };
+        let scheme = Scheme::Replicate {
+            count: 3,
+            arbiter: false,
+        };
+        assert_eq!(layout_usable(&scheme, &layout), 2 * GIB);
+        apply_layout(&mut t, &layout, &|b| b + GIB);
+        let mut report = Report {
+            usable_bytes: 2 * GIB,
+            ..Report::default()
+        };
+        report.measure(&t, &|id| id.to_string());
+        assert_eq!(report.raw_bytes, 30 * GIB);
+        assert_eq!(
+            report.devices.values().map(|u| u.used).sum::<u64>(),
+            9 * GIB
+        );
+        assert_eq!(report.zones.len(), 3);
+        assert!((report.usable_share() - 2.0 / 30.0).abs() < 1e-9);
+    }
+}
