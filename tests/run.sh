@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run aplo's whole test suite: host unit and integration tests (sandbox,
-# registry, golden cases through the sandbox, CLI), the policies' native
-# golden tests, and every bundled policy's golden cases through `aplo policy
-# test`. Installs what a fresh machine lacks: the wasm32-wasip2 target,
+# registry, golden cases through the sandbox, engine, CLI), end-to-end and
+# crash-recovery tests on a real three-node gluster cluster, the policies'
+# native golden tests, every bundled policy's golden cases through `aplo
+# policy test`, and the README's demo. Installs what a fresh machine lacks: the wasm32-wasip2 target,
 # lvm2, glusterfs-server and xfsprogs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,3 +30,6 @@ echo "== the example policy from the walk-through, built and tested in the sandb
 
 echo "== bundled policies through the aplo CLI"
 cargo run --quiet --locked -p aplo -- policy test --bundled
+
+echo "== the README's first command: the storage demo on three local gluster nodes"
+./examples/demo.sh

@@ -348,7 +348,7 @@ fn plan(
             black_box(set.place_prepared(&request, &prepared).unwrap());
         });
         time(&mut samples[2], &mut || {
-            black_box(
+            let _ = black_box(
                 set.placement
                     .policy
                     .place(&request, &prepared, &set.placement.settings)
