@@ -3,8 +3,9 @@
 # registry, golden cases through the sandbox, engine, CLI), end-to-end and
 # crash-recovery tests on a real three-node gluster cluster, the policies'
 # native golden tests, every bundled policy's golden cases through `aplo
-# policy test`, and the README's demo. Installs what a fresh machine lacks: the wasm32-wasip2 target,
-# lvm2, glusterfs-server and xfsprogs.
+# policy test`, and the README's demo. Installs what a fresh machine lacks:
+# the wasm32-wasip2 target, lvm2, glusterfs-server, glusterfs-client and
+# xfsprogs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -8,12 +8,13 @@
 //!    decision (`PolicySet::place_prepared` on a `PreparedTopology`), the
 //!    sandboxed policy call without the host's validation, the durability
 //!    decision, and the host's own steps (building the policy topology from
-//!    the store, encoding it for the sandbox).
+//!    the store, encoding it for the sandbox, validating the layout).
 //! 2. The store at 10,000 volumes x 3 bricks in a redb file (100 nodes x 10
 //!    devices): one create's write transactions, `read()` of everything, and
-//!    the engine's create + delete cycle on top; the same cycle on an empty
-//!    redb store and on a memory store holding the same 10,000 volumes; the
-//!    file's size and the process's resident memory.
+//!    the engine's create + delete cycle on top, against the same cycle on
+//!    an empty store and on memory stores; the snapshot scans the engine
+//!    makes per operation; the file's size, and the resident memory of a
+//!    process that starts an engine on the file.
 //!
 //! Criterion measures each; under `cargo bench` a fixed-count pass then
 //! records p50s and ratios, printed and written to
@@ -21,7 +22,7 @@
 //! Under `cargo test --benches` everything runs once on a small workload,
 //! as a smoke test.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
@@ -31,13 +32,16 @@ use aplo::exec::driver::SimDriver;
 use aplo::exec::engine::{CreateRequest, Engine, EngineConfig};
 use aplo::model::storage::{
     Backend, BrickRecord, ClusterRecord, DeviceRecord, NodeRecord, Operation, OperationRecord,
-    VolumeRecord, VolumeState,
+    Snapshot, VolumeRecord, VolumeState,
 };
-use aplo::model::{Claim, GIB, Id, Pairs, PlacementRequest, State, TIB, Verdict};
+use aplo::model::validate::validate_layout;
+use aplo::model::{
+    Claim, Cluster, Device, GIB, Id, Node, Pairs, PlacementRequest, State, TIB, Topology, Verdict,
+};
 use aplo::plan::volume::brick_dir;
 use aplo::policy::{PolicySet, PreparedTopology, Registry, RegistryConfig, Runtime, RuntimeConfig};
 use aplo::store::{Change, MemoryStore, RedbStore, Store};
-use criterion::{Criterion, SamplingMode, criterion_group};
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, criterion_group, measurement::WallTime};
 
 /// How big each workload is: the real sizes under `cargo bench`, small ones
 /// for the smoke test.
@@ -50,8 +54,7 @@ struct Scale {
     store_devices: usize,
     volumes: usize,
     /// Rounds of the fixed-count pass.
-    plan_rounds: usize,
-    store_rounds: usize,
+    rounds: usize,
 }
 
 const FULL: Scale = Scale {
@@ -60,8 +63,7 @@ const FULL: Scale = Scale {
     store_nodes: 100,
     store_devices: 10,
     volumes: 10_000,
-    plan_rounds: 60,
-    store_rounds: 60,
+    rounds: 60,
 };
 
 const SMOKE: Scale = Scale {
@@ -70,14 +72,19 @@ const SMOKE: Scale = Scale {
     store_nodes: 10,
     store_devices: 10,
     volumes: 200,
-    plan_rounds: 0,
-    store_rounds: 0,
+    rounds: 0,
 };
 
 const ZONES: usize = 10;
 const CLUSTER: Id = Id(1);
+/// What each benchmarked create asks for.
 const VOLUME_BYTES: u64 = 100 * GIB;
+/// The size of each of the 10,000 volumes in the store: 30 bricks of it
+/// leave each 1 TiB device about two thirds free.
 const TEMPLATE_BYTES: u64 = 10 * GIB;
+/// Run as a child process: start an engine on the redb file that follows
+/// and report its resident memory.
+const RSS_CHILD: &str = "--engine-rss-of";
 
 fn node_id(n: usize) -> Id {
     Id((1 << 64) | n as u128)
@@ -165,6 +172,56 @@ fn volume_changes(
     changes
 }
 
+/// `Snapshot::policy_topology` with the devices grouped by node first: a
+/// sketch of what an index would save, checked to give the same topology.
+/// Not engine code.
+fn indexed_policy_topology(s: &Snapshot) -> Topology {
+    let usage = s.device_usage();
+    let mut devices: BTreeMap<Id, Vec<&DeviceRecord>> = BTreeMap::new();
+    for d in s.devices.values() {
+        devices.entry(d.node).or_default().push(d);
+    }
+    let mut nodes: BTreeMap<Id, Vec<&NodeRecord>> = BTreeMap::new();
+    for n in s.nodes.values() {
+        nodes.entry(n.cluster).or_default().push(n);
+    }
+    let clusters = s
+        .clusters
+        .values()
+        .map(|cluster| Cluster {
+            id: cluster.id,
+            nodes: nodes
+                .get(&cluster.id)
+                .into_iter()
+                .flatten()
+                .map(|node| Node {
+                    id: node.id,
+                    hostname: node.manage.clone(),
+                    zone: node.zone.clone(),
+                    state: node.state,
+                    tags: node.tags.clone(),
+                    devices: devices
+                        .get(&node.id)
+                        .into_iter()
+                        .flatten()
+                        .map(|d| Device {
+                            id: d.id,
+                            state: d.state,
+                            total_bytes: d.total_bytes,
+                            free_bytes: d
+                                .total_bytes
+                                .saturating_sub(usage.get(&d.id).map_or(0, |u| u.0)),
+                            brick_count: usage.get(&d.id).map_or(0, |u| u.1),
+                            tags: d.tags.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    Topology { clusters }
+}
+
 fn registry() -> Arc<Registry> {
     let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).expect("runtime"));
     Arc::new(Registry::open(runtime, RegistryConfig::default()).expect("the registry opens"))
@@ -180,11 +237,7 @@ fn engine(store: Arc<dyn Store>, registry: &Arc<Registry>) -> Engine {
     .expect("the engine starts")
 }
 
-fn create_request(name: &str) -> CreateRequest {
-    sized_request(name, VOLUME_BYTES)
-}
-
-fn sized_request(name: &str, bytes: u64) -> CreateRequest {
+fn request(name: &str, bytes: u64) -> CreateRequest {
     CreateRequest {
         name: Some(name.to_owned()),
         bytes,
@@ -192,10 +245,12 @@ fn sized_request(name: &str, bytes: u64) -> CreateRequest {
     }
 }
 
-/// Resident memory of this process, in bytes (Linux).
-fn rss() -> Option<u64> {
+/// A line of /proc/self/status (`VmRSS`, `VmHWM`), in bytes.
+fn status(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status
+        .lines()
+        .find(|l| l.split(':').next() == Some(field))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
@@ -217,17 +272,35 @@ fn bench_mode() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
+/// Time `f` once.
+fn timed(f: impl FnOnce()) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
+}
+
 /// Create and delete one volume, returning the time each took.
 fn cycle(rt: &tokio::runtime::Runtime, engine: &Engine, name: &str) -> (Duration, Duration) {
     let t = Instant::now();
     let volume = rt
-        .block_on(engine.create_volume(create_request(name)))
+        .block_on(engine.create_volume(request(name, VOLUME_BYTES)))
         .expect("the volume is created");
     let created = t.elapsed();
     let t = Instant::now();
     rt.block_on(engine.delete_volume(&volume.name))
         .expect("the volume is deleted");
     (created, t.elapsed())
+}
+
+/// Slow benchmarks: ten samples, flat sampling, short warm-up.
+fn slow_group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+    let mut group = c.benchmark_group(name);
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    group
 }
 
 /// Planning one volume on 1,000 nodes x 24 devices.
@@ -256,9 +329,11 @@ fn plan(
     let Verdict::Granted(decision) = set.durability(&claim).expect("durability decides") else {
         panic!("durability refused")
     };
+    let snapshot = engine.snapshot();
     let topology = Arc::new(engine.policy_topology());
+    assert_eq!(indexed_policy_topology(&snapshot), *topology);
     let prepared = PreparedTopology::new(topology.clone());
-    let request = PlacementRequest {
+    let placement = PlacementRequest {
         volume_name: "bench".into(),
         bytes: VOLUME_BYTES,
         scheme: decision.scheme,
@@ -267,18 +342,17 @@ fn plan(
         preferred_node: None,
     };
     let Verdict::Granted(placed) = set
-        .place_prepared(&request, &prepared)
+        .place_prepared(&placement, &prepared)
         .expect("placement decides")
     else {
         panic!("placement refused")
     };
     assert_eq!(placed.layout.sets.len(), 1);
-    // The engine makes the same decision: three bricks in three zones.
+    // The engine makes the same kind of decision: three bricks, three zones.
     let volume = rt
-        .block_on(engine.create_volume(create_request("check")))
+        .block_on(engine.create_volume(request("check", VOLUME_BYTES)))
         .expect("the volume is created");
     let (_, bricks) = engine.volume(&volume.name).expect("the volume is there");
-    let snapshot = engine.snapshot();
     let zones: BTreeSet<&str> = bricks
         .iter()
         .map(|b| snapshot.nodes[&b.node].zone.as_str())
@@ -286,35 +360,33 @@ fn plan(
     assert_eq!((bricks.len(), zones.len()), (3, 3), "{bricks:?}");
     rt.block_on(engine.delete_volume(&volume.name))
         .expect("the volume is deleted");
-    drop(snapshot);
 
-    let mut group = c.benchmark_group("plan-1000x24");
-    group
-        .sample_size(10)
-        .sampling_mode(SamplingMode::Flat)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5));
+    let mut group = slow_group(c, "plan-1000x24");
     let mut n = 0u64;
     group.bench_function("engine-create-volume", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 n += 1;
-                let (created, _) = cycle(rt, &engine, &format!("bench-{n}"));
-                total += created;
+                total += cycle(rt, &engine, &format!("bench-{n}")).0;
             }
             total
         })
     });
     group.bench_function("place-prepared", |b| {
-        b.iter(|| black_box(set.place_prepared(black_box(&request), &prepared).unwrap()))
+        b.iter(|| {
+            black_box(
+                set.place_prepared(black_box(&placement), &prepared)
+                    .unwrap(),
+            )
+        })
     });
     group.bench_function("policy-place-unvalidated", |b| {
         b.iter(|| {
             black_box(
                 set.placement
                     .policy
-                    .place(black_box(&request), &prepared, &set.placement.settings)
+                    .place(black_box(&placement), &prepared, &set.placement.settings)
                     .unwrap(),
             )
         })
@@ -328,42 +400,44 @@ fn plan(
     group.bench_function("host-encode-topology", |b| {
         b.iter(|| black_box(PreparedTopology::new(topology.clone())))
     });
+    group.bench_function("host-validate-layout", |b| {
+        b.iter(|| black_box(validate_layout(&placement, &topology, &placed.layout).unwrap()))
+    });
+    group.bench_function("sketch-indexed-policy-topology", |b| {
+        b.iter(|| black_box(indexed_policy_topology(black_box(&snapshot))))
+    });
     group.finish();
 
     if !bench_mode() {
         return serde_json::Value::Null;
     }
     // Fixed-count pass: the parts one after another, round by round.
-    let rounds = scale.plan_rounds;
-    let mut samples: [Vec<Duration>; 6] = Default::default();
-    let time = |samples: &mut Vec<Duration>, f: &mut dyn FnMut()| {
-        let t = Instant::now();
-        f();
-        samples.push(t.elapsed());
-    };
-    for round in 0..rounds {
-        let (created, _) = cycle(rt, &engine, &format!("round-{round}"));
-        samples[0].push(created);
-        time(&mut samples[1], &mut || {
-            black_box(set.place_prepared(&request, &prepared).unwrap());
-        });
-        time(&mut samples[2], &mut || {
+    let mut samples: [Vec<Duration>; 7] = Default::default();
+    for round in 0..scale.rounds {
+        samples[0].push(cycle(rt, &engine, &format!("round-{round}")).0);
+        samples[1].push(timed(|| {
+            black_box(set.place_prepared(&placement, &prepared).unwrap());
+        }));
+        samples[2].push(timed(|| {
             let _ = black_box(
                 set.placement
                     .policy
-                    .place(&request, &prepared, &set.placement.settings)
+                    .place(&placement, &prepared, &set.placement.settings)
                     .unwrap(),
             );
-        });
-        time(&mut samples[3], &mut || {
+        }));
+        samples[3].push(timed(|| {
             black_box(set.durability(&claim).unwrap());
-        });
-        time(&mut samples[4], &mut || {
+        }));
+        samples[4].push(timed(|| {
             black_box(engine.policy_topology());
-        });
-        time(&mut samples[5], &mut || {
+        }));
+        samples[5].push(timed(|| {
             black_box(PreparedTopology::new(topology.clone()));
-        });
+        }));
+        samples[6].push(timed(|| {
+            black_box(validate_layout(&placement, &topology, &placed.layout).unwrap());
+        }));
     }
     let [
         create,
@@ -372,6 +446,7 @@ fn plan(
         durability,
         policy_topology,
         encode,
+        validate,
     ] = samples.map(p50);
     let policy = policy_place + durability;
     serde_json::json!({
@@ -379,7 +454,7 @@ fn plan(
             "one 100 GiB volume, default policies (classes, zone-spread, no quota), {} nodes x {} devices, {ZONES} zones, 1 TiB each",
             scale.plan_nodes, scale.plan_devices
         ),
-        "rounds": rounds,
+        "rounds": scale.rounds,
         "p50_us": {
             "engine_create_volume": us(create),
             "place_prepared": us(place_prepared),
@@ -387,21 +462,61 @@ fn plan(
             "durability": us(durability),
             "host_policy_topology": us(policy_topology),
             "host_encode_topology": us(encode),
+            "host_validate_layout": us(validate),
         },
         "policy_share_of_create": policy.as_secs_f64() / create.as_secs_f64(),
-        "host_validate_layout_us": us(place_prepared.saturating_sub(policy_place)),
+        "policy_topology_share_of_create": policy_topology.as_secs_f64() / create.as_secs_f64(),
         "ratio_create_to_place_prepared": create.as_secs_f64() / place_prepared.as_secs_f64(),
     })
 }
 
-/// A fresh redb store in `dir` holding `changes`, written in transactions
-/// of at most 4,000 changes.
-fn redb_with(path: &Path, changes: &[Change]) -> Arc<RedbStore> {
+/// A redb store at `path` holding `changes`, written in transactions of at
+/// most 4,000 changes, then closed.
+fn fill_redb(path: &Path, changes: &[Change]) {
     let store = RedbStore::open(path).expect("the store opens");
     for chunk in changes.chunks(4000) {
         store.write(chunk).expect("the store takes the records");
     }
-    Arc::new(store)
+}
+
+/// Start this binary again to open an engine on `path` alone, and return
+/// what it reports about its memory.
+fn engine_rss(path: &Path) -> serde_json::Value {
+    let out = std::process::Command::new(std::env::current_exe().expect("this binary"))
+        .arg(RSS_CHILD)
+        .arg(path)
+        .output()
+        .expect("the child runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the child reports JSON")
+}
+
+/// The child: load the policies, start an engine on the store, report
+/// resident memory before and after, and the peak.
+fn engine_rss_child(path: &Path) {
+    let registry = registry();
+    let before = status("VmRSS");
+    let t = Instant::now();
+    let engine = engine(
+        Arc::new(RedbStore::open(path).expect("the store opens")),
+        &registry,
+    );
+    let start = t.elapsed();
+    let after = status("VmRSS");
+    let in_mib = |b: Option<u64>| b.map(mib);
+    let report = serde_json::json!({
+        "volumes": engine.volumes().len(),
+        "engine_start_ms": start.as_secs_f64() * 1e3,
+        "rss_mib_policies_loaded": in_mib(before),
+        "rss_mib_engine_started": in_mib(after),
+        "rss_mib_engine_delta": after.zip(before).map(|(a, b)| mib(a.saturating_sub(b))),
+        "peak_rss_mib": in_mib(status("VmHWM")),
+    });
+    println!("{report}");
 }
 
 /// The store at 10,000 volumes.
@@ -412,38 +527,48 @@ fn store(
     scale: &Scale,
 ) -> serde_json::Value {
     let topology = topology_changes(scale.store_nodes, scale.store_devices);
-    // A volume as the engine makes it, as the template for the rest; 10 GiB,
-    // so that 30 bricks leave each 1 TiB device about two thirds free.
+    // A volume as the engine makes it, as the template for the rest.
     let template = {
         let store = Arc::new(MemoryStore::default());
         store.write(&topology).expect("the topology is written");
         let engine = engine(store, registry);
         let volume = rt
-            .block_on(engine.create_volume(sized_request("template", TEMPLATE_BYTES)))
+            .block_on(engine.create_volume(request("template", TEMPLATE_BYTES)))
             .expect("the template is created");
         engine.volume(&volume.name).expect("the template is there")
     };
     assert_eq!(template.1.len(), 3);
-    let volumes = volume_changes(
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (full_path, empty_path) = (dir.path().join("full.redb"), dir.path().join("empty.redb"));
+    let mut changes = topology.clone();
+    changes.extend(volume_changes(
         &template,
         scale.volumes,
         scale.store_nodes,
         scale.store_devices,
-    );
-
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let full_path = dir.path().join("full.redb");
-    let rss_before = rss();
-    let full = redb_with(&full_path, &[topology.clone(), volumes.clone()].concat());
+    ));
+    fill_redb(&full_path, &changes);
+    drop(changes);
+    fill_redb(&empty_path, &topology);
     let file_bytes = std::fs::metadata(&full_path).map(|m| m.len()).unwrap_or(0);
-    let empty = redb_with(&dir.path().join("empty.redb"), &topology);
-    let rss_store = rss();
-    let engine_full = engine(full.clone(), registry);
-    let rss_engine = rss();
-    let engine_empty = engine(empty.clone(), registry);
-    let memory = Arc::new(MemoryStore::new(full.read().expect("the store reads")));
-    let engine_memory = engine(memory, registry);
-    assert_eq!(engine_full.volumes().len(), scale.volumes);
+    let memory = engine_rss(&full_path);
+    assert_eq!(memory["volumes"], scale.volumes);
+
+    let full = Arc::new(RedbStore::open(&full_path).expect("the store opens"));
+    let empty = Arc::new(RedbStore::open(&empty_path).expect("the store opens"));
+    let snapshot = full.read().expect("the store reads");
+    let engines = [
+        engine(full.clone(), registry),
+        engine(empty.clone(), registry),
+        engine(Arc::new(MemoryStore::new(snapshot.clone())), registry),
+        engine(
+            Arc::new(MemoryStore::new(empty.read().expect("the store reads"))),
+            registry,
+        ),
+    ];
+    let labels = ["redb-10k", "redb-empty", "memory-10k", "memory-empty"];
+    assert_eq!(engines[0].volumes().len(), scale.volumes);
 
     // The two transactions of a create, on records of their own (removed
     // again, untimed, so the store stays at its size).
@@ -504,12 +629,7 @@ fn store(
         total
     };
 
-    let mut group = c.benchmark_group("store-10k-volumes");
-    group
-        .sample_size(10)
-        .sampling_mode(SamplingMode::Flat)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4));
+    let mut group = slow_group(c, "store-10k-volumes");
     group.bench_function("redb-write-journal-txn", |b| {
         b.iter_custom(|iters| transactions(&full, iters, false))
     });
@@ -526,12 +646,8 @@ fn store(
         b.iter(|| black_box(empty.read().unwrap()))
     });
     let mut n = 0u64;
-    for (label, engine) in [
-        ("engine-cycle-redb", &engine_full),
-        ("engine-cycle-redb-empty-store", &engine_empty),
-        ("engine-cycle-memory", &engine_memory),
-    ] {
-        group.bench_function(label, |b| {
+    for (label, engine) in labels.iter().zip(&engines) {
+        group.bench_function(format!("engine-cycle-{label}"), |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
@@ -543,76 +659,94 @@ fn store(
             })
         });
     }
+    // The scans of the whole snapshot the engine makes per operation.
+    let some = snapshot.volumes.values().nth(scale.volumes / 2).unwrap();
+    group.bench_function("host-policy-topology-10k", |b| {
+        b.iter(|| black_box(snapshot.policy_topology()))
+    });
+    group.bench_function("host-device-usage-10k", |b| {
+        b.iter(|| black_box(snapshot.device_usage()))
+    });
+    group.bench_function("host-bricks-of-10k", |b| {
+        b.iter(|| black_box(snapshot.bricks_of(black_box(some.id))))
+    });
+    group.bench_function("host-volume-named-10k", |b| {
+        b.iter(|| black_box(snapshot.volume_named(black_box(&some.name))))
+    });
     group.finish();
-    assert_eq!(engine_full.volumes().len(), scale.volumes);
+    assert_eq!(engines[0].volumes().len(), scale.volumes);
+    assert_eq!(full.read().unwrap(), snapshot, "the store is as filled");
 
     if !bench_mode() {
         return serde_json::Value::Null;
     }
-    let rounds = scale.store_rounds;
-    let mut samples: [Vec<Duration>; 9] = Default::default();
-    for round in 0..rounds {
-        for (i, engine) in [&engine_full, &engine_empty, &engine_memory]
-            .into_iter()
-            .enumerate()
-        {
-            let (created, deleted) = cycle(rt, engine, &format!("round-{round}"));
-            samples[2 * i].push(created);
-            samples[2 * i + 1].push(deleted);
+    let mut cycles: [Vec<(Duration, Duration)>; 4] = Default::default();
+    let mut samples: [Vec<Duration>; 6] = Default::default();
+    for round in 0..scale.rounds {
+        for (i, engine) in engines.iter().enumerate() {
+            cycles[i].push(cycle(rt, engine, &format!("round-{round}")));
         }
-        samples[6].push(transactions(&full, 1, true));
-        let t = Instant::now();
-        black_box(full.read().unwrap());
-        samples[7].push(t.elapsed());
-        let t = Instant::now();
-        black_box(engine_full.policy_topology());
-        samples[8].push(t.elapsed());
+        samples[0].push(transactions(&full, 1, true));
+        samples[1].push(timed(|| {
+            black_box(full.read().unwrap());
+        }));
+        samples[2].push(timed(|| {
+            black_box(snapshot.policy_topology());
+        }));
+        samples[3].push(timed(|| {
+            black_box(snapshot.device_usage());
+        }));
+        samples[4].push(timed(|| {
+            black_box(snapshot.bricks_of(some.id));
+        }));
+        samples[5].push(timed(|| {
+            black_box(snapshot.volume_named(&some.name));
+        }));
     }
+    let cycles = cycles.map(|c| {
+        let (create, delete): (Vec<_>, Vec<_>) = c.into_iter().unzip();
+        (p50(create), p50(delete))
+    });
     let [
-        full_create,
-        full_delete,
-        empty_create,
-        empty_delete,
-        memory_create,
-        memory_delete,
         write_pair,
         read_all,
         policy_topology,
+        device_usage,
+        bricks_of,
+        volume_named,
     ] = samples.map(p50);
-    let file_after = std::fs::metadata(&full_path).map(|m| m.len()).unwrap_or(0);
-    let delta = |a: Option<u64>, b: Option<u64>| match (a, b) {
-        (Some(a), Some(b)) => serde_json::json!(mib(b.saturating_sub(a))),
-        _ => serde_json::Value::Null,
-    };
+    let total = |i: usize| (cycles[i].0 + cycles[i].1).as_secs_f64();
+    let engine_us: serde_json::Map<String, serde_json::Value> = labels
+        .iter()
+        .zip(&cycles)
+        .flat_map(|(label, (create, delete))| {
+            [
+                (format!("create_{label}"), us(*create).into()),
+                (format!("delete_{label}"), us(*delete).into()),
+            ]
+        })
+        .collect();
     serde_json::json!({
         "workload": format!(
             "{} volumes x 3 bricks (10 GiB, replica 3) on {} nodes x {} devices, redb file in {}",
             scale.volumes, scale.store_nodes, scale.store_devices, dir.path().display()
         ),
-        "rounds": rounds,
+        "rounds": scale.rounds,
+        "engine_p50_us": engine_us,
         "p50_us": {
-            "engine_create_redb_10k": us(full_create),
-            "engine_delete_redb_10k": us(full_delete),
-            "engine_create_redb_empty": us(empty_create),
-            "engine_delete_redb_empty": us(empty_delete),
-            "engine_create_memory_10k": us(memory_create),
-            "engine_delete_memory_10k": us(memory_delete),
             "redb_write_journal_and_finish": us(write_pair),
             "redb_read_all": us(read_all),
             "host_policy_topology_10k": us(policy_topology),
+            "host_device_usage_10k": us(device_usage),
+            "host_bricks_of_10k": us(bricks_of),
+            "host_volume_named_10k": us(volume_named),
         },
-        "ratio_cycle_10k_to_empty_redb":
-            (full_create + full_delete).as_secs_f64() / (empty_create + empty_delete).as_secs_f64(),
-        "ratio_cycle_redb_to_memory_10k":
-            (full_create + full_delete).as_secs_f64() / (memory_create + memory_delete).as_secs_f64(),
+        "ratio_cycle_redb_10k_to_empty": total(0) / total(1),
+        "ratio_cycle_memory_10k_to_empty": total(2) / total(3),
+        "ratio_cycle_redb_to_memory_10k": total(0) / total(2),
         "redb_file_mib_after_fill": mib(file_bytes),
-        "redb_file_mib_after_bench": mib(file_after),
-        "rss_mib": {
-            "before_fill": rss_before.map(mib),
-            "after_fill": rss_store.map(mib),
-            "after_engine_start": rss_engine.map(mib),
-            "engine_start_delta": delta(rss_store, rss_engine),
-        },
+        "redb_file_mib_after_bench": mib(std::fs::metadata(&full_path).map(|m| m.len()).unwrap_or(0)),
+        "engine_process": memory,
     })
 }
 
@@ -638,6 +772,11 @@ fn bench(c: &mut Criterion) {
 criterion_group!(benches, bench);
 
 fn main() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == RSS_CHILD) {
+        engine_rss_child(Path::new(args.get(2).expect("a store path")));
+        return;
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

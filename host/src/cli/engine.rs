@@ -138,7 +138,7 @@ impl Config {
             EngineConfig {
                 lvm_root,
                 faults: self.faults(),
-                id_seed: None,
+                ..EngineConfig::default()
             },
         )?)
     }

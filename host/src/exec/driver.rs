@@ -545,50 +545,60 @@ impl CommandDriver {
                 target,
                 scheme,
                 force,
-            } => match self.info(target).await? {
-                Some(info) => {
-                    let have: Vec<(String, String)> = info
-                        .bricks
-                        .iter()
-                        .map(|b| (b.host.clone(), b.path.clone()))
-                        .collect();
-                    if have != addresses(&target.bricks) {
-                        return Err(DriverError::Refused(format!(
-                            "a gluster volume named '{}' already exists and is not the one aplo planned",
-                            target.name
-                        )));
+            } => {
+                // Try first: on the usual path the name is free. Only when
+                // gluster says it exists (a retry after a crash, or someone
+                // else's volume) is it compared with the plan.
+                let cmd = gluster::volume_create(
+                    &target.name,
+                    scheme,
+                    &addresses(&target.bricks),
+                    *force,
+                );
+                match self.gluster(&target.via, &cmd).await {
+                    Ok(_) => {}
+                    Err(DriverError::Gluster { source, .. })
+                        if source.to_string().contains("already exists") =>
+                    {
+                        let same = self.info(target).await?.is_some_and(|info| {
+                            let have: Vec<(String, String)> = info
+                                .bricks
+                                .iter()
+                                .map(|b| (b.host.clone(), b.path.clone()))
+                                .collect();
+                            have == addresses(&target.bricks)
+                        });
+                        if !same {
+                            return Err(DriverError::Refused(format!(
+                                "a gluster volume named '{}' already exists and is not the one aplo planned",
+                                target.name
+                            )));
+                        }
                     }
+                    Err(e) => return Err(e),
                 }
-                None => {
-                    let cmd = gluster::volume_create(
-                        &target.name,
-                        scheme,
-                        &addresses(&target.bricks),
-                        *force,
-                    );
-                    self.gluster(&target.via, &cmd).await?;
-                }
-            },
+            }
             Effect::SetOptions { target, options } => {
-                let current = self
-                    .owned(target)
-                    .await?
-                    .map(|i| i.options)
-                    .unwrap_or_default();
-                for (key, value) in options {
-                    if current.get(key) != Some(value) {
-                        self.gluster(&target.via, &gluster::volume_set(&target.name, key, value))
-                            .await?;
-                    }
+                // Setting an option to its value again is harmless; this
+                // runs right after the create, or on a volume aplo owns.
+                if !options.is_empty() {
+                    self.gluster(
+                        &target.via,
+                        &gluster::volume_set_many(&target.name, options),
+                    )
+                    .await?;
                 }
             }
             Effect::StartVolume { target, force } => {
-                let info = self.owned(target).await?.ok_or_else(|| {
-                    DriverError::Refused(format!("gluster volume '{}' does not exist", target.name))
-                })?;
-                if info.status != "Started" || *force {
-                    self.gluster(&target.via, &gluster::volume_start(&target.name, *force))
-                        .await?;
+                match self
+                    .gluster(&target.via, &gluster::volume_start(&target.name, *force))
+                    .await
+                {
+                    Err(DriverError::Gluster { source, .. })
+                        if !*force && source.to_string().contains("already started") => {}
+                    other => {
+                        other?;
+                    }
                 }
             }
             Effect::StopVolume { target } => {

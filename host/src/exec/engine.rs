@@ -107,6 +107,9 @@ pub struct EngineConfig {
     pub lvm_root: BrickRoot,
     /// Where the test build stops to be killed.
     pub faults: Faults,
+    /// How long what the pool said about node health is trusted before a
+    /// placement asks again.
+    pub health_ttl: std::time::Duration,
     /// Make ids a fixed sequence from this seed (simulations, so that a
     /// run can be repeated exactly); random when `None`.
     pub id_seed: Option<u64>,
@@ -117,6 +120,7 @@ impl Default for EngineConfig {
         EngineConfig {
             lvm_root: BrickRoot::new("/var/lib/aplo/bricks").expect("an absolute root"),
             faults: Faults::default(),
+            health_ttl: std::time::Duration::from_secs(5),
             id_seed: None,
         }
     }
@@ -136,6 +140,8 @@ pub struct Engine {
     planning: tokio::sync::Mutex<()>,
     /// Nodes the trusted pool reports disconnected.
     unhealthy: Mutex<BTreeSet<Id>>,
+    /// When the pool was last asked.
+    health_checked: Mutex<Option<std::time::Instant>>,
     /// Volumes and devices with an operation running in this process.
     busy: Mutex<BTreeSet<Id>>,
     ids: IdSource,
@@ -222,6 +228,7 @@ impl Engine {
             config,
             planning: tokio::sync::Mutex::new(()),
             unhealthy: Mutex::new(BTreeSet::new()),
+            health_checked: Mutex::new(None),
             busy: Mutex::new(BTreeSet::new()),
             ids,
         })
@@ -267,10 +274,48 @@ impl Engine {
             .contains(&node)
     }
 
+    /// Ask the pool about node health every `interval` in the background,
+    /// so that placements do not wait for it (for long-running processes;
+    /// keep the interval below the health TTL). Stops when the task is
+    /// aborted or the engine is dropped.
+    pub fn watch_health(
+        self: &Arc<Self>,
+        interval: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let engine = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(engine) = engine.upgrade() else {
+                    return;
+                };
+                engine.refresh_health().await;
+                drop(engine);
+                tokio::time::sleep(interval).await;
+            }
+        })
+    }
+
+    /// [`Engine::refresh_health`], unless the pool was asked within the
+    /// health TTL.
+    async fn recent_health(&self) {
+        let fresh = self
+            .health_checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|at| at.elapsed() < self.config.health_ttl);
+        if !fresh {
+            self.refresh_health().await;
+        }
+    }
+
     /// Ask each cluster's pool which nodes are disconnected; placement then
     /// treats them as offline. A cluster that does not answer keeps what
     /// was known.
     pub async fn refresh_health(&self) {
+        *self
+            .health_checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
         let clusters: Vec<Id> = self.with_state(|s| s.clusters.keys().copied().collect());
         for cluster in clusters {
             let (via, nodes) = self.with_state(|s| {

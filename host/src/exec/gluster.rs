@@ -323,6 +323,11 @@ pub fn volume_set(name: &str, key: &str, value: &str) -> Cmd {
     gluster(["volume", "set", name, key, value])
 }
 
+/// `volume set NAME K1 V1 K2 V2 …`: several options in one transaction.
+pub fn volume_set_many(name: &str, options: &Pairs) -> Cmd {
+    gluster(["volume", "set", name]).args(options.iter().flat_map(|(k, v)| [k.clone(), v.clone()]))
+}
+
 /// `volume start NAME` (with `force` to restart missing brick processes).
 pub fn volume_start(name: &str, force: bool) -> Cmd {
     let cmd = gluster(["volume", "start", name]);

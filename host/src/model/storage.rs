@@ -320,38 +320,38 @@ impl Snapshot {
     /// device, with free space as capacity minus what bricks hold.
     pub fn policy_topology(&self) -> Topology {
         let usage = self.device_usage();
+        // Group once (devices by node, nodes by cluster), so that building
+        // the topology is linear in its size.
+        let mut devices_of: BTreeMap<Id, Vec<Device>> = BTreeMap::new();
+        for d in self.devices.values() {
+            devices_of.entry(d.node).or_default().push(Device {
+                id: d.id,
+                state: d.state,
+                total_bytes: d.total_bytes,
+                free_bytes: d
+                    .total_bytes
+                    .saturating_sub(usage.get(&d.id).map_or(0, |u| u.0)),
+                brick_count: usage.get(&d.id).map_or(0, |u| u.1),
+                tags: d.tags.clone(),
+            });
+        }
+        let mut nodes_of: BTreeMap<Id, Vec<Node>> = BTreeMap::new();
+        for node in self.nodes.values() {
+            nodes_of.entry(node.cluster).or_default().push(Node {
+                id: node.id,
+                hostname: node.manage.clone(),
+                zone: node.zone.clone(),
+                state: node.state,
+                tags: node.tags.clone(),
+                devices: devices_of.remove(&node.id).unwrap_or_default(),
+            });
+        }
         let clusters = self
             .clusters
             .values()
             .map(|cluster| Cluster {
                 id: cluster.id,
-                nodes: self
-                    .nodes
-                    .values()
-                    .filter(|n| n.cluster == cluster.id)
-                    .map(|node| Node {
-                        id: node.id,
-                        hostname: node.manage.clone(),
-                        zone: node.zone.clone(),
-                        state: node.state,
-                        tags: node.tags.clone(),
-                        devices: self
-                            .devices
-                            .values()
-                            .filter(|d| d.node == node.id)
-                            .map(|d| Device {
-                                id: d.id,
-                                state: d.state,
-                                total_bytes: d.total_bytes,
-                                free_bytes: d
-                                    .total_bytes
-                                    .saturating_sub(usage.get(&d.id).map_or(0, |u| u.0)),
-                                brick_count: usage.get(&d.id).map_or(0, |u| u.1),
-                                tags: d.tags.clone(),
-                            })
-                            .collect(),
-                    })
-                    .collect(),
+                nodes: nodes_of.remove(&cluster.id).unwrap_or_default(),
             })
             .collect();
         Topology { clusters }

@@ -191,7 +191,7 @@ impl Engine {
             Decision::Durability,
             &set.durability,
         )?;
-        self.refresh_health().await;
+        self.recent_health().await;
 
         let planning = self.planning.lock().await;
         if self.with_state(|s| s.volume_named(&name).is_some()) {
@@ -547,7 +547,7 @@ impl Engine {
             )));
         }
         let set = self.registry.resolve(&volume.parameters)?;
-        self.refresh_health().await;
+        self.recent_health().await;
         let planning = self.planning.lock().await;
         let _busy = self.claim_busy(volume.id, &format!("volume {}", volume.name))?;
         let claim = Claim {

@@ -1,0 +1,171 @@
+//! End-to-end volume creation on the real three-node cluster: aplo's
+//! engine (policies, journal, bricks, `gluster volume create`, options,
+//! `start`; no mount) against a plain shell script that makes the same
+//! brick directories and runs the same `gluster volume create` and `start`,
+//! interleaved in the same run (alternating which goes first, with one
+//! other volume started throughout). Bricks use the `dir` backend on both
+//! sides, so the comparison is aplo's overhead over the raw tool.
+//!
+//! `cargo bench -p aplo-e2e --bench create` runs 15 rounds and writes
+//! `target/bench-create.json`; under `cargo test` one round runs as a check.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aplo::exec::command::Transport;
+use aplo::exec::engine::{CreateRequest, Engine, EngineConfig, LoadOptions};
+use aplo::model::GIB;
+use aplo::model::topology::parse_topology;
+use aplo::policy::{Registry, RegistryConfig, Runtime, RuntimeConfig};
+use aplo::store::RedbStore;
+use aplo_e2e::Cluster;
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn prefix(transport: &Transport) -> String {
+    match transport {
+        Transport::Prefix(argv) => argv.join(" "),
+        other => panic!("the harness uses prefix transports, not {other:?}"),
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let benching = std::env::args().any(|a| a == "--bench");
+    if let Ok(filter) = std::env::var("APLO_BENCH_LOG") {
+        aplo::cli::init_telemetry(aplo::cli::LogFormat::Text, &filter).unwrap();
+    }
+    let rounds = if benching { 15 } else { 1 };
+    let cluster = Cluster::start("bn", 3)
+        .await
+        .expect("the three-node cluster starts (needs root)");
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Arc::new(
+        Registry::open(
+            Arc::new(Runtime::new(RuntimeConfig::default()).unwrap()),
+            RegistryConfig::default(),
+        )
+        .unwrap(),
+    );
+    let engine = Arc::new(
+        Engine::new(
+            Arc::new(RedbStore::open(&dir.path().join("aplo.redb")).unwrap()),
+            Arc::new(cluster.driver()),
+            registry,
+            EngineConfig::default(),
+        )
+        .unwrap(),
+    );
+    // As a long-running aplo does: node health is watched in the
+    // background, not asked before each placement.
+    let _health = engine.watch_health(Duration::from_secs(2));
+    let nodes: Vec<String> = cluster
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let dev = n.bricks.join("aplo");
+            std::fs::create_dir_all(&dev).unwrap();
+            format!(
+                r#"{{"node": {{"hostnames": {{"manage": ["{}"], "storage": ["{}"]}}, "zone": {}}}, "devices": [{{"name": "{}", "tags": {{"backend": "dir", "capacity": "100Gi"}}}}]}}"#,
+                n.name,
+                n.address,
+                i + 1,
+                dev.display()
+            )
+        })
+        .collect();
+    let topology = format!(r#"{{"clusters": [{{"nodes": [{}]}}]}}"#, nodes.join(", "));
+    let report = engine
+        .load_topology(&parse_topology(&topology).unwrap(), LoadOptions::default())
+        .await
+        .unwrap();
+    assert!(report.failures.is_empty(), "{report:?}");
+
+    let first = prefix(&cluster.nodes[0].transport);
+    let script = |name: &str, extra: &str| -> String {
+        let mut text = String::from("set -e\n");
+        let mut bricks = Vec::new();
+        for node in &cluster.nodes {
+            let path = node.bricks.join(format!("script/{name}/brick"));
+            text.push_str(&format!(
+                "{} mkdir -p {}\n",
+                prefix(&node.transport),
+                path.display()
+            ));
+            bricks.push(format!("{}:{}", node.address, path.display()));
+        }
+        text.push_str(&format!(
+            "{first} gluster --mode=script volume create {name} replica 3 {} force >/dev/null\n",
+            bricks.join(" ")
+        ));
+        text.push_str(&format!(
+            "{first} gluster --mode=script volume start {name} >/dev/null\n{extra}"
+        ));
+        text
+    };
+    let bash = |text: &str| {
+        let out = Command::new("bash").arg("-c").arg(text).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // A volume that stays started throughout, as on any cluster in use:
+    // the first replicated volume of a cluster also starts the self-heal
+    // daemons (about 2 s), which would otherwise fall on whichever side
+    // happened to go first.
+    bash(&script("keep", ""));
+
+    let (mut aplo, mut plain) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        // Alternate which side goes first.
+        for side in [round % 2, 1 - round % 2] {
+            let started = Instant::now();
+            if side == 0 {
+                // aplo: policies, journal, bricks, create, options, start.
+                engine
+                    .create_volume(CreateRequest {
+                        name: Some(format!("a{round}")),
+                        bytes: GIB,
+                        ..CreateRequest::default()
+                    })
+                    .await
+                    .expect("aplo creates the volume");
+                aplo.push(started.elapsed());
+            } else {
+                // The plain script: the same brick directories, create, start.
+                bash(&script(&format!("s{round}"), ""));
+                plain.push(started.elapsed());
+            }
+        }
+        // Clean up, untimed.
+        engine.delete_volume(&format!("a{round}")).await.unwrap();
+        bash(&format!(
+            "{first} gluster --mode=script volume stop s{round} force >/dev/null && {first} gluster --mode=script volume delete s{round} >/dev/null"
+        ));
+    }
+    let (a, s) = (median(aplo.clone()), median(plain.clone()));
+    let ratio = a.as_secs_f64() / s.as_secs_f64();
+    println!(
+        "create+start of a replica-3 volume on 3 nodes, {rounds} round(s): aplo p50 {a:?}, plain script p50 {s:?}, ratio {ratio:.2}"
+    );
+    if benching {
+        let json = format!(
+            "{{\"rounds\": {rounds}, \"aplo_p50_ms\": {:.1}, \"script_p50_ms\": {:.1}, \"ratio\": {ratio:.3}, \"aplo_ms\": {:?}, \"script_ms\": {:?}}}\n",
+            a.as_secs_f64() * 1e3,
+            s.as_secs_f64() * 1e3,
+            aplo.iter().map(|d| d.as_millis()).collect::<Vec<_>>(),
+            plain.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
+        );
+        let target =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-create.json");
+        std::fs::write(&target, json).unwrap();
+        println!("written to {}", target.display());
+    }
+}
