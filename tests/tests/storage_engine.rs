@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aplo::exec::command::Executor;
 use aplo::exec::engine::{CreateRequest, Engine, EngineConfig, EngineError, LoadOptions};
 use aplo::model::storage::Backend;
 use aplo::model::topology::{DeviceSpec, parse_topology};
@@ -57,8 +58,8 @@ async fn volumes_through_the_engine_on_three_real_nodes() {
     )
     .unwrap();
 
-    // Topology: heketi's format, two capped loop devices per node.
-    let topology = parse_topology(&cluster.topology(&["3Gi", "3Gi"])).unwrap();
+    // Topology: heketi's format, three capped loop devices per node.
+    let topology = parse_topology(&cluster.topology(&["3Gi", "3Gi", "2Gi"])).unwrap();
     let report = engine
         .load_topology(&topology, LoadOptions::default())
         .await
@@ -66,7 +67,7 @@ async fn volumes_through_the_engine_on_three_real_nodes() {
     assert!(report.failures.is_empty(), "{report:?}");
     assert_eq!(
         (report.nodes_added.len(), report.devices_added.len()),
-        (3, 6)
+        (3, 9)
     );
     let again = engine
         .load_topology(&topology, LoadOptions::default())
@@ -74,7 +75,7 @@ async fn volumes_through_the_engine_on_three_real_nodes() {
         .unwrap();
     assert_eq!(
         (again.nodes_present.len(), again.devices_present.len()),
-        (3, 6)
+        (3, 9)
     );
     assert!(again.nodes_added.is_empty() && again.devices_added.is_empty());
     assert!(
@@ -82,7 +83,7 @@ async fn volumes_through_the_engine_on_three_real_nodes() {
             .snapshot()
             .devices
             .values()
-            .all(|d| d.total_bytes == 3 * GIB && d.backend == Backend::Loop)
+            .all(|d| d.total_bytes >= 2 * GIB && d.backend == Backend::Loop)
     );
 
     // Bad input: refused with a reason, nothing created.
@@ -109,7 +110,7 @@ async fn volumes_through_the_engine_on_three_real_nodes() {
     assert!(err.to_string().contains("does not exist"), "{err}");
     assert_eq!(
         engine.snapshot().devices.len(),
-        6,
+        9,
         "the bad device was not kept"
     );
     for (request, expected) in [
@@ -219,6 +220,41 @@ async fn volumes_through_the_engine_on_three_real_nodes() {
         );
     }
 
+    // A quota policy's hard limit becomes a gluster quota on the volume.
+    let quota = engine
+        .create_volume(CreateRequest {
+            name: Some("q".into()),
+            bytes: 400 * MIB,
+            parameters: params(&[
+                ("quota", "namespace-quota"),
+                ("namespace-quota.max-bytes", "10Gi"),
+            ]),
+            claim: Some(aplo::model::Claim {
+                namespace: "team-a".into(),
+                name: "q".into(),
+                labels: Pairs::new(),
+                annotations: Pairs::new(),
+                requested_bytes: 400 * MIB,
+                access_modes: Vec::new(),
+            }),
+            ..CreateRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(quota.hard_limit, Some(400 * MIB));
+    let out = cluster.nodes[0]
+        .exec
+        .run(&aplo::exec::gluster::gluster([
+            "volume", "quota", "q", "list",
+        ]))
+        .await
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains("<path>/</path>") && listed.contains("<hard_limit>419430400</hard_limit>"),
+        "{listed}"
+    );
+
     // The store and the world agree.
     let check = engine.check().await;
     assert!(check.is_clean(), "{check}");
@@ -233,6 +269,7 @@ async fn volumes_through_the_engine_on_three_real_nodes() {
         .collect();
     engine.delete_volume("arb").await.unwrap();
     engine.delete_volume("ec").await.unwrap();
+    engine.delete_volume("q").await.unwrap();
     let names = cluster.volume_names().await;
     assert_eq!(names, ["r3"]);
     let leftovers = cluster.brick_leftovers();
