@@ -259,6 +259,56 @@ async fn volumes_through_the_engine_on_three_real_nodes() {
     let check = engine.check().await;
     assert!(check.is_clean(), "{check}");
 
+    // Drift made behind aplo's back is found; the safe part is repaired.
+    cluster.nodes[0]
+        .exec
+        .run(&aplo::exec::gluster::volume_stop("ec"))
+        .await
+        .unwrap();
+    let (stray, device) = {
+        let snapshot = engine.snapshot();
+        let device = snapshot.devices.values().next().unwrap().clone();
+        let node = &snapshot.nodes[&device.node];
+        let exec = &cluster
+            .nodes
+            .iter()
+            .find(|n| n.name == node.manage)
+            .unwrap()
+            .exec;
+        let stray = aplo::model::Id(0x5ca1ab1e);
+        aplo::exec::brick::create_loop_brick(
+            &**exec,
+            &aplo::exec::brick::BrickRoot::new(&device.name).unwrap(),
+            stray,
+            stray,
+            GIB,
+        )
+        .await
+        .unwrap();
+        (stray, device)
+    };
+    let check = engine.check().await;
+    let text = check.to_string();
+    assert_eq!(check.drift.len(), 2, "{text}");
+    assert!(text.contains("volume ec: is Stopped in gluster"), "{text}");
+    assert!(
+        text.contains(&format!("brick {stray}: is an orphan")),
+        "{text}"
+    );
+    let repaired = engine.repair().await.unwrap();
+    assert_eq!(repaired.repaired.len(), 2, "{repaired:?}");
+    assert!(repaired.left.is_empty(), "{repaired:?}");
+    let check = engine.check().await;
+    assert!(check.is_clean(), "{check}");
+    assert!(
+        cluster
+            .brick_leftovers()
+            .iter()
+            .all(|l| !l.contains(&stray.to_string())),
+        "the orphan on {} is gone",
+        device.name
+    );
+
     // Delete leaves no loop file, loop device, brick directory or volume.
     let arb_bricks: Vec<String> = engine
         .volume("arb")

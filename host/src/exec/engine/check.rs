@@ -496,3 +496,263 @@ impl Engine {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::gluster::BrickInfo;
+    use crate::model::Scheme;
+    use crate::model::State;
+    use crate::model::storage::{
+        ClusterRecord, DeviceRecord, NodeRecord, Operation, OperationRecord, VolumeRecord,
+    };
+
+    /// One cluster, one node, one loop device, one ready volume with one
+    /// brick, and observations that match it exactly.
+    fn world() -> (Snapshot, Observed) {
+        let mut s = Snapshot::default();
+        let (c, n, d, v, b) = (Id(1), Id(2), Id(3), Id(4), Id(5));
+        s.clusters.insert(
+            c,
+            ClusterRecord {
+                id: c,
+                file: true,
+                block: false,
+            },
+        );
+        s.nodes.insert(
+            n,
+            NodeRecord {
+                id: n,
+                cluster: c,
+                manage: "n1".into(),
+                storage: "10.0.0.1".into(),
+                zone: "1".into(),
+                state: State::Online,
+                tags: Default::default(),
+            },
+        );
+        s.devices.insert(
+            d,
+            DeviceRecord {
+                id: d,
+                node: n,
+                name: "/srv/dev0".into(),
+                backend: Backend::Loop,
+                state: State::Online,
+                tags: Default::default(),
+                total_bytes: 10 << 30,
+            },
+        );
+        s.volumes.insert(
+            v,
+            VolumeRecord {
+                id: v,
+                name: "vol".into(),
+                cluster: c,
+                bytes: 1 << 30,
+                scheme: Scheme::None,
+                options: Default::default(),
+                snapshot_reserve: 1.0,
+                hard_limit: None,
+                claim: None,
+                parameters: Default::default(),
+                state: VolumeState::Ready,
+            },
+        );
+        let path = format!("/srv/dev0/mounts/{b}/brick");
+        s.bricks.insert(
+            b,
+            BrickRecord {
+                id: b,
+                volume: v,
+                device: d,
+                node: n,
+                bytes: 1 << 30,
+                consumed: 1 << 30,
+                role: BrickRole::Data,
+                set: 0,
+                position: 0,
+                path: path.clone(),
+            },
+        );
+        let info = VolumeInfo {
+            name: "vol".into(),
+            id: "uuid".into(),
+            status: "Started".into(),
+            kind: "Distribute".into(),
+            replica_count: 1,
+            arbiter_count: 0,
+            disperse_count: 0,
+            redundancy_count: 0,
+            bricks: vec![BrickInfo {
+                host: "10.0.0.1".into(),
+                path: path.clone(),
+                host_uuid: "h".into(),
+                arbiter: false,
+            }],
+            options: [("user.aplo.volume".to_owned(), v.to_string())].into(),
+        };
+        let mut o = Observed::default();
+        o.volumes.insert(c, Ok(vec![info]));
+        o.status.insert(
+            "vol".into(),
+            vec![BrickStatus {
+                host: "10.0.0.1".into(),
+                path,
+                online: true,
+                port: Some(49152),
+                pid: Some(7),
+            }],
+        );
+        o.devices.insert(
+            d,
+            Ok(DeviceFacts {
+                bricks: [b].into(),
+                mounted: [b].into(),
+            }),
+        );
+        (s, o)
+    }
+
+    fn only(drift: Vec<Drift>) -> Drift {
+        assert_eq!(drift.len(), 1, "{drift:#?}");
+        drift.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn a_matching_world_has_no_drift() {
+        let (s, o) = world();
+        assert!(find_drift(&s, &o).is_empty(), "{:#?}", find_drift(&s, &o));
+    }
+
+    #[test]
+    fn stopped_volumes_and_dead_bricks_are_safe_to_repair() {
+        let (s, mut o) = world();
+        o.volumes.get_mut(&Id(1)).unwrap().as_mut().unwrap()[0].status = "Stopped".into();
+        assert_eq!(only(find_drift(&s, &o)).repair, Some(Repair::Start(Id(4))));
+        let (s, mut o) = world();
+        o.status.get_mut("vol").unwrap()[0].online = false;
+        assert_eq!(
+            only(find_drift(&s, &o)).repair,
+            Some(Repair::RestartBricks(Id(4)))
+        );
+        let (s, mut o) = world();
+        o.devices.insert(
+            Id(3),
+            Ok(DeviceFacts {
+                bricks: [Id(5)].into(),
+                mounted: Default::default(),
+            }),
+        );
+        assert_eq!(
+            only(find_drift(&s, &o)).repair,
+            Some(Repair::Remount(Id(5)))
+        );
+        let (s, mut o) = world();
+        o.volumes.get_mut(&Id(1)).unwrap().as_mut().unwrap()[0]
+            .options
+            .clear();
+        assert_eq!(only(find_drift(&s, &o)).repair, Some(Repair::Label(Id(4))));
+    }
+
+    #[test]
+    fn lost_data_and_foreign_changes_are_explained_not_repaired() {
+        let (s, mut o) = world();
+        o.volumes.insert(Id(1), Ok(Vec::new()));
+        let d = only(find_drift(&s, &o));
+        assert!(
+            d.repair.is_none() && d.problem.contains("no such volume"),
+            "{d}"
+        );
+        let (s, mut o) = world();
+        o.volumes.get_mut(&Id(1)).unwrap().as_mut().unwrap()[0].bricks[0].path =
+            "/elsewhere".into();
+        let d = only(find_drift(&s, &o));
+        assert!(d.repair.is_none() && d.problem.contains("differ"), "{d}");
+        let (s, mut o) = world();
+        o.devices.insert(Id(3), Ok(DeviceFacts::default()));
+        let d = only(find_drift(&s, &o));
+        assert!(
+            d.repair.is_none() && d.problem.contains("not on device"),
+            "{d}"
+        );
+        let (s, mut o) = world();
+        o.volumes.insert(Id(1), Err("no node answered".into()));
+        o.status.clear();
+        let d = only(find_drift(&s, &o));
+        assert!(
+            d.repair.is_none() && d.problem.contains("could not be asked"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn orphans_are_found_and_only_unused_bricks_are_removed() {
+        let (s, mut o) = world();
+        let orphan = Id(99);
+        o.devices.insert(
+            Id(3),
+            Ok(DeviceFacts {
+                bricks: [Id(5), orphan].into(),
+                mounted: [Id(5), orphan].into(),
+            }),
+        );
+        assert_eq!(
+            only(find_drift(&s, &o)).repair,
+            Some(Repair::RemoveOrphan {
+                device: Id(3),
+                brick: orphan
+            })
+        );
+        // The same brick in a gluster volume aplo has no record of: both
+        // are reported, neither is touched.
+        let mut foreign = o.volumes[&Id(1)].as_ref().unwrap()[0].clone();
+        foreign.name = "lost".into();
+        foreign.bricks[0].path = format!("/srv/dev0/mounts/{orphan}/brick");
+        o.volumes
+            .get_mut(&Id(1))
+            .unwrap()
+            .as_mut()
+            .unwrap()
+            .push(foreign);
+        let drift = find_drift(&s, &o);
+        assert_eq!(drift.len(), 2, "{drift:#?}");
+        assert!(drift.iter().all(|d| d.repair.is_none()), "{drift:#?}");
+        assert!(
+            drift.iter().any(|d| d.subject == "volume lost"),
+            "{drift:#?}"
+        );
+    }
+
+    #[test]
+    fn unfinished_operations_are_recovered_and_hide_their_volume() {
+        let (mut s, mut o) = world();
+        s.volumes.get_mut(&Id(4)).unwrap().state = VolumeState::Creating;
+        s.operations.insert(
+            Id(7),
+            OperationRecord {
+                id: Id(7),
+                operation: Operation::CreateVolume { volume: Id(4) },
+                done: vec!["bricks".into()],
+                rolling_back: false,
+            },
+        );
+        o.volumes.insert(Id(1), Ok(Vec::new()));
+        let d = only(find_drift(&s, &o));
+        assert_eq!(d.repair, Some(Repair::Recover));
+        assert!(
+            d.problem.contains("create-volume") && d.problem.contains("bricks"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn brick_ids_are_read_only_from_aplo_paths() {
+        let id = Id(0xabc);
+        assert_eq!(brick_id_in(&format!("/x/mounts/{id}/brick")), Some(id));
+        assert_eq!(brick_id_in(&format!("/x/{id}/brick")), None);
+        assert_eq!(brick_id_in("/x/mounts/nothex/brick"), None);
+        assert_eq!(brick_id_in(&format!("/x/mounts/{id}/data")), None);
+    }
+}
