@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use aplo::exec::command::BoxFuture;
@@ -504,10 +504,104 @@ async fn quota_policy_refuses_and_sets_hard_limits() {
         claim: Some(claim(name, bytes)),
         ..CreateRequest::default()
     };
-    engine.create_volume(req("q1", 2 * GIB)).await.unwrap();
+    let q1 = engine.create_volume(req("q1", 2 * GIB)).await.unwrap();
+    assert_eq!(q1.hard_limit, Some(2 * GIB));
+    let applied = setup.world.lock().unwrap().applied.clone();
+    assert!(applied.iter().any(|a| a == "set quota on q1"), "{applied:?}");
     let err = engine.create_volume(req("q2", 2 * GIB)).await.unwrap_err();
     assert!(matches!(err, EngineError::Refused { .. }), "{err}");
     assert!(err.to_string().contains("quota"), "{err}");
     setup.assert_consistent();
-    let _ = BTreeMap::<u8, u8>::new();
+}
+
+#[tokio::test]
+async fn states_steer_placement_and_removals_refuse_what_is_in_use() {
+    let setup = Setup::new().await;
+    let engine = setup.engine(Trouble::None);
+    // n3 offline: replica 3 has only two nodes left.
+    engine
+        .set_node_state("n3", aplo::model::State::Offline)
+        .unwrap();
+    let err = engine.create_volume(request("r3", GIB)).await.unwrap_err();
+    assert!(matches!(err, EngineError::Refused { .. }), "{err}");
+    let two = CreateRequest {
+        parameters: Pairs::from([("classes.class".into(), "replica2".into())]),
+        ..request("r2", GIB)
+    };
+    engine.create_volume(two).await.unwrap();
+    let n3 = engine
+        .snapshot()
+        .nodes
+        .values()
+        .find(|n| n.manage == "n3")
+        .unwrap()
+        .id;
+    assert!(engine.volume("r2").unwrap().1.iter().all(|b| b.node != n3));
+    engine
+        .set_node_state("n3", aplo::model::State::Online)
+        .unwrap();
+
+    // A failed device is avoided too.
+    let n1_devices: Vec<String> = {
+        let s = engine.snapshot();
+        let n1 = s.nodes.values().find(|n| n.manage == "n1").unwrap().id;
+        s.devices
+            .values()
+            .filter(|d| d.node == n1)
+            .map(|d| d.name.clone())
+            .collect()
+    };
+    for name in &n1_devices {
+        engine
+            .set_device_state("n1", name, aplo::model::State::Failed)
+            .unwrap();
+    }
+    assert!(engine.create_volume(request("r3", GIB)).await.is_err());
+    for name in &n1_devices {
+        engine
+            .set_device_state("n1", name, aplo::model::State::Online)
+            .unwrap();
+    }
+    engine.create_volume(request("r3", GIB)).await.unwrap();
+
+    // Removing what holds bricks is refused, naming the volumes.
+    let (_, bricks) = engine.volume("r3").unwrap();
+    let busy = engine.snapshot().devices[&bricks[0].device].clone();
+    let node = engine.snapshot().nodes[&busy.node].manage.clone();
+    let err = engine.remove_device(&node, &busy.name).await.unwrap_err();
+    assert!(
+        matches!(err, EngineError::Conflict(_)) && err.to_string().contains("r3"),
+        "{err}"
+    );
+    let err = engine.remove_node(&node).await.unwrap_err();
+    assert!(err.to_string().contains("device(s)"), "{err}");
+    // Once empty, devices and then the node go.
+    engine.delete_volume("r3").await.unwrap();
+    engine.delete_volume("r2").await.unwrap();
+    let names: Vec<String> = engine
+        .snapshot()
+        .devices
+        .values()
+        .filter(|d| d.node == busy.node)
+        .map(|d| d.name.clone())
+        .collect();
+    for name in names {
+        engine.remove_device(&node, &name).await.unwrap();
+    }
+    engine.remove_node(&node).await.unwrap();
+    assert_eq!(engine.snapshot().nodes.len(), 2);
+    let applied = setup.world.lock().unwrap().applied.clone();
+    assert!(
+        applied.iter().any(|a| a.starts_with("release device")),
+        "{applied:?}"
+    );
+    assert!(
+        applied.iter().any(|a| a.starts_with("detach peer")),
+        "{applied:?}"
+    );
+    setup.assert_consistent();
+    let err = engine
+        .set_node_state("nope", aplo::model::State::Online)
+        .unwrap_err();
+    assert!(matches!(err, EngineError::NotFound { .. }), "{err}");
 }

@@ -3,6 +3,8 @@
 //! thin pools cannot be created at all here, so their command lines are
 //! checked for shape in unit tests only.
 
+mod common;
+
 use std::time::Duration;
 
 use aplo::exec::command::{Cmd, Executor, NodeExecutor, Transport};
@@ -116,4 +118,99 @@ async fn a_device_s_volume_group_and_brick_volumes_through_real_lvm() {
     );
     let pvs = lvm::parse_pvs(&run(node, lvm::pvs(OPTIONS)).await).unwrap();
     assert!(pvs.iter().all(|p| p.name != disk.device));
+}
+
+/// The engine adds and removes an `lvm-thin` device through real lvm2:
+/// `pvcreate` and `vgcreate vg_aplo_<id>` tagged with the device id, the
+/// capacity read back from `vgs` (less the thin-pool metadata reserve), then
+/// `vgremove` and `pvremove`. A second add of a missing device is refused
+/// with nothing kept.
+#[tokio::test]
+async fn the_engine_adds_and_removes_an_lvm_device() {
+    use aplo::exec::driver::{CommandConfig, CommandDriver, Connections, Reach};
+    use aplo::exec::engine::{Engine, EngineConfig, EngineError};
+    use aplo::model::storage::{Backend, ClusterRecord, NodeRecord};
+    use aplo::model::topology::DeviceSpec;
+    use aplo::store::{Change, MemoryStore, Store};
+
+    let disk = Loop::new(1 << 30).await;
+    let store = std::sync::Arc::new(MemoryStore::default());
+    let (cluster, node) = (Id(1), Id(2));
+    store
+        .write(&[
+            Change::PutCluster(ClusterRecord {
+                id: cluster,
+                file: true,
+                block: false,
+            }),
+            Change::PutNode(NodeRecord {
+                id: node,
+                cluster,
+                manage: "local".into(),
+                storage: "127.0.0.1".into(),
+                zone: "1".into(),
+                state: aplo::model::State::Online,
+                tags: Default::default(),
+            }),
+        ])
+        .unwrap();
+    let driver = CommandDriver::new(
+        Connections::new(Reach::Local, Default::default()),
+        CommandConfig {
+            lvm: OPTIONS,
+            ..CommandConfig::default()
+        },
+    );
+    let engine = Engine::new(
+        store.clone(),
+        std::sync::Arc::new(driver),
+        common::registry(),
+        EngineConfig::default(),
+    )
+    .unwrap();
+    let spec = |name: &str| DeviceSpec {
+        name: name.into(),
+        destroy_data: true,
+        tags: Default::default(),
+    };
+    let device = engine
+        .add_device(node, &spec(&disk.device), Backend::LvmThin)
+        .await
+        .expect("pvcreate and vgcreate on the loop device");
+    assert_eq!(device.state, aplo::model::State::Online);
+    let groups = lvm::parse_vgs(&run(&disk.node, lvm::vgs(OPTIONS)).await).unwrap();
+    let group = groups
+        .iter()
+        .find(|g| g.name == lvm::vg_name(device.id))
+        .expect("aplo's volume group");
+    assert!(group.tags.contains(&format!("aplo.device={}", device.id)));
+    assert_eq!(
+        device.total_bytes,
+        aplo::exec::driver::usable_vg_bytes(group.free)
+    );
+    assert!(device.total_bytes > 700 << 20 && device.total_bytes < 1 << 30);
+
+    let err = engine
+        .add_device(node, &spec("/dev/aplo-no-such-disk"), Backend::LvmThin)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Invalid(_)), "{err}");
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    let err = engine
+        .add_device(node, &spec("relative/disk"), Backend::LvmThin)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("under /dev/"), "{err}");
+    assert_eq!(store.read().unwrap().devices.len(), 1);
+    assert!(store.read().unwrap().operations.is_empty());
+
+    engine.remove_device("local", &disk.device).await.unwrap();
+    let groups = lvm::parse_vgs(&run(&disk.node, lvm::vgs(OPTIONS)).await).unwrap();
+    assert!(groups.iter().all(|g| g.name != lvm::vg_name(device.id)));
+    let pvs = lvm::parse_pvs(&run(&disk.node, lvm::pvs(OPTIONS)).await).unwrap();
+    assert!(
+        pvs.iter().all(|p| p.name != disk.device),
+        "pvremove ran: {pvs:?}"
+    );
+    assert!(store.read().unwrap().devices.is_empty());
 }
