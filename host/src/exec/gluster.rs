@@ -427,12 +427,15 @@ mod tests {
 
     #[test]
     fn pool_list_reports_each_peer_and_its_connection() {
+        // Captured on the three-node harness, node3's link down.
         let peers = parse_pool_list(POOL).unwrap();
-        assert_eq!(peers.len(), 2);
+        assert_eq!(peers.len(), 3);
         assert_eq!(peers[0].hostname, "10.213.0.2");
-        assert!(!peers[0].connected);
-        assert_eq!(peers[1].hostname, "localhost");
-        assert!(peers[1].connected);
+        assert!(peers[0].connected);
+        assert_eq!(peers[1].hostname, "10.213.0.3");
+        assert!(!peers[1].connected);
+        assert_eq!(peers[2].hostname, "localhost");
+        assert!(peers[2].connected);
         assert!(matches!(
             parse_pool_list(b"<cliOutput><opRet>0</opRet></cliOutput>"),
             Err(GlusterError::Malformed(_))
