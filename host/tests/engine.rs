@@ -507,7 +507,10 @@ async fn quota_policy_refuses_and_sets_hard_limits() {
     let q1 = engine.create_volume(req("q1", 2 * GIB)).await.unwrap();
     assert_eq!(q1.hard_limit, Some(2 * GIB));
     let applied = setup.world.lock().unwrap().applied.clone();
-    assert!(applied.iter().any(|a| a == "set quota on q1"), "{applied:?}");
+    assert!(
+        applied.iter().any(|a| a == "set quota on q1"),
+        "{applied:?}"
+    );
     let err = engine.create_volume(req("q2", 2 * GIB)).await.unwrap_err();
     assert!(matches!(err, EngineError::Refused { .. }), "{err}");
     assert!(err.to_string().contains("quota"), "{err}");

@@ -9,7 +9,10 @@
 //! whole or not at all.
 
 mod check;
+mod delete;
+mod expand;
 mod faults;
+mod recover;
 mod topology;
 mod volume;
 
@@ -20,8 +23,9 @@ use std::sync::{Arc, Mutex};
 
 pub use self::check::{CheckReport, Drift, RepairReport};
 pub use self::faults::Faults;
+pub use self::recover::RecoveryReport;
 pub use self::topology::{LoadOptions, LoadReport};
-pub use self::volume::{CreateRequest, RecoveryReport};
+pub use self::volume::CreateRequest;
 
 use super::driver::{Driver, DriverError};
 use crate::model::paths::BrickRoot;

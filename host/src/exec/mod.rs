@@ -4,11 +4,14 @@
 //! - [`command`]: the `Executor` trait and its transports (local, ssh, a
 //!   command prefix such as `nsenter`), with timeouts, `LC_ALL=C`, captured
 //!   stderr, per-node serialization and a trace of every command;
-//! - [`gluster`], [`lvm`]: pure parsers for `gluster --xml` and LVM JSON
-//!   reports, tested against real output under `tests/data/`.
-//!
-//! The gluster and LVM command builders, brick backends and the simulate
-//! executor arrive with the storage engine (issue #3).
+//! - [`gluster`], [`lvm`]: command lines, and pure parsers for `gluster
+//!   --xml` and LVM JSON reports, tested against real output under
+//!   `tests/data/`;
+//! - [`brick`]: the brick backends (`lvm-thin`, `loop`, `dir`);
+//! - [`driver`]: effects applied as commands (`CommandDriver`) or to the
+//!   model only (`SimDriver`, for simulations);
+//! - [`engine`]: the storage engine, with its journal, recovery and
+//!   reconciliation.
 
 pub mod brick;
 pub mod command;

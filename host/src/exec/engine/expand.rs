@@ -1,0 +1,348 @@
+//! Expanding a volume: in place when every brick's device has room,
+//! otherwise by new brick sets from the placement policy and a rebalance.
+
+use std::sync::Arc;
+
+use super::volume::{apply_all, check_size, refused};
+use super::{Engine, EngineError};
+use crate::exec::driver::DriverError;
+use crate::model::storage::{BrickRecord, Operation, OperationRecord, VolumeRecord, VolumeState};
+use crate::model::{Claim, Decision, Id, Pairs, PlacementRequest, format_size};
+use crate::plan::effect::Effect;
+use crate::plan::volume as plan;
+use crate::policy::PreparedTopology;
+use crate::store::Change;
+
+impl Engine {
+    /// Grow a volume to `to_bytes` usable: in place when every brick's
+    /// device has the room, otherwise by new brick sets from the placement
+    /// policy, then a rebalance. The quota policy is asked first.
+    #[tracing::instrument(skip_all, fields(volume = name_or_id, to_bytes))]
+    pub async fn expand_volume(
+        &self,
+        name_or_id: &str,
+        to_bytes: u64,
+    ) -> Result<VolumeRecord, EngineError> {
+        check_size(to_bytes)?;
+        let volume = self.find_volume(name_or_id)?;
+        if to_bytes <= volume.bytes {
+            return Err(EngineError::Invalid(format!(
+                "volume {} already has {}; an expansion needs a larger size than that, not {}",
+                volume.name,
+                format_size(volume.bytes),
+                format_size(to_bytes)
+            )));
+        }
+        if volume.state != VolumeState::Ready {
+            return Err(EngineError::Conflict(format!(
+                "volume {} is {:?}, not ready; run `aplo repair` first",
+                volume.name, volume.state
+            )));
+        }
+        let set = self.registry.resolve(&volume.parameters)?;
+        self.recent_health().await;
+        let planning = self.planning.lock().await;
+        let _busy = self.claim_busy(volume.id, &format!("volume {}", volume.name))?;
+        let claim = Claim {
+            namespace: volume
+                .claim
+                .as_ref()
+                .map(|c| c.namespace.clone())
+                .unwrap_or_default(),
+            name: volume
+                .claim
+                .as_ref()
+                .map_or_else(|| volume.name.clone(), |c| c.name.clone()),
+            labels: Pairs::new(),
+            annotations: Pairs::new(),
+            requested_bytes: to_bytes,
+            access_modes: Vec::new(),
+        };
+        let hard_limit = match self.quota(&set, &claim, volume.bytes).await? {
+            Some(limit) => Some(limit),
+            None if set.quota.is_some() => None,
+            None => volume.hard_limit.map(|_| to_bytes),
+        };
+        let grown = self.with_state(|s| plan::grow_in_place(s, &volume, to_bytes));
+        let mut changes = Vec::new();
+        let operation = match grown {
+            Some(grown) => {
+                let before = self.with_state(|s| {
+                    grown
+                        .iter()
+                        .filter_map(|b| s.bricks.get(&b.id))
+                        .map(|b| (b.id, b.bytes, b.consumed))
+                        .collect()
+                });
+                changes.extend(grown.into_iter().map(Change::PutBrick));
+                Operation::ExpandVolume {
+                    volume: volume.id,
+                    from_bytes: volume.bytes,
+                    to_bytes,
+                    grown: before,
+                    added: Vec::new(),
+                    hard_limit,
+                }
+            }
+            None => {
+                let topology = Arc::new(PreparedTopology::new(Arc::new(self.policy_topology())));
+                let placed = refused(
+                    set.place_async(
+                        PlacementRequest {
+                            volume_name: volume.name.clone(),
+                            bytes: to_bytes - volume.bytes,
+                            scheme: volume.scheme,
+                            snapshot_reserve: volume.snapshot_reserve,
+                            preferred_zone: None,
+                            preferred_node: None,
+                        },
+                        topology,
+                    )
+                    .await?,
+                    Decision::Placement,
+                    &set.placement,
+                )?;
+                let added = self
+                    .with_state(|s| {
+                        let first_set = s
+                            .bricks_of(volume.id)
+                            .iter()
+                            .map(|b| b.set + 1)
+                            .max()
+                            .unwrap_or(0);
+                        plan::bricks_for(
+                            s,
+                            volume.id,
+                            &placed.layout,
+                            first_set,
+                            volume.snapshot_reserve,
+                            &self.config.lvm_root,
+                            &mut || self.ids.next(),
+                        )
+                    })
+                    .map_err(EngineError::Invalid)?;
+                let ids = added.iter().map(|b| b.id).collect();
+                changes.extend(added.into_iter().map(Change::PutBrick));
+                Operation::ExpandVolume {
+                    volume: volume.id,
+                    from_bytes: volume.bytes,
+                    to_bytes,
+                    grown: Vec::new(),
+                    added: ids,
+                    hard_limit,
+                }
+            }
+        };
+        let operation = OperationRecord {
+            id: self.ids.next(),
+            operation,
+            done: Vec::new(),
+            rolling_back: false,
+        };
+        changes.push(Change::PutVolume(VolumeRecord {
+            state: VolumeState::Expanding,
+            ..volume.clone()
+        }));
+        changes.push(Change::PutOperation(operation.clone()));
+        self.commit(changes)?;
+        drop(planning);
+        self.config.faults.reached("expand-volume:journaled");
+        match self.expand_steps(operation.clone()).await {
+            Ok(volume) => Ok(volume),
+            Err((step, source)) => {
+                let outcome = if undoable(&operation) {
+                    self.undo_outcome(self.undo_expand(&operation).await)
+                } else {
+                    "the journal keeps the operation; the next start or `aplo repair` finishes it"
+                        .into()
+                };
+                Err(EngineError::Failed {
+                    operation: "expand volume",
+                    subject: volume.name,
+                    step,
+                    source: Box::new(source),
+                    outcome,
+                })
+            }
+        }
+    }
+
+    pub(super) async fn expand_steps(
+        &self,
+        mut operation: OperationRecord,
+    ) -> Result<VolumeRecord, (String, DriverError)> {
+        let Operation::ExpandVolume {
+            volume: id,
+            ref grown,
+            ref added,
+            hard_limit,
+            ..
+        } = operation.operation
+        else {
+            unreachable!("expand_steps runs expand operations")
+        };
+        let (grown, added) = (grown.clone(), added.clone());
+        let fail =
+            |step: &str, e: EngineError| (step.to_owned(), DriverError::Refused(e.to_string()));
+        let done = |op: &OperationRecord, step: &str| op.done.iter().any(|d| d == step);
+        let prepared = self.with_state(|s| {
+            let volume = s.volumes.get(&id)?.clone();
+            let pick = |ids: Vec<Id>| -> Vec<BrickRecord> {
+                ids.iter()
+                    .filter_map(|b| s.bricks.get(b))
+                    .cloned()
+                    .collect()
+            };
+            let grow = pick(grown.iter().map(|g| g.0).collect());
+            let new = pick(added.clone());
+            let refs: Vec<&BrickRecord> = new.iter().collect();
+            let force = plan::needs_force(s, &refs);
+            let addresses = new.iter().map(|b| plan::address(s, b)).collect::<Vec<_>>();
+            let grow_effects =
+                self.bricks_effects(s, &grow.iter().collect::<Vec<_>>(), Effect::GrowBrick);
+            let create_effects = self.bricks_effects(s, &refs, Effect::CreateBrick);
+            Some((
+                volume.clone(),
+                self.target(s, &volume),
+                grow_effects,
+                create_effects,
+                addresses,
+                force,
+            ))
+        });
+        let Some((volume, target, grow_effects, create_effects, addresses, force)) = prepared
+        else {
+            return Err(fail(
+                "plan",
+                EngineError::Invalid(format!("volume {id} is not in the store")),
+            ));
+        };
+        if !grown.is_empty() && !done(&operation, "grow") {
+            apply_all(&self.driver, grow_effects.map_err(|e| fail("grow", e))?)
+                .await
+                .map_err(|e| ("grow".to_owned(), e))?;
+            operation = self
+                .step_done(&operation, "grow")
+                .map_err(|e| fail("grow", e))?;
+        }
+        if !added.is_empty() {
+            if !done(&operation, "bricks") {
+                apply_all(&self.driver, create_effects.map_err(|e| fail("bricks", e))?)
+                    .await
+                    .map_err(|e| ("bricks".to_owned(), e))?;
+                operation = self
+                    .step_done(&operation, "bricks")
+                    .map_err(|e| fail("bricks", e))?;
+            }
+            let steps = [
+                (
+                    "add-bricks",
+                    Effect::AddBricks {
+                        target: target.clone(),
+                        scheme: volume.scheme,
+                        bricks: addresses,
+                        force,
+                    },
+                ),
+                (
+                    "rebalance",
+                    Effect::Rebalance {
+                        target: target.clone(),
+                    },
+                ),
+            ];
+            for (step, effect) in steps {
+                if done(&operation, step) {
+                    continue;
+                }
+                self.driver
+                    .apply(&effect)
+                    .await
+                    .map_err(|e| (step.to_owned(), e))?;
+                operation = self
+                    .step_done(&operation, step)
+                    .map_err(|e| fail(step, e))?;
+            }
+        }
+        if let Some(bytes) = hard_limit
+            && !done(&operation, "quota")
+        {
+            self.driver
+                .apply(&Effect::SetQuota { target, bytes })
+                .await
+                .map_err(|e| ("quota".to_owned(), e))?;
+            operation = self
+                .step_done(&operation, "quota")
+                .map_err(|e| fail("quota", e))?;
+        }
+        let bricks: Vec<BrickRecord> =
+            self.with_state(|s| s.bricks_of(id).into_iter().cloned().collect());
+        let ready = VolumeRecord {
+            bytes: plan::usable(&volume.scheme, &bricks),
+            hard_limit,
+            state: VolumeState::Ready,
+            ..volume
+        };
+        self.commit(vec![
+            Change::PutVolume(ready.clone()),
+            Change::DeleteOperation(operation.id),
+        ])
+        .map_err(|e| fail("finish", e))?;
+        tracing::info!(volume = %ready.name, bytes = ready.bytes, "volume expanded");
+        Ok(ready)
+    }
+
+    /// Undo an expansion by new brick sets that gluster has not taken yet:
+    /// destroy the new bricks and drop their records.
+    pub(super) async fn undo_expand(&self, operation: &OperationRecord) -> Result<(), EngineError> {
+        let Operation::ExpandVolume {
+            volume: id,
+            ref added,
+            ..
+        } = operation.operation
+        else {
+            unreachable!("undo_expand undoes expand operations")
+        };
+        let mut marked = operation.clone();
+        marked.rolling_back = true;
+        self.commit(vec![Change::PutOperation(marked)])?;
+        let (volume, effects) = self.with_state(|s| {
+            let bricks: Vec<&BrickRecord> = added.iter().filter_map(|b| s.bricks.get(b)).collect();
+            (
+                s.volumes.get(&id).cloned(),
+                self.bricks_effects(s, &bricks, Effect::DestroyBrick),
+            )
+        });
+        apply_all(&self.driver, effects?)
+            .await
+            .map_err(|source| EngineError::Failed {
+                operation: "undo expand volume",
+                subject: id.to_string(),
+                step: "bricks".into(),
+                source: Box::new(source),
+                outcome: "the journal keeps the operation".into(),
+            })?;
+        let mut changes: Vec<Change> = added.iter().copied().map(Change::DeleteBrick).collect();
+        if let Some(volume) = volume {
+            changes.push(Change::PutVolume(VolumeRecord {
+                state: VolumeState::Ready,
+                ..volume
+            }));
+        }
+        changes.push(Change::DeleteOperation(operation.id));
+        self.commit(changes)
+    }
+}
+
+/// Whether an expansion can still be undone: it adds brick sets and gluster
+/// has not taken them yet (growing in place only goes forward).
+pub(super) fn undoable(operation: &OperationRecord) -> bool {
+    match &operation.operation {
+        Operation::ExpandVolume { added, grown, .. } => {
+            grown.is_empty()
+                && !added.is_empty()
+                && (operation.rolling_back || !operation.done.iter().any(|d| d == "add-bricks"))
+        }
+        _ => false,
+    }
+}
