@@ -14,11 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aplo::exec::command::Transport;
-use aplo::exec::engine::{CreateRequest, Engine, EngineConfig, LoadOptions};
+use aplo::exec::engine::{CreateRequest, LoadOptions};
 use aplo::model::GIB;
 use aplo::model::topology::parse_topology;
-use aplo::policy::{Registry, RegistryConfig, Runtime, RuntimeConfig};
-use aplo::store::RedbStore;
 use aplo_e2e::Cluster;
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -44,22 +42,7 @@ async fn main() {
         .await
         .expect("the three-node cluster starts (needs root)");
     let dir = tempfile::tempdir().unwrap();
-    let registry = Arc::new(
-        Registry::open(
-            Arc::new(Runtime::new(RuntimeConfig::default()).unwrap()),
-            RegistryConfig::default(),
-        )
-        .unwrap(),
-    );
-    let engine = Arc::new(
-        Engine::new(
-            Arc::new(RedbStore::open(&dir.path().join("aplo.redb")).unwrap()),
-            Arc::new(cluster.driver()),
-            registry,
-            EngineConfig::default(),
-        )
-        .unwrap(),
-    );
+    let engine = Arc::new(cluster.engine(&dir.path().join("aplo.redb")).unwrap());
     // As a long-running aplo does: node health is watched in the
     // background, not asked before each placement.
     let _health = engine.watch_health(Duration::from_secs(2));

@@ -6,16 +6,13 @@
 //! Bad input is refused with nothing created.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aplo::exec::command::Executor;
-use aplo::exec::engine::{CreateRequest, Engine, EngineConfig, EngineError, LoadOptions};
+use aplo::exec::engine::{CreateRequest, EngineError, LoadOptions};
 use aplo::model::storage::Backend;
 use aplo::model::topology::{DeviceSpec, parse_topology};
 use aplo::model::{GIB, MIB, Pairs, Scheme};
-use aplo::policy::{Registry, RegistryConfig, Runtime, RuntimeConfig};
-use aplo::store::RedbStore;
 use aplo_e2e::{Cluster, FuseMount};
 
 fn params(pairs: &[(&str, &str)]) -> Pairs {
@@ -43,20 +40,7 @@ async fn volumes_through_the_engine_on_three_real_nodes() {
         .await
         .expect("the three-node cluster starts");
     let dir = tempfile::tempdir().unwrap();
-    let registry = Arc::new(
-        Registry::open(
-            Arc::new(Runtime::new(RuntimeConfig::default()).unwrap()),
-            RegistryConfig::default(),
-        )
-        .unwrap(),
-    );
-    let engine = Engine::new(
-        Arc::new(RedbStore::open(&dir.path().join("aplo.redb")).unwrap()),
-        Arc::new(cluster.driver()),
-        registry,
-        EngineConfig::default(),
-    )
-    .unwrap();
+    let engine = cluster.engine(&dir.path().join("aplo.redb")).unwrap();
 
     // Topology: heketi's format, three capped loop devices per node.
     let topology = parse_topology(&cluster.topology(&["3Gi", "3Gi", "2Gi"])).unwrap();

@@ -197,6 +197,24 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
 }
 
+/// The binary's whole life: parse the command line, start telemetry, run,
+/// report an error on stderr. Shared by `aplo` and the test build
+/// `aplo-faulty`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(err) = init_telemetry(cli.config.log_format, cli.log_filter()) {
+        eprintln!("aplo: {err:#}");
+        return ExitCode::from(2);
+    }
+    match cli.run() {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("aplo: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 impl Cli {
     /// The log filter: as configured, except that `aplo simulate` keeps the
     /// engine's per-volume lines out of its report unless asked.

@@ -103,23 +103,34 @@ pub async fn create_loop_brick(
             String::from_utf8_lossy(&out.stdout).trim().to_owned()
         }
     };
+    format_and_mount(node, &device, &mount).await?;
+    finish_brick(node, root, brick, volume).await
+}
+
+/// XFS on `device` unless it has it already (`-i size=512 -n size=8192`,
+/// as gluster recommends), mounted at `mount` unless it is already.
+async fn format_and_mount(
+    node: &dyn Executor,
+    device: &str,
+    mount: &Path,
+) -> Result<(), ExecError> {
     let has_xfs = node
-        .run(&Cmd::new("blkid").args(["-o", "value", "-s", "TYPE", &device]))
+        .run(&Cmd::new("blkid").args(["-o", "value", "-s", "TYPE", device]))
         .await
         .is_ok_and(|out| out.stdout.starts_with(b"xfs"));
     if !has_xfs {
-        node.run(&Cmd::new("mkfs.xfs").args(["-q", "-i", "size=512", "-n", "size=8192", &device]))
+        node.run(&Cmd::new("mkfs.xfs").args(["-q", "-i", "size=512", "-n", "size=8192", device]))
             .await?;
     }
-    if !mounted(node, &mount).await {
+    if !mounted(node, mount).await {
         node.run(
             &Cmd::new("mount")
-                .args(["-t", "xfs", "-o", MOUNT_OPTIONS, &device])
-                .arg(path(&mount)),
+                .args(["-t", "xfs", "-o", MOUNT_OPTIONS, device])
+                .arg(path(mount)),
         )
         .await?;
     }
-    finish_brick(node, root, brick, volume).await
+    Ok(())
 }
 
 /// The last steps of every backend: the brick directory inside the root
@@ -289,25 +300,10 @@ pub async fn create_lvm_brick(node: &dyn Executor, b: &LvmBrick) -> Result<PathB
         .await?;
     }
     let device = b.device_path();
-    let has_xfs = node
-        .run(&Cmd::new("blkid").args(["-o", "value", "-s", "TYPE", &device]))
-        .await
-        .is_ok_and(|out| out.stdout.starts_with(b"xfs"));
-    if !has_xfs {
-        node.run(&Cmd::new("mkfs.xfs").args(["-q", "-i", "size=512", "-n", "size=8192", &device]))
-            .await?;
-    }
     let mount = b.root.mount_point(b.brick);
     node.run(&Cmd::new("mkdir").arg("-p").arg(path(&mount)))
         .await?;
-    if !mounted(node, &mount).await {
-        node.run(
-            &Cmd::new("mount")
-                .args(["-t", "xfs", "-o", MOUNT_OPTIONS, &device])
-                .arg(path(&mount)),
-        )
-        .await?;
-    }
+    format_and_mount(node, &device, &mount).await?;
     finish_brick(node, &b.root, b.brick, b.volume).await
 }
 

@@ -8,14 +8,11 @@
 //! so and runs the policy half (`aplo demo`) instead.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Instant;
 
-use aplo::exec::engine::{CreateRequest, Engine, EngineConfig, LoadOptions};
+use aplo::exec::engine::{CreateRequest, LoadOptions};
 use aplo::model::topology::parse_topology;
 use aplo::model::{GIB, format_size};
-use aplo::policy::{Registry, RegistryConfig, Runtime, RuntimeConfig};
-use aplo::store::RedbStore;
 use aplo_e2e::{Cluster, FuseMount};
 use clap::Parser;
 
@@ -99,20 +96,7 @@ async fn run(args: Args) -> Result<(), String> {
         );
     }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let registry = Arc::new(
-        Registry::open(
-            Arc::new(Runtime::new(RuntimeConfig::default()).map_err(|e| e.to_string())?),
-            RegistryConfig::default(),
-        )
-        .map_err(|e| e.to_string())?,
-    );
-    let engine = Engine::new(
-        Arc::new(RedbStore::open(&dir.path().join("aplo.redb")).map_err(|e| e.to_string())?),
-        Arc::new(cluster.driver()),
-        registry,
-        EngineConfig::default(),
-    )
-    .map_err(|e| e.to_string())?;
+    let engine = cluster.engine(&dir.path().join("aplo.redb"))?;
 
     step(
         started,

@@ -1,21 +1,6 @@
 //! `aplo` built with fault-injection points, for crash-recovery tests: the
-//! same wiring as the real binary.
+//! same entry point as the real binary.
 
-use std::process::ExitCode;
-
-use clap::Parser;
-
-fn main() -> ExitCode {
-    let cli = aplo::cli::Cli::parse();
-    if let Err(err) = aplo::cli::init_telemetry(cli.config.log_format, cli.log_filter()) {
-        eprintln!("aplo: {err:#}");
-        return ExitCode::from(2);
-    }
-    match cli.run() {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("aplo: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+fn main() -> std::process::ExitCode {
+    aplo::cli::main()
 }

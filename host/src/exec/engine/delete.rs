@@ -1,7 +1,7 @@
 //! Deleting a volume: stop, delete, tear the bricks down, free the space.
 //! A delete, once journaled, always rolls forward.
 
-use super::volume::apply_all;
+use super::volume::{Teardown, apply_all};
 use super::{Engine, EngineError};
 use crate::exec::driver::DriverError;
 use crate::model::storage::{Operation, OperationRecord, VolumeRecord, VolumeState};
@@ -52,16 +52,13 @@ impl Engine {
         let Operation::DeleteVolume { volume: id } = operation.operation else {
             unreachable!("delete_steps runs delete operations")
         };
-        let Some((volume, target, brick_effects, brick_ids)) = self.with_state(|s| {
-            let volume = s.volumes.get(&id)?.clone();
-            let bricks = s.bricks_of(id);
-            Some((
-                volume.clone(),
-                self.target(s, &volume),
-                self.bricks_effects(s, &bricks, Effect::DestroyBrick),
-                bricks.iter().map(|b| b.id).collect::<Vec<_>>(),
-            ))
-        }) else {
+        let Some(Teardown {
+            volume,
+            target,
+            brick_effects,
+            brick_ids,
+        }) = self.teardown(id)
+        else {
             return self.commit(vec![Change::DeleteOperation(operation.id)]);
         };
         let failed = |step: &str, source: DriverError| EngineError::Failed {

@@ -422,6 +422,24 @@ impl Engine {
         let Operation::AddDevice { device, .. } = operation.operation else {
             unreachable!("undo_add_device undoes add-device operations")
         };
+        self.release_and_forget(
+            device,
+            operation.id,
+            "undo add device",
+            "the journal keeps the operation",
+        )
+        .await
+    }
+
+    /// Release a device on its node, then drop its record and the journal
+    /// entry in one transaction.
+    async fn release_and_forget(
+        &self,
+        device: Id,
+        operation: Id,
+        what: &'static str,
+        outcome: &str,
+    ) -> Result<(), EngineError> {
         if let Some((node, record)) = self.with_state(|s| {
             let d = s.devices.get(&device)?.clone();
             Some((s.nodes.get(&d.node)?.clone(), d))
@@ -433,16 +451,16 @@ impl Engine {
                 })
                 .await
                 .map_err(|source| EngineError::Failed {
-                    operation: "undo add device",
+                    operation: what,
                     subject: record.name.clone(),
                     step: "release".into(),
                     source: Box::new(source),
-                    outcome: "the journal keeps the operation".into(),
+                    outcome: outcome.into(),
                 })?;
         }
         self.commit(vec![
             Change::DeleteDevice(device),
-            Change::DeleteOperation(operation.id),
+            Change::DeleteOperation(operation),
         ])
     }
 
@@ -490,28 +508,13 @@ impl Engine {
         let Operation::RemoveDevice { device } = operation.operation else {
             unreachable!("release_device runs remove-device operations")
         };
-        if let Some((node, record)) = self.with_state(|s| {
-            let d = s.devices.get(&device)?.clone();
-            Some((s.nodes.get(&d.node)?.clone(), d))
-        }) {
-            self.driver
-                .apply(&Effect::ReleaseDevice {
-                    node,
-                    device: record.clone(),
-                })
-                .await
-                .map_err(|source| EngineError::Failed {
-                    operation: "remove device",
-                    subject: record.name.clone(),
-                    step: "release".into(),
-                    source: Box::new(source),
-                    outcome: "the device is offline; the next start or `aplo repair` finishes removing it".into(),
-                })?;
-        }
-        self.commit(vec![
-            Change::DeleteDevice(device),
-            Change::DeleteOperation(operation.id),
-        ])
+        self.release_and_forget(
+            device,
+            operation.id,
+            "remove device",
+            "the device is offline; the next start or `aplo repair` finishes removing it",
+        )
+        .await
     }
 
     pub(super) async fn recover_device(

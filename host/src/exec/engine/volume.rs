@@ -381,6 +381,20 @@ impl Engine {
             .await
     }
 
+    /// What tearing a volume down takes, if the volume is still recorded.
+    pub(super) fn teardown(&self, id: Id) -> Option<Teardown> {
+        self.with_state(|s| {
+            let volume = s.volumes.get(&id)?.clone();
+            let bricks = s.bricks_of(id);
+            Some(Teardown {
+                target: self.target(s, &volume),
+                brick_effects: self.bricks_effects(s, &bricks, Effect::DestroyBrick),
+                brick_ids: bricks.iter().map(|b| b.id).collect(),
+                volume,
+            })
+        })
+    }
+
     /// Delete the gluster volume and every brick of a volume, then its
     /// records and the journal entry, in one transaction.
     async fn remove_volume_and_bricks(
@@ -389,16 +403,13 @@ impl Engine {
         operation: Id,
         what: &'static str,
     ) -> Result<(), EngineError> {
-        let Some((volume, target, brick_effects, brick_ids)) = self.with_state(|s| {
-            let volume = s.volumes.get(&id)?.clone();
-            let bricks = s.bricks_of(id);
-            Some((
-                volume.clone(),
-                self.target(s, &volume),
-                self.bricks_effects(s, &bricks, Effect::DestroyBrick),
-                bricks.iter().map(|b| b.id).collect::<Vec<_>>(),
-            ))
-        }) else {
+        let Some(Teardown {
+            volume,
+            target,
+            brick_effects,
+            brick_ids,
+        }) = self.teardown(id)
+        else {
             // Nothing left but the journal entry.
             return self.commit(vec![Change::DeleteOperation(operation)]);
         };
@@ -421,6 +432,14 @@ impl Engine {
         changes.push(Change::DeleteOperation(operation));
         self.commit(changes)
     }
+}
+
+/// A volume, its gluster target, and the effects and ids of its bricks.
+pub(super) struct Teardown {
+    pub(super) volume: VolumeRecord,
+    pub(super) target: Target,
+    pub(super) brick_effects: Result<Vec<Effect>, EngineError>,
+    pub(super) brick_ids: Vec<Id>,
 }
 
 /// The gluster options of a volume: the durability policy's, and aplo's
