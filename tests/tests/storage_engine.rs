@@ -293,6 +293,37 @@ async fn volumes_through_the_engine_on_three_real_nodes() {
         device.name
     );
 
+    // A brick filesystem that is not mounted (as after a reboot) is
+    // mounted again at start.
+    let (brick, brick_node) = {
+        let (_, bricks) = engine.volume("ec").unwrap();
+        let snapshot = engine.snapshot();
+        (
+            bricks[0].clone(),
+            snapshot.nodes[&bricks[0].node].manage.clone(),
+        )
+    };
+    let exec = &cluster
+        .nodes
+        .iter()
+        .find(|n| n.name == brick_node)
+        .unwrap()
+        .exec;
+    let brick_mount = std::path::Path::new(&brick.path)
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    exec.run(&aplo::exec::command::Cmd::new("umount").args(["-l", &brick_mount]))
+        .await
+        .unwrap();
+    let check = engine.check().await;
+    assert!(check.to_string().contains("is not mounted"), "{check}");
+    let remounted = engine.remount_bricks().await.unwrap();
+    assert_eq!(remounted, [format!("brick {}", brick.id)]);
+    let check = engine.check().await;
+    assert!(check.is_clean(), "{check}");
+
     // Delete leaves no loop file, loop device, brick directory or volume.
     let arb_bricks: Vec<String> = engine
         .volume("arb")

@@ -188,7 +188,8 @@ pub enum Command {
     /// Compare the store with gluster and the nodes; exit 1 on any drift.
     Check,
     /// Finish or undo the journal's unfinished operations, as every
-    /// command that changes something does first.
+    /// command that changes something does first, and mount brick
+    /// filesystems that are not mounted (run it at boot).
     Recover,
     /// Finish unfinished operations and fix every safe drift; explain the rest.
     Repair,

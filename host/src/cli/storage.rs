@@ -447,6 +447,9 @@ pub fn recover(config: &Config) -> anyhow::Result<ExitCode> {
         if report.outcomes.is_empty() {
             println!("no unfinished operations");
         }
+        for brick in engine.remount_bricks().await? {
+            println!("{brick}: remounted");
+        }
         Ok(if report.unfinished == 0 {
             ExitCode::SUCCESS
         } else {

@@ -426,6 +426,20 @@ impl Engine {
         Ok(out)
     }
 
+    /// Mount every brick filesystem the store knows that is not mounted
+    /// (after a reboot: the "equivalent" of fstab entries); run at start
+    /// by `aplo recover`. Returns what was remounted.
+    pub async fn remount_bricks(&self) -> Result<Vec<String>, EngineError> {
+        let mut remounted = Vec::new();
+        for drift in self.check().await.drift {
+            if let Some(repair @ Repair::Remount(_)) = &drift.repair {
+                self.apply_repair(repair).await?;
+                remounted.push(drift.subject);
+            }
+        }
+        Ok(remounted)
+    }
+
     async fn apply_repair(&self, repair: &Repair) -> Result<(), EngineError> {
         let effect = self.with_state(|s| -> Result<Effect, EngineError> {
             let volume = |id: &Id| {
