@@ -22,7 +22,7 @@
 //! Under `cargo test --benches` everything runs once on a small workload,
 //! as a smoke test.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
@@ -32,12 +32,10 @@ use aplo::exec::driver::SimDriver;
 use aplo::exec::engine::{CreateRequest, Engine, EngineConfig};
 use aplo::model::storage::{
     Backend, BrickRecord, ClusterRecord, DeviceRecord, NodeRecord, Operation, OperationRecord,
-    Snapshot, VolumeRecord, VolumeState,
+    VolumeRecord, VolumeState,
 };
 use aplo::model::validate::validate_layout;
-use aplo::model::{
-    Claim, Cluster, Device, GIB, Id, Node, Pairs, PlacementRequest, State, TIB, Topology, Verdict,
-};
+use aplo::model::{Claim, GIB, Id, Pairs, PlacementRequest, State, TIB, Verdict};
 use aplo::plan::volume::brick_dir;
 use aplo::policy::{PolicySet, PreparedTopology, Registry, RegistryConfig, Runtime, RuntimeConfig};
 use aplo::store::{Change, MemoryStore, RedbStore, Store};
@@ -172,56 +170,6 @@ fn volume_changes(
     changes
 }
 
-/// `Snapshot::policy_topology` with the devices grouped by node first: a
-/// sketch of what an index would save, checked to give the same topology.
-/// Not engine code.
-fn indexed_policy_topology(s: &Snapshot) -> Topology {
-    let usage = s.device_usage();
-    let mut devices: BTreeMap<Id, Vec<&DeviceRecord>> = BTreeMap::new();
-    for d in s.devices.values() {
-        devices.entry(d.node).or_default().push(d);
-    }
-    let mut nodes: BTreeMap<Id, Vec<&NodeRecord>> = BTreeMap::new();
-    for n in s.nodes.values() {
-        nodes.entry(n.cluster).or_default().push(n);
-    }
-    let clusters = s
-        .clusters
-        .values()
-        .map(|cluster| Cluster {
-            id: cluster.id,
-            nodes: nodes
-                .get(&cluster.id)
-                .into_iter()
-                .flatten()
-                .map(|node| Node {
-                    id: node.id,
-                    hostname: node.manage.clone(),
-                    zone: node.zone.clone(),
-                    state: node.state,
-                    tags: node.tags.clone(),
-                    devices: devices
-                        .get(&node.id)
-                        .into_iter()
-                        .flatten()
-                        .map(|d| Device {
-                            id: d.id,
-                            state: d.state,
-                            total_bytes: d.total_bytes,
-                            free_bytes: d
-                                .total_bytes
-                                .saturating_sub(usage.get(&d.id).map_or(0, |u| u.0)),
-                            brick_count: usage.get(&d.id).map_or(0, |u| u.1),
-                            tags: d.tags.clone(),
-                        })
-                        .collect(),
-                })
-                .collect(),
-        })
-        .collect();
-    Topology { clusters }
-}
-
 fn registry() -> Arc<Registry> {
     let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).expect("runtime"));
     Arc::new(Registry::open(runtime, RegistryConfig::default()).expect("the registry opens"))
@@ -230,7 +178,7 @@ fn registry() -> Arc<Registry> {
 fn engine(store: Arc<dyn Store>, registry: &Arc<Registry>) -> Engine {
     Engine::new(
         store,
-        Arc::new(SimDriver::new(TIB, HashMap::new())),
+        Arc::new(SimDriver::new(TIB)),
         registry.clone(),
         EngineConfig::default(),
     )
@@ -331,7 +279,6 @@ fn plan(
     };
     let snapshot = engine.snapshot();
     let topology = Arc::new(engine.policy_topology());
-    assert_eq!(indexed_policy_topology(&snapshot), *topology);
     let prepared = PreparedTopology::new(topology.clone());
     let placement = PlacementRequest {
         volume_name: "bench".into(),
@@ -402,9 +349,6 @@ fn plan(
     });
     group.bench_function("host-validate-layout", |b| {
         b.iter(|| black_box(validate_layout(&placement, &topology, &placed.layout).unwrap()))
-    });
-    group.bench_function("sketch-indexed-policy-topology", |b| {
-        b.iter(|| black_box(indexed_policy_topology(black_box(&snapshot))))
     });
     group.finish();
 

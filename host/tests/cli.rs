@@ -262,17 +262,22 @@ const SIM_WORKLOAD: &str = concat!(
     "/../examples/simulate/workload.yaml"
 );
 
-#[test]
-fn simulate_reports_and_compares_with_heketi() {
-    let out = aplo(&[
+/// `aplo simulate` on the example topology and workload, with `extra`.
+fn simulate(extra: &[&str]) -> Output {
+    let mut args = vec![
         "simulate",
         "--topology",
         SIM_TOPOLOGY,
         "--workload",
         SIM_WORKLOAD,
-        "--compare-heketi",
-        "--json",
-    ]);
+    ];
+    args.extend(extra);
+    aplo(&args)
+}
+
+#[test]
+fn simulate_reports_and_compares_with_heketi() {
+    let out = simulate(&["--compare-heketi", "--json"]);
     let s = text(&out);
     assert!(out.status.success(), "{s}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -291,27 +296,10 @@ fn simulate_reports_and_compares_with_heketi() {
     let share = report["aplo_usable_share"].as_f64().unwrap();
     assert!(share > 0.0 && share < 1.0, "{share}");
     // Same seed, same answer.
-    let again = aplo(&[
-        "simulate",
-        "--topology",
-        SIM_TOPOLOGY,
-        "--workload",
-        SIM_WORKLOAD,
-        "--compare-heketi",
-        "--json",
-    ]);
+    let again = simulate(&["--compare-heketi", "--json"]);
     assert_eq!(out.stdout, again.stdout, "a simulation is reproducible");
     // Another placement policy changes the outcome.
-    let binpack = aplo(&[
-        "simulate",
-        "--topology",
-        SIM_TOPOLOGY,
-        "--workload",
-        SIM_WORKLOAD,
-        "--placement",
-        "binpack",
-        "--json",
-    ]);
+    let binpack = simulate(&["--placement", "binpack", "--json"]);
     assert!(binpack.status.success(), "{}", text(&binpack));
     let other: serde_json::Value = serde_json::from_slice(&binpack.stdout).unwrap();
     assert_ne!(other["aplo"]["devices"], report["aplo"]["devices"]);
@@ -331,15 +319,7 @@ fn simulate_refuses_bad_workloads_and_unknown_policies_by_name() {
     ]);
     assert!(!out.status.success());
     assert!(text(&out).contains("claims[0].cont"), "{}", text(&out));
-    let out = aplo(&[
-        "simulate",
-        "--topology",
-        SIM_TOPOLOGY,
-        "--workload",
-        SIM_WORKLOAD,
-        "--durability",
-        "no-such",
-    ]);
+    let out = simulate(&["--durability", "no-such"]);
     assert!(!out.status.success());
     assert!(
         text(&out).contains("no policy named 'no-such'"),

@@ -51,7 +51,7 @@ impl ModelDriver {
         Arc::new(ModelDriver {
             world,
             trouble,
-            sim: SimDriver::new(100 * GIB, Default::default()),
+            sim: SimDriver::new(100 * GIB),
         })
     }
 }

@@ -4,7 +4,6 @@
 //! `--compare-heketi`, the same claims also go through an emulation of
 //! heketi's allocator, with the same durability decisions.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -103,7 +102,7 @@ pub fn run(config: &Config, args: SimulateArgs) -> anyhow::Result<ExitCode> {
     }
     let engine = Engine::new(
         Arc::new(MemoryStore::default()),
-        Arc::new(SimDriver::new(device_size, HashMap::new())),
+        Arc::new(SimDriver::new(device_size)),
         registry.clone(),
         EngineConfig {
             id_seed: Some(args.seed),

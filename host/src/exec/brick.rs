@@ -161,20 +161,27 @@ pub async fn destroy_loop_brick(
     root: &BrickRoot,
     brick: Id,
 ) -> Result<(), BrickError> {
-    let (image, mount) = (root.image(brick), root.mount_point(brick));
-    if mounted(node, &mount).await {
-        node.run(&Cmd::new("umount").arg(path(&mount))).await?;
-    }
+    let image = root.image(brick);
+    unmount_and_remove(node, &root.mount_point(brick)).await?;
     for device in loops_of(node, &image).await? {
         node.run(&Cmd::new("losetup").args(["-d", &device])).await?;
     }
     node.run(&Cmd::new("rm").arg("-f").arg(path(&image)))
         .await?;
+    Ok(())
+}
+
+/// Unmount a brick's filesystem if it is mounted, then remove its mount
+/// point and everything under it (never crossing into another filesystem).
+async fn unmount_and_remove(node: &dyn Executor, mount: &Path) -> Result<(), ExecError> {
+    if mounted(node, mount).await {
+        node.run(&Cmd::new("umount").arg(path(mount))).await?;
+    }
     node.run(
         &Cmd::new("rm")
             .arg("-rf")
             .arg("--one-file-system")
-            .arg(path(&mount)),
+            .arg(path(mount)),
     )
     .await?;
     Ok(())
@@ -198,13 +205,7 @@ pub async fn destroy_dir_brick(
     root: &BrickRoot,
     brick: Id,
 ) -> Result<(), BrickError> {
-    node.run(
-        &Cmd::new("rm")
-            .arg("-rf")
-            .arg("--one-file-system")
-            .arg(path(&root.mount_point(brick))),
-    )
-    .await?;
+    unmount_and_remove(node, &root.mount_point(brick)).await?;
     Ok(())
 }
 
@@ -349,23 +350,13 @@ pub async fn grow_lvm_brick(node: &dyn Executor, b: &LvmBrick) -> Result<(), Bri
 /// remove the mount point. Safe to repeat and on partial bricks.
 pub async fn destroy_lvm_brick(node: &dyn Executor, b: &LvmBrick) -> Result<(), BrickError> {
     use super::lvm;
-    let mount = b.root.mount_point(b.brick);
-    if mounted(node, &mount).await {
-        node.run(&Cmd::new("umount").arg(path(&mount))).await?;
-    }
+    unmount_and_remove(node, &b.root.mount_point(b.brick)).await?;
     let vg = lvm::vg_name(b.device);
     for lv in [lvm::lv_name(b.brick), lvm::pool_name(b.brick)] {
         if b.has_lv(node, &lv).await? {
             node.run(&lvm::lvremove(b.options, &vg, &lv)).await?;
         }
     }
-    node.run(
-        &Cmd::new("rm")
-            .arg("-rf")
-            .arg("--one-file-system")
-            .arg(path(&mount)),
-    )
-    .await?;
     Ok(())
 }
 

@@ -27,6 +27,22 @@ use crate::plan::effect::Effect;
 /// directory aplo may use, e.g. `capacity: 20Gi`.
 pub const CAPACITY_TAG: &str = "capacity";
 
+/// The capacity a device's `capacity` tag gives, if it has one.
+pub fn tagged_capacity(device: &DeviceRecord) -> Result<Option<u64>, DriverError> {
+    device
+        .tags
+        .get(CAPACITY_TAG)
+        .map(|text| {
+            crate::model::parse_size(text).map_err(|e| {
+                DriverError::Refused(format!(
+                    "device {}: tag {CAPACITY_TAG}={text}: {e}",
+                    device.name
+                ))
+            })
+        })
+        .transpose()
+}
+
 /// An effect that could not be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {

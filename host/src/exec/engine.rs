@@ -31,8 +31,12 @@ use super::driver::{Driver, DriverError};
 use crate::model::paths::BrickRoot;
 use crate::model::storage::{OperationRecord, Snapshot};
 use crate::model::{Decision, Id, State, Topology};
+use crate::plan::effect::Effect;
 use crate::policy::{PolicyError, Registry};
 use crate::store::{Change, Store, StoreError};
+
+/// A step that failed: its name, and why.
+type StepError = (String, DriverError);
 
 /// The largest volume aplo accepts (1 EiB): anything larger is a mistake.
 pub const MAX_VOLUME_BYTES: u64 = 1 << 60;
@@ -370,6 +374,27 @@ impl Engine {
             }
         }
         topology
+    }
+
+    /// Run a journaled step unless the journal has it done already: apply
+    /// its effects (concurrently; each node's executor keeps that node's
+    /// commands in order), then mark it done. Every operation's steps go
+    /// through here.
+    async fn step(
+        &self,
+        operation: OperationRecord,
+        name: &str,
+        effects: Result<Vec<Effect>, EngineError>,
+    ) -> Result<OperationRecord, StepError> {
+        if operation.done.iter().any(|d| d == name) {
+            return Ok(operation);
+        }
+        let failed = |e: EngineError| (name.to_owned(), DriverError::Refused(e.to_string()));
+        let effects = effects.map_err(failed)?;
+        volume::apply_all(&self.driver, effects)
+            .await
+            .map_err(|e| (name.to_owned(), e))?;
+        self.step_done(&operation, name).map_err(failed)
     }
 
     /// Mark a step done in the journal, then stop if the test build was

@@ -96,7 +96,7 @@ pub fn expand(workload: &Workload, parameters: &Pairs) -> Result<Vec<SimClaim>, 
         let prefix = spec.name.clone().unwrap_or_else(|| "claim".into());
         let mut merged = parameters.clone();
         merged.extend(spec.parameters.clone());
-        for n in 0..spec.count {
+        for _ in 0..spec.count {
             if claims.len() >= MAX_CLAIMS {
                 return Err(format!("the workload has more than {MAX_CLAIMS} claims"));
             }
@@ -108,7 +108,6 @@ pub fn expand(workload: &Workload, parameters: &Pairs) -> Result<Vec<SimClaim>, 
                 labels: spec.labels.clone(),
                 annotations: spec.annotations.clone(),
             });
-            let _ = n;
         }
     }
     Ok(claims)

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{Applied, CAPACITY_TAG, DeviceFacts, Driver, DriverError};
+use super::{Applied, DeviceFacts, Driver, DriverError, tagged_capacity};
 use crate::exec::brick::{self, LvmBrick};
 use crate::exec::command::{BoxFuture, Cmd, ExecError, Executor, NodeExecutor, Transport};
 use crate::exec::gluster::{self, BrickStatus, Peer, VolumeInfo};
@@ -337,17 +337,7 @@ impl CommandDriver {
                         DriverError::Refused(format!("cannot read df output: {text}"))
                     })?;
                 // A `capacity` tag caps what aplo may use of the directory.
-                match device.tags.get(CAPACITY_TAG) {
-                    None => Ok(available),
-                    Some(text) => crate::model::parse_size(text)
-                        .map(|cap| cap.min(available))
-                        .map_err(|e| {
-                            DriverError::Refused(format!(
-                                "device {}: tag {CAPACITY_TAG}={text}: {e}",
-                                device.name
-                            ))
-                        }),
-                }
+                Ok(tagged_capacity(device)?.map_or(available, |cap| cap.min(available)))
             }
             Backend::LvmThin => {
                 let options = self.config.lvm;

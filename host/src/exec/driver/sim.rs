@@ -1,9 +1,7 @@
 //! The simulation driver: runs nothing, so that `aplo simulate` plays the
 //! real engine against the model only.
 
-use std::collections::HashMap;
-
-use super::{Applied, CAPACITY_TAG, DeviceFacts, Driver, DriverError};
+use super::{Applied, DeviceFacts, Driver, DriverError, tagged_capacity};
 use crate::exec::command::BoxFuture;
 use crate::exec::gluster::{BrickStatus, Peer, VolumeInfo};
 use crate::model::storage::{DeviceRecord, NodeRecord};
@@ -11,21 +9,17 @@ use crate::plan::effect::Effect;
 
 /// Applies nothing: every effect succeeds and changes only the model (the
 /// store the engine writes to). A device has the capacity of its
-/// `capacity` tag, else the one given for its name, else the default.
+/// `capacity` tag, else the default.
 #[derive(Debug, Default)]
 pub struct SimDriver {
-    capacity: HashMap<String, u64>,
     default_capacity: u64,
 }
 
 impl SimDriver {
-    /// A simulation where every prepared device has `default_capacity`
-    /// bytes unless `capacity` (by device name) says otherwise.
-    pub fn new(default_capacity: u64, capacity: HashMap<String, u64>) -> SimDriver {
-        SimDriver {
-            capacity,
-            default_capacity,
-        }
+    /// A simulation where a prepared device without a `capacity` tag has
+    /// `default_capacity` bytes.
+    pub fn new(default_capacity: u64) -> SimDriver {
+        SimDriver { default_capacity }
     }
 }
 
@@ -34,21 +28,7 @@ impl Driver for SimDriver {
         Box::pin(async move {
             Ok(match effect {
                 Effect::PrepareDevice { device, .. } => {
-                    let tagged = match device.tags.get(CAPACITY_TAG) {
-                        Some(text) => Some(crate::model::parse_size(text).map_err(|e| {
-                            DriverError::Refused(format!(
-                                "device {}: tag {CAPACITY_TAG}={text}: {e}",
-                                device.name
-                            ))
-                        })?),
-                        None => None,
-                    };
-                    Applied::Capacity(tagged.unwrap_or_else(|| {
-                        self.capacity
-                            .get(&device.name)
-                            .copied()
-                            .unwrap_or(self.default_capacity)
-                    }))
+                    Applied::Capacity(tagged_capacity(device)?.unwrap_or(self.default_capacity))
                 }
                 _ => Applied::Done,
             })

@@ -1,11 +1,8 @@
 //! Deleting a volume: stop, delete, tear the bricks down, free the space.
 //! A delete, once journaled, always rolls forward.
 
-use super::volume::{Teardown, apply_all};
 use super::{Engine, EngineError};
-use crate::exec::driver::DriverError;
 use crate::model::storage::{Operation, OperationRecord, VolumeRecord, VolumeState};
-use crate::plan::effect::Effect;
 use crate::store::Change;
 
 impl Engine {
@@ -45,61 +42,21 @@ impl Engine {
         self.delete_steps(operation).await
     }
 
-    pub(super) async fn delete_steps(
-        &self,
-        mut operation: OperationRecord,
-    ) -> Result<(), EngineError> {
-        let Operation::DeleteVolume { volume: id } = operation.operation else {
-            unreachable!("delete_steps runs delete operations")
-        };
-        let Some(Teardown {
-            volume,
-            target,
-            brick_effects,
-            brick_ids,
-        }) = self.teardown(id)
-        else {
-            return self.commit(vec![Change::DeleteOperation(operation.id)]);
-        };
-        let failed = |step: &str, source: DriverError| EngineError::Failed {
-            operation: "delete volume",
-            subject: volume.name.clone(),
-            step: step.to_owned(),
-            source: Box::new(source),
-            outcome:
-                "the volume is marked deleting; the next start or `aplo repair` finishes the delete"
-                    .into(),
-        };
-        let steps = [
-            (
-                "stop",
-                Effect::StopVolume {
-                    target: target.clone(),
-                },
-            ),
-            ("delete", Effect::DeleteVolume { target }),
-        ];
-        for (step, effect) in steps {
-            if operation.done.iter().any(|d| d == step) {
-                continue;
-            }
-            self.driver
-                .apply(&effect)
-                .await
-                .map_err(|e| failed(step, e))?;
-            operation = self.step_done(&operation, step)?;
-        }
-        if !operation.done.iter().any(|d| d == "bricks") {
-            apply_all(&self.driver, brick_effects?)
-                .await
-                .map_err(|e| failed("bricks", e))?;
-            operation = self.step_done(&operation, "bricks")?;
-        }
-        let mut changes: Vec<Change> = brick_ids.into_iter().map(Change::DeleteBrick).collect();
-        changes.push(Change::DeleteVolume(id));
-        changes.push(Change::DeleteOperation(operation.id));
-        self.commit(changes)?;
-        tracing::info!(volume = %volume.name, "volume deleted");
+    pub(super) async fn delete_steps(&self, operation: OperationRecord) -> Result<(), EngineError> {
+        let name = self.with_state(|s| {
+            operation
+                .operation
+                .volume()
+                .and_then(|v| s.volumes.get(&v))
+                .map(|v| v.name.clone())
+        });
+        self.teardown(
+            operation,
+            "delete volume",
+            "the volume is marked deleting; the next start or `aplo repair` finishes the delete",
+        )
+        .await?;
+        tracing::info!(volume = ?name, "volume deleted");
         Ok(())
     }
 }

@@ -184,7 +184,6 @@ impl Engine {
         let (grown, added) = (grown.clone(), added.clone());
         let fail =
             |step: &str, e: EngineError| (step.to_owned(), DriverError::Refused(e.to_string()));
-        let done = |op: &OperationRecord, step: &str| op.done.iter().any(|d| d == step);
         let prepared = self.with_state(|s| {
             let volume = s.volumes.get(&id)?.clone();
             let pick = |ids: Vec<Id>| -> Vec<BrickRecord> {
@@ -217,63 +216,28 @@ impl Engine {
                 EngineError::Invalid(format!("volume {id} is not in the store")),
             ));
         };
-        if !grown.is_empty() && !done(&operation, "grow") {
-            apply_all(&self.driver, grow_effects.map_err(|e| fail("grow", e))?)
-                .await
-                .map_err(|e| ("grow".to_owned(), e))?;
-            operation = self
-                .step_done(&operation, "grow")
-                .map_err(|e| fail("grow", e))?;
+        if !grown.is_empty() {
+            operation = self.step(operation, "grow", grow_effects).await?;
         }
         if !added.is_empty() {
-            if !done(&operation, "bricks") {
-                apply_all(&self.driver, create_effects.map_err(|e| fail("bricks", e))?)
-                    .await
-                    .map_err(|e| ("bricks".to_owned(), e))?;
-                operation = self
-                    .step_done(&operation, "bricks")
-                    .map_err(|e| fail("bricks", e))?;
-            }
-            let steps = [
-                (
-                    "add-bricks",
-                    Effect::AddBricks {
-                        target: target.clone(),
-                        scheme: volume.scheme,
-                        bricks: addresses,
-                        force,
-                    },
-                ),
-                (
-                    "rebalance",
-                    Effect::Rebalance {
-                        target: target.clone(),
-                    },
-                ),
-            ];
-            for (step, effect) in steps {
-                if done(&operation, step) {
-                    continue;
-                }
-                self.driver
-                    .apply(&effect)
-                    .await
-                    .map_err(|e| (step.to_owned(), e))?;
-                operation = self
-                    .step_done(&operation, step)
-                    .map_err(|e| fail(step, e))?;
-            }
-        }
-        if let Some(bytes) = hard_limit
-            && !done(&operation, "quota")
-        {
-            self.driver
-                .apply(&Effect::SetQuota { target, bytes })
-                .await
-                .map_err(|e| ("quota".to_owned(), e))?;
+            operation = self.step(operation, "bricks", create_effects).await?;
+            let add = Effect::AddBricks {
+                target: target.clone(),
+                scheme: volume.scheme,
+                bricks: addresses,
+                force,
+            };
+            operation = self.step(operation, "add-bricks", Ok(vec![add])).await?;
+            let rebalance = Effect::Rebalance {
+                target: target.clone(),
+            };
             operation = self
-                .step_done(&operation, "quota")
-                .map_err(|e| fail("quota", e))?;
+                .step(operation, "rebalance", Ok(vec![rebalance]))
+                .await?;
+        }
+        if let Some(bytes) = hard_limit {
+            let quota = Effect::SetQuota { target, bytes };
+            operation = self.step(operation, "quota", Ok(vec![quota])).await?;
         }
         let bricks: Vec<BrickRecord> =
             self.with_state(|s| s.bricks_of(id).into_iter().cloned().collect());

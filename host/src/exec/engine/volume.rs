@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use super::{Engine, EngineError, MAX_VOLUME_BYTES};
+use super::{Engine, EngineError, MAX_VOLUME_BYTES, StepError};
 use crate::exec::driver::{Driver, DriverError};
 use crate::model::paths::check_volume_name;
 use crate::model::storage::{
@@ -295,65 +295,30 @@ impl Engine {
                     EngineError::Invalid(format!("volume {id} is not in the store")),
                 )
             })?;
-        let done = |op: &OperationRecord, step: &str| op.done.iter().any(|d| d == step);
-
-        if !done(&operation, "bricks") {
-            let effects = self
-                .with_state(|s| {
-                    let refs: Vec<&BrickRecord> = bricks.iter().collect();
-                    self.bricks_effects(s, &refs, Effect::CreateBrick)
-                })
-                .map_err(|e| fail("bricks", e))?;
-            apply_all(&self.driver, effects)
-                .await
-                .map_err(|e| ("bricks".to_owned(), e))?;
-            operation = self
-                .step_done(&operation, "bricks")
-                .map_err(|e| fail("bricks", e))?;
-        }
-        let steps: Vec<(&str, Option<Effect>)> = vec![
-            (
-                "volume",
-                Some(Effect::CreateVolume {
-                    target: target.clone(),
-                    scheme: volume.scheme,
-                    force,
-                }),
-            ),
-            (
-                "options",
-                Some(Effect::SetOptions {
-                    target: target.clone(),
-                    options: gluster_options(&volume),
-                }),
-            ),
-            (
-                "start",
-                Some(Effect::StartVolume {
-                    target: target.clone(),
-                    force: false,
-                }),
-            ),
-            (
-                "quota",
-                volume.hard_limit.map(|bytes| Effect::SetQuota {
-                    target: target.clone(),
-                    bytes,
-                }),
-            ),
-        ];
-        for (step, effect) in steps {
-            let Some(effect) = effect else { continue };
-            if done(&operation, step) {
-                continue;
-            }
-            self.driver
-                .apply(&effect)
-                .await
-                .map_err(|e| (step.to_owned(), e))?;
-            operation = self
-                .step_done(&operation, step)
-                .map_err(|e| fail(step, e))?;
+        let bricks = self.with_state(|s| {
+            let refs: Vec<&BrickRecord> = bricks.iter().collect();
+            self.bricks_effects(s, &refs, Effect::CreateBrick)
+        });
+        operation = self.step(operation, "bricks", bricks).await?;
+        let create = Effect::CreateVolume {
+            target: target.clone(),
+            scheme: volume.scheme,
+            force,
+        };
+        operation = self.step(operation, "volume", Ok(vec![create])).await?;
+        let options = Effect::SetOptions {
+            target: target.clone(),
+            options: gluster_options(&volume),
+        };
+        operation = self.step(operation, "options", Ok(vec![options])).await?;
+        let start = Effect::StartVolume {
+            target: target.clone(),
+            force: false,
+        };
+        operation = self.step(operation, "start", Ok(vec![start])).await?;
+        if let Some(bytes) = volume.hard_limit {
+            let quota = Effect::SetQuota { target, bytes };
+            operation = self.step(operation, "quota", Ok(vec![quota])).await?;
         }
         let ready = VolumeRecord {
             state: VolumeState::Ready,
@@ -369,77 +334,83 @@ impl Engine {
     }
 
     /// Undo a create: the gluster volume (if it is aplo's), then every
-    /// brick, then the records.
+    /// brick, then the records. An undo that was interrupted goes on where
+    /// it stopped.
     pub(super) async fn undo_create(&self, operation: &OperationRecord) -> Result<(), EngineError> {
-        let Operation::CreateVolume { volume: id } = operation.operation else {
-            unreachable!("undo_create undoes create operations")
+        let undoing = if operation.rolling_back {
+            operation.clone()
+        } else {
+            // The undo's steps are journaled afresh.
+            let marked = OperationRecord {
+                done: Vec::new(),
+                rolling_back: true,
+                ..operation.clone()
+            };
+            self.commit(vec![Change::PutOperation(marked.clone())])?;
+            marked
         };
-        let mut marked = operation.clone();
-        marked.rolling_back = true;
-        self.commit(vec![Change::PutOperation(marked)])?;
-        self.remove_volume_and_bricks(id, operation.id, "undo create volume")
-            .await
+        self.teardown(
+            undoing,
+            "undo create volume",
+            "the journal keeps the operation, and the next start or `aplo repair` finishes undoing it",
+        )
+        .await
     }
 
-    /// What tearing a volume down takes, if the volume is still recorded.
-    pub(super) fn teardown(&self, id: Id) -> Option<Teardown> {
-        self.with_state(|s| {
+    /// Tear a volume down as journaled steps: stop it, delete it in gluster
+    /// (only if it is aplo's), destroy every brick; then drop its records
+    /// and the journal entry in one transaction. Deletes and undone creates
+    /// both end here.
+    pub(super) async fn teardown(
+        &self,
+        mut operation: OperationRecord,
+        what: &'static str,
+        outcome: &str,
+    ) -> Result<(), EngineError> {
+        let Some(id) = operation.operation.volume() else {
+            unreachable!("teardown runs volume operations")
+        };
+        let Some((volume, target, bricks, brick_ids)) = self.with_state(|s| {
             let volume = s.volumes.get(&id)?.clone();
             let bricks = s.bricks_of(id);
-            Some(Teardown {
-                target: self.target(s, &volume),
-                brick_effects: self.bricks_effects(s, &bricks, Effect::DestroyBrick),
-                brick_ids: bricks.iter().map(|b| b.id).collect(),
-                volume,
-            })
-        })
-    }
-
-    /// Delete the gluster volume and every brick of a volume, then its
-    /// records and the journal entry, in one transaction.
-    async fn remove_volume_and_bricks(
-        &self,
-        id: Id,
-        operation: Id,
-        what: &'static str,
-    ) -> Result<(), EngineError> {
-        let Some(Teardown {
-            volume,
-            target,
-            brick_effects,
-            brick_ids,
-        }) = self.teardown(id)
-        else {
+            Some((
+                volume.clone(),
+                self.target(s, &volume),
+                self.bricks_effects(s, &bricks, Effect::DestroyBrick),
+                bricks.iter().map(|b| b.id).collect::<Vec<_>>(),
+            ))
+        }) else {
             // Nothing left but the journal entry.
-            return self.commit(vec![Change::DeleteOperation(operation)]);
+            return self.commit(vec![Change::DeleteOperation(operation.id)]);
         };
-        let failed = |step: &str, source: DriverError| EngineError::Failed {
+        let failed = |(step, source): StepError| EngineError::Failed {
             operation: what,
             subject: volume.name.clone(),
-            step: step.to_owned(),
+            step,
             source: Box::new(source),
-            outcome: "the journal keeps the operation".into(),
+            outcome: outcome.to_owned(),
         };
-        self.driver
-            .apply(&Effect::DeleteVolume { target })
+        let stop = Effect::StopVolume {
+            target: target.clone(),
+        };
+        operation = self
+            .step(operation, "stop", Ok(vec![stop]))
             .await
-            .map_err(|e| failed("delete", e))?;
-        apply_all(&self.driver, brick_effects?)
+            .map_err(failed)?;
+        let delete = Effect::DeleteVolume { target };
+        operation = self
+            .step(operation, "delete", Ok(vec![delete]))
             .await
-            .map_err(|e| failed("bricks", e))?;
+            .map_err(failed)?;
+        operation = self
+            .step(operation, "bricks", bricks)
+            .await
+            .map_err(failed)?;
         let mut changes: Vec<Change> = brick_ids.into_iter().map(Change::DeleteBrick).collect();
         changes.push(Change::DeleteVolume(id));
-        changes.push(Change::DeleteOperation(operation));
+        changes.push(Change::DeleteOperation(operation.id));
         self.commit(changes)
     }
-}
-
-/// A volume, its gluster target, and the effects and ids of its bricks.
-pub(super) struct Teardown {
-    pub(super) volume: VolumeRecord,
-    pub(super) target: Target,
-    pub(super) brick_effects: Result<Vec<Effect>, EngineError>,
-    pub(super) brick_ids: Vec<Id>,
 }
 
 /// The gluster options of a volume: the durability policy's, and aplo's
