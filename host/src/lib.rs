@@ -9,10 +9,15 @@
 //! - [`store`]: where aplo keeps its state (the `Store` trait, redb);
 //! - [`exec`]: the only layer that runs commands (executor, transports,
 //!   gluster and LVM command lines and parsers, brick backends);
+//! - [`kube`]: the Kubernetes provisioner (the only layer, with [`http`],
+//!   that talks to the network);
+//! - [`http`]: metrics, health and (later) the REST API;
 //! - [`cli`]: the `aplo` command line.
 
 pub mod cli;
 pub mod exec;
+pub mod http;
+pub mod kube;
 pub mod model;
 pub mod plan;
 pub mod policy;

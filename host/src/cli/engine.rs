@@ -87,7 +87,7 @@ impl TransportFile {
 }
 
 impl Config {
-    fn faults(&self) -> Faults {
+    pub(super) fn faults(&self) -> Faults {
         #[cfg(feature = "fault-injection")]
         {
             Faults::at(self.fault_at.clone())

@@ -4,6 +4,7 @@ mod db;
 mod demo;
 mod engine;
 mod policy;
+pub mod serve;
 mod simulate;
 mod storage;
 mod telemetry;
@@ -196,6 +197,9 @@ pub enum Command {
     /// Play a workload of claims through the real policies on a topology,
     /// without touching any disk.
     Simulate(simulate::SimulateArgs),
+    /// Run the Kubernetes provisioner: watch claims, provision, bind,
+    /// expand and delete volumes, with leader election and metrics.
+    Serve(Box<serve::ServeArgs>),
 }
 
 /// The binary's whole life: parse the command line, start telemetry, run,
@@ -240,6 +244,7 @@ impl Cli {
             Command::Recover => storage::recover(&self.config),
             Command::Repair => storage::repair(&self.config),
             Command::Simulate(args) => simulate::run(&self.config, args),
+            Command::Serve(args) => serve::run(&self.config, *args),
         }
     }
 }

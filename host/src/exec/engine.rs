@@ -252,6 +252,12 @@ impl Engine {
         f(&self.state.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// A fault-injection point outside the engine's own operations (the
+    /// provisioner's steps); nothing in builds without `fault-injection`.
+    pub fn fault_point(&self, point: &str) {
+        self.config.faults.reached(point);
+    }
+
     /// The policy registry.
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry

@@ -11,6 +11,7 @@ pub mod bundled;
 mod cache;
 mod error;
 pub mod golden;
+pub mod metrics;
 mod registry;
 mod runtime;
 mod set;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::error::{Fault, PolicyError};
+use super::metrics::measured;
 use super::runtime::{LoadedPolicy, PreparedTopology};
 use crate::model::validate::{
     LayoutSummary, clean_reason, validate_allowance, validate_durability, validate_layout,
@@ -67,12 +68,14 @@ impl PolicySet {
     /// Decide the durability for a claim.
     pub fn durability(&self, claim: &Claim) -> Result<Verdict<DurabilityDecision>, PolicyError> {
         let bound = &self.durability;
-        let answer = bound.policy.decide(claim, &bound.settings)?;
-        if let Ok(decision) = &answer {
-            validate_durability(decision)
-                .map_err(|v| invalid(bound, Decision::Durability, v.field, v.detail))?;
-        }
-        Ok(verdict(answer))
+        measured(Decision::Durability, bound.policy.name(), || {
+            let answer = bound.policy.decide(claim, &bound.settings)?;
+            if let Ok(decision) = &answer {
+                validate_durability(decision)
+                    .map_err(|v| invalid(bound, Decision::Durability, v.field, v.detail))?;
+            }
+            Ok(verdict(answer))
+        })
     }
 
     /// Lay a volume out; the layout is checked against every rule.
@@ -94,6 +97,18 @@ impl PolicySet {
     }
 
     fn place_encoded(
+        &self,
+        request: &PlacementRequest,
+        topology: &Topology,
+        encoded: &super::bindings::WitTopology,
+    ) -> Result<Verdict<Placed>, PolicyError> {
+        let bound = &self.placement;
+        measured(Decision::Placement, bound.policy.name(), || {
+            self.place_checked(request, topology, encoded)
+        })
+    }
+
+    fn place_checked(
         &self,
         request: &PlacementRequest,
         topology: &Topology,
@@ -127,12 +142,14 @@ impl PolicySet {
         let Some(bound) = &self.quota else {
             return Ok(Verdict::Granted(Allowance::default()));
         };
-        let answer = bound.policy.check(request, &bound.settings)?;
-        if let Ok(allowance) = &answer {
-            validate_allowance(allowance, &request.claim)
-                .map_err(|v| invalid(bound, Decision::Quota, v.field, v.detail))?;
-        }
-        Ok(verdict(answer))
+        measured(Decision::Quota, bound.policy.name(), || {
+            let answer = bound.policy.check(request, &bound.settings)?;
+            if let Ok(allowance) = &answer {
+                validate_allowance(allowance, &request.claim)
+                    .map_err(|v| invalid(bound, Decision::Quota, v.field, v.detail))?;
+            }
+            Ok(verdict(answer))
+        })
     }
 
     /// [`PolicySet::durability`] on the blocking pool, off the async reactor.

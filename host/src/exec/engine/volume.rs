@@ -119,6 +119,21 @@ impl Engine {
         Ok((volume, bricks))
     }
 
+    /// The storage hostnames of the nodes holding a volume's bricks, each
+    /// once, in brick order: the servers a client mounts from.
+    pub fn volume_hosts(&self, volume: Id) -> Vec<String> {
+        self.with_state(|s| {
+            let mut hosts: Vec<String> = Vec::new();
+            for brick in s.bricks_of(volume) {
+                let host = s.nodes.get(&brick.node).map(|n| n.storage.clone());
+                if let Some(host) = host.filter(|h| !hosts.contains(h)) {
+                    hosts.push(host);
+                }
+            }
+            hosts
+        })
+    }
+
     /// Every volume.
     pub fn volumes(&self) -> Vec<VolumeRecord> {
         self.with_state(|s| s.volumes.values().cloned().collect())

@@ -1,0 +1,257 @@
+//! Leader election on a coordination.k8s.io Lease.
+//!
+//! Only the lease holder acts. A candidate takes the lease when it is free
+//! or when its holder has not renewed it for a whole lease duration, timed
+//! by the candidate's own clock from when it last saw the record change
+//! (so clock skew between nodes does not matter). The holder renews every
+//! retry period and gives up when it could not renew within the renew
+//! deadline, which is shorter than the lease duration: it stops acting
+//! before anyone else may start.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
+use kube::Api;
+use kube::api::PostParams;
+use tokio::sync::watch;
+
+/// Settings of the election.
+#[derive(Debug, Clone)]
+pub struct LeaseConfig {
+    /// The Lease's namespace.
+    pub namespace: String,
+    /// The Lease's name.
+    pub name: String,
+    /// This instance's identity (the pod name).
+    pub identity: String,
+    /// How long a lease lasts without renewal.
+    pub lease_duration: Duration,
+    /// How long the holder keeps trying to renew before it gives up.
+    pub renew_deadline: Duration,
+    /// How often candidates try and the holder renews.
+    pub retry_period: Duration,
+}
+
+impl LeaseConfig {
+    /// The Kubernetes defaults (15 s, 10 s, 2 s) for `identity`.
+    pub fn new(namespace: &str, name: &str, identity: &str) -> LeaseConfig {
+        LeaseConfig {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            identity: identity.to_owned(),
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        }
+    }
+
+    /// Check that the timings make sense together.
+    pub fn check(&self) -> Result<(), String> {
+        if self.identity.is_empty() {
+            return Err("the leader-election identity is empty".into());
+        }
+        if !(self.retry_period < self.renew_deadline && self.renew_deadline < self.lease_duration)
+        {
+            return Err(format!(
+                "leader election needs retry period < renew deadline < lease duration, not \
+                 {:?} / {:?} / {:?}",
+                self.retry_period, self.renew_deadline, self.lease_duration
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a candidate last saw of the lease, and when.
+struct Observed {
+    holder: Option<String>,
+    renew: Option<MicroTime>,
+    at: Instant,
+}
+
+/// A held lease; it is renewed in the background until dropped or lost.
+pub struct Leadership {
+    lost: watch::Receiver<bool>,
+    renewer: tokio::task::JoinHandle<()>,
+    api: Api<Lease>,
+    config: LeaseConfig,
+}
+
+impl Leadership {
+    /// Resolves when the lease is lost (renewal failed past the deadline,
+    /// or someone else holds it).
+    pub async fn lost(&self) {
+        let mut lost = self.lost.clone();
+        // An error means the renewer ended, which only happens on loss.
+        let _ = lost.wait_for(|lost| *lost).await;
+    }
+
+    /// Stop renewing and hand the lease back, so a standby can take over at
+    /// once instead of after a lease duration.
+    pub async fn release(self) {
+        self.renewer.abort();
+        if *self.lost.borrow() {
+            return;
+        }
+        let Ok(mut lease) = self.api.get(&self.config.name).await else {
+            return;
+        };
+        let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+        if spec.holder_identity.as_deref() != Some(&self.config.identity) {
+            return;
+        }
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        spec.renew_time = Some(MicroTime(Timestamp::now()));
+        match self
+            .api
+            .replace(&self.config.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => tracing::info!(lease = %self.config.name, "leader lease released"),
+            Err(e) => tracing::warn!(lease = %self.config.name, error = %e, "could not release the leader lease"),
+        }
+    }
+}
+
+impl Drop for Leadership {
+    fn drop(&mut self) {
+        self.renewer.abort();
+    }
+}
+
+fn seconds(d: Duration) -> i32 {
+    i32::try_from(d.as_secs().max(1)).unwrap_or(i32::MAX)
+}
+
+/// One attempt to take or renew the lease. `Ok(true)` when we hold it now.
+async fn try_hold(
+    api: &Api<Lease>,
+    config: &LeaseConfig,
+    observed: &mut Option<Observed>,
+) -> Result<bool, kube::Error> {
+    let now = MicroTime(Timestamp::now());
+    let Some(mut lease) = api.get_opt(&config.name).await? else {
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some(config.name.clone()),
+                namespace: Some(config.namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(config.identity.clone()),
+                lease_duration_seconds: Some(seconds(config.lease_duration)),
+                acquire_time: Some(now.clone()),
+                renew_time: Some(now),
+                lease_transitions: Some(0),
+                ..LeaseSpec::default()
+            }),
+        };
+        return match api.create(&PostParams::default(), &lease).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+            Err(e) => Err(e),
+        };
+    };
+    let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+    let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
+    let changed = observed
+        .as_ref()
+        .is_none_or(|o| o.holder != holder || o.renew != spec.renew_time);
+    if changed {
+        *observed = Some(Observed {
+            holder: holder.clone(),
+            renew: spec.renew_time.clone(),
+            at: Instant::now(),
+        });
+    }
+    let ours = holder.as_deref() == Some(config.identity.as_str());
+    if let (Some(_), false) = (&holder, ours) {
+        let duration = Duration::from_secs(
+            u64::try_from(spec.lease_duration_seconds.unwrap_or(15).max(1)).unwrap_or(15),
+        );
+        let seen = observed.as_ref().map_or_else(Instant::now, |o| o.at);
+        if seen.elapsed() < duration {
+            return Ok(false);
+        }
+    }
+    if !ours {
+        spec.acquire_time = Some(now.clone());
+        spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+        spec.holder_identity = Some(config.identity.clone());
+    }
+    spec.renew_time = Some(now);
+    spec.lease_duration_seconds = Some(seconds(config.lease_duration));
+    match api.replace(&config.name, &PostParams::default(), &lease).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Wait until this instance holds the lease, then keep renewing it.
+pub async fn acquire(api: Api<Lease>, config: LeaseConfig) -> Leadership {
+    let mut observed = None;
+    let mut logged_holder = None;
+    loop {
+        match try_hold(&api, &config, &mut observed).await {
+            Ok(true) => break,
+            Ok(false) => {
+                let holder = observed.as_ref().and_then(|o| o.holder.clone());
+                if holder != logged_holder {
+                    tracing::info!(lease = %config.name, holder = ?holder, "standing by: another instance leads");
+                    logged_holder = holder;
+                }
+            }
+            Err(e) => tracing::warn!(lease = %config.name, error = %e, "leader election attempt failed"),
+        }
+        tokio::time::sleep(jittered(config.retry_period)).await;
+    }
+    tracing::info!(lease = %config.name, identity = %config.identity, "became the leader");
+    let (tell, lost) = watch::channel(false);
+    let renewer = {
+        let (api, config) = (api.clone(), config.clone());
+        tokio::spawn(async move {
+            let mut last = Instant::now();
+            loop {
+                tokio::time::sleep(config.retry_period).await;
+                let attempt = tokio::time::timeout(
+                    config.renew_deadline,
+                    try_hold(&api, &config, &mut None),
+                )
+                .await;
+                match attempt {
+                    Ok(Ok(true)) => last = Instant::now(),
+                    Ok(Ok(false)) => {
+                        tracing::error!(lease = %config.name, "another instance took the leader lease");
+                        break;
+                    }
+                    Ok(Err(e)) => tracing::warn!(lease = %config.name, error = %e, "renewing the leader lease failed"),
+                    Err(_) => tracing::warn!(lease = %config.name, "renewing the leader lease timed out"),
+                }
+                if last.elapsed() >= config.renew_deadline {
+                    tracing::error!(lease = %config.name, "could not renew the leader lease within the renew deadline");
+                    break;
+                }
+            }
+            let _ = tell.send(true);
+        })
+    };
+    Leadership {
+        lost,
+        renewer,
+        api,
+        config,
+    }
+}
+
+/// The retry period plus up to 20% more, so that candidates spread out.
+fn jittered(period: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    period + period.mul_f64(f64::from(nanos % 1000) / 5000.0)
+}

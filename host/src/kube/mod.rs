@@ -1,0 +1,184 @@
+//! The Kubernetes provisioner: claims in, GlusterFS volumes and bound PVs
+//! out, following the external-provisioner protocol.
+//!
+//! - [`claim`]: what a claim asks for and the PV that answers it (pure);
+//! - [`controller`]: the reconcilers on kube-runtime's `Controller`;
+//! - [`leader`]: leader election on a Lease;
+//! - [`metrics`]: the Prometheus metrics.
+//!
+//! [`serve`] ties them together: wait for the lease, then open the engine
+//! (so only the leader ever touches the store), recover interrupted
+//! operations, remount bricks, and run the controllers until shutdown or
+//! until the lease is lost.
+
+pub mod claim;
+pub mod controller;
+pub mod leader;
+pub mod metrics;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::{Api, Client};
+
+pub use controller::Settings;
+pub use leader::LeaseConfig;
+pub use metrics::Metrics;
+
+use crate::exec::engine::Engine;
+
+/// Where `serve` is, for the health endpoints.
+#[derive(Debug, Default)]
+pub struct Status(AtomicU8);
+
+/// The phases of [`Status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Starting up.
+    Starting,
+    /// Waiting for the lease.
+    Standby,
+    /// Recovering the store before acting.
+    Recovering,
+    /// Leading: the controllers run.
+    Leading,
+    /// Stopped (shut down or lost the lease).
+    Stopped,
+}
+
+impl Status {
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        match self.0.load(Ordering::Relaxed) {
+            0 => Phase::Starting,
+            1 => Phase::Standby,
+            2 => Phase::Recovering,
+            3 => Phase::Leading,
+            _ => Phase::Stopped,
+        }
+    }
+
+    fn set(&self, phase: Phase) {
+        let n = match phase {
+            Phase::Starting => 0,
+            Phase::Standby => 1,
+            Phase::Recovering => 2,
+            Phase::Leading => 3,
+            Phase::Stopped => 4,
+        };
+        self.0.store(n, Ordering::Relaxed);
+    }
+}
+
+/// How `serve` runs.
+pub struct ServeOptions {
+    /// The reconcilers' settings.
+    pub settings: Settings,
+    /// Leader election; `None` acts at once (a single instance).
+    pub lease: Option<LeaseConfig>,
+    /// How often node health is refreshed in the background.
+    pub health_interval: Duration,
+    /// Remount brick filesystems at start (real drivers; the fstab
+    /// equivalent after a node reboot).
+    pub remount_bricks: bool,
+}
+
+/// Run the provisioner until `shutdown` resolves (`Ok`) or the lease is lost
+/// (`Err`: the process should exit and be restarted as a standby).
+/// `open_engine` runs only once the lease is held.
+pub async fn serve<Open: Future<Output = anyhow::Result<Arc<Engine>>>>(
+    client: Client,
+    open_engine: impl FnOnce() -> Open,
+    options: ServeOptions,
+    metrics: Arc<Metrics>,
+    status: Arc<Status>,
+    shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
+) -> anyhow::Result<()> {
+    let leadership = match &options.lease {
+        Some(config) => {
+            config.check().map_err(anyhow::Error::msg)?;
+            status.set(Phase::Standby);
+            let api: Api<Lease> = Api::namespaced(client.clone(), &config.namespace);
+            tokio::select! {
+                held = leader::acquire(api, config.clone()) => Some(held),
+                () = shutdown.clone() => {
+                    status.set(Phase::Stopped);
+                    return Ok(());
+                }
+            }
+        }
+        None => None,
+    };
+    metrics.leader.set(1);
+    status.set(Phase::Recovering);
+    let result = lead(
+        client,
+        open_engine,
+        &options,
+        metrics.clone(),
+        &status,
+        leadership.as_ref(),
+        shutdown,
+    )
+    .await;
+    metrics.leader.set(0);
+    status.set(Phase::Stopped);
+    if let Some(leadership) = leadership {
+        leadership.release().await;
+    }
+    result
+}
+
+async fn lead<Open: Future<Output = anyhow::Result<Arc<Engine>>>>(
+    client: Client,
+    open_engine: impl FnOnce() -> Open,
+    options: &ServeOptions,
+    metrics: Arc<Metrics>,
+    status: &Status,
+    leadership: Option<&leader::Leadership>,
+    shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
+) -> anyhow::Result<()> {
+    let lost = async {
+        match leadership {
+            Some(l) => l.lost().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(lost);
+    let engine = tokio::select! {
+        opened = open_engine() => opened?,
+        () = &mut lost => anyhow::bail!("lost the leader lease while opening the store"),
+    };
+    let recovered = tokio::select! {
+        r = engine.recover() => r?,
+        () = &mut lost => anyhow::bail!("lost the leader lease while recovering"),
+    };
+    tracing::info!(?recovered, "store recovered");
+    if options.remount_bricks {
+        match engine.remount_bricks().await {
+            Ok(mounted) if !mounted.is_empty() => {
+                tracing::info!(?mounted, "brick filesystems mounted");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "remounting bricks failed; continuing"),
+        }
+    }
+    let health = engine.watch_health(options.health_interval);
+    status.set(Phase::Leading);
+    let controllers = controller::run(
+        client,
+        engine,
+        options.settings.clone(),
+        metrics,
+        shutdown,
+    );
+    let result = tokio::select! {
+        () = controllers => Ok(()),
+        () = &mut lost => Err(anyhow::anyhow!("lost the leader lease; stopping so that a standby can lead")),
+    };
+    health.abort();
+    result
+}
