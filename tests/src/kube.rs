@@ -1,0 +1,324 @@
+//! The provisioner against the development API server: a world with a
+//! real `kube::Client`, helpers to make classes and claims, and waits that
+//! read the outcome from objects and events.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aplo::exec::driver::SimDriver;
+use aplo::exec::engine::{Engine, EngineConfig, LoadOptions};
+use aplo::kube::{Metrics, ServeOptions, Settings, Status};
+use aplo::model::storage::Backend;
+use aplo::model::topology::parse_topology;
+use aplo::policy::Registry;
+use aplo::store::MemoryStore;
+use aplo_dev_apiserver::{ApiServer, Options};
+use k8s_openapi::api::core::v1::{
+    PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    VolumeResourceRequirements,
+};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{ListParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+
+/// The provisioner name the tests use.
+pub const PROVISIONER: &str = aplo::kube::claim::DEFAULT_PROVISIONER;
+
+/// A development API server and a client for it.
+pub struct World {
+    /// The server.
+    pub server: ApiServer,
+    /// A real client.
+    pub client: Client,
+}
+
+impl World {
+    /// Start a server (with its PV binder) and connect.
+    pub async fn start() -> World {
+        let server = ApiServer::start(Options::default())
+            .await
+            .expect("the development API server starts");
+        let client = client_for(&server.url());
+        World { server, client }
+    }
+
+    /// Claims in a namespace.
+    pub fn claims(&self, namespace: &str) -> Api<PersistentVolumeClaim> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// PVs.
+    pub fn volumes(&self) -> Api<PersistentVolume> {
+        Api::all(self.client.clone())
+    }
+
+    /// Create a StorageClass for aplo.
+    pub async fn class(&self, name: &str, parameters: &[(&str, &str)], reclaim: &str) {
+        let class = StorageClass {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..ObjectMeta::default()
+            },
+            provisioner: PROVISIONER.into(),
+            parameters: Some(
+                parameters
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            reclaim_policy: Some(reclaim.into()),
+            allow_volume_expansion: Some(true),
+            ..StorageClass::default()
+        };
+        Api::<StorageClass>::all(self.client.clone())
+            .create(&PostParams::default(), &class)
+            .await
+            .expect("the class is created");
+    }
+
+    /// Create a claim; returns its uid.
+    pub async fn claim(&self, namespace: &str, name: &str, class: &str, size: &str) -> String {
+        let claim = claim(name, class, size);
+        self.claims(namespace)
+            .create(&PostParams::default(), &claim)
+            .await
+            .expect("the claim is created")
+            .uid()
+            .expect("a uid")
+    }
+
+    /// Wait until every named claim is Bound; panics with the unbound ones
+    /// after `timeout`.
+    pub async fn wait_bound(&self, namespace: &str, names: &[String], timeout: Duration) {
+        let api = self.claims(namespace);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let list = api.list(&ListParams::default()).await.expect("list claims");
+            let bound: Vec<String> = list
+                .items
+                .iter()
+                .filter(|c| c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound"))
+                .map(|c| c.name_any())
+                .collect();
+            let unbound: Vec<&String> = names.iter().filter(|n| !bound.contains(n)).collect();
+            if unbound.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "claims not bound after {timeout:?}: {unbound:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The events (events.k8s.io) about one object, oldest first.
+    pub async fn events_about(&self, namespace: &str, name: &str) -> Vec<Event> {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        let mut events: Vec<Event> = api
+            .list(&ListParams::default())
+            .await
+            .expect("list events")
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .collect();
+        events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+        events
+    }
+
+    /// Wait until an event with `reason` is posted about an object.
+    pub async fn wait_event(
+        &self,
+        namespace: &str,
+        name: &str,
+        reason: &str,
+        timeout: Duration,
+    ) -> Event {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let events = self.events_about(namespace, name).await;
+            if let Some(e) = events
+                .iter()
+                .find(|e| e.reason.as_deref() == Some(reason))
+            {
+                return e.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {reason} event about {namespace}/{name} after {timeout:?}; events: {:?}",
+                events
+                    .iter()
+                    .map(|e| (e.reason.clone(), e.note.clone()))
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A client for a development API server.
+pub fn client_for(url: &str) -> Client {
+    let config = kube::Config::new(url.parse().expect("a URL"));
+    Client::try_from(config).expect("a client")
+}
+
+/// A claim for `size` of a class, ReadWriteMany.
+pub fn claim(name: &str, class: &str, size: &str) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteMany".into()]),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_owned(), Quantity(size.into()))])),
+                ..VolumeResourceRequirements::default()
+            }),
+            storage_class_name: Some(class.into()),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// A heketi topology of `nodes` nodes over three zones, two devices each,
+/// for the simulate executor.
+pub fn sim_topology(nodes: usize) -> String {
+    let nodes: Vec<String> = (0..nodes)
+        .map(|i| {
+            format!(
+                r#"{{"node": {{"hostnames": {{"manage": ["node{i}"], "storage": ["10.0.0.{}"]}}, "zone": {}}}, "devices": ["/dev/sdb", "/dev/sdc"]}}"#,
+                i + 1,
+                i % 3 + 1
+            )
+        })
+        .collect();
+    format!(r#"{{"clusters": [{{"nodes": [{}]}}]}}"#, nodes.join(", "))
+}
+
+/// The bundled policies, loaded once per process.
+pub fn registry() -> Arc<Registry> {
+    static REGISTRY: std::sync::OnceLock<Arc<Registry>> = std::sync::OnceLock::new();
+    REGISTRY
+        .get_or_init(|| {
+            let runtime = Arc::new(
+                aplo::policy::Runtime::new(aplo::policy::RuntimeConfig::default())
+                    .expect("a policy runtime"),
+            );
+            Arc::new(
+                Registry::open(runtime, aplo::policy::RegistryConfig::default())
+                    .expect("the bundled policies load"),
+            )
+        })
+        .clone()
+}
+
+/// An engine on the simulate executor with `nodes` nodes of 1 TiB devices.
+pub async fn sim_engine(nodes: usize) -> Arc<Engine> {
+    sim_engine_on(Arc::new(MemoryStore::default()), nodes).await
+}
+
+/// [`sim_engine`] over a given store.
+pub async fn sim_engine_on(store: Arc<dyn aplo::store::Store>, nodes: usize) -> Arc<Engine> {
+    let engine = Engine::new(
+        store,
+        Arc::new(SimDriver::new(1 << 40)),
+        registry(),
+        EngineConfig::default(),
+    )
+    .expect("an engine");
+    let spec = parse_topology(&sim_topology(nodes)).expect("the topology parses");
+    let report = engine
+        .load_topology(
+            &spec,
+            LoadOptions {
+                backend: Backend::LvmThin,
+            },
+        )
+        .await
+        .expect("the topology loads");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    Arc::new(engine)
+}
+
+/// A provisioner running in this process.
+pub struct Provisioner {
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Its metrics.
+    pub metrics: Arc<Metrics>,
+    /// Its phase.
+    pub status: Arc<Status>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Provisioner {
+    /// Start `aplo::kube::serve` with `engine`, without leader election
+    /// unless `options.lease` says otherwise.
+    pub fn start(client: Client, engine: Arc<Engine>, options: ServeOptions) -> Provisioner {
+        Provisioner::start_with(client, move || engine, options)
+    }
+
+    /// [`Provisioner::start`] with the engine opened only once this
+    /// instance leads.
+    pub fn start_with(
+        client: Client,
+        open: impl FnOnce() -> Arc<Engine> + Send + 'static,
+        options: ServeOptions,
+    ) -> Provisioner {
+        let metrics = Arc::new(Metrics::new());
+        let status = Arc::new(Status::default());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let shutdown = {
+            let mut stopped = stopped.clone();
+            let fut: futures::future::BoxFuture<'static, ()> = Box::pin(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            });
+            futures::FutureExt::shared(fut)
+        };
+        let task = tokio::spawn(aplo::kube::serve(
+            client,
+            move || async move { Ok(open()) },
+            options,
+            metrics.clone(),
+            status.clone(),
+            shutdown,
+        ));
+        Provisioner {
+            task,
+            metrics,
+            status,
+            stop,
+        }
+    }
+
+    /// Quick retries, so that tests do not wait for production backoffs.
+    pub fn options() -> ServeOptions {
+        let mut settings = Settings::new(PROVISIONER, "test");
+        settings.refusal_backoff = Duration::from_millis(500);
+        settings.retry_backoff = Duration::from_millis(100);
+        settings.sweep_interval = Duration::from_secs(1);
+        ServeOptions {
+            settings,
+            lease: None,
+            health_interval: Duration::from_secs(60),
+            remount_bricks: false,
+        }
+    }
+
+    /// Ask it to stop and wait until it has.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await.expect("the provisioner task does not panic")
+    }
+
+    /// Kill it where it stands (a crash: no graceful shutdown).
+    pub fn kill(self) {
+        self.task.abort();
+    }
+}

@@ -1,0 +1,354 @@
+//! The provisioner with a real `kube::Client` against the development API
+//! server (and its PV binder), on the simulate executor. Every outcome is
+//! read back from Kubernetes objects and events.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aplo::exec::engine::{Engine, EngineConfig};
+use aplo::exec::driver::SimDriver;
+use aplo::kube::{LeaseConfig, Phase};
+use aplo::store::MemoryStore;
+use aplo_e2e::kube::{Provisioner, World, registry, sim_engine, sim_engine_on};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_claims_across_three_classes_are_each_bound_exactly_once() {
+    let world = World::start().await;
+    world
+        .class("replica3", &[("classes.class", "replica3")], "Delete")
+        .await;
+    world
+        .class("arbiter", &[("classes.class", "arbiter")], "Delete")
+        .await;
+    world
+        .class(
+            "disperse",
+            &[("classes.class", "disperse-4-2"), ("placement", "binpack")],
+            "Delete",
+        )
+        .await;
+    let engine = sim_engine(6).await;
+    let provisioner = Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
+
+    let classes = ["replica3", "arbiter", "disperse"];
+    let claims = names("claim", 50);
+    let mut uids = Vec::new();
+    for (i, name) in claims.iter().enumerate() {
+        uids.push(world.claim("default", name, classes[i % 3], "1Gi").await);
+    }
+    world.wait_bound("default", &claims, WAIT).await;
+
+    // One PV per claim, named for it, pointing back at it.
+    let pvs = world.volumes().list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(pvs.len(), 50, "one PV per claim");
+    let pv_names: BTreeSet<String> = pvs.iter().map(|p| p.name_any()).collect();
+    let expected: BTreeSet<String> = uids.iter().map(|u| format!("pvc-{u}")).collect();
+    assert_eq!(pv_names, expected);
+    for pv in &pvs {
+        let spec = pv.spec.as_ref().unwrap();
+        let csi = spec.csi.as_ref().expect("a CSI source by default");
+        assert_eq!(csi.driver, aplo_e2e::kube::PROVISIONER);
+        let (volume, _) = engine.volume(&pv.name_any()).expect("the backend volume exists");
+        assert_eq!(csi.volume_handle, volume.id.to_string());
+        assert_eq!(
+            pv.annotations().get("pv.kubernetes.io/provisioned-by").map(String::as_str),
+            Some(aplo_e2e::kube::PROVISIONER)
+        );
+        assert!(pv.finalizers().iter().any(|f| f == aplo::kube::claim::FINALIZER));
+        assert_eq!(spec.persistent_volume_reclaim_policy.as_deref(), Some("Delete"));
+        assert_eq!(pv.status.as_ref().unwrap().phase.as_deref(), Some("Bound"));
+    }
+    // The classes' policies decided: each class's volumes have its scheme.
+    for (i, name) in claims.iter().enumerate() {
+        let claim = world.claims("default").get(name).await.unwrap();
+        let pv = claim.spec.unwrap().volume_name.unwrap();
+        let (volume, bricks) = engine.volume(&pv).unwrap();
+        let per_set = match classes[i % 3] {
+            "replica3" | "arbiter" => 3,
+            _ => 6,
+        };
+        assert_eq!(bricks.len() % per_set, 0, "{name}: {:?}", volume.scheme);
+        let scheme = format!("{:?}", volume.scheme);
+        match classes[i % 3] {
+            "replica3" => assert!(scheme.contains("arbiter: false"), "{scheme}"),
+            "arbiter" => assert!(scheme.contains("arbiter: true"), "{scheme}"),
+            _ => assert!(scheme.contains("Disperse"), "{scheme}"),
+        }
+    }
+    assert_eq!(engine.volumes().len(), 50, "no volume was made twice");
+
+    // Each claim heard exactly one success.
+    for name in claims.iter().take(5) {
+        let events = world.events_about("default", name).await;
+        let succeeded = events
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("ProvisioningSucceeded"))
+            .count();
+        assert_eq!(succeeded, 1, "{name}: {events:?}");
+        assert!(events.iter().any(|e| e.reason.as_deref() == Some("Provisioning")));
+    }
+    let metrics = provisioner.metrics.render();
+    assert!(
+        metrics.contains("controller_persistentvolumeclaim_provision_total{class=\"arbiter\"} 17"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("aplo_policy_decisions_total{decision=\"placement\",policy=\"binpack\",outcome=\"granted\"} 16"), "{metrics}");
+    provisioner.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_quota_refusal_is_a_warning_event_with_the_policy_reason_and_is_retried_slowly() {
+    let world = World::start().await;
+    world
+        .class(
+            "capped",
+            &[
+                ("quota", "namespace-quota"),
+                ("namespace-quota.max-volumes", "1"),
+            ],
+            "Delete",
+        )
+        .await;
+    let engine = sim_engine(3).await;
+    let provisioner = Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
+    world.claim("default", "first", "capped", "1Gi").await;
+    world.wait_bound("default", &["first".into()], WAIT).await;
+    world.claim("default", "second", "capped", "1Gi").await;
+    let event = world
+        .wait_event("default", "second", "ProvisioningFailed", WAIT)
+        .await;
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    let note = event.note.unwrap_or_default();
+    assert!(note.contains("namespace-quota"), "{note}");
+    assert!(note.contains("refused"), "{note}");
+    // Backoff: 0.5 s, 1 s, 2 s, ... so in 3 s at most four attempts (a hot
+    // loop would make hundreds).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let metrics = provisioner.metrics.render();
+    let failed = metrics
+        .lines()
+        .find(|l| l.starts_with("controller_persistentvolumeclaim_provision_failed_total{class=\"capped\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no failure counter: {metrics}"));
+    assert!((1..=5).contains(&failed), "{failed} attempts in ~3 s: {metrics}");
+    let claim = world.claims("default").get("second").await.unwrap();
+    assert_eq!(claim.status.unwrap().phase.as_deref(), Some("Pending"));
+    assert_eq!(engine.volumes().len(), 1);
+    provisioner.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_removes_the_volume_and_retain_keeps_it() {
+    let world = World::start().await;
+    world.class("gone", &[], "Delete").await;
+    world.class("kept", &[], "Retain").await;
+    let engine = sim_engine(3).await;
+    let provisioner = Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
+    let gone = world.claim("default", "gone", "gone", "1Gi").await;
+    let kept = world.claim("default", "kept", "kept", "1Gi").await;
+    world
+        .wait_bound("default", &["gone".into(), "kept".into()], WAIT)
+        .await;
+    assert_eq!(engine.volumes().len(), 2);
+    for name in ["gone", "kept"] {
+        world
+            .claims("default")
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    // Delete: the backend volume goes, then the PV object.
+    let pvs = world.volumes();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let gone_pv = pvs.get_opt(&format!("pvc-{gone}")).await.unwrap();
+        if gone_pv.is_none() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the PV stayed: {gone_pv:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(engine.volume(&format!("pvc-{gone}")).is_err(), "the backend volume was deleted");
+    // Retain: Released, and both the PV and its volume stay.
+    let kept_pv = pvs.get(&format!("pvc-{kept}")).await.unwrap();
+    assert_eq!(kept_pv.status.unwrap().phase.as_deref(), Some("Released"));
+    assert!(engine.volume(&format!("pvc-{kept}")).is_ok());
+    // Deleting a retained PV lets it go and leaves the volume.
+    pvs.delete(&format!("pvc-{kept}"), &DeleteParams::default())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while pvs.get_opt(&format!("pvc-{kept}")).await.unwrap().is_some() {
+        assert!(std::time::Instant::now() < deadline, "the retained PV kept its finalizer");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(engine.volume(&format!("pvc-{kept}")).is_ok(), "Retain keeps the volume");
+    let metrics = provisioner.metrics.render();
+    assert!(metrics.contains("controller_persistentvolume_delete_total{class=\"gone\"} 1"), "{metrics}");
+    provisioner.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bigger_request_expands_the_volume_the_pv_and_the_claim_status() {
+    let world = World::start().await;
+    world.class("grow", &[], "Delete").await;
+    let engine = sim_engine(3).await;
+    let provisioner = Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
+    let uid = world.claim("default", "data", "grow", "1Gi").await;
+    world.wait_bound("default", &["data".into()], WAIT).await;
+    world
+        .claims("default")
+        .patch(
+            "data",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"resources": {"requests": {"storage": "3Gi"}}}})),
+        )
+        .await
+        .unwrap();
+    world
+        .wait_event("default", "data", "VolumeResizeSuccessful", WAIT)
+        .await;
+    world.wait_event("default", "data", "Resizing", WAIT).await;
+    let pv = world.volumes().get(&format!("pvc-{uid}")).await.unwrap();
+    assert_eq!(
+        pv.spec.unwrap().capacity.unwrap()["storage"].0,
+        "3Gi",
+        "the PV's capacity follows"
+    );
+    let claim: PersistentVolumeClaim = world.claims("default").get("data").await.unwrap();
+    let status = claim.status.unwrap();
+    assert_eq!(status.capacity.unwrap()["storage"].0, "3Gi");
+    assert!(status.conditions.unwrap_or_default().is_empty(), "no Resizing condition left");
+    let (volume, _) = engine.volume(&format!("pvc-{uid}")).unwrap();
+    assert!(volume.bytes >= 3 << 30);
+    provisioner.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dropped_watches_and_expired_versions_lose_no_claim() {
+    let world = World::start().await;
+    world.class("flaky", &[], "Delete").await;
+    let engine = sim_engine(3).await;
+    let provisioner = Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
+    let claims = names("flaky", 30);
+    for (i, name) in claims.iter().enumerate() {
+        world.claim("default", name, "flaky", "1Gi").await;
+        if i % 5 == 4 {
+            // Drop every watch, and expire what a resume would need, while
+            // claims keep arriving.
+            world.server.drop_watches();
+            world.server.expire_history();
+        }
+    }
+    world.server.drop_watches();
+    world.server.expire_history();
+    world.wait_bound("default", &claims, WAIT).await;
+    assert_eq!(engine.volumes().len(), 30);
+    let pvs = world.volumes().list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(pvs.len(), 30);
+    // The watch really was cut: the controller listed again.
+    let lists = world
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "list" && r.resource == "persistentvolumeclaims")
+        .count();
+    assert!(lists >= 2, "the controller re-listed after the expiry ({lists} lists)");
+    provisioner.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_standby_takes_over_when_the_leader_dies() {
+    let world = World::start().await;
+    world.class("ha", &[], "Delete").await;
+    // Both instances share one store, as two replicas share the state
+    // volume; each opens it only once it leads.
+    let store = Arc::new(MemoryStore::default());
+    drop(sim_engine_on(store.clone(), 3).await);
+    let open = |store: Arc<MemoryStore>| {
+        Arc::new(
+            Engine::new(store, Arc::new(SimDriver::new(1 << 40)), registry(), EngineConfig::default())
+                .unwrap(),
+        )
+    };
+    let elected = |identity: &str| {
+        let mut options = Provisioner::options();
+        options.settings.identity = identity.into();
+        options.lease = Some(LeaseConfig {
+            lease_duration: Duration::from_millis(1500),
+            renew_deadline: Duration::from_millis(1000),
+            retry_period: Duration::from_millis(200),
+            ..LeaseConfig::new("aplo-system", "aplo-test", identity)
+        });
+        options
+    };
+    let first = Provisioner::start_with(
+        world.client.clone(),
+        {
+            let store = store.clone();
+            move || open(store)
+        },
+        elected("first"),
+    );
+    wait_phase(&first, Phase::Leading).await;
+    let second_client = aplo_e2e::kube::client_for(&world.server.url());
+    let second = Provisioner::start_with(
+        second_client,
+        {
+            let store = store.clone();
+            move || open(store)
+        },
+        elected("second"),
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(second.status.phase(), Phase::Standby, "only one instance leads");
+    let before = names("before", 5);
+    for name in &before {
+        world.claim("default", name, "ha", "1Gi").await;
+    }
+    world.wait_bound("default", &before, WAIT).await;
+
+    first.kill();
+    let after = names("after", 5);
+    for name in &after {
+        world.claim("default", name, "ha", "1Gi").await;
+    }
+    world.wait_bound("default", &after, WAIT).await;
+    assert_eq!(second.status.phase(), Phase::Leading);
+    let lease = Api::<Lease>::namespaced(world.client.clone(), "aplo-system")
+        .get("aplo-test")
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    assert_eq!(lease.holder_identity.as_deref(), Some("second"));
+    assert!(lease.lease_transitions.unwrap_or(0) >= 1);
+    let pvs = world.volumes().list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(pvs.len(), 10, "no claim was provisioned twice");
+    second.stop().await.unwrap();
+}
+
+async fn wait_phase(provisioner: &Provisioner, phase: Phase) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while provisioner.status.phase() != phase {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {:?}, not {phase:?}",
+            provisioner.status.phase()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
