@@ -108,10 +108,22 @@ impl World {
             if unbound.is_empty() {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "claims not bound after {timeout:?}: {unbound:?}"
-            );
+            if Instant::now() >= deadline {
+                let mut events = Vec::new();
+                for name in unbound.iter().take(3) {
+                    for e in self.events_about(namespace, name).await {
+                        events.push(format!(
+                            "{name}: {} {}",
+                            e.reason.unwrap_or_default(),
+                            e.note.unwrap_or_default()
+                        ));
+                    }
+                }
+                panic!(
+                    "claims not bound after {timeout:?}: {unbound:?}; their events:\n{}",
+                    events.join("\n")
+                );
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
