@@ -1,8 +1,11 @@
-//! The storage half of the classic GlusterFS demo, for real: three gluster
-//! nodes in namespaces on this machine, an example topology loaded through
-//! aplo's engine, a replica-3 volume created through the default policies
-//! on loop bricks, FUSE-mounted, `I love GlusterFS!` written and read back.
-//! Everything is torn down at the end (with `--keep`, after Ctrl-C).
+//! The classic GlusterFS-on-Kubernetes demo, for real and without a
+//! cluster: a PVC is submitted to the development API server (an in-memory
+//! stand-in for kube-apiserver, for demos and tests only); aplo's
+//! provisioner provisions it through the StorageClass's policies on three
+//! gluster nodes running in namespaces on this machine (real loop bricks);
+//! the PV binds; the volume is FUSE-mounted and `I love GlusterFS!` is
+//! written and read back. Deleting the claim deletes the volume. Everything
+//! is torn down at the end (with `--keep`, after Ctrl-C).
 //!
 //! It needs root (namespaces, loop devices, mounts). Without root it says
 //! so and runs the policy half (`aplo demo`) instead.
@@ -10,11 +13,16 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use aplo::exec::engine::{CreateRequest, LoadOptions};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aplo::exec::engine::LoadOptions;
+use aplo::model::format_size;
 use aplo::model::topology::parse_topology;
-use aplo::model::{GIB, format_size};
+use aplo_e2e::kube::{Provisioner, World};
 use aplo_e2e::{Cluster, FuseMount};
 use clap::Parser;
+use kube::api::DeleteParams;
 
 /// Arguments.
 #[derive(Debug, Parser)]
@@ -75,7 +83,7 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), String> {
     let started = Instant::now();
-    let parameters = args
+    let mut parameters: Vec<(String, String)> = args
         .params
         .iter()
         .map(|p| {
@@ -84,6 +92,19 @@ async fn run(args: Args) -> Result<(), String> {
                 .ok_or_else(|| format!("parameter '{p}' is not key=value"))
         })
         .collect::<Result<_, _>>()?;
+    if parameters.is_empty() {
+        parameters.push(("classes.class".into(), "replica3".into()));
+    }
+    step(
+        started,
+        "starting the development API server (in memory: a stand-in for kube-apiserver, for demos and tests only)",
+    );
+    let world = World::start().await;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, world.server.kubeconfig()).map_err(|e| e.to_string())?;
+    println!("           {} (kubeconfig {})", world.server.url(), kubeconfig.display());
+
     step(
         started,
         "starting three gluster nodes in network and mount namespaces",
@@ -95,9 +116,7 @@ async fn run(args: Args) -> Result<(), String> {
             node.name, node.address
         );
     }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let engine = cluster.engine(&dir.path().join("aplo.redb"))?;
-
+    let engine = Arc::new(cluster.engine(&dir.path().join("aplo.redb"))?);
     step(
         started,
         "loading a heketi topology: three zones, one 4GiB loop device per node",
@@ -111,26 +130,50 @@ async fn run(args: Args) -> Result<(), String> {
         return Err(report.failures.join("; "));
     }
 
+    step(started, "starting aplo's provisioner against the API server");
+    let provisioner = Provisioner::start(
+        world.client.clone(),
+        engine.clone(),
+        Provisioner::options(),
+    );
+    let shown: Vec<String> = parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
     step(
         started,
-        "creating volume 'demo' (1GiB) through the default policies",
+        &format!(
+            "1. submitting StorageClass 'glusterfs' ({}) and PVC 'gluster-claim' (1Gi, ReadWriteMany)",
+            shown.join(", ")
+        ),
     );
+    let pairs: Vec<(&str, &str)> = parameters
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    world.class("glusterfs", &pairs, "Delete").await;
     let t = Instant::now();
-    let volume = engine
-        .create_volume(CreateRequest {
-            name: Some("demo".into()),
-            bytes: GIB,
-            parameters,
-            ..CreateRequest::default()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    println!(
-        "           {} {}, created in {:.1}s:",
-        format_size(volume.bytes),
-        aplo::model::validate::describe(&volume.scheme),
-        t.elapsed().as_secs_f64()
+    let uid = world
+        .claim("default", "gluster-claim", "glusterfs", "1Gi")
+        .await;
+    world
+        .wait_bound("default", &["gluster-claim".into()], Duration::from_secs(180))
+        .await;
+    let name = format!("pvc-{uid}");
+    let (volume, _) = engine.volume(&name).map_err(|e| e.to_string())?;
+    step(
+        started,
+        &format!(
+            "2-3. provisioned and bound in {:.1}s: PV {name}, {} {}",
+            t.elapsed().as_secs_f64(),
+            format_size(volume.bytes),
+            aplo::model::validate::describe(&volume.scheme),
+        ),
     );
+    for event in world.events_about("default", "gluster-claim").await {
+        println!(
+            "           event {}: {}",
+            event.reason.unwrap_or_default(),
+            event.note.unwrap_or_default()
+        );
+    }
     let snapshot = engine.snapshot();
     for brick in snapshot.bricks_of(volume.id) {
         let node = &snapshot.nodes[&brick.node];
@@ -139,15 +182,29 @@ async fn run(args: Args) -> Result<(), String> {
             node.manage, node.zone, node.storage, brick.path
         );
     }
+    let pv = world
+        .volumes()
+        .get(&name)
+        .await
+        .map_err(|e| e.to_string())?;
+    let attributes = pv
+        .spec
+        .and_then(|s| s.csi)
+        .and_then(|c| c.volume_attributes)
+        .ok_or("the PV has no CSI volume attributes")?;
+    let host = attributes["hosts"].split(',').next().unwrap_or_default().to_owned();
 
-    step(started, "mounting it with the gluster FUSE client");
-    let mount = FuseMount::new(&cluster.nodes[0].address, "demo")?;
+    step(
+        started,
+        &format!("4. mounting {host}:/{} with the gluster FUSE client", attributes["volume"]),
+    );
+    let mount = FuseMount::new(&host, &attributes["volume"])?;
     let file = mount.path.join("hello.txt");
     std::fs::write(&file, "I love GlusterFS!\n").map_err(|e| e.to_string())?;
     let back = std::fs::read_to_string(&file).map_err(|e| e.to_string())?;
     step(
         started,
-        &format!("wrote and read back {}: {}", file.display(), back.trim()),
+        &format!("5. wrote and read back {}: {}", file.display(), back.trim()),
     );
     if back != "I love GlusterFS!\n" {
         return Err(format!("read back {back:?}"));
@@ -164,32 +221,50 @@ async fn run(args: Args) -> Result<(), String> {
             other => format!("{other:?}"),
         };
         println!(
-            "\nThe cluster is up and {} is mounted. Look inside node1:\n  \
-             {enter} gluster volume info demo\n\
-             Press Ctrl-C to delete the volume and tear everything down.",
-            mount.path.display()
+            "\nEverything is up and {} is mounted. Try:\n  \
+             kubectl --kubeconfig {} describe pvc gluster-claim\n  \
+             {enter} gluster volume info {name}\n\
+             Press Ctrl-C to delete the claim and tear everything down.",
+            mount.path.display(),
+            kubeconfig.display()
         );
         let _ = tokio::signal::ctrl_c().await;
     }
     drop(mount);
     step(
         started,
-        "deleting the volume: bricks, loop devices and the gluster volume go",
+        "deleting the claim: the PV is released, aplo deletes the gluster volume and its bricks",
     );
-    engine
-        .delete_volume("demo")
+    world
+        .claims("default")
+        .delete("gluster-claim", &DeleteParams::default())
         .await
         .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while world
+        .volumes()
+        .get_opt(&name)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
+        if Instant::now() > deadline {
+            return Err(format!("PV {name} was not deleted within 120 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    provisioner.stop().await.map_err(|e| format!("{e:#}"))?;
     let leftovers = cluster.brick_leftovers();
+    let gluster_left = cluster.volume_names().await;
     drop(cluster);
     step(
         started,
         &format!(
-            "stopped the nodes and removed their namespaces; {} left behind",
-            if leftovers.is_empty() {
+            "PV and gluster volume gone; stopped the nodes and removed their namespaces; {} left behind",
+            if leftovers.is_empty() && gluster_left.is_empty() {
                 "nothing".to_owned()
             } else {
-                format!("{leftovers:?}")
+                format!("{leftovers:?} {gluster_left:?}")
             }
         ),
     );
