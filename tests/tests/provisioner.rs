@@ -288,9 +288,9 @@ async fn a_standby_takes_over_when_the_leader_dies() {
         let mut options = Provisioner::options();
         options.settings.identity = identity.into();
         options.lease = Some(LeaseConfig {
-            lease_duration: Duration::from_millis(1500),
-            renew_deadline: Duration::from_millis(1000),
-            retry_period: Duration::from_millis(200),
+            lease_duration: Duration::from_secs(4),
+            renew_deadline: Duration::from_secs(3),
+            retry_period: Duration::from_millis(250),
             ..LeaseConfig::new("aplo-system", "aplo-test", identity)
         });
         options
@@ -326,6 +326,7 @@ async fn a_standby_takes_over_when_the_leader_dies() {
     for name in &after {
         world.claim("default", name, "ha", "1Gi").await;
     }
+    wait_phase(&second, Phase::Leading).await;
     world.wait_bound("default", &after, WAIT).await;
     assert_eq!(second.status.phase(), Phase::Leading);
     let lease = Api::<Lease>::namespaced(world.client.clone(), "aplo-system")

@@ -102,12 +102,16 @@ pub struct Context {
 }
 
 impl Context {
-    async fn ready(&self) {
-        // Each store fills on its first list; before that, a missing class
-        // or PV means nothing.
-        let _ = self.classes.wait_until_ready().await;
-        let _ = self.volumes.wait_until_ready().await;
-        let _ = self.claims.wait_until_ready().await;
+    /// Whether every store has had its first list; before that, a missing
+    /// class or PV means nothing. Reconciles that come too early requeue
+    /// instead of waiting: the stores fill from the same streams that
+    /// schedule reconciles, so a waiting reconcile could hold a slot the
+    /// stores need.
+    fn ready(&self) -> bool {
+        use futures::FutureExt;
+        self.classes.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok())
+            && self.volumes.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok())
+            && self.claims.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok())
     }
 
     fn succeeded(&self, uid: &str) {
@@ -169,7 +173,9 @@ pub async fn reconcile_claim(
     claim: Arc<PersistentVolumeClaim>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
-    ctx.ready().await;
+    if !ctx.ready() {
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    }
     if claim.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -480,7 +486,9 @@ pub async fn reconcile_volume(
     pv: Arc<PersistentVolume>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
-    ctx.ready().await;
+    if !ctx.ready() {
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    }
     if pv.annotations().get(ANN_PROVISIONED_BY) != Some(&ctx.settings.provisioner) {
         return Ok(Action::await_change());
     }
@@ -577,7 +585,6 @@ fn error_policy<K: Resource>(
 /// gone: made by this provisioner (`pvc-<uid>` with a claim), not wanted by
 /// any PV, and not for a claim that still waits for one.
 async fn sweep_orphans(ctx: &Context) {
-    ctx.ready().await;
     let pending: std::collections::HashSet<String> = ctx
         .claims
         .state()
@@ -718,8 +725,12 @@ pub async fn run(
         let ctx = ctx.clone();
         async move {
             loop {
-                sweep_orphans(&ctx).await;
-                tokio::time::sleep(ctx.settings.sweep_interval).await;
+                if ctx.ready() {
+                    sweep_orphans(&ctx).await;
+                    tokio::time::sleep(ctx.settings.sweep_interval).await;
+                } else {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
             }
         }
     };
