@@ -15,8 +15,7 @@ use aplo::policy::Registry;
 use aplo::store::MemoryStore;
 use aplo_dev_apiserver::{ApiServer, Options};
 use k8s_openapi::api::core::v1::{
-    PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    VolumeResourceRequirements,
+    PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements,
 };
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -154,10 +153,7 @@ impl World {
         let deadline = Instant::now() + timeout;
         loop {
             let events = self.events_about(namespace, name).await;
-            if let Some(e) = events
-                .iter()
-                .find(|e| e.reason.as_deref() == Some(reason))
-            {
+            if let Some(e) = events.iter().find(|e| e.reason.as_deref() == Some(reason)) {
                 return e.clone();
             }
             assert!(
@@ -179,6 +175,24 @@ pub fn client_for(url: &str) -> Client {
     Client::try_from(config).expect("a client")
 }
 
+/// A client that presents `user` as its bearer token, so that the
+/// server's request log says who made each call.
+pub async fn client_as(url: &str, user: &str) -> Client {
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters: [{{name: dev, cluster: {{server: \"{url}\"}}}}]\n\
+         users: [{{name: {user}, user: {{token: \"{user}\"}}}}]\n\
+         contexts: [{{name: dev, context: {{cluster: dev, user: {user}}}}}]\ncurrent-context: dev\n"
+    );
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&kubeconfig).expect("a kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("a client configuration");
+    Client::try_from(config).expect("a client")
+}
+
 /// A claim for `size` of a class, ReadWriteMany.
 pub fn claim(name: &str, class: &str, size: &str) -> PersistentVolumeClaim {
     PersistentVolumeClaim {
@@ -189,7 +203,10 @@ pub fn claim(name: &str, class: &str, size: &str) -> PersistentVolumeClaim {
         spec: Some(PersistentVolumeClaimSpec {
             access_modes: Some(vec!["ReadWriteMany".into()]),
             resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([("storage".to_owned(), Quantity(size.into()))])),
+                requests: Some(BTreeMap::from([(
+                    "storage".to_owned(),
+                    Quantity(size.into()),
+                )])),
                 ..VolumeResourceRequirements::default()
             }),
             storage_class_name: Some(class.into()),
@@ -326,7 +343,9 @@ impl Provisioner {
     /// Ask it to stop and wait until it has.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
-        self.task.await.expect("the provisioner task does not panic")
+        self.task
+            .await
+            .expect("the provisioner task does not panic")
     }
 
     /// Kill it where it stands (a crash: no graceful shutdown).

@@ -37,8 +37,8 @@ const VALIDATOR: &str = "kubernetes-validate==1.37.0";
 /// Written from the design (issue #4) and the calls in `host/src/kube/`
 /// (reflectors on classes, claims and volumes; the orphan sweep's gets;
 /// the event recorder; the node lookup for `WaitForFirstConsumer`; the
-/// Lease). To be replaced, or extended, with the calls seen in the API
-/// server's audit log of a live run.
+/// Lease). `the_rbac_allows_every_call_of_a_live_run_and_no_more` checks
+/// it against the API server's request log of a live run.
 const CLUSTER_CALLS: &[(&str, &str, &str)] = &[
     ("", "persistentvolumeclaims", "get"),
     ("", "persistentvolumeclaims", "list"),
@@ -50,7 +50,6 @@ const CLUSTER_CALLS: &[(&str, &str, &str)] = &[
     ("", "persistentvolumes", "create"),
     ("", "persistentvolumes", "patch"),
     ("", "persistentvolumes", "delete"),
-    ("storage.k8s.io", "storageclasses", "get"),
     ("storage.k8s.io", "storageclasses", "list"),
     ("storage.k8s.io", "storageclasses", "watch"),
     ("events.k8s.io", "events", "create"),
@@ -784,5 +783,177 @@ fn aplo_accepts_the_shipped_config_topology_and_storage_classes() {
         defaults.len(),
         1,
         "one default StorageClass, not {defaults:?}"
+    );
+}
+
+/// Calls the RBAC grants that a normal run does not make: the orphan
+/// sweep's double checks, made only when a crash left a volume without a
+/// PV (covered by `provisioner_crash.rs`).
+const RARE_CALLS: &[(&str, &str, &str)] = &[
+    ("", "persistentvolumeclaims", "get"),
+    ("", "persistentvolumes", "get"),
+];
+
+/// A live run against the development API server, its requests recorded
+/// by user: every call the provisioner makes is granted by the shipped
+/// RBAC (in the right scope), and every grant is used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_rbac_allows_every_call_of_a_live_run_and_no_more() {
+    use aplo_e2e::kube::{Provisioner, World, client_as};
+    use k8s_openapi::api::core::v1::Node;
+    use kube::Api;
+    use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+    use std::time::Duration;
+
+    let objects = render("base");
+    let cluster = grants(only(&objects, "ClusterRole", "aplo-provisioner"));
+    let namespaced = grants(only(&objects, "Role", "aplo-leader-election"));
+
+    let world = World::start().await;
+    let user = format!("system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}");
+    let client = client_as(&world.server.url(), &user).await;
+    let mut options = Provisioner::options();
+    options.lease = Some(aplo::kube::LeaseConfig {
+        lease_duration: Duration::from_secs(4),
+        renew_deadline: Duration::from_secs(3),
+        retry_period: Duration::from_millis(250),
+        ..aplo::kube::LeaseConfig::new(NAMESPACE, "aplo", "audit")
+    });
+    let engine = aplo_e2e::kube::sim_engine(3).await;
+    let provisioner = Provisioner::start(client, engine, options);
+
+    // Provision (Immediate and WaitForFirstConsumer), refuse, expand, delete.
+    world.class("now", &[], "Delete").await;
+    world
+        .class(
+            "capped",
+            &[
+                ("quota", "namespace-quota"),
+                ("namespace-quota.max-volume-size", "1Gi"),
+            ],
+            "Delete",
+        )
+        .await;
+    let classes: Api<k8s_openapi::api::storage::v1::StorageClass> = Api::all(world.client.clone());
+    let mut later = classes.get("now").await.unwrap();
+    later.metadata = Default::default();
+    later.metadata.name = Some("later".into());
+    later.volume_binding_mode = Some("WaitForFirstConsumer".into());
+    classes
+        .create(&PostParams::default(), &later)
+        .await
+        .unwrap();
+    let node: Node = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "worker-1", "labels": {"topology.kubernetes.io/zone": "1"}}
+    }))
+    .unwrap();
+    Api::<Node>::all(world.client.clone())
+        .create(&PostParams::default(), &node)
+        .await
+        .unwrap();
+
+    world.claim("default", "a", "now", "1Gi").await;
+    let mut waiting = aplo_e2e::kube::claim("b", "later", "1Gi");
+    waiting.metadata.annotations = Some(
+        [(
+            aplo::kube::claim::ANN_SELECTED_NODE.to_owned(),
+            "worker-1".to_owned(),
+        )]
+        .into(),
+    );
+    world
+        .claims("default")
+        .create(&PostParams::default(), &waiting)
+        .await
+        .unwrap();
+    world.claim("default", "too-big", "capped", "2Gi").await;
+    world
+        .wait_bound(
+            "default",
+            &["a".into(), "b".into()],
+            Duration::from_secs(30),
+        )
+        .await;
+    world
+        .wait_event(
+            "default",
+            "too-big",
+            "ProvisioningFailed",
+            Duration::from_secs(30),
+        )
+        .await;
+    world
+        .claims("default")
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(
+                serde_json::json!({"spec": {"resources": {"requests": {"storage": "2Gi"}}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    world
+        .wait_event(
+            "default",
+            "a",
+            "VolumeResizeSuccessful",
+            Duration::from_secs(30),
+        )
+        .await;
+    world
+        .claims("default")
+        .delete("a", &DeleteParams::default())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while world
+        .volumes()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .len()
+        > 1
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the released PV was not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A repeated refusal is patched into the same event (a series).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    provisioner.stop().await.unwrap();
+
+    let mut seen = BTreeSet::new();
+    for request in world.server.requests() {
+        if request.user.as_deref() != Some(user.as_str()) {
+            continue;
+        }
+        let resource = match &request.subresource {
+            Some(sub) => format!("{}/{sub}", request.resource),
+            None => request.resource.clone(),
+        };
+        let grant = (request.group.clone(), resource, request.verb.clone());
+        let allowed = match request.namespace.as_deref() {
+            Some(NAMESPACE) if namespaced.contains(&grant) => true,
+            _ => cluster.contains(&grant),
+        };
+        assert!(
+            allowed,
+            "the provisioner called {grant:?} in {:?}, which the shipped RBAC does not allow",
+            request.namespace
+        );
+        seen.insert(grant);
+    }
+    let rare = expected(RARE_CALLS);
+    let unused: Vec<&Grant> = cluster
+        .union(&namespaced)
+        .filter(|g| !seen.contains(*g) && !rare.contains(*g))
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "granted but never used in a live run: {unused:?}"
     );
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aplo::exec::engine::{Engine, EngineConfig};
 use aplo::exec::driver::SimDriver;
+use aplo::exec::engine::{Engine, EngineConfig};
 use aplo::kube::{LeaseConfig, Phase};
 use aplo::store::MemoryStore;
 use aplo_e2e::kube::{Provisioner, World, registry, sim_engine, sim_engine_on};
@@ -40,7 +40,8 @@ async fn fifty_claims_across_three_classes_are_each_bound_exactly_once() {
         )
         .await;
     let engine = sim_engine(6).await;
-    let provisioner = Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
+    let provisioner =
+        Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
 
     let classes = ["replica3", "arbiter", "disperse"];
     let claims = names("claim", 50);
@@ -51,7 +52,12 @@ async fn fifty_claims_across_three_classes_are_each_bound_exactly_once() {
     world.wait_bound("default", &claims, WAIT).await;
 
     // One PV per claim, named for it, pointing back at it.
-    let pvs = world.volumes().list(&ListParams::default()).await.unwrap().items;
+    let pvs = world
+        .volumes()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
     assert_eq!(pvs.len(), 50, "one PV per claim");
     let pv_names: BTreeSet<String> = pvs.iter().map(|p| p.name_any()).collect();
     let expected: BTreeSet<String> = uids.iter().map(|u| format!("pvc-{u}")).collect();
@@ -60,14 +66,25 @@ async fn fifty_claims_across_three_classes_are_each_bound_exactly_once() {
         let spec = pv.spec.as_ref().unwrap();
         let csi = spec.csi.as_ref().expect("a CSI source by default");
         assert_eq!(csi.driver, aplo_e2e::kube::PROVISIONER);
-        let (volume, _) = engine.volume(&pv.name_any()).expect("the backend volume exists");
+        let (volume, _) = engine
+            .volume(&pv.name_any())
+            .expect("the backend volume exists");
         assert_eq!(csi.volume_handle, volume.id.to_string());
         assert_eq!(
-            pv.annotations().get("pv.kubernetes.io/provisioned-by").map(String::as_str),
+            pv.annotations()
+                .get("pv.kubernetes.io/provisioned-by")
+                .map(String::as_str),
             Some(aplo_e2e::kube::PROVISIONER)
         );
-        assert!(pv.finalizers().iter().any(|f| f == aplo::kube::claim::FINALIZER));
-        assert_eq!(spec.persistent_volume_reclaim_policy.as_deref(), Some("Delete"));
+        assert!(
+            pv.finalizers()
+                .iter()
+                .any(|f| f == aplo::kube::claim::FINALIZER)
+        );
+        assert_eq!(
+            spec.persistent_volume_reclaim_policy.as_deref(),
+            Some("Delete")
+        );
         assert_eq!(pv.status.as_ref().unwrap().phase.as_deref(), Some("Bound"));
     }
     // The classes' policies decided: each class's volumes have its scheme.
@@ -97,7 +114,11 @@ async fn fifty_claims_across_three_classes_are_each_bound_exactly_once() {
             .filter(|e| e.reason.as_deref() == Some("ProvisioningSucceeded"))
             .count();
         assert_eq!(succeeded, 1, "{name}: {events:?}");
-        assert!(events.iter().any(|e| e.reason.as_deref() == Some("Provisioning")));
+        assert!(
+            events
+                .iter()
+                .any(|e| e.reason.as_deref() == Some("Provisioning"))
+        );
     }
     let metrics = provisioner.metrics.render();
     assert!(
@@ -122,7 +143,8 @@ async fn a_quota_refusal_is_a_warning_event_with_the_policy_reason_and_is_retrie
         )
         .await;
     let engine = sim_engine(3).await;
-    let provisioner = Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
+    let provisioner =
+        Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
     world.claim("default", "first", "capped", "1Gi").await;
     world.wait_bound("default", &["first".into()], WAIT).await;
     world.claim("default", "second", "capped", "1Gi").await;
@@ -139,11 +161,18 @@ async fn a_quota_refusal_is_a_warning_event_with_the_policy_reason_and_is_retrie
     let metrics = provisioner.metrics.render();
     let failed = metrics
         .lines()
-        .find(|l| l.starts_with("controller_persistentvolumeclaim_provision_failed_total{class=\"capped\"}"))
+        .find(|l| {
+            l.starts_with(
+                "controller_persistentvolumeclaim_provision_failed_total{class=\"capped\"}",
+            )
+        })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|n| n.parse::<u64>().ok())
         .unwrap_or_else(|| panic!("no failure counter: {metrics}"));
-    assert!((1..=5).contains(&failed), "{failed} attempts in ~3 s: {metrics}");
+    assert!(
+        (1..=5).contains(&failed),
+        "{failed} attempts in ~3 s: {metrics}"
+    );
     let claim = world.claims("default").get("second").await.unwrap();
     assert_eq!(claim.status.unwrap().phase.as_deref(), Some("Pending"));
     assert_eq!(engine.volumes().len(), 1);
@@ -156,7 +185,8 @@ async fn delete_removes_the_volume_and_retain_keeps_it() {
     world.class("gone", &[], "Delete").await;
     world.class("kept", &[], "Retain").await;
     let engine = sim_engine(3).await;
-    let provisioner = Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
+    let provisioner =
+        Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
     let gone = world.claim("default", "gone", "gone", "1Gi").await;
     let kept = world.claim("default", "kept", "kept", "1Gi").await;
     world
@@ -178,10 +208,16 @@ async fn delete_removes_the_volume_and_retain_keeps_it() {
         if gone_pv.is_none() {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the PV stayed: {gone_pv:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the PV stayed: {gone_pv:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(engine.volume(&format!("pvc-{gone}")).is_err(), "the backend volume was deleted");
+    assert!(
+        engine.volume(&format!("pvc-{gone}")).is_err(),
+        "the backend volume was deleted"
+    );
     // Retain: Released, and both the PV and its volume stay.
     let kept_pv = pvs.get(&format!("pvc-{kept}")).await.unwrap();
     assert_eq!(kept_pv.status.unwrap().phase.as_deref(), Some("Released"));
@@ -192,12 +228,21 @@ async fn delete_removes_the_volume_and_retain_keeps_it() {
         .unwrap();
     let deadline = std::time::Instant::now() + WAIT;
     while pvs.get_opt(&format!("pvc-{kept}")).await.unwrap().is_some() {
-        assert!(std::time::Instant::now() < deadline, "the retained PV kept its finalizer");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the retained PV kept its finalizer"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(engine.volume(&format!("pvc-{kept}")).is_ok(), "Retain keeps the volume");
+    assert!(
+        engine.volume(&format!("pvc-{kept}")).is_ok(),
+        "Retain keeps the volume"
+    );
     let metrics = provisioner.metrics.render();
-    assert!(metrics.contains("controller_persistentvolume_delete_total{class=\"gone\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("controller_persistentvolume_delete_total{class=\"gone\"} 1"),
+        "{metrics}"
+    );
     provisioner.stop().await.unwrap();
 }
 
@@ -206,7 +251,8 @@ async fn a_bigger_request_expands_the_volume_the_pv_and_the_claim_status() {
     let world = World::start().await;
     world.class("grow", &[], "Delete").await;
     let engine = sim_engine(3).await;
-    let provisioner = Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
+    let provisioner =
+        Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
     let uid = world.claim("default", "data", "grow", "1Gi").await;
     world.wait_bound("default", &["data".into()], WAIT).await;
     world
@@ -231,7 +277,10 @@ async fn a_bigger_request_expands_the_volume_the_pv_and_the_claim_status() {
     let claim: PersistentVolumeClaim = world.claims("default").get("data").await.unwrap();
     let status = claim.status.unwrap();
     assert_eq!(status.capacity.unwrap()["storage"].0, "3Gi");
-    assert!(status.conditions.unwrap_or_default().is_empty(), "no Resizing condition left");
+    assert!(
+        status.conditions.unwrap_or_default().is_empty(),
+        "no Resizing condition left"
+    );
     let (volume, _) = engine.volume(&format!("pvc-{uid}")).unwrap();
     assert!(volume.bytes >= 3 << 30);
     provisioner.stop().await.unwrap();
@@ -242,7 +291,8 @@ async fn dropped_watches_and_expired_versions_lose_no_claim() {
     let world = World::start().await;
     world.class("flaky", &[], "Delete").await;
     let engine = sim_engine(3).await;
-    let provisioner = Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
+    let provisioner =
+        Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
     let claims = names("flaky", 30);
     for (i, name) in claims.iter().enumerate() {
         world.claim("default", name, "flaky", "1Gi").await;
@@ -257,7 +307,12 @@ async fn dropped_watches_and_expired_versions_lose_no_claim() {
     world.server.expire_history();
     world.wait_bound("default", &claims, WAIT).await;
     assert_eq!(engine.volumes().len(), 30);
-    let pvs = world.volumes().list(&ListParams::default()).await.unwrap().items;
+    let pvs = world
+        .volumes()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
     assert_eq!(pvs.len(), 30);
     // The watch really was cut: the controller listed again.
     let lists = world
@@ -266,7 +321,10 @@ async fn dropped_watches_and_expired_versions_lose_no_claim() {
         .iter()
         .filter(|r| r.verb == "list" && r.resource == "persistentvolumeclaims")
         .count();
-    assert!(lists >= 2, "the controller re-listed after the expiry ({lists} lists)");
+    assert!(
+        lists >= 2,
+        "the controller re-listed after the expiry ({lists} lists)"
+    );
     provisioner.stop().await.unwrap();
 }
 
@@ -280,8 +338,13 @@ async fn a_standby_takes_over_when_the_leader_dies() {
     drop(sim_engine_on(store.clone(), 3).await);
     let open = |store: Arc<MemoryStore>| {
         Arc::new(
-            Engine::new(store, Arc::new(SimDriver::new(1 << 40)), registry(), EngineConfig::default())
-                .unwrap(),
+            Engine::new(
+                store,
+                Arc::new(SimDriver::new(1 << 40)),
+                registry(),
+                EngineConfig::default(),
+            )
+            .unwrap(),
         )
     };
     let elected = |identity: &str| {
@@ -314,7 +377,11 @@ async fn a_standby_takes_over_when_the_leader_dies() {
         elected("second"),
     );
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(second.status.phase(), Phase::Standby, "only one instance leads");
+    assert_eq!(
+        second.status.phase(),
+        Phase::Standby,
+        "only one instance leads"
+    );
     let before = names("before", 5);
     for name in &before {
         world.claim("default", name, "ha", "1Gi").await;
@@ -337,7 +404,12 @@ async fn a_standby_takes_over_when_the_leader_dies() {
         .unwrap();
     assert_eq!(lease.holder_identity.as_deref(), Some("second"));
     assert!(lease.lease_transitions.unwrap_or(0) >= 1);
-    let pvs = world.volumes().list(&ListParams::default()).await.unwrap().items;
+    let pvs = world
+        .volumes()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
     assert_eq!(pvs.len(), 10, "no claim was provisioned twice");
     second.stop().await.unwrap();
 }

@@ -132,11 +132,23 @@ async fn restart_and_bind(world: &World, files: &Files, uid: &str) {
         }
     });
     world.wait_bound("default", &["data".into()], WAIT).await;
-    let pvs = world.volumes().list(&ListParams::default()).await.unwrap().items;
+    let pvs = world
+        .volumes()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
     assert_eq!(pvs.len(), 1, "exactly one PV");
-    assert_eq!(pvs[0].metadata.name.as_deref(), Some(format!("pvc-{uid}").as_str()));
+    assert_eq!(
+        pvs[0].metadata.name.as_deref(),
+        Some(format!("pvc-{uid}").as_str())
+    );
     terminate(child);
-    assert_eq!(volumes(files), vec![format!("pvc-{uid}")], "exactly one volume");
+    assert_eq!(
+        volumes(files),
+        vec![format!("pvc-{uid}")],
+        "exactly one volume"
+    );
 }
 
 async fn crash_then_bind(point: &str) {
@@ -173,7 +185,11 @@ async fn a_volume_whose_claim_left_during_the_crash_is_removed() {
     tokio::task::spawn_blocking(move || kill_at_fault(child, "provision:volume-created"))
         .await
         .unwrap();
-    assert_eq!(volumes(&files), vec![format!("pvc-{uid}")], "the crash left a volume");
+    assert_eq!(
+        volumes(&files),
+        vec![format!("pvc-{uid}")],
+        "the crash left a volume"
+    );
     world
         .claims("default")
         .delete("data", &DeleteParams::default())
@@ -183,7 +199,18 @@ async fn a_volume_whose_claim_left_during_the_crash_is_removed() {
     // The sweep runs at start and every second; give it a few rounds.
     tokio::time::sleep(Duration::from_secs(3)).await;
     terminate(child);
-    assert!(volumes(&files).is_empty(), "the orphaned volume was removed");
-    let pvs = world.volumes().list(&ListParams::default()).await.unwrap().items;
-    assert!(pvs.is_empty(), "no PV was made for a deleted claim: {pvs:?}");
+    assert!(
+        volumes(&files).is_empty(),
+        "the orphaned volume was removed"
+    );
+    let pvs = world
+        .volumes()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    assert!(
+        pvs.is_empty(),
+        "no PV was made for a deleted claim: {pvs:?}"
+    );
 }

@@ -39,7 +39,8 @@ async fn claims_become_real_gluster_volumes_and_go_without_leftovers() {
     world
         .class("disperse", &[("classes.class", "disperse-2-1")], "Delete")
         .await;
-    let provisioner = Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
+    let provisioner =
+        Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
 
     let claims: Vec<(String, &str)> = vec![
         ("web".into(), "replica3"),
@@ -55,7 +56,12 @@ async fn claims_become_real_gluster_volumes_and_go_without_leftovers() {
 
     let mut gluster = cluster.volume_names().await;
     gluster.sort();
-    let pvs = world.volumes().list(&ListParams::default()).await.unwrap().items;
+    let pvs = world
+        .volumes()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
     let mut pv_names: Vec<String> = pvs.iter().filter_map(|p| p.metadata.name.clone()).collect();
     pv_names.sort();
     assert_eq!(gluster, pv_names, "each PV is a real gluster volume");
@@ -68,7 +74,10 @@ async fn claims_become_real_gluster_volumes_and_go_without_leftovers() {
         let mount = FuseMount::new(host, &attributes["volume"]).unwrap();
         let file = mount.path.join("hello.txt");
         std::fs::write(&file, "I love GlusterFS!\n").unwrap();
-        assert_eq!(std::fs::read_to_string(&file).unwrap(), "I love GlusterFS!\n");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "I love GlusterFS!\n"
+        );
         assert!(mount.size() >= 250 << 20, "{} bytes", mount.size());
     }
 
@@ -81,14 +90,22 @@ async fn claims_become_real_gluster_volumes_and_go_without_leftovers() {
     }
     let deadline = std::time::Instant::now() + WAIT;
     loop {
-        let left = world.volumes().list(&ListParams::default()).await.unwrap().items;
+        let left = world
+            .volumes()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items;
         if left.is_empty() {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "PVs left: {left:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(cluster.volume_names().await.is_empty(), "gluster volumes left");
+    assert!(
+        cluster.volume_names().await.is_empty(),
+        "gluster volumes left"
+    );
     assert!(engine.volumes().is_empty(), "volumes left in the store");
     assert_eq!(cluster.brick_leftovers(), Vec::<String>::new());
     provisioner.stop().await.unwrap();

@@ -221,8 +221,9 @@ pub fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(%addr, provisioner = %args.provisioner_name, "serving metrics and health");
         let http = tokio::spawn(http);
         let shutdown = async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing a SIGTERM handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing a SIGTERM handler");
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}

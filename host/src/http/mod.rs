@@ -56,8 +56,14 @@ async fn ready(State(state): State<HttpState>) -> (StatusCode, String) {
 pub async fn bind(
     addr: SocketAddr,
     state: HttpState,
-) -> std::io::Result<(SocketAddr, impl std::future::Future<Output = std::io::Result<()>>)> {
+) -> std::io::Result<(
+    SocketAddr,
+    impl std::future::Future<Output = std::io::Result<()>>,
+)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    Ok((local, async move { axum::serve(listener, router(state)).await }))
+    Ok((
+        local,
+        async move { axum::serve(listener, router(state)).await },
+    ))
 }

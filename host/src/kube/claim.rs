@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    CSIPersistentVolumeSource, GlusterfsPersistentVolumeSource, ObjectReference,
-    PersistentVolume, PersistentVolumeClaim, PersistentVolumeSpec,
+    CSIPersistentVolumeSource, GlusterfsPersistentVolumeSource, ObjectReference, PersistentVolume,
+    PersistentVolumeClaim, PersistentVolumeSpec,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -42,7 +42,9 @@ pub fn volume_name(claim_uid: &str) -> String {
 
 /// The claim uid a PV or volume name encodes, if it has that form.
 pub fn claim_uid_of(volume_name: &str) -> Option<&str> {
-    volume_name.strip_prefix("pvc-").filter(|uid| !uid.is_empty())
+    volume_name
+        .strip_prefix("pvc-")
+        .filter(|uid| !uid.is_empty())
 }
 
 /// The provisioner a claim asks for, from its annotations.
@@ -134,7 +136,14 @@ pub fn parse_quantity(text: &str) -> Result<u64, String> {
 
 /// Bytes as a quantity in the largest binary unit that divides them.
 pub fn quantity(bytes: u64) -> Quantity {
-    let units = [("Ei", 60), ("Pi", 50), ("Ti", 40), ("Gi", 30), ("Mi", 20), ("Ki", 10)];
+    let units = [
+        ("Ei", 60),
+        ("Pi", 50),
+        ("Ti", 40),
+        ("Gi", 30),
+        ("Mi", 20),
+        ("Ki", 10),
+    ];
     for (suffix, shift) in units {
         if bytes != 0 && bytes.trailing_zeros() >= shift {
             return Quantity(format!("{}{suffix}", bytes >> shift));
@@ -256,14 +265,17 @@ fn access_mode(mode: &str) -> Result<AccessMode, String> {
 pub fn provision_request(claim: &PersistentVolumeClaim) -> Result<ProvisionRequest, String> {
     let spec = claim.spec.clone().unwrap_or_default();
     if spec.selector.is_some() {
-        return Err("the claim has a selector; aplo cannot provision for a claim selector \
+        return Err(
+            "the claim has a selector; aplo cannot provision for a claim selector \
                     (remove spec.selector)"
-            .into());
+                .into(),
+        );
     }
-    if let Some(source) = spec.data_source_ref.as_ref().map(|r| (&r.kind, &r.name)).or(spec
-        .data_source
+    if let Some(source) = spec
+        .data_source_ref
         .as_ref()
-        .map(|r| (&r.kind, &r.name)))
+        .map(|r| (&r.kind, &r.name))
+        .or(spec.data_source.as_ref().map(|r| (&r.kind, &r.name)))
     {
         return Err(format!(
             "the claim asks for data from {} '{}'; aplo cannot clone or restore volumes yet",
@@ -284,13 +296,23 @@ pub fn provision_request(claim: &PersistentVolumeClaim) -> Result<ProvisionReque
         .map(|m| access_mode(m))
         .collect::<Result<Vec<_>, _>>()?;
     let meta = &claim.metadata;
-    let annotations: Pairs = meta.annotations.clone().unwrap_or_default().into_iter().collect();
+    let annotations: Pairs = meta
+        .annotations
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     Ok(ProvisionRequest {
         selected_node: annotations.get(ANN_SELECTED_NODE).cloned(),
         claim: Claim {
             namespace: meta.namespace.clone().unwrap_or_default(),
             name: meta.name.clone().unwrap_or_default(),
-            labels: meta.labels.clone().unwrap_or_default().into_iter().collect(),
+            labels: meta
+                .labels
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
             annotations,
             requested_bytes: requested_bytes(claim)?,
             access_modes,
@@ -430,7 +452,16 @@ mod tests {
         for (text, bytes) in cases {
             assert_eq!(parse_quantity(text), Ok(bytes), "{text}");
         }
-        for bad in ["", "Gi", "-1Gi", "1.2.3", "10GB", "1e", "99999999999999999999Ei", "x"] {
+        for bad in [
+            "",
+            "Gi",
+            "-1Gi",
+            "1.2.3",
+            "10GB",
+            "1e",
+            "99999999999999999999Ei",
+            "x",
+        ] {
             let err = parse_quantity(bad).unwrap_err();
             assert!(err.contains("not a valid quantity"), "{bad}: {err}");
         }
@@ -517,7 +548,10 @@ mod tests {
         );
         for (params, needle) in [
             (&[("volumeSource", "nfs")][..], "volumeSource is 'nfs'"),
-            (&[("endpoints", "x")][..], "only with volumeSource: glusterfs"),
+            (
+                &[("endpoints", "x")][..],
+                "only with volumeSource: glusterfs",
+            ),
             (
                 &[("csi.storage.k8s.io/provisioner-secret-name", "x")][..],
                 "not used by aplo",
@@ -574,8 +608,14 @@ mod tests {
         assert_eq!(pv.metadata.name.as_deref(), Some("pvc-0b9a"));
         assert_eq!(pv.metadata.finalizers, Some(vec![FINALIZER.to_owned()]));
         let spec = pv.spec.as_ref().unwrap();
-        assert_eq!(spec.persistent_volume_reclaim_policy.as_deref(), Some("Delete"));
-        assert_eq!(spec.claim_ref.as_ref().unwrap().uid.as_deref(), Some("0b9a"));
+        assert_eq!(
+            spec.persistent_volume_reclaim_policy.as_deref(),
+            Some("Delete")
+        );
+        assert_eq!(
+            spec.claim_ref.as_ref().unwrap().uid.as_deref(),
+            Some("0b9a")
+        );
         assert_eq!(spec.storage_class_name.as_deref(), Some("gold"));
         assert_eq!(spec.volume_mode.as_deref(), Some("Filesystem"));
         assert_eq!(spec.mount_options, class.mount_options);

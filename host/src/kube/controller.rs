@@ -109,9 +109,20 @@ impl Context {
     /// stores need.
     fn ready(&self) -> bool {
         use futures::FutureExt;
-        self.classes.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok())
-            && self.volumes.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok())
-            && self.claims.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok())
+        self.classes
+            .wait_until_ready()
+            .now_or_never()
+            .is_some_and(|r| r.is_ok())
+            && self
+                .volumes
+                .wait_until_ready()
+                .now_or_never()
+                .is_some_and(|r| r.is_ok())
+            && self
+                .claims
+                .wait_until_ready()
+                .now_or_never()
+                .is_some_and(|r| r.is_ok())
     }
 
     fn succeeded(&self, uid: &str) {
@@ -428,7 +439,10 @@ async fn expand_if_asked(
                     })),
                 )
                 .await?;
-            ctx.metrics.expansions.get_or_create(&label("succeeded")).inc();
+            ctx.metrics
+                .expansions
+                .get_or_create(&label("succeeded"))
+                .inc();
             ctx.event(
                 claim,
                 EventType::Normal,
@@ -563,7 +577,11 @@ async fn remove_finalizer(pv: &PersistentVolume, ctx: &Context) -> Result<(), Re
         "resourceVersion": pv.resource_version(),
     }});
     match pvs
-        .patch(&pv.name_any(), &PatchParams::default(), &Patch::Merge(patch))
+        .patch(
+            &pv.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
         .await
     {
         Ok(_) => Ok(()),
@@ -572,11 +590,7 @@ async fn remove_finalizer(pv: &PersistentVolume, ctx: &Context) -> Result<(), Re
     }
 }
 
-fn error_policy<K: Resource>(
-    object: Arc<K>,
-    error: &ReconcileError,
-    ctx: Arc<Context>,
-) -> Action {
+fn error_policy<K: Resource>(object: Arc<K>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
     let uid = object.meta().uid.clone().unwrap_or_default();
     Action::requeue(ctx.backoff(&uid, error))
 }
@@ -585,12 +599,8 @@ fn error_policy<K: Resource>(
 /// gone: made by this provisioner (`pvc-<uid>` with a claim), not wanted by
 /// any PV, and not for a claim that still waits for one.
 async fn sweep_orphans(ctx: &Context) {
-    let pending: std::collections::HashSet<String> = ctx
-        .claims
-        .state()
-        .iter()
-        .filter_map(|c| c.uid())
-        .collect();
+    let pending: std::collections::HashSet<String> =
+        ctx.claims.state().iter().filter_map(|c| c.uid()).collect();
     for volume in ctx.engine.volumes() {
         let Some(uid) = claim::claim_uid_of(&volume.name) else {
             continue;
@@ -628,7 +638,9 @@ async fn sweep_orphans(ctx: &Context) {
             Ok(()) => {
                 ctx.metrics.orphans_removed.inc();
             }
-            Err(e) => tracing::warn!(volume = %volume.name, error = %e, "could not remove an orphaned volume"),
+            Err(e) => {
+                tracing::warn!(volume = %volume.name, error = %e, "could not remove an orphaned volume")
+            }
         }
     }
 }
@@ -654,11 +666,9 @@ pub async fn run(
     .default_backoff()
     .touched_objects();
 
-    let volume_controller = Controller::new(
-        Api::<PersistentVolume>::all(client.clone()),
-        watch_config(),
-    )
-    .with_config(config.clone());
+    let volume_controller =
+        Controller::new(Api::<PersistentVolume>::all(client.clone()), watch_config())
+            .with_config(config.clone());
     let volumes = volume_controller.store();
     let claim_controller = Controller::new(
         Api::<PersistentVolumeClaim>::all(client.clone()),

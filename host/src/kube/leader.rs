@@ -52,8 +52,7 @@ impl LeaseConfig {
         if self.identity.is_empty() {
             return Err("the leader-election identity is empty".into());
         }
-        if !(self.retry_period < self.renew_deadline && self.renew_deadline < self.lease_duration)
-        {
+        if !(self.retry_period < self.renew_deadline && self.renew_deadline < self.lease_duration) {
             return Err(format!(
                 "leader election needs retry period < renew deadline < lease duration, not \
                  {:?} / {:?} / {:?}",
@@ -111,7 +110,9 @@ impl Leadership {
             .await
         {
             Ok(_) => tracing::info!(lease = %self.config.name, "leader lease released"),
-            Err(e) => tracing::warn!(lease = %self.config.name, error = %e, "could not release the leader lease"),
+            Err(e) => {
+                tracing::warn!(lease = %self.config.name, error = %e, "could not release the leader lease")
+            }
         }
     }
 }
@@ -184,7 +185,10 @@ async fn try_hold(
     }
     spec.renew_time = Some(now);
     spec.lease_duration_seconds = Some(seconds(config.lease_duration));
-    match api.replace(&config.name, &PostParams::default(), &lease).await {
+    match api
+        .replace(&config.name, &PostParams::default(), &lease)
+        .await
+    {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
         Err(e) => Err(e),
@@ -205,7 +209,9 @@ pub async fn acquire(api: Api<Lease>, config: LeaseConfig) -> Leadership {
                     logged_holder = holder;
                 }
             }
-            Err(e) => tracing::warn!(lease = %config.name, error = %e, "leader election attempt failed"),
+            Err(e) => {
+                tracing::warn!(lease = %config.name, error = %e, "leader election attempt failed")
+            }
         }
         tokio::time::sleep(jittered(config.retry_period)).await;
     }
@@ -217,19 +223,21 @@ pub async fn acquire(api: Api<Lease>, config: LeaseConfig) -> Leadership {
             let mut last = Instant::now();
             loop {
                 tokio::time::sleep(config.retry_period).await;
-                let attempt = tokio::time::timeout(
-                    config.renew_deadline,
-                    try_hold(&api, &config, &mut None),
-                )
-                .await;
+                let attempt =
+                    tokio::time::timeout(config.renew_deadline, try_hold(&api, &config, &mut None))
+                        .await;
                 match attempt {
                     Ok(Ok(true)) => last = Instant::now(),
                     Ok(Ok(false)) => {
                         tracing::error!(lease = %config.name, "another instance took the leader lease");
                         break;
                     }
-                    Ok(Err(e)) => tracing::warn!(lease = %config.name, error = %e, "renewing the leader lease failed"),
-                    Err(_) => tracing::warn!(lease = %config.name, "renewing the leader lease timed out"),
+                    Ok(Err(e)) => {
+                        tracing::warn!(lease = %config.name, error = %e, "renewing the leader lease failed")
+                    }
+                    Err(_) => {
+                        tracing::warn!(lease = %config.name, "renewing the leader lease timed out")
+                    }
                 }
                 if last.elapsed() >= config.renew_deadline {
                     tracing::error!(lease = %config.name, "could not renew the leader lease within the renew deadline");

@@ -168,13 +168,7 @@ async fn lead<Open: Future<Output = anyhow::Result<Arc<Engine>>>>(
     }
     let health = engine.watch_health(options.health_interval);
     status.set(Phase::Leading);
-    let controllers = controller::run(
-        client,
-        engine,
-        options.settings.clone(),
-        metrics,
-        shutdown,
-    );
+    let controllers = controller::run(client, engine, options.settings.clone(), metrics, shutdown);
     let result = tokio::select! {
         () = controllers => Ok(()),
         () = &mut lost => Err(anyhow::anyhow!("lost the leader lease; stopping so that a standby can lead")),

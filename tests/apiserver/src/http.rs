@@ -197,6 +197,11 @@ pub(crate) async fn handle(
         namespace: parsed.namespace,
         name: parsed.name,
         status: response.status().as_u16(),
+        user: headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned),
     });
     response
 }

@@ -113,6 +113,9 @@ pub struct Request {
     /// HTTP status code answered (for watches: the status the stream
     /// started with).
     pub status: u16,
+    /// Who asked: the bearer token, as a token authenticator would map it
+    /// to a user (there is no authentication; this is for audits only).
+    pub user: Option<String>,
 }
 
 /// State shared by every request.

@@ -103,7 +103,11 @@ async fn run(args: Args) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, world.server.kubeconfig()).map_err(|e| e.to_string())?;
-    println!("           {} (kubeconfig {})", world.server.url(), kubeconfig.display());
+    println!(
+        "           {} (kubeconfig {})",
+        world.server.url(),
+        kubeconfig.display()
+    );
 
     step(
         started,
@@ -130,12 +134,12 @@ async fn run(args: Args) -> Result<(), String> {
         return Err(report.failures.join("; "));
     }
 
-    step(started, "starting aplo's provisioner against the API server");
-    let provisioner = Provisioner::start(
-        world.client.clone(),
-        engine.clone(),
-        Provisioner::options(),
+    step(
+        started,
+        "starting aplo's provisioner against the API server",
     );
+    let provisioner =
+        Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
     let shown: Vec<String> = parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
     step(
         started,
@@ -154,7 +158,11 @@ async fn run(args: Args) -> Result<(), String> {
         .claim("default", "gluster-claim", "glusterfs", "1Gi")
         .await;
     world
-        .wait_bound("default", &["gluster-claim".into()], Duration::from_secs(180))
+        .wait_bound(
+            "default",
+            &["gluster-claim".into()],
+            Duration::from_secs(180),
+        )
         .await;
     let name = format!("pvc-{uid}");
     let (volume, _) = engine.volume(&name).map_err(|e| e.to_string())?;
@@ -192,11 +200,18 @@ async fn run(args: Args) -> Result<(), String> {
         .and_then(|s| s.csi)
         .and_then(|c| c.volume_attributes)
         .ok_or("the PV has no CSI volume attributes")?;
-    let host = attributes["hosts"].split(',').next().unwrap_or_default().to_owned();
+    let host = attributes["hosts"]
+        .split(',')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
 
     step(
         started,
-        &format!("4. mounting {host}:/{} with the gluster FUSE client", attributes["volume"]),
+        &format!(
+            "4. mounting {host}:/{} with the gluster FUSE client",
+            attributes["volume"]
+        ),
     );
     let mount = FuseMount::new(&host, &attributes["volume"])?;
     let file = mount.path.join("hello.txt");
