@@ -425,3 +425,61 @@ async fn wait_phase(provisioner: &Provisioner, phase: Phase) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// `GET path` on a local address, as (status line, body).
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metrics_and_readiness_are_served_over_http() {
+    let world = World::start().await;
+    world.class("gold", &[], "Delete").await;
+    let engine = sim_engine(3).await;
+    let provisioner = Provisioner::start(world.client.clone(), engine, Provisioner::options());
+    let (addr, serving) = aplo::http::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        aplo::http::HttpState {
+            metrics: provisioner.metrics.clone(),
+            status: provisioner.status.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    let server = tokio::spawn(serving);
+    wait_phase(&provisioner, Phase::Leading).await;
+    world.claim("default", "one", "gold", "1Gi").await;
+    world.wait_bound("default", &["one".into()], WAIT).await;
+    let (status, body) = http_get(addr, "/readyz").await;
+    assert!(status.contains("200"), "{status}");
+    assert_eq!(body.trim(), "Leading");
+    let (status, body) = http_get(addr, "/metrics").await;
+    assert!(status.contains("200"), "{status}");
+    for needle in [
+        "controller_persistentvolumeclaim_provision_total{class=\"gold\"} 1",
+        "controller_persistentvolumeclaim_provision_duration_seconds_count{class=\"gold\"} 1",
+        "aplo_policy_decisions_total{decision=\"durability\",policy=\"classes\",outcome=\"granted\"}",
+        "aplo_policy_decision_duration_seconds_bucket",
+        "aplo_leader 1",
+    ] {
+        assert!(body.contains(needle), "no {needle} in:\n{body}");
+    }
+    provisioner.stop().await.unwrap();
+    let (_, body) = http_get(addr, "/readyz").await;
+    assert_eq!(body.trim(), "Stopped");
+    server.abort();
+}

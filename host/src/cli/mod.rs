@@ -2,6 +2,8 @@
 
 mod db;
 mod demo;
+#[cfg(feature = "dev-apiserver")]
+mod dev;
 mod engine;
 mod policy;
 pub mod serve;
@@ -200,6 +202,10 @@ pub enum Command {
     /// Run the Kubernetes provisioner: watch claims, provision, bind,
     /// expand and delete volumes, with leader election and metrics.
     Serve(Box<serve::ServeArgs>),
+    /// DEVELOPMENT ONLY: an in-memory Kubernetes API server to try `aplo
+    /// serve` and kubectl against (no auth, no TLS; not for production).
+    #[cfg(feature = "dev-apiserver")]
+    DevApiserver(dev::DevArgs),
 }
 
 /// The binary's whole life: parse the command line, start telemetry, run,
@@ -245,6 +251,8 @@ impl Cli {
             Command::Repair => storage::repair(&self.config),
             Command::Simulate(args) => simulate::run(&self.config, args),
             Command::Serve(args) => serve::run(&self.config, *args),
+            #[cfg(feature = "dev-apiserver")]
+            Command::DevApiserver(args) => dev::run(args),
         }
     }
 }
