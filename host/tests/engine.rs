@@ -402,6 +402,31 @@ async fn a_delete_that_fails_stays_journaled_and_recovery_finishes_it() {
     assert!(setup.store.read().unwrap().volumes.is_empty());
 }
 
+#[tokio::test]
+async fn asking_again_finishes_a_delete_that_failed() {
+    let setup = Setup::new().await;
+    setup
+        .engine(Trouble::None)
+        .create_volume(request("stuck", GIB))
+        .await
+        .unwrap();
+    let err = setup
+        .engine(Trouble::Fail("destroy brick".into()))
+        .delete_volume("stuck")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("marked deleting"), "{err}");
+    // The same request, as a controller's retry makes it, rolls it forward.
+    setup
+        .engine(Trouble::None)
+        .delete_volume("stuck")
+        .await
+        .unwrap();
+    setup.assert_consistent();
+    let store = setup.store.read().unwrap();
+    assert!(store.volumes.is_empty() && store.operations.is_empty());
+}
+
 /// Run `work` with a driver that stops forever at effect `n`; return
 /// whether it stopped (false when the work finished before effect `n`).
 async fn interrupted<F>(setup: &Setup, n: usize, work: impl FnOnce(Arc<Engine>) -> F) -> bool

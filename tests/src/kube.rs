@@ -353,3 +353,107 @@ impl Provisioner {
         self.task.abort();
     }
 }
+
+/// The simulate driver with a switch that makes volume deletion fail, to
+/// see how the provisioner reports and retries a failed delete.
+#[derive(Debug)]
+pub struct BreakableDriver {
+    inner: SimDriver,
+    /// While set, stopping or deleting a gluster volume fails.
+    pub fail_deletes: std::sync::atomic::AtomicBool,
+}
+
+impl BreakableDriver {
+    /// A working driver with 1 TiB devices.
+    pub fn new() -> BreakableDriver {
+        BreakableDriver {
+            inner: SimDriver::new(1 << 40),
+            fail_deletes: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+impl Default for BreakableDriver {
+    fn default() -> Self {
+        BreakableDriver::new()
+    }
+}
+
+mod breakable {
+    use aplo::exec::command::BoxFuture;
+    use aplo::exec::driver::{Applied, DeviceFacts, Driver, DriverError};
+    use aplo::exec::gluster::{BrickStatus, Peer, VolumeInfo};
+    use aplo::model::storage::{DeviceRecord, NodeRecord};
+    use aplo::plan::effect::Effect;
+    use std::sync::atomic::Ordering;
+
+    impl Driver for super::BreakableDriver {
+        fn apply<'a>(&'a self, effect: &'a Effect) -> BoxFuture<'a, Result<Applied, DriverError>> {
+            let deleting = matches!(
+                effect,
+                Effect::StopVolume { .. } | Effect::DeleteVolume { .. }
+            );
+            if deleting && self.fail_deletes.load(Ordering::SeqCst) {
+                return Box::pin(async {
+                    Err(DriverError::Refused(
+                        "injected failure: the gluster volume cannot be deleted".into(),
+                    ))
+                });
+            }
+            self.inner.apply(effect)
+        }
+
+        fn peers<'a>(
+            &'a self,
+            via: &'a [NodeRecord],
+        ) -> BoxFuture<'a, Result<Vec<Peer>, DriverError>> {
+            self.inner.peers(via)
+        }
+
+        fn volumes<'a>(
+            &'a self,
+            via: &'a [NodeRecord],
+        ) -> BoxFuture<'a, Result<Vec<VolumeInfo>, DriverError>> {
+            self.inner.volumes(via)
+        }
+
+        fn volume_status<'a>(
+            &'a self,
+            via: &'a [NodeRecord],
+            name: &'a str,
+        ) -> BoxFuture<'a, Result<Vec<BrickStatus>, DriverError>> {
+            self.inner.volume_status(via, name)
+        }
+
+        fn device_facts<'a>(
+            &'a self,
+            node: &'a NodeRecord,
+            device: &'a DeviceRecord,
+        ) -> BoxFuture<'a, Result<DeviceFacts, DriverError>> {
+            self.inner.device_facts(node, device)
+        }
+    }
+}
+
+/// An engine over `driver` with `nodes` simulated nodes.
+pub async fn engine_with(driver: Arc<dyn aplo::exec::driver::Driver>, nodes: usize) -> Arc<Engine> {
+    let engine = Engine::new(
+        Arc::new(MemoryStore::default()),
+        driver,
+        registry(),
+        EngineConfig::default(),
+    )
+    .expect("an engine");
+    let spec = parse_topology(&sim_topology(nodes)).expect("the topology parses");
+    let report = engine
+        .load_topology(
+            &spec,
+            LoadOptions {
+                backend: Backend::LvmThin,
+            },
+        )
+        .await
+        .expect("the topology loads");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    Arc::new(engine)
+}

@@ -483,3 +483,130 @@ async fn metrics_and_readiness_are_served_over_http() {
     assert_eq!(body.trim(), "Stopped");
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_delete_is_a_pv_event_and_is_retried_until_it_succeeds() {
+    use std::sync::atomic::Ordering;
+    let world = World::start().await;
+    world.class("gone", &[], "Delete").await;
+    let driver = Arc::new(aplo_e2e::kube::BreakableDriver::new());
+    let engine = aplo_e2e::kube::engine_with(driver.clone(), 3).await;
+    let provisioner =
+        Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
+    let uid = world.claim("default", "data", "gone", "1Gi").await;
+    world.wait_bound("default", &["data".into()], WAIT).await;
+    let pv = format!("pvc-{uid}");
+
+    driver.fail_deletes.store(true, Ordering::SeqCst);
+    world
+        .claims("default")
+        .delete("data", &DeleteParams::default())
+        .await
+        .unwrap();
+    // Events about cluster-scoped objects are posted in "default".
+    let event = world
+        .wait_event("default", &pv, "VolumeFailedDelete", WAIT)
+        .await;
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert!(
+        event
+            .note
+            .as_deref()
+            .unwrap_or_default()
+            .contains("injected failure"),
+        "{event:?}"
+    );
+    let kept = world.volumes().get(&pv).await.unwrap();
+    assert!(
+        kept.finalizers()
+            .iter()
+            .any(|f| f == aplo::kube::claim::FINALIZER)
+    );
+    assert!(engine.volume(&pv).is_ok(), "the volume is still there");
+
+    driver.fail_deletes.store(false, Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + WAIT;
+    while world.volumes().get_opt(&pv).await.unwrap().is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the retry did not delete it"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        engine.volume(&pv).is_err(),
+        "the backend volume was deleted"
+    );
+    let metrics = provisioner.metrics.render();
+    assert!(
+        metrics.contains("controller_persistentvolume_delete_failed_total{class=\"gone\"}"),
+        "{metrics}"
+    );
+    provisioner.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_expansion_is_a_resize_error_on_the_claim() {
+    let world = World::start().await;
+    world
+        .class(
+            "small",
+            &[
+                ("quota", "namespace-quota"),
+                ("namespace-quota.max-volume-size", "2Gi"),
+            ],
+            "Delete",
+        )
+        .await;
+    let engine = sim_engine(3).await;
+    let provisioner =
+        Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
+    let uid = world.claim("default", "data", "small", "1Gi").await;
+    world.wait_bound("default", &["data".into()], WAIT).await;
+    world
+        .claims("default")
+        .patch(
+            "data",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"resources": {"requests": {"storage": "5Gi"}}}})),
+        )
+        .await
+        .unwrap();
+    let event = world
+        .wait_event("default", "data", "VolumeResizeFailed", WAIT)
+        .await;
+    let note = event.note.unwrap_or_default();
+    assert!(note.contains("namespace-quota"), "{note}");
+    let status = world
+        .claims("default")
+        .get("data")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    let conditions = status.conditions.unwrap_or_default();
+    assert!(
+        conditions.iter().any(|c| c.type_ == "ControllerResizeError"
+            && c.message
+                .as_deref()
+                .unwrap_or_default()
+                .contains("namespace-quota")),
+        "{conditions:?}"
+    );
+    assert_eq!(
+        status
+            .allocated_resource_statuses
+            .unwrap_or_default()
+            .get("storage")
+            .map(String::as_str),
+        Some("ControllerResizeInfeasible")
+    );
+    assert_eq!(
+        status.capacity.unwrap()["storage"].0,
+        "1Gi",
+        "the capacity did not change"
+    );
+    let pv = world.volumes().get(&format!("pvc-{uid}")).await.unwrap();
+    assert_eq!(pv.spec.unwrap().capacity.unwrap()["storage"].0, "1Gi");
+    provisioner.stop().await.unwrap();
+}

@@ -294,9 +294,14 @@ async fn provision(
             volume
         }
         Ok((volume, _)) => {
+            // An earlier attempt failed and could not clean up: finish or
+            // undo it now (operations running in this process are left
+            // alone), then try again.
+            let recovered = ctx.engine.recover().await.map_err(engine_error)?;
             return Err(ReconcileError::Transient(format!(
-                "volume {name} exists but is {:?}; waiting for it to be ready",
-                volume.state
+                "volume {name} was left {:?} by an earlier attempt; recovery: {}",
+                volume.state,
+                recovered.outcomes.join("; ")
             )));
         }
         Err(EngineError::NotFound { .. }) => ctx
@@ -389,25 +394,34 @@ async fn expand_if_asked(
         Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
     let status_patch = |value: serde_json::Value| Patch::Merge(json!({ "status": value }));
-    claims
-        .patch_status(
-            &claim.name_any(),
-            &PatchParams::default(),
-            &status_patch(json!({
-                "conditions": [{"type": "Resizing", "status": "True", "lastTransitionTime": now}],
-                "allocatedResources": {"storage": claim::quantity(wanted)},
-                "allocatedResourceStatuses": {"storage": "ControllerResizeInProgress"},
-            })),
+    // A retry after a failure keeps the error condition up until it
+    // succeeds, rather than flipping back to Resizing on every attempt.
+    let failed_before = claim
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "ControllerResizeError"));
+    if !failed_before {
+        claims
+            .patch_status(
+                &claim.name_any(),
+                &PatchParams::default(),
+                &status_patch(json!({
+                    "conditions": [{"type": "Resizing", "status": "True", "lastTransitionTime": now}],
+                    "allocatedResources": {"storage": claim::quantity(wanted)},
+                    "allocatedResourceStatuses": {"storage": "ControllerResizeInProgress"},
+                })),
+            )
+            .await?;
+        ctx.event(
+            claim,
+            EventType::Normal,
+            "Resizing",
+            "Resize",
+            format!("External resizer is resizing volume {pv_name}"),
         )
-        .await?;
-    ctx.event(
-        claim,
-        EventType::Normal,
-        "Resizing",
-        "Resize",
-        format!("External resizer is resizing volume {pv_name}"),
-    )
-    .await;
+        .await;
+    }
     let label = |outcome| Expansion {
         class: class_name.clone(),
         outcome,
@@ -472,6 +486,7 @@ async fn expand_if_asked(
                             "lastTransitionTime": now,
                             "message": format!("resize volume {pv_name} failed: {message}"),
                         }],
+                        "allocatedResources": {"storage": claim::quantity(wanted)},
                         "allocatedResourceStatuses": {"storage": if infeasible {
                             "ControllerResizeInfeasible"
                         } else {

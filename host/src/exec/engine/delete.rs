@@ -7,7 +7,8 @@ use crate::store::Change;
 
 impl Engine {
     /// Delete a volume: stop it, delete it, tear its bricks down and free
-    /// their space. A delete, once journaled, always rolls forward.
+    /// their space. A delete, once journaled, always rolls forward: asking
+    /// again after a failed delete finishes it.
     #[tracing::instrument(skip_all, fields(volume = name_or_id))]
     pub async fn delete_volume(&self, name_or_id: &str) -> Result<(), EngineError> {
         let planning = self.planning.lock().await;
@@ -15,9 +16,19 @@ impl Engine {
         let pending = self.with_state(|s| {
             s.operations
                 .values()
-                .any(|o| o.operation.volume() == Some(volume.id))
+                .find(|o| o.operation.volume() == Some(volume.id))
+                .cloned()
         });
-        if pending {
+        if let Some(unfinished) = pending
+            .as_ref()
+            .filter(|o| matches!(o.operation, Operation::DeleteVolume { .. }))
+        {
+            let _busy = self.claim_busy(volume.id, &format!("volume {}", volume.name))?;
+            drop(planning);
+            tracing::info!(volume = %volume.name, "finishing an earlier delete");
+            return self.delete_steps(unfinished.clone()).await;
+        }
+        if pending.is_some() {
             return Err(EngineError::Conflict(format!(
                 "volume {} has an unfinished operation; run `aplo repair` first",
                 volume.name

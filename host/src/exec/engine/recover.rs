@@ -56,6 +56,11 @@ impl Engine {
             | Operation::DeleteVolume { volume }
             | Operation::ExpandVolume { volume, .. } => self.claim_busy(volume, "the volume")?,
         };
+        // It may have finished (in this process) since the journal was read.
+        let Some(operation) = self.with_state(|s| s.operations.get(&operation.id).cloned()) else {
+            return Ok("finished meanwhile");
+        };
+        let operation = &operation;
         match &operation.operation {
             Operation::CreateVolume { .. } => {
                 let started = operation.done.iter().any(|d| d == "start");
