@@ -610,3 +610,29 @@ async fn a_refused_expansion_is_a_resize_error_on_the_claim() {
     assert_eq!(pv.spec.unwrap().capacity.unwrap()["storage"].0, "1Gi");
     provisioner.stop().await.unwrap();
 }
+
+#[test]
+fn aplo_demo_kube_binds_a_claim_and_shows_a_refusal() {
+    let run = |args: &[&str]| {
+        let argv = [&["aplo", "demo", "--kube"], args].concat();
+        <aplo::cli::Cli as clap::Parser>::parse_from(argv)
+            .run()
+            .expect("the demo runs")
+    };
+    assert_eq!(
+        run(&["--param", "classes.class=arbiter"]),
+        std::process::ExitCode::SUCCESS
+    );
+    assert_eq!(
+        run(&[
+            "--size",
+            "5Gi",
+            "--param",
+            "quota=namespace-quota",
+            "--param",
+            "namespace-quota.max-volume-size=1Gi",
+        ]),
+        std::process::ExitCode::FAILURE,
+        "a refused claim is not bound"
+    );
+}

@@ -231,7 +231,7 @@ impl Cli {
     /// engine's per-volume lines out of its report unless asked.
     pub fn log_filter(&self) -> &str {
         match self.command {
-            Command::Simulate(_) if self.config.log == "info" => "warn",
+            Command::Simulate(_) | Command::Demo(_) if self.config.log == "info" => "warn",
             _ => &self.config.log,
         }
     }

@@ -57,9 +57,10 @@ async fn main() -> ExitCode {
     if !is_root() {
         eprintln!(
             "aplo-demo: the storage demo needs root (network and mount namespaces, loop devices, \
-             FUSE mounts); run it with sudo. Showing the policy half instead:\n"
+             FUSE mounts); run it with sudo. Showing the Kubernetes half instead, on the \
+             simulate executor:\n"
         );
-        let mut argv = vec!["aplo".to_owned(), "demo".to_owned()];
+        let mut argv = vec!["aplo".to_owned(), "demo".to_owned(), "--kube".to_owned()];
         for p in &args.params {
             argv.extend(["--param".to_owned(), p.clone()]);
         }
