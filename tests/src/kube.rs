@@ -55,6 +55,46 @@ impl World {
         Api::all(self.client.clone())
     }
 
+    /// Every PV.
+    pub async fn pvs(&self) -> Vec<PersistentVolume> {
+        self.volumes()
+            .list(&ListParams::default())
+            .await
+            .expect("list PVs")
+            .items
+    }
+
+    /// Wait until at most `left` PVs remain.
+    pub async fn wait_pvs_at_most(&self, left: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let pvs = self.pvs().await;
+            if pvs.len() <= left {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} PVs after {timeout:?}, not at most {left}: {:?}",
+                pvs.len(),
+                pvs.iter().map(|p| p.name_any()).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Wait until the named PV is gone.
+    pub async fn wait_pv_gone(&self, name: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while let Some(pv) = self.volumes().get_opt(name).await.expect("get a PV") {
+            assert!(
+                Instant::now() < deadline,
+                "PV {name} is still there after {timeout:?}: {:?}",
+                pv.metadata.finalizers
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Create a StorageClass for aplo.
     pub async fn class(&self, name: &str, parameters: &[(&str, &str)], reclaim: &str) {
         let class = StorageClass {
@@ -255,13 +295,18 @@ pub async fn sim_engine(nodes: usize) -> Arc<Engine> {
 
 /// [`sim_engine`] over a given store.
 pub async fn sim_engine_on(store: Arc<dyn aplo::store::Store>, nodes: usize) -> Arc<Engine> {
-    let engine = Engine::new(
-        store,
-        Arc::new(SimDriver::new(1 << 40)),
-        registry(),
-        EngineConfig::default(),
-    )
-    .expect("an engine");
+    engine_on(store, Arc::new(SimDriver::new(1 << 40)), nodes).await
+}
+
+/// An engine over `store` and `driver` with `nodes` simulated nodes in
+/// three zones.
+pub async fn engine_on(
+    store: Arc<dyn aplo::store::Store>,
+    driver: Arc<dyn aplo::exec::driver::Driver>,
+    nodes: usize,
+) -> Arc<Engine> {
+    let engine =
+        Engine::new(store, driver, registry(), EngineConfig::default()).expect("an engine");
     let spec = parse_topology(&sim_topology(nodes)).expect("the topology parses");
     let report = engine
         .load_topology(
@@ -435,25 +480,7 @@ mod breakable {
     }
 }
 
-/// An engine over `driver` with `nodes` simulated nodes.
+/// An engine over `driver` with `nodes` simulated nodes, in memory.
 pub async fn engine_with(driver: Arc<dyn aplo::exec::driver::Driver>, nodes: usize) -> Arc<Engine> {
-    let engine = Engine::new(
-        Arc::new(MemoryStore::default()),
-        driver,
-        registry(),
-        EngineConfig::default(),
-    )
-    .expect("an engine");
-    let spec = parse_topology(&sim_topology(nodes)).expect("the topology parses");
-    let report = engine
-        .load_topology(
-            &spec,
-            LoadOptions {
-                backend: Backend::LvmThin,
-            },
-        )
-        .await
-        .expect("the topology loads");
-    assert!(report.failures.is_empty(), "{:?}", report.failures);
-    Arc::new(engine)
+    engine_on(Arc::new(MemoryStore::default()), driver, nodes).await
 }

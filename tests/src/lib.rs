@@ -500,3 +500,33 @@ impl Cluster {
         found
     }
 }
+
+/// Wait until `child` (an `aplo-faulty` run with `--fault-at point` and
+/// stderr piped) says it stopped at its fault point, then SIGKILL it.
+/// Panics with what it printed if it ends first or takes longer than
+/// `timeout`.
+pub fn kill_at_fault(mut child: Child, point: &str, timeout: Duration) {
+    use std::io::{BufRead, BufReader};
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let reached = line.contains("fault point");
+            seen.push(line);
+            if reached {
+                let _ = tx.send(Ok(()));
+                return;
+            }
+        }
+        let _ = tx.send(Err(seen.join("\n")));
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(())) => {}
+        Ok(Err(output)) => panic!("aplo ended before {point}:\n{output}"),
+        Err(_) => panic!("aplo did not reach {point} in {timeout:?}"),
+    }
+    child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
+    let status = child.wait().expect("the killed process is reaped");
+    assert!(!status.success(), "killed at {point}");
+}

@@ -4,10 +4,8 @@
 //! `aplo check` reports no drift, and no brick, loop device or gluster
 //! volume is left that the store does not know.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use aplo_e2e::Cluster;
@@ -51,34 +49,13 @@ impl Aplo {
 
     /// Run with `--fault-at point`, wait until it stops there, SIGKILL it.
     fn crash_at(&self, point: &str, args: &[&str]) {
-        let mut child = self
+        let child = self
             .command(&[&["--fault-at", point], args].concat())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("aplo-faulty starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut seen = Vec::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let reached = line.contains("fault point");
-                seen.push(line);
-                if reached {
-                    let _ = tx.send(Ok(()));
-                    return;
-                }
-            }
-            let _ = tx.send(Err(seen.join("\n")));
-        });
-        match rx.recv_timeout(Duration::from_secs(180)) {
-            Ok(Ok(())) => {}
-            Ok(Err(output)) => panic!("aplo {args:?} ended before {point}:\n{output}"),
-            Err(_) => panic!("aplo {args:?} did not reach {point} in 180 s"),
-        }
-        child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
-        let status = child.wait().unwrap();
-        assert!(!status.success(), "killed at {point}");
+        aplo_e2e::kill_at_fault(child, point, Duration::from_secs(180));
     }
 
     /// The store's volumes and brick ids, from `aplo db export`.

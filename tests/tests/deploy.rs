@@ -906,22 +906,7 @@ async fn the_rbac_allows_every_call_of_a_live_run_and_no_more() {
         .delete("a", &DeleteParams::default())
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while world
-        .volumes()
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .len()
-        > 1
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the released PV was not deleted"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    world.wait_pvs_at_most(1, Duration::from_secs(30)).await;
     // A repeated refusal is patched into the same event (a series).
     tokio::time::sleep(Duration::from_secs(2)).await;
     provisioner.stop().await.unwrap();

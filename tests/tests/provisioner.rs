@@ -13,7 +13,7 @@ use aplo::store::MemoryStore;
 use aplo_e2e::kube::{Provisioner, World, registry, sim_engine, sim_engine_on};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
@@ -52,12 +52,7 @@ async fn fifty_claims_across_three_classes_are_each_bound_exactly_once() {
     world.wait_bound("default", &claims, WAIT).await;
 
     // One PV per claim, named for it, pointing back at it.
-    let pvs = world
-        .volumes()
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items;
+    let pvs = world.pvs().await;
     assert_eq!(pvs.len(), 50, "one PV per claim");
     let pv_names: BTreeSet<String> = pvs.iter().map(|p| p.name_any()).collect();
     let expected: BTreeSet<String> = uids.iter().map(|u| format!("pvc-{u}")).collect();
@@ -202,18 +197,7 @@ async fn delete_removes_the_volume_and_retain_keeps_it() {
     }
     // Delete: the backend volume goes, then the PV object.
     let pvs = world.volumes();
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let gone_pv = pvs.get_opt(&format!("pvc-{gone}")).await.unwrap();
-        if gone_pv.is_none() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the PV stayed: {gone_pv:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    world.wait_pv_gone(&format!("pvc-{gone}"), WAIT).await;
     assert!(
         engine.volume(&format!("pvc-{gone}")).is_err(),
         "the backend volume was deleted"
@@ -226,14 +210,10 @@ async fn delete_removes_the_volume_and_retain_keeps_it() {
     pvs.delete(&format!("pvc-{kept}"), &DeleteParams::default())
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    while pvs.get_opt(&format!("pvc-{kept}")).await.unwrap().is_some() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the retained PV kept its finalizer"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    world.wait_pv_gone(&format!("pvc-{kept}"), WAIT).await;
+    // Give the orphan sweep (every second here) time to make a mistake: a
+    // volume that had a PV is never swept.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(
         engine.volume(&format!("pvc-{kept}")).is_ok(),
         "Retain keeps the volume"
@@ -307,12 +287,7 @@ async fn dropped_watches_and_expired_versions_lose_no_claim() {
     world.server.expire_history();
     world.wait_bound("default", &claims, WAIT).await;
     assert_eq!(engine.volumes().len(), 30);
-    let pvs = world
-        .volumes()
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items;
+    let pvs = world.pvs().await;
     assert_eq!(pvs.len(), 30);
     // The watch really was cut: the controller listed again.
     let lists = world
@@ -404,12 +379,7 @@ async fn a_standby_takes_over_when_the_leader_dies() {
         .unwrap();
     assert_eq!(lease.holder_identity.as_deref(), Some("second"));
     assert!(lease.lease_transitions.unwrap_or(0) >= 1);
-    let pvs = world
-        .volumes()
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items;
+    let pvs = world.pvs().await;
     assert_eq!(pvs.len(), 10, "no claim was provisioned twice");
     second.stop().await.unwrap();
 }
@@ -525,14 +495,7 @@ async fn a_failed_delete_is_a_pv_event_and_is_retried_until_it_succeeds() {
     assert!(engine.volume(&pv).is_ok(), "the volume is still there");
 
     driver.fail_deletes.store(false, Ordering::SeqCst);
-    let deadline = std::time::Instant::now() + WAIT;
-    while world.volumes().get_opt(&pv).await.unwrap().is_some() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the retry did not delete it"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    world.wait_pv_gone(&pv, WAIT).await;
     assert!(
         engine.volume(&pv).is_err(),
         "the backend volume was deleted"

@@ -6,11 +6,10 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use aplo_e2e::kube::{World, sim_topology};
-use kube::api::{DeleteParams, ListParams};
+use kube::api::DeleteParams;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -66,29 +65,8 @@ fn serve(files: &Files, fault: Option<&str>) -> Child {
         .expect("aplo-faulty serve starts")
 }
 
-/// Wait until the child says it reached its fault point, then SIGKILL it.
-fn kill_at_fault(mut child: Child, point: &str) {
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let reached = line.contains("fault point");
-            seen.push(line);
-            if reached {
-                let _ = tx.send(Ok(()));
-                return;
-            }
-        }
-        let _ = tx.send(Err(seen.join("\n")));
-    });
-    match rx.recv_timeout(WAIT) {
-        Ok(Ok(())) => {}
-        Ok(Err(output)) => panic!("aplo serve ended before {point}:\n{output}"),
-        Err(_) => panic!("aplo serve did not reach {point} in {WAIT:?}"),
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().unwrap();
+fn kill_at_fault(child: Child, point: &str) {
+    aplo_e2e::kill_at_fault(child, point, WAIT);
 }
 
 /// Stop gracefully with SIGTERM and check the exit.
@@ -132,12 +110,7 @@ async fn restart_and_bind(world: &World, files: &Files, uid: &str) {
         }
     });
     world.wait_bound("default", &["data".into()], WAIT).await;
-    let pvs = world
-        .volumes()
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items;
+    let pvs = world.pvs().await;
     assert_eq!(pvs.len(), 1, "exactly one PV");
     assert_eq!(
         pvs[0].metadata.name.as_deref(),
@@ -203,12 +176,7 @@ async fn a_volume_whose_claim_left_during_the_crash_is_removed() {
         volumes(&files).is_empty(),
         "the orphaned volume was removed"
     );
-    let pvs = world
-        .volumes()
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items;
+    let pvs = world.pvs().await;
     assert!(
         pvs.is_empty(),
         "no PV was made for a deleted claim: {pvs:?}"

@@ -11,7 +11,7 @@ use aplo::exec::engine::LoadOptions;
 use aplo::model::topology::parse_topology;
 use aplo_e2e::kube::{Provisioner, World};
 use aplo_e2e::{Cluster, FuseMount};
-use kube::api::{DeleteParams, ListParams};
+use kube::api::DeleteParams;
 
 const WAIT: Duration = Duration::from_secs(180);
 
@@ -56,12 +56,7 @@ async fn claims_become_real_gluster_volumes_and_go_without_leftovers() {
 
     let mut gluster = cluster.volume_names().await;
     gluster.sort();
-    let pvs = world
-        .volumes()
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items;
+    let pvs = world.pvs().await;
     let mut pv_names: Vec<String> = pvs.iter().filter_map(|p| p.metadata.name.clone()).collect();
     pv_names.sort();
     assert_eq!(gluster, pv_names, "each PV is a real gluster volume");
@@ -88,20 +83,7 @@ async fn claims_become_real_gluster_volumes_and_go_without_leftovers() {
             .await
             .unwrap();
     }
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let left = world
-            .volumes()
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items;
-        if left.is_empty() {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "PVs left: {left:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    world.wait_pvs_at_most(0, WAIT).await;
     assert!(
         cluster.volume_names().await.is_empty(),
         "gluster volumes left"

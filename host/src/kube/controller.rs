@@ -334,6 +334,7 @@ async fn provision(
         }
         Err(e) => return Err(e.into()),
     }
+    ctx.engine.mark_published(name).map_err(engine_error)?;
     tracing::info!(claim = %claim_key(claim), volume = name, bytes = record.bytes, "provisioned");
     ctx.event(
         claim,
@@ -529,6 +530,12 @@ pub async fn reconcile_volume(
         .unwrap_or("Retain");
     let phase = pv.status.as_ref().and_then(|s| s.phase.as_deref());
     let deleting = pv.metadata.deletion_timestamp.is_some();
+    // A PV stands for the volume (also when a crash came between making the
+    // PV and recording that): the sweep must leave the volume alone.
+    match ctx.engine.mark_published(&name) {
+        Ok(()) | Err(EngineError::NotFound { .. }) => {}
+        Err(e) => return Err(engine_error(e)),
+    }
     let ours = pv.finalizers().iter().any(|f| f == FINALIZER);
     if reclaim != "Delete" {
         if deleting && ours {
@@ -611,8 +618,10 @@ fn error_policy<K: Resource>(object: Arc<K>, error: &ReconcileError, ctx: Arc<Co
 }
 
 /// Remove backend volumes that a crash left without a PV and whose claim is
-/// gone: made by this provisioner (`pvc-<uid>` with a claim), not wanted by
-/// any PV, and not for a claim that still waits for one.
+/// gone: made by this provisioner (`pvc-<uid>` with a claim) and never
+/// published as a PV, not wanted by any PV, and not for a claim that still
+/// exists. A volume that had a PV is never swept: its reclaim policy rules
+/// (a `Retain` volume outlives its PV on purpose).
 async fn sweep_orphans(ctx: &Context) {
     let pending: std::collections::HashSet<String> =
         ctx.claims.state().iter().filter_map(|c| c.uid()).collect();
@@ -620,7 +629,7 @@ async fn sweep_orphans(ctx: &Context) {
         let Some(uid) = claim::claim_uid_of(&volume.name) else {
             continue;
         };
-        if volume.claim.is_none()
+        if volume.claim.as_ref().is_none_or(|c| c.published)
             || pending.contains(uid)
             || ctx.volumes.get(&ObjectRef::new(&volume.name)).is_some()
         {

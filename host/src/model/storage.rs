@@ -173,6 +173,12 @@ pub struct ClaimRef {
     pub namespace: String,
     /// Claim name.
     pub name: String,
+    /// A PersistentVolume for it was made: from then on the PV's reclaim
+    /// policy decides the volume's fate, and the sweep for volumes left by
+    /// an interrupted provisioning leaves it alone (a `Retain` volume
+    /// outlives its PV on purpose).
+    #[serde(default)]
+    pub published: bool,
 }
 
 /// A brick of a volume.

@@ -134,6 +134,32 @@ impl Engine {
         })
     }
 
+    /// Record that a PersistentVolume now stands for a volume made for a
+    /// claim (see [`ClaimRef::published`]). Idempotent.
+    pub fn mark_published(&self, name_or_id: &str) -> Result<(), EngineError> {
+        let volume = self.find_volume(name_or_id)?;
+        if volume.claim.as_ref().is_none_or(|c| c.published) {
+            return Ok(());
+        }
+        // Not while an operation runs on it (a delete must not see its
+        // record written back); the caller marks it again later.
+        let Ok(_busy) = self.claim_busy(volume.id, &format!("volume {}", volume.name)) else {
+            return Ok(());
+        };
+        let volume = self.find_volume(name_or_id)?;
+        let Some(claim) = volume.claim.as_ref().filter(|c| !c.published) else {
+            return Ok(());
+        };
+        let claim = ClaimRef {
+            published: true,
+            ..claim.clone()
+        };
+        self.commit(vec![Change::PutVolume(VolumeRecord {
+            claim: Some(claim),
+            ..volume
+        })])
+    }
+
     /// Every volume.
     pub fn volumes(&self) -> Vec<VolumeRecord> {
         self.with_state(|s| s.volumes.values().cloned().collect())
@@ -230,6 +256,7 @@ impl Engine {
         let claim_ref = request.claim.as_ref().map(|c| ClaimRef {
             namespace: c.namespace.clone(),
             name: c.name.clone(),
+            published: false,
         });
         let mut new = self
             .with_state(|s| {
