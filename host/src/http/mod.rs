@@ -5,6 +5,8 @@
 //! - `GET /healthz`: 200 while the process runs;
 //! - `GET /readyz`: 200 once the instance is a ready standby or leads.
 
+pub mod auth;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
