@@ -6,6 +6,7 @@
 //! - `GET /readyz`: 200 once the instance is a ready standby or leads.
 
 pub mod auth;
+pub mod heketi;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
