@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod heketi;
+pub mod queue;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
