@@ -5,6 +5,7 @@
 //! - `GET /healthz`: 200 while the process runs;
 //! - `GET /readyz`: 200 once the instance is a ready standby or leads.
 
+pub mod api;
 pub mod auth;
 pub mod heketi;
 pub mod queue;
