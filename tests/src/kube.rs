@@ -271,7 +271,8 @@ pub fn sim_topology(nodes: usize) -> String {
     format!(r#"{{"clusters": [{{"nodes": [{}]}}]}}"#, nodes.join(", "))
 }
 
-/// The bundled policies, loaded once per process.
+/// The bundled policies, loaded once per process (every engine of a test
+/// process shares them).
 pub fn registry() -> Arc<Registry> {
     static REGISTRY: std::sync::OnceLock<Arc<Registry>> = std::sync::OnceLock::new();
     REGISTRY

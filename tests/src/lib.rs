@@ -433,15 +433,11 @@ impl Cluster {
     /// An engine over a redb store at `db`, with the bundled policies and
     /// the command driver reaching every node.
     pub fn engine(&self, db: &Path) -> Result<aplo::exec::engine::Engine, String> {
-        use aplo::policy::{Registry, RegistryConfig, Runtime, RuntimeConfig};
-        let runtime = Runtime::new(RuntimeConfig::default()).map_err(|e| e.to_string())?;
-        let registry = Registry::open(Arc::new(runtime), RegistryConfig::default())
-            .map_err(|e| e.to_string())?;
         let store = aplo::store::RedbStore::open(db).map_err(|e| e.to_string())?;
         aplo::exec::engine::Engine::new(
             Arc::new(store),
             Arc::new(self.driver()),
-            Arc::new(registry),
+            kube::registry(),
             aplo::exec::engine::EngineConfig::default(),
         )
         .map_err(|e| e.to_string())

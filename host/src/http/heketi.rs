@@ -316,7 +316,17 @@ pub fn brick_info(brick: &BrickRecord) -> BrickInfo {
 
 /// A device as heketi shows it.
 pub fn device_info(s: &Snapshot, device: &DeviceRecord) -> DeviceInfoResponse {
-    let used = s.device_usage().get(&device.id).map_or(0, |u| u.0);
+    device_info_with(s, device, &s.device_usage())
+}
+
+/// [`device_info`] with the usage of every device summed once by the
+/// caller (a node shows several devices).
+fn device_info_with(
+    s: &Snapshot,
+    device: &DeviceRecord,
+    usage: &BTreeMap<crate::model::Id, (u64, u32)>,
+) -> DeviceInfoResponse {
+    let used = usage.get(&device.id).map_or(0, |u| u.0);
     let bricks = s
         .bricks
         .values()
@@ -339,6 +349,7 @@ pub fn device_info(s: &Snapshot, device: &DeviceRecord) -> DeviceInfoResponse {
 
 /// A node as heketi shows it.
 pub fn node_info(s: &Snapshot, node: &NodeRecord) -> NodeInfoResponse {
+    let usage = s.device_usage();
     NodeInfoResponse {
         zone: node.zone.parse().unwrap_or(1),
         hostnames: HostAddresses {
@@ -353,7 +364,7 @@ pub fn node_info(s: &Snapshot, node: &NodeRecord) -> NodeInfoResponse {
             .devices
             .values()
             .filter(|d| d.node == node.id)
-            .map(|d| device_info(s, d))
+            .map(|d| device_info_with(s, d, &usage))
             .collect(),
     }
 }

@@ -11,7 +11,7 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::model::{AccessMode, Claim, Pairs, format_size};
+use crate::model::{AccessMode, Claim, Pairs};
 
 /// The provisioner name aplo answers to unless configured otherwise. It is
 /// also the CSI driver name in the volumes it provisions.
@@ -421,11 +421,6 @@ pub fn pv_bytes(pv: &PersistentVolume) -> Result<u64, String> {
         .and_then(|c| c.get("storage"))
         .ok_or("the PV has no storage capacity")?;
     parse_quantity(&q.0)
-}
-
-/// A short description of bytes for messages.
-pub fn describe(bytes: u64) -> String {
-    format_size(bytes)
 }
 
 #[cfg(test)]

@@ -465,7 +465,7 @@ async fn expand_if_asked(
                 "Resize",
                 format!(
                     "Resize volume {pv_name} succeeded: it now has {}",
-                    claim::describe(volume.bytes)
+                    crate::model::format_size(volume.bytes)
                 ),
             )
             .await;
@@ -623,14 +623,14 @@ fn error_policy<K: Resource>(object: Arc<K>, error: &ReconcileError, ctx: Arc<Co
 /// exists. A volume that had a PV is never swept: its reclaim policy rules
 /// (a `Retain` volume outlives its PV on purpose).
 async fn sweep_orphans(ctx: &Context) {
-    let pending: std::collections::HashSet<String> =
+    let claimed: std::collections::HashSet<String> =
         ctx.claims.state().iter().filter_map(|c| c.uid()).collect();
     for volume in ctx.engine.volumes() {
         let Some(uid) = claim::claim_uid_of(&volume.name) else {
             continue;
         };
         if volume.claim.as_ref().is_none_or(|c| c.published)
-            || pending.contains(uid)
+            || claimed.contains(uid)
             || ctx.volumes.get(&ObjectRef::new(&volume.name)).is_some()
         {
             continue;
