@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Crates built and embedded, as (policy name, crate's file stem).
-const BUNDLED: [(&str, &str); 4] = [
+const BUNDLED: [(&str, &str); 5] = [
     ("zone-spread", "zone_spread"),
     ("binpack", "binpack"),
     ("classes", "classes"),
+    ("requested", "requested"),
     ("namespace-quota", "namespace_quota"),
 ];
 

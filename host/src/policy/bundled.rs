@@ -9,6 +9,7 @@ pub const BUNDLED: &[(&str, &[u8])] = &[
     ),
     ("binpack", include_bytes!(env!("APLO_BUNDLED_BINPACK"))),
     ("classes", include_bytes!(env!("APLO_BUNDLED_CLASSES"))),
+    ("requested", include_bytes!(env!("APLO_BUNDLED_REQUESTED"))),
     (
         "namespace-quota",
         include_bytes!(env!("APLO_BUNDLED_NAMESPACE_QUOTA")),
