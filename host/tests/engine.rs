@@ -539,6 +539,12 @@ async fn quota_policy_refuses_and_sets_hard_limits() {
     let err = engine.create_volume(req("q2", 2 * GIB)).await.unwrap_err();
     assert!(matches!(err, EngineError::Refused { .. }), "{err}");
     assert!(err.to_string().contains("quota"), "{err}");
+    // Growing q1 counts its new size against the rest of the namespace,
+    // not its old size as well (2 + 3 GiB would exceed the 3 GiB cap).
+    let grown = engine.expand_volume("q1", 3 * GIB).await.unwrap();
+    assert_eq!(grown.hard_limit, Some(3 * GIB));
+    let err = engine.expand_volume("q1", 4 * GIB).await.unwrap_err();
+    assert!(err.to_string().contains("quota"), "{err}");
     setup.assert_consistent();
 }
 

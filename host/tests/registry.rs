@@ -35,7 +35,13 @@ fn bundled_policies_are_always_available() {
     let names: Vec<String> = registry.list().into_iter().map(|p| p.name).collect();
     assert_eq!(
         names,
-        ["binpack", "classes", "namespace-quota", "requested", "zone-spread"]
+        [
+            "binpack",
+            "classes",
+            "namespace-quota",
+            "requested",
+            "zone-spread"
+        ]
     );
     let set = registry.resolve(&Pairs::new()).unwrap();
     assert_eq!(set.placement.policy.name(), "zone-spread");

@@ -383,6 +383,7 @@ impl Provisioner {
             lease: None,
             health_interval: Duration::from_secs(60),
             remount_bricks: false,
+            pod: None,
         }
     }
 

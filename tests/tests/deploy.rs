@@ -62,6 +62,8 @@ const NAMESPACE_CALLS: &[(&str, &str, &str)] = &[
     ("coordination.k8s.io", "leases", "get"),
     ("coordination.k8s.io", "leases", "create"),
     ("coordination.k8s.io", "leases", "update"),
+    // The leader labels its own pod with its role (the Service selects it).
+    ("", "pods", "patch"),
 ];
 
 const NAMESPACE: &str = "aplo-system";
@@ -70,6 +72,11 @@ const PROVISIONER: &str = "glusterfs.aplo.dev";
 /// The one object the Deployment may reference without the manifests
 /// defining it: the SSH key, created by the operator (deploy/README.md).
 const EXTERNAL_SECRET: &str = "aplo-ssh";
+/// The other one: the admission webhook's certificate, made by cert-manager
+/// or by hand (deploy/README.md).
+const WEBHOOK_SECRET: &str = "aplo-webhook-tls";
+/// heketi's JWT keys for the REST API; optional, made by the operator.
+const API_KEYS_SECRET: &str = "aplo-api-keys";
 /// What the in-tree overlay adds to every StorageClass.
 const IN_TREE_PARAMETERS: &[(&str, &str)] = &[
     ("volumeSource", "glusterfs"),
@@ -444,7 +451,10 @@ fn the_deployment_references_only_what_the_manifests_define() {
         let pod = &deployment["spec"]["template"]["spec"];
         let references = pod_references(pod);
         for reference in &references {
-            if *reference == ("Secret", EXTERNAL_SECRET.to_owned()) {
+            if [EXTERNAL_SECRET, WEBHOOK_SECRET, API_KEYS_SECRET]
+                .iter()
+                .any(|s| *reference == ("Secret", (*s).to_owned()))
+            {
                 continue;
             }
             assert!(
@@ -456,9 +466,18 @@ fn the_deployment_references_only_what_the_manifests_define() {
         }
         // The SSH key is the operator's: referenced, required, never shipped.
         assert!(references.contains(&("Secret", EXTERNAL_SECRET.to_owned())));
+        assert!(references.contains(&("Secret", WEBHOOK_SECRET.to_owned())));
+        assert!(
+            !of_kind(&objects, "Secret").any(|s| name(s) == WEBHOOK_SECRET),
+            "the webhook's key must not be in the manifests"
+        );
         assert!(
             !of_kind(&objects, "Secret").any(|s| name(s) == EXTERNAL_SECRET),
             "the SSH key must not be in the manifests"
+        );
+        assert!(
+            !of_kind(&objects, "Secret").any(|s| name(s) == API_KEYS_SECRET),
+            "the API keys must not be in the manifests"
         );
         let ssh = pod["volumes"]
             .as_array()
@@ -497,6 +516,10 @@ fn the_deployment_runs_two_unprivileged_replicas_that_elect_a_leader() {
             "--lease-namespace=$(POD_NAMESPACE)",
             "--identity=$(POD_NAME)",
             "--listen=0.0.0.0:8080",
+            "--tls-listen=0.0.0.0:8443",
+            "--tls-cert=/etc/aplo/tls/tls.crt",
+            "--tls-key=/etc/aplo/tls/tls.key",
+            "--admission-failure-policy=Fail",
         ]
     );
     let env: BTreeMap<&str, &Value> = container["env"]
@@ -522,7 +545,15 @@ fn the_deployment_runs_two_unprivileged_replicas_that_elect_a_leader() {
         assert_eq!(env[key]["value"], value, "{key}");
     }
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
-    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(
+        container["readinessProbe"]["httpGet"]["path"],
+        "/readyz?standby=ok"
+    );
+    for key in ["APLO_ADMIN_KEY", "APLO_USER_KEY"] {
+        let secret = &env[key]["valueFrom"]["secretKeyRef"];
+        assert_eq!(secret["name"], "aplo-api-keys", "{key}");
+        assert_eq!(secret["optional"], true, "{key}");
+    }
 
     let security = &container["securityContext"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
@@ -552,6 +583,131 @@ fn the_deployment_runs_two_unprivileged_replicas_that_elect_a_leader() {
         budget["spec"]["selector"]["matchLabels"],
         spec["selector"]["matchLabels"]
     );
+}
+
+#[test]
+fn the_webhook_calls_the_port_and_path_the_deployment_serves() {
+    for dir in ["base", "overlays/in-tree"] {
+        let objects = render(dir);
+        let configs: Vec<&Value> = of_kind(&objects, "ValidatingWebhookConfiguration").collect();
+        assert_eq!(configs.len(), 1, "deploy/{dir}: one webhook configuration");
+        let hooks = configs[0]["webhooks"].as_array().expect("webhooks");
+        assert_eq!(hooks.len(), 1, "deploy/{dir}: one webhook");
+        let hook = &hooks[0];
+        let what = format!("deploy/{dir}: webhook {}", hook["name"]);
+        assert_eq!(hook["failurePolicy"], "Fail", "{what}");
+        assert_eq!(hook["sideEffects"], "None", "{what}");
+        assert_eq!(strings(&hook["admissionReviewVersions"]), ["v1"], "{what}");
+        let timeout = hook["timeoutSeconds"].as_u64().expect("timeoutSeconds");
+        assert!(
+            (1..=10).contains(&timeout),
+            "{what}: timeoutSeconds {timeout}"
+        );
+        let rules = hook["rules"].as_array().expect("rules");
+        assert_eq!(rules.len(), 1, "{what}");
+        assert_eq!(strings(&rules[0]["apiGroups"]), [""], "{what}");
+        assert_eq!(strings(&rules[0]["apiVersions"]), ["v1"], "{what}");
+        assert_eq!(
+            strings(&rules[0]["resources"]),
+            ["persistentvolumeclaims"],
+            "{what}"
+        );
+        assert_eq!(
+            strings(&rules[0]["operations"]),
+            ["CREATE", "UPDATE"],
+            "{what}"
+        );
+        // aplo's own store claim must be creatable while aplo is down.
+        let excluded = hook["namespaceSelector"]["matchExpressions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| {
+                e["key"] == "kubernetes.io/metadata.name"
+                    && e["operator"] == "NotIn"
+                    && strings(&e["values"]).contains(&NAMESPACE)
+            });
+        assert!(excluded, "{what}: does not leave {NAMESPACE} out");
+
+        // The Service it calls, on the port it names, reaches the
+        // container's webhook port, on the path aplo serves.
+        let target = &hook["clientConfig"]["service"];
+        assert_eq!(target["path"], aplo::http::admission::PATH, "{what}");
+        assert!(hook["clientConfig"].get("url").is_none(), "{what}");
+        assert_eq!(target["namespace"], NAMESPACE, "{what}");
+        let service = only(
+            &objects,
+            "Service",
+            target["name"].as_str().unwrap_or_default(),
+        );
+        assert_eq!(namespace(service), NAMESPACE);
+        let port = service["spec"]["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["port"] == target["port"])
+            .unwrap_or_else(|| panic!("{what}: the Service has no port {}", target["port"]));
+        let deployment = only(&objects, "Deployment", "aplo");
+        let pod = &deployment["spec"]["template"];
+        // The Service selects the pods, and among them the leader by the
+        // role label the leader sets on its own pod.
+        let selector = service["spec"]["selector"].as_object().expect("a selector");
+        assert_eq!(
+            selector[aplo::kube::leader::ROLE_LABEL],
+            "leader",
+            "{what}: the Service must reach the leader only"
+        );
+        for (key, value) in selector {
+            if key != aplo::kube::leader::ROLE_LABEL {
+                assert_eq!(
+                    &pod["metadata"]["labels"][key], value,
+                    "{what}: selector {key}"
+                );
+            }
+        }
+        let container = &pod["spec"]["containers"][0];
+        let served = container["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == port["targetPort"] || p["containerPort"] == port["targetPort"])
+            .unwrap_or_else(|| panic!("{what}: no container port {}", port["targetPort"]));
+        assert_eq!(served["containerPort"], 8443, "{what}");
+        // The certificate is mounted as a directory (so that renewals are
+        // seen) from the Secret cert-manager fills.
+        let volume = pod["spec"]["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|v| v["secret"]["secretName"] == WEBHOOK_SECRET)
+            .expect("the webhook certificate volume");
+        let mount = container["volumeMounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["name"] == volume["name"])
+            .expect("the webhook certificate mount");
+        assert_eq!(mount["mountPath"], "/etc/aplo/tls", "{what}");
+        assert!(
+            mount.get("subPath").is_none(),
+            "{what}: a subPath never updates"
+        );
+        assert_eq!(
+            configs[0]["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+            format!("{NAMESPACE}/aplo-webhook"),
+            "{what}"
+        );
+    }
+    // The README's Certificate makes that Secret, for that Service.
+    let readme = std::fs::read_to_string(repo().join("deploy/README.md")).unwrap();
+    for needle in [
+        "kind: Certificate",
+        "name: aplo-webhook",
+        "secretName: aplo-webhook-tls",
+        "aplo.aplo-system.svc",
+    ] {
+        assert!(readme.contains(needle), "deploy/README.md lacks '{needle}'");
+    }
 }
 
 /// Every `--long` flag of the `aplo` command line that an environment
@@ -594,9 +750,13 @@ fn aplo_serve_accepts_the_deployments_arguments_and_environment() {
         let flag = flags.get(variable).unwrap_or_else(|| {
             panic!("the Deployment sets {variable}, which no aplo setting reads")
         });
-        let value = env["value"]
-            .as_str()
-            .expect("APLO_* variables are plain values");
+        let value = match env["valueFrom"]["secretKeyRef"]["name"].as_str() {
+            // A secret's value is the operator's: stand in a valid one.
+            Some(_) => "a-secret-of-32-characters-------",
+            None => env["value"]
+                .as_str()
+                .expect("APLO_* variables are plain values or secrets"),
+        };
         argv.push(format!("--{flag}={value}"));
     }
     let cli = aplo::cli::Cli::try_parse_from(&argv)
@@ -819,8 +979,28 @@ async fn the_rbac_allows_every_call_of_a_live_run_and_no_more() {
         retry_period: Duration::from_millis(250),
         ..aplo::kube::LeaseConfig::new(NAMESPACE, "aplo", "audit")
     });
+    // Its own pod, which it labels with its role.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(world.client.clone(), NAMESPACE);
+    let pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "aplo-audit", "namespace": NAMESPACE, "labels": {"app.kubernetes.io/name": "aplo"}},
+        "spec": {"containers": [{"name": "aplo", "image": "aplo"}]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    options.pod = Some(aplo::kube::leader::PodRef {
+        namespace: NAMESPACE.into(),
+        name: "aplo-audit".into(),
+    });
     let engine = aplo_e2e::kube::sim_engine(3).await;
     let provisioner = Provisioner::start(client, engine, options);
+    let role = |pod: k8s_openapi::api::core::v1::Pod| {
+        pod.metadata
+            .labels
+            .unwrap_or_default()
+            .get(aplo::kube::leader::ROLE_LABEL)
+            .cloned()
+    };
 
     // Provision (Immediate and WaitForFirstConsumer), refuse, expand, delete.
     world.class("now", &[], "Delete").await;
@@ -909,7 +1089,16 @@ async fn the_rbac_allows_every_call_of_a_live_run_and_no_more() {
     world.wait_pvs_at_most(1, Duration::from_secs(30)).await;
     // A repeated refusal is patched into the same event (a series).
     tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        role(pods.get("aplo-audit").await.unwrap()).as_deref(),
+        Some("leader")
+    );
     provisioner.stop().await.unwrap();
+    assert_eq!(
+        role(pods.get("aplo-audit").await.unwrap()).as_deref(),
+        Some("standby"),
+        "a leader that stops says so on its pod"
+    );
 
     let mut seen = BTreeSet::new();
     for request in world.server.requests() {

@@ -1,15 +1,19 @@
 //! The heketi-compatible REST API over real HTTP, on the simulate
-//! executor: authentication, the read endpoints, and volume create, expand
-//! and delete through the async queue, with status codes, headers and JSON
-//! bodies asserted. (Work in progress for issue #5.)
+//! executor: authentication; clusters, nodes, devices and volumes; the
+//! async queue (202, pending, 303/204/500, 429); `/operations`,
+//! `/db/dump`; and aplo's own `/aplo/v1/` endpoints, with status codes,
+//! headers and JSON bodies asserted.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aplo::exec::engine::Engine;
 use aplo::http::api::{ApiState, KEEP_RESULTS, router};
 use aplo::http::auth::{Keys, Role, sign};
 use aplo::http::queue::Queue;
-use aplo_e2e::kube::sim_engine;
+use aplo_e2e::kube::{engine_with, sim_engine};
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Reply {
@@ -81,8 +85,13 @@ fn admin(method: &str, path: &str) -> String {
     sign(Role::Admin, ADMIN, method, path, now(), 60)
 }
 
-async fn start() -> SocketAddr {
-    let engine = sim_engine(6).await;
+fn user(method: &str, path: &str) -> String {
+    sign(Role::User, USER, method, path, now(), 60)
+}
+
+/// Serve the API over `engine`, running at most `max_in_flight` queued
+/// operations.
+async fn serve(engine: Arc<Engine>, max_in_flight: usize) -> SocketAddr {
     let state = ApiState {
         engine,
         keys: Some(Keys {
@@ -90,13 +99,66 @@ async fn start() -> SocketAddr {
             user: USER.to_vec(),
             iat_leeway: 120,
         }),
-        queue: Queue::new(8, KEEP_RESULTS),
+        queue: Queue::new(max_in_flight, KEEP_RESULTS),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
     addr
 }
+
+/// The API over six simulated nodes in three zones, two 1 TiB devices
+/// each.
+async fn start() -> SocketAddr {
+    serve(sim_engine(6).await, 8).await
+}
+
+/// A request signed for the admin.
+async fn as_admin(addr: SocketAddr, method: &str, path: &str, body: &str) -> Reply {
+    call(addr, method, path, Some(&admin(method, path)), body).await
+}
+
+/// A request signed for the user role.
+async fn as_user(addr: SocketAddr, method: &str, path: &str, body: &str) -> Reply {
+    call(addr, method, path, Some(&user(method, path)), body).await
+}
+
+/// GET as admin, expecting 200 with JSON.
+async fn get_json(addr: SocketAddr, path: &str) -> Value {
+    let reply = as_admin(addr, "GET", path, "").await;
+    assert_eq!(reply.status, 200, "GET {path}: {}", reply.body);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    reply.json()
+}
+
+/// A queued admin request followed to its end: the final poll reply.
+async fn queued(addr: SocketAddr, method: &str, path: &str, body: &str) -> Reply {
+    let accepted = as_admin(addr, method, path, body).await;
+    finish(addr, &accepted, |p| admin("GET", p)).await
+}
+
+/// Assert a plain-text error: its status and a piece of its text.
+fn assert_error(reply: &Reply, status: u16, needle: &str) {
+    assert_eq!(
+        reply.status, status,
+        "wanted {status} with '{needle}': {}",
+        reply.body
+    );
+    assert!(
+        reply
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain")),
+        "{:?}",
+        reply.headers
+    );
+    assert!(
+        reply.body.contains(needle),
+        "wanted '{needle}' in: {}",
+        reply.body
+    );
+}
+
+const UNKNOWN: &str = "0123456789abcdef0123456789abcdef";
 
 /// Follow a `202` to its end: the final poll reply.
 async fn finish(addr: SocketAddr, accepted: &Reply, token_for: impl Fn(&str) -> String) -> Reply {
@@ -327,4 +389,919 @@ async fn bad_requests_get_422_400_and_404_and_a_user_polls_its_own_operations() 
     .await;
     let done = finish(addr, &accepted, |p| user("GET", p)).await;
     assert_eq!(done.status, 303, "{}", done.body);
+}
+
+/// The only cluster of [`start`]'s topology.
+async fn first_cluster(addr: SocketAddr) -> String {
+    get_json(addr, "/clusters").await["clusters"][0]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clusters_are_created_flagged_and_deleted() {
+    let addr = start().await;
+    let original = first_cluster(addr).await;
+    // An empty body: file volumes only.
+    let created = as_admin(addr, "POST", "/clusters", "").await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.header("content-type"), Some("application/json"));
+    let cluster = created.json();
+    let id = cluster["id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 32);
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(
+        cluster,
+        json!({"id": id, "nodes": [], "volumes": [], "block": false, "file": true,
+               "blockvolumes": []})
+    );
+    let flagged = as_admin(
+        addr,
+        "POST",
+        "/clusters",
+        r#"{"file": false, "block": true}"#,
+    )
+    .await
+    .json();
+    assert_eq!(
+        (flagged["file"].as_bool(), flagged["block"].as_bool()),
+        (Some(false), Some(true))
+    );
+    let list = get_json(addr, "/clusters").await;
+    assert_eq!(list["clusters"].as_array().unwrap().len(), 3);
+    assert_error(
+        &as_admin(addr, "POST", "/clusters", "{file").await,
+        422,
+        "JSON",
+    );
+
+    // Flags: 200 with no body, then visible.
+    let path = format!("/clusters/{id}/flags");
+    let reply = as_admin(addr, "POST", &path, r#"{"file": true, "block": true}"#).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.body.is_empty(), "{}", reply.body);
+    let cluster = get_json(addr, &format!("/clusters/{id}")).await;
+    assert_eq!(cluster["block"], true);
+    assert_error(&as_admin(addr, "POST", &path, "[1]").await, 422, "JSON");
+    let missing = format!("/clusters/{UNKNOWN}/flags");
+    assert_error(
+        &as_admin(addr, "POST", &missing, r#"{"file": true}"#).await,
+        404,
+        "Id not found",
+    );
+
+    // Delete: the empty one goes, the one with nodes stays (409).
+    let path = format!("/clusters/{id}");
+    let reply = as_admin(addr, "DELETE", &path, "").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_error(&as_admin(addr, "GET", &path, "").await, 404, "Id not found");
+    assert_error(
+        &as_admin(addr, "DELETE", &path, "").await,
+        404,
+        "Id not found",
+    );
+    let busy = format!("/clusters/{original}");
+    assert_error(&as_admin(addr, "DELETE", &busy, "").await, 409, "6 node(s)");
+    assert_eq!(
+        get_json(addr, "/clusters").await["clusters"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // None of this is the user role's.
+    for (method, path) in [("POST", "/clusters".to_owned()), ("DELETE", busy.clone())] {
+        assert_error(
+            &as_user(addr, method, &path, "").await,
+            401,
+            "Administrator access required",
+        );
+    }
+}
+
+/// Add a node to `cluster` through the queue; its id.
+async fn add_node(
+    addr: SocketAddr,
+    cluster: &str,
+    manage: &str,
+    storage: &str,
+    zone: u32,
+) -> String {
+    let body = json!({"zone": zone, "hostnames": {"manage": [manage], "storage": [storage]},
+                      "cluster": cluster, "tags": {"rack": "r1"}})
+    .to_string();
+    let done = queued(addr, "POST", "/nodes", &body).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let location = done.header("Location").unwrap().to_owned();
+    assert!(location.starts_with("/nodes/"), "{location}");
+    location.trim_start_matches("/nodes/").to_owned()
+}
+
+/// Add a device to a node through the queue (204 at the end).
+async fn add_device(addr: SocketAddr, node: &str, name: &str, tags: Value) {
+    let body = json!({"node": node, "name": name, "tags": tags}).to_string();
+    let done = queued(addr, "POST", "/devices", &body).await;
+    assert_eq!(done.status, 204, "{}", done.body);
+}
+
+/// The device of a node with this name, as `GET /nodes/{id}` shows it.
+async fn device_named(addr: SocketAddr, node: &str, name: &str) -> Value {
+    let node = get_json(addr, &format!("/nodes/{node}")).await;
+    node["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no device {name} in {node}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_are_added_tagged_set_offline_and_removed_through_the_queue() {
+    let addr = start().await;
+    let original = first_cluster(addr).await;
+    let cluster = as_admin(addr, "POST", "/clusters", "").await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id = add_node(addr, &cluster, "extra-node", "10.0.1.1", 2).await;
+    let node = get_json(addr, &format!("/nodes/{id}")).await;
+    assert_eq!(
+        node,
+        json!({"zone": 2, "hostnames": {"manage": ["extra-node"], "storage": ["10.0.1.1"]},
+               "cluster": cluster, "tags": {"rack": "r1"}, "id": id, "state": "online",
+               "devices": []})
+    );
+    let cluster_info = get_json(addr, &format!("/clusters/{cluster}")).await;
+    assert_eq!(cluster_info["nodes"], json!([id]));
+
+    // Refusals before anything is queued.
+    let add =
+        |body: Value| async move { as_admin(addr, "POST", "/nodes", &body.to_string()).await };
+    let base = json!({"zone": 1, "hostnames": {"manage": ["n9"], "storage": ["10.0.9.9"]},
+                      "cluster": cluster});
+    assert_error(
+        &as_admin(addr, "POST", "/nodes", "{zone: 1}").await,
+        422,
+        "JSON",
+    );
+    let mut no_zone = base.clone();
+    no_zone.as_object_mut().unwrap().remove("zone");
+    assert_error(&add(no_zone).await, 400, "zone");
+    let mut no_manage = base.clone();
+    no_manage["hostnames"]["manage"] = json!([]);
+    assert_error(&add(no_manage).await, 400, "hostnames.manage");
+    let mut bad_cluster = base.clone();
+    bad_cluster["cluster"] = json!("not-an-id");
+    assert_error(&add(bad_cluster).await, 400, "cluster");
+    let mut bad_tags = base.clone();
+    bad_tags["tags"] = json!({"no spaces": "x"});
+    assert_error(&add(bad_tags).await, 400, "tags");
+    let mut unknown_cluster = base.clone();
+    unknown_cluster["cluster"] = json!(UNKNOWN);
+    assert_error(
+        &add(unknown_cluster).await,
+        404,
+        "Cluster id does not exist",
+    );
+    let mut taken = base.clone();
+    taken["hostnames"]["storage"] = json!(["10.0.1.1"]);
+    assert_error(&add(taken).await, 409, "10.0.1.1");
+
+    // Tags: set, update, delete; 200 with all the tags.
+    let path = format!("/nodes/{id}/tags");
+    let reply = as_admin(
+        addr,
+        "POST",
+        &path,
+        r#"{"change_type": "set", "tags": {"rack": "r2", "row": "7"}}"#,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json(), json!({"rack": "r2", "row": "7"}));
+    let reply = as_admin(
+        addr,
+        "POST",
+        &path,
+        r#"{"change_type": "update", "tags": {"rack": "r3", "pdu": "b"}}"#,
+    )
+    .await;
+    assert_eq!(reply.json(), json!({"rack": "r3", "row": "7", "pdu": "b"}));
+    let reply = as_admin(
+        addr,
+        "POST",
+        &path,
+        r#"{"change_type": "delete", "tags": {"row": "", "pdu": ""}}"#,
+    )
+    .await;
+    assert_eq!(reply.json(), json!({"rack": "r3"}));
+    assert_eq!(
+        get_json(addr, &format!("/nodes/{id}")).await["tags"],
+        json!({"rack": "r3"})
+    );
+    assert_error(
+        &as_admin(
+            addr,
+            "POST",
+            &path,
+            r#"{"change_type": "merge", "tags": {}}"#,
+        )
+        .await,
+        400,
+        "change_type",
+    );
+    assert_error(&as_admin(addr, "POST", &path, "tags").await, 422, "JSON");
+    let missing = format!("/nodes/{UNKNOWN}/tags");
+    assert_error(
+        &as_admin(
+            addr,
+            "POST",
+            &missing,
+            r#"{"change_type": "set", "tags": {}}"#,
+        )
+        .await,
+        404,
+        "Id not found",
+    );
+
+    // State: heketi's rules, applied by the queued operation.
+    let path = format!("/nodes/{id}/state");
+    let done = queued(addr, "POST", &path, r#"{"state": "failed"}"#).await;
+    assert_error(&done, 500, "Node must be offline");
+    let done = queued(addr, "POST", &path, r#"{"state": "offline"}"#).await;
+    assert_eq!(done.status, 204, "{}", done.body);
+    assert_eq!(
+        get_json(addr, &format!("/nodes/{id}")).await["state"],
+        "offline"
+    );
+    assert_error(
+        &as_admin(addr, "POST", &path, r#"{"state": "asleep"}"#).await,
+        400,
+        "state",
+    );
+    assert_error(&as_admin(addr, "POST", &path, "{").await, 422, "JSON");
+    let missing = format!("/nodes/{UNKNOWN}/state");
+    assert_error(
+        &as_admin(addr, "POST", &missing, r#"{"state": "online"}"#).await,
+        404,
+        "Id not found",
+    );
+    let done = queued(addr, "POST", &path, r#"{"state": "failed"}"#).await;
+    assert_eq!(done.status, 204, "{}", done.body);
+    let done = queued(addr, "POST", &path, r#"{"state": "online"}"#).await;
+    assert_error(&done, 500, "Cannot move a failed/removed node");
+
+    // Delete: a node with devices is refused; an empty one goes.
+    let full = get_json(addr, &format!("/clusters/{original}")).await["nodes"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_error(
+        &as_admin(addr, "DELETE", &format!("/nodes/{full}"), "").await,
+        409,
+        "because it contains devices",
+    );
+    let path = format!("/nodes/{id}");
+    let done = queued(addr, "DELETE", &path, "").await;
+    assert_eq!(done.status, 204, "{}", done.body);
+    assert_error(&as_admin(addr, "GET", &path, "").await, 404, "Id not found");
+    assert_error(
+        &as_admin(addr, "DELETE", &path, "").await,
+        404,
+        "Id not found",
+    );
+    assert_error(
+        &as_user(addr, "POST", "/nodes", "{}").await,
+        401,
+        "Administrator access required",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_are_added_tagged_resynced_retired_and_deleted() {
+    let addr = start().await;
+    let cluster = get_json(addr, &format!("/clusters/{}", first_cluster(addr).await)).await;
+    let node = cluster["nodes"][0].as_str().unwrap().to_owned();
+
+    // A 2 TiB device (the simulation reads the `capacity` tag).
+    add_device(addr, &node, "/dev/sdd", json!({"capacity": "2Ti"})).await;
+    let device = device_named(addr, &node, "/dev/sdd").await;
+    assert_eq!(device["state"], "online");
+    assert_eq!(
+        device["storage"],
+        json!({"total": 2u64 << 30, "free": 2u64 << 30, "used": 0})
+    );
+    assert_eq!(device["bricks"], json!([]));
+    let id = device["id"].as_str().unwrap().to_owned();
+    assert_eq!(get_json(addr, &format!("/devices/{id}")).await, device);
+
+    // Refusals before anything is queued.
+    let add =
+        |body: Value| async move { as_admin(addr, "POST", "/devices", &body.to_string()).await };
+    assert_error(
+        &as_admin(addr, "POST", "/devices", "not json").await,
+        422,
+        "JSON",
+    );
+    assert_error(
+        &add(json!({"node": node, "name": "sde"})).await,
+        400,
+        "name",
+    );
+    assert_error(
+        &add(json!({"node": "abc", "name": "/dev/sde"})).await,
+        400,
+        "node",
+    );
+    assert_error(
+        &add(json!({"node": UNKNOWN, "name": "/dev/sde"})).await,
+        404,
+        "Node id does not exist",
+    );
+    assert_error(
+        &add(json!({"node": node, "name": "/dev/sdd"})).await,
+        409,
+        "already",
+    );
+    // A refusal of the engine ends the operation with 500.
+    let done = queued(
+        addr,
+        "POST",
+        "/devices",
+        &json!({"node": node, "name": "/dev/sdf", "tags": {"backend": "zfs"}}).to_string(),
+    )
+    .await;
+    assert_error(&done, 500, "zfs");
+
+    // Tags, then a resync reads the new capacity.
+    let path = format!("/devices/{id}/tags");
+    let reply = as_admin(
+        addr,
+        "POST",
+        &path,
+        r#"{"change_type": "update", "tags": {"capacity": "3Ti", "ssd": "yes"}}"#,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json(), json!({"capacity": "3Ti", "ssd": "yes"}));
+    assert_error(
+        &as_admin(
+            addr,
+            "POST",
+            &path,
+            r#"{"change_type": "update", "tags": {"backend": "loop"}}"#,
+        )
+        .await,
+        400,
+        "backend",
+    );
+    let done = queued(addr, "GET", &format!("/devices/{id}/resync"), "").await;
+    assert_eq!(done.status, 204, "{}", done.body);
+    assert_eq!(
+        get_json(addr, &format!("/devices/{id}")).await["storage"]["total"],
+        3u64 << 30
+    );
+    let missing = format!("/devices/{UNKNOWN}/resync");
+    assert_error(
+        &as_admin(addr, "GET", &missing, "").await,
+        404,
+        "Id not found",
+    );
+
+    // State: online → failed is refused (offline first), then it fails.
+    let state = format!("/devices/{id}/state");
+    assert_error(
+        &queued(addr, "POST", &state, r#"{"state": "failed"}"#).await,
+        500,
+        "Device must be offline",
+    );
+    // Not failed yet: delete is refused.
+    assert_error(
+        &as_admin(addr, "DELETE", &format!("/devices/{id}"), "").await,
+        400,
+        "is not in failed state",
+    );
+    for step in ["offline", "failed"] {
+        let done = queued(addr, "POST", &state, &json!({"state": step}).to_string()).await;
+        assert_eq!(done.status, 204, "{step}: {}", done.body);
+        assert_eq!(
+            get_json(addr, &format!("/devices/{id}")).await["state"],
+            step
+        );
+    }
+    assert_error(
+        &queued(addr, "POST", &state, r#"{"state": "online"}"#).await,
+        500,
+        "Cannot move a failed/removed device to online",
+    );
+    assert_error(
+        &as_admin(addr, "POST", &state, r#"{"state": "on"}"#).await,
+        400,
+        "state",
+    );
+    assert_error(
+        &as_admin(
+            addr,
+            "POST",
+            &state,
+            r#"{"state": "offline", "healcheck": "maybe"}"#,
+        )
+        .await,
+        400,
+        "healcheck",
+    );
+
+    // Delete the failed device; forceforget is not aplo's.
+    let path = format!("/devices/{id}");
+    assert_error(
+        &as_admin(addr, "DELETE", &path, r#"{"forceforget": true}"#).await,
+        400,
+        "forceforget",
+    );
+    assert_error(&as_admin(addr, "DELETE", &path, "{").await, 422, "JSON");
+    let done = queued(addr, "DELETE", &path, "").await;
+    assert_eq!(done.status, 204, "{}", done.body);
+    assert_error(&as_admin(addr, "GET", &path, "").await, 404, "Id not found");
+
+    // A device holding bricks can be neither failed, resynced nor deleted.
+    let done = queued(addr, "POST", "/volumes", r#"{"size": 1}"#).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let volume = get_json(addr, done.header("Location").unwrap()).await;
+    let busy = volume["bricks"][0]["device"].as_str().unwrap().to_owned();
+    let state = format!("/devices/{busy}/state");
+    assert_eq!(
+        queued(addr, "POST", &state, r#"{"state": "offline"}"#)
+            .await
+            .status,
+        204
+    );
+    assert_error(
+        &queued(addr, "POST", &state, r#"{"state": "failed"}"#).await,
+        500,
+        "aplo does not move bricks",
+    );
+    assert_error(
+        &queued(addr, "GET", &format!("/devices/{busy}/resync"), "").await,
+        500,
+        "holds bricks",
+    );
+    assert_error(
+        &as_admin(addr, "DELETE", &format!("/devices/{busy}"), "").await,
+        400,
+        "not in failed state",
+    );
+    assert_error(
+        &as_user(addr, "GET", &format!("/devices/{busy}/resync"), "").await,
+        401,
+        "Administrator access required",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volume_requests_honour_durability_options_gid_snapshot_and_parameters() {
+    let addr = start().await;
+    let create = |body: &'static str| async move {
+        let done = queued(addr, "POST", "/volumes", body).await;
+        assert_eq!(done.status, 303, "{body}: {}", done.body);
+        get_json(addr, done.header("Location").unwrap()).await
+    };
+    let v = create(
+        r#"{"size": 2, "gid": 2000, "durability": {"type": "replicate",
+        "replicate": {"replica": 3}}, "glustervolumeoptions": ["performance.cache-size 64MB",
+        "user.heketi.arbiter true"], "snapshot": {"enable": true, "factor": 1.5}}"#,
+    )
+    .await;
+    assert_eq!(v["gid"], 2000);
+    assert_eq!(v["durability"]["replicate"]["replica"], 3);
+    let options: Vec<&str> = v["glustervolumeoptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap())
+        .collect();
+    assert!(
+        options.contains(&"performance.cache-size 64MB"),
+        "{options:?}"
+    );
+    assert!(options.contains(&"storage.owner-gid 2000"), "{options:?}");
+    assert!(
+        !options.iter().any(|o| o.starts_with("user.heketi.arbiter")),
+        "{options:?}"
+    );
+    assert_eq!(v["snapshot"], json!({"enable": true, "factor": 1.5}));
+    // An arbiter: two data bricks and one smaller one.
+    let mut sizes: Vec<u64> = v["bricks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["size"].as_u64().unwrap())
+        .collect();
+    sizes.sort();
+    assert_eq!(sizes.len(), 3);
+    assert!(sizes[0] < sizes[1] && sizes[1] == sizes[2], "{sizes:?}");
+
+    let v = create(r#"{"size": 4, "durability": {"type": "disperse"}}"#).await;
+    assert_eq!(
+        v["durability"]["disperse"],
+        json!({"data": 4, "redundancy": 2})
+    );
+    assert_eq!(v["bricks"].as_array().unwrap().len(), 6);
+    let v = create(r#"{"size": 1, "durability": {"type": "none"}}"#).await;
+    assert_eq!(v["durability"]["type"], "none");
+    assert_eq!(v["bricks"].as_array().unwrap().len(), 1);
+    // The extension's durability policy wins over the request's fields.
+    let v = create(
+        r#"{"size": 1, "durability": {"type": "none"},
+        "parameters": {"durability": "classes", "classes.class": "replica2"}}"#,
+    )
+    .await;
+    assert_eq!(v["durability"]["type"], "replicate");
+    assert_eq!(v["durability"]["replicate"]["replica"], 2);
+
+    // Refused before anything is queued, naming the field.
+    let refused = |body: &'static str, needle: &'static str| async move {
+        let reply = as_admin(addr, "POST", "/volumes", body).await;
+        assert_error(&reply, 400, needle);
+    };
+    refused(r#"{"size": 1, "gid": -1}"#, "gid").await;
+    refused(r#"{"size": 1, "name": "a b"}"#, "name").await;
+    refused(
+        r#"{"size": 1, "glustervolumeoptions": ["nfs.disable"]}"#,
+        "glustervolumeoptions",
+    )
+    .await;
+    refused(
+        r#"{"size": 1, "glustervolumeoptions": ["a.b c;d"]}"#,
+        "glustervolumeoptions",
+    )
+    .await;
+    refused(
+        r#"{"size": 1, "snapshot": {"enable": true, "factor": 0.5}}"#,
+        "snapshot.factor",
+    )
+    .await;
+    refused(
+        r#"{"size": 1, "durability": {"type": "disperse", "disperse": {"data": 5,
+        "redundancy": 2}}}"#,
+        "durability.disperse",
+    )
+    .await;
+    refused(r#"{"size": 1, "clusters": ["zz"]}"#, "clusters").await;
+    refused(
+        r#"{"size": 1, "clusters": ["0123456789abcdef0123456789abcdef"]}"#,
+        "not found",
+    )
+    .await;
+    // The policy's own check of its settings: an arbiter needs replicate.
+    refused(
+        r#"{"size": 1, "durability": {"type": "none"},
+        "glustervolumeoptions": ["user.heketi.arbiter true"]}"#,
+        "arbiter",
+    )
+    .await;
+    refused(
+        r#"{"size": 1, "parameters": {"placement": "no-such-policy"}}"#,
+        "no-such-policy",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_goes_only_to_the_clusters_asked_for_that_take_file_volumes() {
+    let addr = start().await;
+    let first = first_cluster(addr).await;
+    let second = as_admin(addr, "POST", "/clusters", "").await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for zone in 1..=3 {
+        let node = add_node(
+            addr,
+            &second,
+            &format!("second-{zone}"),
+            &format!("10.0.2.{zone}"),
+            zone,
+        )
+        .await;
+        add_device(addr, &node, "/dev/vdb", json!({"capacity": "100Gi"})).await;
+    }
+    let body = json!({"size": 1, "clusters": [second]}).to_string();
+    let done = queued(addr, "POST", "/volumes", &body).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let volume = get_json(addr, done.header("Location").unwrap()).await;
+    assert_eq!(volume["cluster"], second);
+    let second_info = get_json(addr, &format!("/clusters/{second}")).await;
+    assert_eq!(second_info["volumes"], json!([volume["id"]]));
+    // Too big for the second cluster, though the first has room.
+    let big = json!({"size": 200, "clusters": [second]}).to_string();
+    assert_eq!(queued(addr, "POST", "/volumes", &big).await.status, 500);
+
+    // Without the file flag, a cluster takes no volumes.
+    let flags = format!("/clusters/{second}/flags");
+    assert_eq!(
+        as_admin(addr, "POST", &flags, r#"{"file": false}"#)
+            .await
+            .status,
+        200
+    );
+    assert_error(
+        &as_admin(addr, "POST", "/volumes", &body).await,
+        400,
+        "file",
+    );
+    // Any cluster: the first one then.
+    let done = queued(addr, "POST", "/volumes", r#"{"size": 1}"#).await;
+    let volume = get_json(addr, done.header("Location").unwrap()).await;
+    assert_eq!(volume["cluster"], first);
+}
+
+/// The simulate driver, holding every brick creation until released.
+struct GatedDriver {
+    inner: aplo::exec::driver::SimDriver,
+    open: tokio::sync::watch::Receiver<bool>,
+}
+
+mod gated {
+    use aplo::exec::command::BoxFuture;
+    use aplo::exec::driver::{Applied, DeviceFacts, Driver, DriverError};
+    use aplo::exec::gluster::{BrickStatus, Peer, VolumeInfo};
+    use aplo::model::storage::{DeviceRecord, NodeRecord};
+    use aplo::plan::effect::Effect;
+
+    impl Driver for super::GatedDriver {
+        fn apply<'a>(&'a self, effect: &'a Effect) -> BoxFuture<'a, Result<Applied, DriverError>> {
+            Box::pin(async move {
+                if matches!(effect, Effect::CreateBrick(_)) {
+                    let mut open = self.open.clone();
+                    let _ = open.wait_for(|o| *o).await;
+                }
+                self.inner.apply(effect).await
+            })
+        }
+
+        fn peers<'a>(
+            &'a self,
+            via: &'a [NodeRecord],
+        ) -> BoxFuture<'a, Result<Vec<Peer>, DriverError>> {
+            self.inner.peers(via)
+        }
+
+        fn volumes<'a>(
+            &'a self,
+            via: &'a [NodeRecord],
+        ) -> BoxFuture<'a, Result<Vec<VolumeInfo>, DriverError>> {
+            self.inner.volumes(via)
+        }
+
+        fn volume_status<'a>(
+            &'a self,
+            via: &'a [NodeRecord],
+            name: &'a str,
+        ) -> BoxFuture<'a, Result<Vec<BrickStatus>, DriverError>> {
+            self.inner.volume_status(via, name)
+        }
+
+        fn device_facts<'a>(
+            &'a self,
+            node: &'a NodeRecord,
+            device: &'a DeviceRecord,
+        ) -> BoxFuture<'a, Result<DeviceFacts, DriverError>> {
+            self.inner.device_facts(node, device)
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_count_the_journal_and_the_queue_and_a_full_queue_answers_429() {
+    let (gate, open) = tokio::sync::watch::channel(false);
+    let engine = engine_with(
+        Arc::new(GatedDriver {
+            inner: aplo::exec::driver::SimDriver::new(1 << 40),
+            open,
+        }),
+        6,
+    )
+    .await;
+    let addr = serve(engine, 1).await;
+    let idle = get_json(addr, "/operations").await;
+    assert_eq!(
+        idle,
+        json!({"total": 0, "in_flight": 0, "stale": 0, "failed": 0, "new": 0})
+    );
+
+    let accepted = as_admin(addr, "POST", "/volumes", r#"{"size": 1}"#).await;
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
+    let location = accepted.header("Location").unwrap().to_owned();
+    // Journaled, its bricks held back: one new operation in flight.
+    let mut info = Value::Null;
+    for _ in 0..200 {
+        info = get_json(addr, "/operations").await;
+        if info["total"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        info,
+        json!({"total": 1, "in_flight": 1, "stale": 0, "failed": 0, "new": 1})
+    );
+    let pending = as_admin(addr, "GET", &location, "").await;
+    assert_eq!(pending.status, 200);
+    assert_eq!(pending.header("X-Pending"), Some("true"));
+    assert!(pending.body.is_empty());
+
+    // The queue holds one: the next long request is told to come back.
+    let busy = as_admin(addr, "POST", "/volumes", r#"{"size": 1}"#).await;
+    assert_error(&busy, 429, "too many operations");
+    assert_eq!(busy.header("Retry-After"), Some("5"));
+
+    gate.send(true).unwrap();
+    let done = finish(addr, &accepted, |p| admin("GET", p)).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(
+        get_json(addr, "/operations").await,
+        json!({"total": 0, "in_flight": 0, "stale": 0, "failed": 0, "new": 0})
+    );
+    assert_error(
+        &as_user(addr, "GET", "/operations", "").await,
+        401,
+        "Administrator access required",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_delete_leaves_a_stale_operation_and_the_dump_shows_everything() {
+    let driver = Arc::new(aplo_e2e::kube::BreakableDriver::new());
+    let engine = engine_with(driver.clone(), 6).await;
+    let addr = serve(engine, 8).await;
+    let done = queued(addr, "POST", "/volumes", r#"{"size": 1, "name": "kept"}"#).await;
+    let path = done.header("Location").unwrap().to_owned();
+    driver
+        .fail_deletes
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_error(
+        &queued(addr, "DELETE", &path, "").await,
+        500,
+        "injected failure",
+    );
+    assert_eq!(
+        get_json(addr, "/operations").await,
+        json!({"total": 1, "in_flight": 0, "stale": 1, "failed": 0, "new": 0})
+    );
+
+    let dump = get_json(addr, "/db/dump").await;
+    assert_eq!(dump["schema"], 1);
+    let data = &dump["data"];
+    assert_eq!(data["clusters"].as_object().unwrap().len(), 1);
+    assert_eq!(data["nodes"].as_object().unwrap().len(), 6);
+    assert_eq!(data["devices"].as_object().unwrap().len(), 12);
+    assert_eq!(data["bricks"].as_object().unwrap().len(), 3);
+    assert_eq!(data["operations"].as_object().unwrap().len(), 1);
+    let volume = data["volumes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap();
+    assert_eq!(volume["name"], "kept");
+    // aplo's own export format: `aplo db import` reads it back.
+    let export: aplo::store::Export = serde_json::from_value(dump.clone()).unwrap();
+    assert_eq!(export.data.volumes.len(), 1);
+    assert_error(
+        &as_user(addr, "GET", "/db/dump", "").await,
+        401,
+        "Administrator access required",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_endpoints_list_policies_simulate_and_check() {
+    let addr = start().await;
+    let list = get_json(addr, "/aplo/v1/policies").await;
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for name in ["classes", "zone-spread", "binpack", "requested"] {
+        assert!(names.contains(&name), "{names:?}");
+    }
+    let requested = get_json(addr, "/aplo/v1/policies/requested").await;
+    assert_eq!(requested["name"], "requested");
+    assert_eq!(requested["origin"], "bundled");
+    assert_eq!(requested["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(requested["decisions"], json!(["durability"]));
+    assert!(
+        requested["exports"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("aplo:policy/durability@0.1.0")),
+        "{requested}"
+    );
+    let settings: Vec<&str> = requested["info"]["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        settings.contains(&"replica") && settings.contains(&"options"),
+        "{settings:?}"
+    );
+    assert_error(
+        &as_admin(addr, "GET", "/aplo/v1/policies/nope", "").await,
+        404,
+        "nope",
+    );
+
+    // A simulation plays claims on a copy: nothing is stored.
+    let body = json!({"workload": {"claims": [{"name": "db", "size": "100Gi", "count": 4}]},
+                      "placement": "binpack", "seed": 7})
+    .to_string();
+    let reply = as_admin(addr, "POST", "/aplo/v1/simulate", &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let report = reply.json();
+    assert_eq!(report["aplo"]["claims"], 4);
+    assert_eq!(report["aplo"]["succeeded"], 4);
+    assert_eq!(report["aplo"]["usable_bytes"], 400u64 << 30);
+    assert_eq!(report["aplo"]["raw_bytes"], 12u64 << 40);
+    assert_eq!(report["volumes_before"], 0);
+    assert!(report["aplo_usable_share"].as_f64().unwrap() > 0.0);
+    assert_eq!(get_json(addr, "/volumes").await["volumes"], json!([]));
+    // Again: the same answer (the store did not change).
+    assert_eq!(
+        as_admin(addr, "POST", "/aplo/v1/simulate", &body)
+            .await
+            .json(),
+        report
+    );
+    let bad = json!({"workload": {"claims": [{"size": "lots"}]}}).to_string();
+    assert_error(
+        &as_admin(addr, "POST", "/aplo/v1/simulate", &bad).await,
+        400,
+        "workload",
+    );
+    let unknown =
+        json!({"workload": {"claims": [{"size": "1Gi"}]}, "durability": "nope"}).to_string();
+    assert_error(
+        &as_admin(addr, "POST", "/aplo/v1/simulate", &unknown).await,
+        400,
+        "nope",
+    );
+    assert_error(
+        &as_admin(addr, "POST", "/aplo/v1/simulate", "{").await,
+        422,
+        "JSON",
+    );
+
+    let check = get_json(addr, "/aplo/v1/check").await;
+    assert!(check["clean"].is_boolean(), "{check}");
+    for drift in check["drift"].as_array().unwrap() {
+        assert!(
+            drift["subject"].is_string() && drift["repairable"].is_boolean(),
+            "{drift}"
+        );
+    }
+    for (method, path) in [
+        ("GET", "/aplo/v1/policies"),
+        ("GET", "/aplo/v1/policies/requested"),
+        ("POST", "/aplo/v1/simulate"),
+        ("GET", "/aplo/v1/check"),
+    ] {
+        assert_error(
+            &as_user(addr, method, path, "").await,
+            401,
+            "Administrator access required",
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heketi_metrics_render_the_store_after_api_changes() {
+    let engine = sim_engine(3).await;
+    let addr = serve(engine.clone(), 8).await;
+    let done = queued(addr, "POST", "/volumes", r#"{"size": 1}"#).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let text = aplo::http::heketi_metrics::heketi_metrics(&engine.snapshot());
+    let cluster = first_cluster(addr).await;
+    assert!(text.contains("heketi_cluster_count 1\n"), "{text}");
+    assert!(
+        text.contains(&format!("heketi_nodes_count{{cluster=\"{cluster}\"}} 3\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "heketi_volumes_count{{cluster=\"{cluster}\"}} 1\n"
+        )),
+        "{text}"
+    );
+    let bricks: u64 = text
+        .lines()
+        .filter(|l| l.starts_with("heketi_device_brick_count{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(bricks, 3);
 }

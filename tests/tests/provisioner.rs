@@ -423,10 +423,7 @@ async fn metrics_and_readiness_are_served_over_http() {
     let provisioner = Provisioner::start(world.client.clone(), engine, Provisioner::options());
     let (addr, serving) = aplo::http::bind(
         "127.0.0.1:0".parse().unwrap(),
-        aplo::http::HttpState {
-            metrics: provisioner.metrics.clone(),
-            status: provisioner.status.clone(),
-        },
+        aplo::http::HttpState::new(provisioner.metrics.clone(), provisioner.status.clone()),
     )
     .await
     .unwrap();
@@ -435,8 +432,11 @@ async fn metrics_and_readiness_are_served_over_http() {
     world.claim("default", "one", "gold", "1Gi").await;
     world.wait_bound("default", &["one".into()], WAIT).await;
     let (status, body) = http_get(addr, "/readyz").await;
-    assert!(status.contains("200"), "{status}");
-    assert_eq!(body.trim(), "Leading");
+    assert!(status.contains("200"), "{status}: {body}");
+    assert_eq!(
+        body,
+        "Leading\nstore: open\npolicies: 5 loaded\nwatches: synced\n"
+    );
     let (status, body) = http_get(addr, "/metrics").await;
     assert!(status.contains("200"), "{status}");
     for needle in [
@@ -445,12 +445,20 @@ async fn metrics_and_readiness_are_served_over_http() {
         "aplo_policy_decisions_total{decision=\"durability\",policy=\"classes\",outcome=\"granted\"}",
         "aplo_policy_decision_duration_seconds_bucket",
         "aplo_leader 1",
+        "aplo_http_requests_total{route=\"/readyz\",method=\"GET\",status=\"200\"} 1",
+        "aplo_http_request_duration_seconds_count{route=\"/readyz\",method=\"GET\"} 1",
     ] {
         assert!(body.contains(needle), "no {needle} in:\n{body}");
     }
     provisioner.stop().await.unwrap();
-    let (_, body) = http_get(addr, "/readyz").await;
-    assert_eq!(body.trim(), "Stopped");
+    let (status, body) = http_get(addr, "/readyz").await;
+    assert!(status.contains("503"), "{status}");
+    assert!(body.starts_with("Stopped\nstore: closed\n"), "{body}");
+    let (status, body) = http_get(addr, "/volumes").await;
+    assert!(
+        status.contains("404"),
+        "no API configured here: {status} {body}"
+    );
     server.abort();
 }
 

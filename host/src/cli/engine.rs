@@ -11,6 +11,7 @@ use crate::exec::driver::{CommandConfig, CommandDriver, Connections, Reach};
 use crate::exec::engine::{Engine, EngineConfig, Faults};
 use crate::exec::lvm::LvmOptions;
 use crate::model::paths::BrickRoot;
+use crate::policy::Registry;
 use crate::store::RedbStore;
 
 /// The `nodes:` section of the configuration file.
@@ -100,7 +101,11 @@ impl Config {
 
     /// Open the engine without recovering unfinished operations.
     pub fn open_engine(&self) -> anyhow::Result<Engine> {
-        let registry = self.open_registry()?;
+        self.open_engine_with(self.open_registry()?)
+    }
+
+    /// [`Config::open_engine`] with policies already loaded.
+    pub fn open_engine_with(&self, registry: Arc<Registry>) -> anyhow::Result<Engine> {
         let file = self.file()?.nodes;
         let lvm_root = match &file.lvm_root {
             Some(root) => {

@@ -1,5 +1,6 @@
 //! The `aplo` command line: configuration, telemetry and the commands.
 
+mod client;
 mod db;
 mod demo;
 #[cfg(feature = "dev-apiserver")]
@@ -95,6 +96,9 @@ pub struct Config {
     #[cfg(feature = "fault-injection")]
     #[arg(long, global = true, env = "APLO_FAULT_AT", hide = true)]
     pub fault_at: Option<String>,
+    /// The REST API the storage commands call instead of the local store.
+    #[command(flatten)]
+    pub remote: client::Remote,
 }
 
 /// The optional configuration file.
@@ -176,18 +180,21 @@ pub enum Command {
     /// Export or import the store as JSON.
     #[command(subcommand)]
     Db(db::DbCommand),
-    /// Clusters, nodes and devices: load a heketi topology file, show it.
-    #[command(subcommand)]
-    Topology(storage::TopologyCommand),
-    /// Add, remove and set the state of nodes.
-    #[command(subcommand)]
-    Node(storage::NodeCommand),
-    /// Add, remove and set the state of devices.
-    #[command(subcommand)]
-    Device(storage::DeviceCommand),
-    /// Create, expand, delete, list and inspect volumes.
-    #[command(subcommand)]
-    Volume(storage::VolumeCommand),
+    /// Create, list, inspect and delete clusters (through the REST API:
+    /// --server or APLO_SERVER).
+    Cluster(client::ClusterArgs),
+    /// Clusters, nodes and devices: load a heketi topology file, show it
+    /// (the local store, or the REST API with --server or APLO_SERVER).
+    Topology(client::TopologyArgs),
+    /// Add, remove and set the state of nodes (the local store, or the REST
+    /// API with --server or APLO_SERVER).
+    Node(client::NodeArgs),
+    /// Add, remove and set the state of devices (the local store, or the
+    /// REST API with --server or APLO_SERVER).
+    Device(client::DeviceArgs),
+    /// Create, expand, delete, list and inspect volumes (the local store, or
+    /// the REST API with --server or APLO_SERVER).
+    Volume(client::VolumeArgs),
     /// Compare the store with gluster and the nodes; exit 1 on any drift.
     Check,
     /// Finish or undo the journal's unfinished operations, as every
@@ -242,10 +249,11 @@ impl Cli {
             Command::Policy(command) => policy::run(&self.config, command),
             Command::Demo(args) => demo::run(&self.config, args),
             Command::Db(command) => db::run(&self.config, command),
-            Command::Topology(command) => storage::topology(&self.config, command),
-            Command::Node(command) => storage::node(&self.config, command),
-            Command::Device(command) => storage::device(&self.config, command),
-            Command::Volume(command) => storage::volume(&self.config, command),
+            Command::Cluster(args) => client::cluster(&self.config, args),
+            Command::Topology(args) => client::topology(&self.config, args),
+            Command::Node(args) => client::node(&self.config, args),
+            Command::Device(args) => client::device(&self.config, args),
+            Command::Volume(args) => client::volume(&self.config, args),
             Command::Check => storage::check(&self.config),
             Command::Recover => storage::recover(&self.config),
             Command::Repair => storage::repair(&self.config),

@@ -1,5 +1,6 @@
-//! `aplo serve`: the Kubernetes provisioner, with its metrics and health
-//! endpoints.
+//! `aplo serve`: the Kubernetes provisioner, the heketi-compatible REST
+//! API, the PVC admission webhook, metrics and health, in one process; or
+//! `aplo serve --api-only`: the REST API alone, without Kubernetes.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,16 +11,27 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::FutureExt;
 
+use futures::StreamExt;
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::Api;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+
 use super::Config;
 use super::engine::runtime;
 use crate::exec::driver::SimDriver;
 use crate::exec::engine::{Engine, EngineConfig, LoadOptions};
-use crate::http::{self, HttpState};
+use crate::http::admission::{self, AdmissionOptions, AdmissionState, FailurePolicy, UsageSource};
+use crate::http::api::KEEP_RESULTS;
+use crate::http::auth::Keys;
+use crate::http::queue::Queue;
+use crate::http::{self, ApiConfig, HttpState, tls};
 use crate::kube::claim::DEFAULT_PROVISIONER;
-use crate::kube::{LeaseConfig, Metrics, ServeOptions, Settings, Status};
+use crate::kube::leader::PodRef;
+use crate::kube::{LeaseConfig, Metrics, Phase, ServeOptions, Settings, Status};
 use crate::model::parse_size;
 use crate::model::storage::Backend;
 use crate::model::topology::parse_topology;
+use crate::policy::Registry;
 use crate::store::RedbStore;
 
 /// What runs the storage commands.
@@ -87,6 +99,42 @@ pub struct ServeArgs {
     /// Seconds between sweeps for backend volumes nobody wants.
     #[arg(long, default_value_t = 300)]
     pub sweep_interval: u64,
+    /// Serve only the REST API (and metrics and health), without watching
+    /// Kubernetes: the store is opened at once, with no leader election.
+    /// Run one such instance per store.
+    #[arg(long)]
+    pub api_only: bool,
+    /// The key of heketi's `admin` JWT issuer.
+    #[arg(long, env = "APLO_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+    /// The key of heketi's `user` JWT issuer (volume operations only).
+    #[arg(long, env = "APLO_USER_KEY", hide_env_values = true)]
+    pub user_key: Option<String>,
+    /// DEVELOPMENT ONLY: serve the REST API without authentication.
+    #[arg(long, conflicts_with_all = ["admin_key", "user_key"])]
+    pub no_auth: bool,
+    /// Seconds a token's `iat` may lie in the future (clock skew).
+    #[arg(long, default_value_t = 120)]
+    pub jwt_iat_leeway: u64,
+    /// Long REST operations (volume create, delete...) in flight at once;
+    /// more get 429 with Retry-After.
+    #[arg(long, default_value_t = 64)]
+    pub max_operations: usize,
+    /// Where the HTTPS listener (admission webhook, and the same API)
+    /// listens, when a certificate is given.
+    #[arg(long, env = "APLO_TLS_LISTEN", default_value = "0.0.0.0:8443")]
+    pub tls_listen: SocketAddr,
+    /// PEM certificate chain for HTTPS; re-read when the file changes.
+    #[arg(long, env = "APLO_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS; re-read when the file changes.
+    #[arg(long, env = "APLO_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// What the admission webhook answers when it cannot decide (a policy
+    /// timeout or trap, usage unknown): `Fail` denies, `Ignore` allows
+    /// with a warning. A policy's refusal is always a denial.
+    #[arg(long, default_value = "Fail")]
+    pub admission_failure_policy: FailurePolicy,
 }
 
 fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
@@ -129,26 +177,94 @@ impl ServeArgs {
         let mut settings = Settings::new(&self.provisioner_name, &identity);
         settings.workers = self.workers;
         settings.sweep_interval = Duration::from_secs(self.sweep_interval.max(1));
+        // Only in a pod (POD_NAME set by the downward API) is there a pod
+        // to label with its role.
+        let pod = std::env::var("POD_NAME")
+            .ok()
+            .filter(|name| !name.is_empty())
+            .map(|name| PodRef {
+                namespace: self.lease_namespace.clone(),
+                name,
+            });
         Ok(ServeOptions {
             settings,
             lease,
             health_interval: Duration::from_secs(5),
             remount_bricks: self.driver == DriverKind::Commands,
+            pod,
         })
+    }
+
+    /// The REST API's configuration, or `None` when it is not configured.
+    fn api(&self) -> anyhow::Result<Option<ApiConfig>> {
+        let key = |flag: &str, key: &Option<String>| -> anyhow::Result<Option<Vec<u8>>> {
+            match key {
+                Some(k) if k.len() < 16 => {
+                    anyhow::bail!("--{flag} is too short: use at least 16 characters")
+                }
+                Some(k) => Ok(Some(k.clone().into_bytes())),
+                None => Ok(None),
+            }
+        };
+        let admin = key("admin-key", &self.admin_key)?;
+        let user = key("user-key", &self.user_key)?;
+        anyhow::ensure!(
+            self.max_operations > 0,
+            "--max-operations must be at least 1"
+        );
+        anyhow::ensure!(
+            self.jwt_iat_leeway <= 3600,
+            "--jwt-iat-leeway must be between 0 and 3600 seconds"
+        );
+        let keys = match (admin, user) {
+            (None, None) if self.no_auth => None,
+            (None, None) => {
+                tracing::info!(
+                    "the REST API is off: give --admin-key (and --user-key), or --no-auth for development"
+                );
+                return Ok(None);
+            }
+            (None, Some(_)) => anyhow::bail!("--user-key needs --admin-key too"),
+            (Some(admin), user) => Some(Keys {
+                admin,
+                // Without a user key no user token verifies: a random key
+                // nobody knows disables the role.
+                user: match user {
+                    Some(user) => user,
+                    None => {
+                        use std::io::Read;
+                        let mut random = vec![0; 32];
+                        std::fs::File::open("/dev/urandom")
+                            .and_then(|mut f| f.read_exact(&mut random))
+                            .context("reading /dev/urandom")?;
+                        random
+                    }
+                },
+                iat_leeway: self.jwt_iat_leeway,
+            }),
+        };
+        Ok(Some(ApiConfig {
+            keys,
+            queue: Queue::new(self.max_operations, KEEP_RESULTS),
+        }))
     }
 }
 
 /// Open the engine with the chosen driver and load the topology file.
-async fn open_engine(config: &Config, args: &ServeArgs) -> anyhow::Result<Arc<Engine>> {
+async fn open_engine(
+    config: &Config,
+    args: &ServeArgs,
+    registry: Arc<Registry>,
+) -> anyhow::Result<Arc<Engine>> {
     let engine = match args.driver {
-        DriverKind::Commands => config.open_engine()?,
+        DriverKind::Commands => config.open_engine_with(registry)?,
         DriverKind::Simulate => {
             let size = parse_size(&args.simulate_device_size)
                 .map_err(|e| anyhow::anyhow!("--simulate-device-size: {e}"))?;
             Engine::new(
                 Arc::new(RedbStore::open(&config.db)?),
                 Arc::new(SimDriver::new(size)),
-                config.open_registry()?,
+                registry,
                 EngineConfig {
                     faults: config.faults(),
                     ..EngineConfig::default()
@@ -200,48 +316,151 @@ pub async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client
     Ok(kube::Client::try_from(config)?)
 }
 
+/// The quota usage the admission webhook sees: the leader's store, or
+/// nothing on a standby (the webhook's failure policy then answers).
+fn leader_usage(status: Arc<Status>) -> Arc<dyn UsageSource> {
+    Arc::new(move |namespace: &str, claim: &str| {
+        status
+            .engine()
+            .map(|engine| engine.usage_without(namespace, Some(claim)))
+    })
+}
+
+/// Serve `router` on the HTTPS listener when a certificate is configured.
+async fn spawn_tls(
+    args: &ServeArgs,
+    router: axum::Router,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>> {
+    let (Some(cert), Some(key)) = (args.tls_cert.clone(), args.tls_key.clone()) else {
+        return Ok(None);
+    };
+    // Fail now, with the file named, rather than in the background.
+    tls::load_certified_key(&cert, &key)?;
+    let listener = tokio::net::TcpListener::bind(args.tls_listen)
+        .await
+        .with_context(|| format!("listening on {}", args.tls_listen))?;
+    tracing::info!(addr = %args.tls_listen, cert = %cert.display(), "serving HTTPS");
+    Ok(Some(tokio::spawn(tls::serve_tls(
+        listener,
+        router,
+        cert,
+        key,
+        std::future::pending(),
+    ))))
+}
+
+fn shutdown_signal() -> futures::future::Shared<futures::future::BoxFuture<'static, ()>> {
+    async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+    }
+    .boxed()
+    .shared()
+}
+
 /// Run `aplo serve`.
 pub fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let options = args.options()?;
-    // Checked now, so that a bad policy directory fails before any lease.
-    config.registry_config()?;
+    let api = args.api()?;
+    // Loaded now, so that a bad policy directory fails before any lease;
+    // the webhook and the engine share these compiled policies.
+    let registry = config.open_registry()?;
     runtime()?.block_on(async {
-        let client = client(args.kubeconfig.as_ref()).await?;
         let metrics = Arc::new(Metrics::new());
         let status = Arc::new(Status::default());
-        let (addr, http) = http::bind(
-            args.listen,
-            HttpState {
-                metrics: metrics.clone(),
-                status: status.clone(),
-            },
-        )
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
-        tracing::info!(%addr, provisioner = %args.provisioner_name, "serving metrics and health");
-        let http = tokio::spawn(http);
-        let shutdown = async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("installing a SIGTERM handler");
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            tracing::info!("shutting down");
+        let mut state = HttpState::new(metrics.clone(), status.clone());
+        if let Some(api) = api {
+            state = state.with_api(api);
         }
-        .boxed()
-        .shared();
+        if args.api_only {
+            return api_only(config, &args, registry, state).await;
+        }
+        let client = client(args.kubeconfig.as_ref()).await?;
+        let (classes, class_writer) = reflector::store::<StorageClass>();
+        let class_watch = tokio::spawn(
+            reflector::reflector(
+                class_writer,
+                watcher(
+                    Api::<StorageClass>::all(client.clone()),
+                    watcher::Config::default(),
+                ),
+            )
+            .default_backoff()
+            .for_each(|_| async {}),
+        );
+        let admission = AdmissionState::new(
+            registry.clone(),
+            Arc::new(classes),
+            leader_usage(status.clone()),
+            AdmissionOptions {
+                provisioner: args.provisioner_name.clone(),
+                failure_policy: args.admission_failure_policy,
+            },
+        );
+        let state = state.with_routes(admission::router(admission));
+        let tls = spawn_tls(&args, http::router(state.clone())).await?;
+        let (addr, http) = http::bind(args.listen, state)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        tracing::info!(%addr, provisioner = %args.provisioner_name, "serving HTTP");
+        let http = tokio::spawn(http);
         let result = crate::kube::serve(
             client,
-            || open_engine(config, &args),
+            || open_engine(config, &args, registry),
             options,
             metrics,
             status,
-            shutdown,
+            shutdown_signal(),
         )
         .await;
         http.abort();
+        class_watch.abort();
+        if let Some(tls) = tls {
+            tls.abort();
+        }
         result.map(|()| ExitCode::SUCCESS)
     })
+}
+
+/// `aplo serve --api-only`: open the store at once and serve the REST API
+/// until SIGTERM.
+async fn api_only(
+    config: &Config,
+    args: &ServeArgs,
+    registry: Arc<Registry>,
+    state: HttpState,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        state.api.is_some(),
+        "--api-only serves the REST API: give --admin-key (and --user-key), or --no-auth for development"
+    );
+    let state = state.without_controller();
+    let status = state.status.clone();
+    let tls = spawn_tls(args, http::router(state.clone())).await?;
+    let (addr, http) = http::bind(args.listen, state)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let http = tokio::spawn(http);
+    status.enter(Phase::Recovering);
+    let engine = open_engine(config, args, registry).await?;
+    let recovered = engine.recover().await?;
+    tracing::info!(?recovered, "store recovered");
+    let health = engine.watch_health(Duration::from_secs(5));
+    status.set_engine(Some(engine));
+    status.enter(Phase::Leading);
+    tracing::info!(%addr, "serving the REST API (no Kubernetes controller)");
+    shutdown_signal().await;
+    status.enter(Phase::Stopped);
+    status.set_engine(None);
+    health.abort();
+    http.abort();
+    if let Some(tls) = tls {
+        tls.abort();
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -252,6 +252,16 @@ impl Engine {
         f(&self.state.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// What the volumes of `namespace` and of the whole store hold, leaving
+    /// out the volume of the claim `except` of that namespace.
+    pub fn usage_without(
+        &self,
+        namespace: &str,
+        except: Option<&str>,
+    ) -> (crate::model::Usage, crate::model::Usage) {
+        self.with_state(|s| crate::plan::volume::usage_without(s, namespace, except))
+    }
+
     /// A fault-injection point outside the engine's own operations (the
     /// provisioner's steps); nothing in builds without `fault-injection`.
     pub fn fault_point(&self, point: &str) {

@@ -1,7 +1,24 @@
-//! The heketi-compatible REST API (work in progress, issue #5): clusters,
-//! nodes, devices and volumes read from the store; volume create, expand
-//! and delete as queued operations through the same policies as the
-//! Kubernetes path; heketi's JWT authentication.
+//! The heketi-compatible REST API (issue #5): clusters, nodes, devices and
+//! volumes as heketi's clients know them, heketi's JWT authentication, and
+//! its asynchronous operations (`202` + `/queue/{id}`). Volumes are made
+//! through the same policies and engine as on the Kubernetes path; aplo's
+//! own endpoints live under `/aplo/v1/` ([`super::native`]).
+//!
+//! Conventions, as heketi's: errors are plain text; a body that is not
+//! JSON of the right shape is `422`; a bad value is `400` naming the field;
+//! an unknown id is `404 Id not found`; a conflict with the current state
+//! is `409`; long operations answer `202` with `Location: /queue/{id}`,
+//! and `429` with `Retry-After` when too many run. Every route but volume
+//! operations, `/queue/{id}`, `/hello` and `GET /clusters` needs the admin
+//! role.
+//!
+//! Routes, by file: clusters, nodes and devices in `api/topology.rs`;
+//! volumes in `api/volumes.rs`; `/operations` and `/db/dump` in
+//! `api/admin.rs`.
+
+mod admin;
+mod topology;
+mod volumes;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,10 +33,9 @@ use axum::routing::{get, post};
 use serde::Serialize;
 
 use super::auth::{self, Keys, Role};
-use super::heketi::{self, VolumeCreateRequest, VolumeExpandRequest};
 use super::queue::{Finished, Poll, Queue};
-use crate::exec::engine::{CreateRequest, Engine};
-use crate::model::{GIB, Pairs};
+use crate::exec::engine::{Engine, EngineError};
+use crate::policy::PolicyError;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -34,10 +50,10 @@ pub struct ApiState {
 
 /// Who made the request, once authenticated.
 #[derive(Debug, Clone, Copy)]
-struct Caller(Option<Role>);
+pub(super) struct Caller(Option<Role>);
 
 /// A plain-text error, as heketi answers them.
-fn text(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn text(status: StatusCode, message: impl Into<String>) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -46,7 +62,8 @@ fn text(status: StatusCode, message: impl Into<String>) -> Response {
         .into_response()
 }
 
-fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+/// A JSON answer.
+pub(super) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
@@ -92,7 +109,7 @@ async fn authenticate(State(state): State<ApiState>, mut request: Request, next:
     next.run(request).await
 }
 
-/// The router.
+/// The router: heketi's API and aplo's own under `/aplo/v1/`.
 pub fn router(state: ApiState) -> Router {
     if state.keys.is_none() {
         tracing::warn!(
@@ -105,92 +122,54 @@ pub fn router(state: ApiState) -> Router {
             "/hello",
             get(|| async { "Hello from aplo (heketi-compatible API)" }),
         )
-        .route("/clusters", get(clusters))
-        .route("/clusters/{id}", get(cluster))
-        .route("/nodes/{id}", get(node))
-        .route("/devices/{id}", get(device))
-        .route("/volumes", get(volumes).post(create_volume))
-        .route("/volumes/{id}", get(volume).delete(delete_volume))
-        .route("/volumes/{id}/expand", post(expand_volume))
+        .route(
+            "/clusters",
+            get(topology::clusters).post(topology::create_cluster),
+        )
+        .route(
+            "/clusters/{id}",
+            get(topology::cluster).delete(topology::delete_cluster),
+        )
+        .route("/clusters/{id}/flags", post(topology::set_cluster_flags))
+        .route("/nodes", post(topology::add_node))
+        .route(
+            "/nodes/{id}",
+            get(topology::node).delete(topology::delete_node),
+        )
+        .route("/nodes/{id}/state", post(topology::set_node_state))
+        .route("/nodes/{id}/tags", post(topology::set_node_tags))
+        .route("/devices", post(topology::add_device))
+        .route(
+            "/devices/{id}",
+            get(topology::device).delete(topology::delete_device),
+        )
+        .route("/devices/{id}/state", post(topology::set_device_state))
+        .route("/devices/{id}/resync", get(topology::resync_device))
+        .route("/devices/{id}/tags", post(topology::set_device_tags))
+        .route(
+            "/volumes",
+            get(volumes::volumes).post(volumes::create_volume),
+        )
+        .route(
+            "/volumes/{id}",
+            get(volumes::volume).delete(volumes::delete_volume),
+        )
+        .route("/volumes/{id}/expand", post(volumes::expand_volume))
         .route("/queue/{id}", get(poll))
+        .route("/operations", get(admin::operations))
+        .route("/db/dump", get(admin::db_dump))
+        .merge(super::native::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
 }
 
-fn not_found() -> Response {
+/// heketi's answer for an unknown id.
+pub(super) fn not_found() -> Response {
     text(StatusCode::NOT_FOUND, "Id not found")
 }
 
-fn parse_id(id: &str) -> Option<crate::model::Id> {
-    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| u128::from_str_radix(id, 16).ok().map(crate::model::Id))
-        .flatten()
-}
-
-async fn clusters(State(state): State<ApiState>) -> Response {
-    let s = state.engine.snapshot();
-    json(
-        StatusCode::OK,
-        &heketi::ClusterList {
-            clusters: s.clusters.keys().map(ToString::to_string).collect(),
-        },
-    )
-}
-
-async fn cluster(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
-    let s = state.engine.snapshot();
-    match parse_id(&id).and_then(|id| s.clusters.get(&id)) {
-        Some(c) => json(StatusCode::OK, &heketi::cluster_info(&s, c)),
-        None => not_found(),
-    }
-}
-
-async fn node(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
-    let s = state.engine.snapshot();
-    match parse_id(&id).and_then(|id| s.nodes.get(&id)) {
-        Some(n) => json(StatusCode::OK, &heketi::node_info(&s, n)),
-        None => not_found(),
-    }
-}
-
-async fn device(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
-    let s = state.engine.snapshot();
-    match parse_id(&id).and_then(|id| s.devices.get(&id)) {
-        Some(d) => json(StatusCode::OK, &heketi::device_info(&s, d)),
-        None => not_found(),
-    }
-}
-
-async fn volumes(State(state): State<ApiState>) -> Response {
-    json(
-        StatusCode::OK,
-        &heketi::VolumeList {
-            volumes: state
-                .engine
-                .volumes()
-                .iter()
-                .map(|v| v.id.to_string())
-                .collect(),
-        },
-    )
-}
-
-async fn volume(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
-    let Some(vid) = parse_id(&id) else {
-        return not_found();
-    };
-    let s = state.engine.snapshot();
-    match s.volumes.get(&vid) {
-        Some(v) => json(
-            StatusCode::OK,
-            &heketi::volume_info(&s, v, state.engine.volume_hosts(vid)),
-        ),
-        None => not_found(),
-    }
-}
-
 /// Read a JSON body: 422 when it does not parse, as heketi does.
-fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Box<Response>> {
+pub(super) fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Box<Response>> {
     serde_json::from_slice(bytes).map_err(|e| {
         Box::new(text(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -199,55 +178,44 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Box<Response
     })
 }
 
-/// The StorageClass-style parameters that give a heketi request's
-/// durability through the default policies.
-fn durability_parameters(request: &VolumeCreateRequest) -> Result<Pairs, String> {
-    let d = &request.durability;
-    let class = match (
-        d.kind.as_str(),
-        d.replicate.replica,
-        d.disperse.data,
-        d.disperse.redundancy,
-    ) {
-        ("" | "replicate", 0 | 3, _, _) => "replica3",
-        ("replicate", 2, _, _) => "replica2",
-        ("none", _, _, _) => "none",
-        ("disperse", _, 2, 1) => "disperse-2-1",
-        ("disperse", _, 0 | 4, 0 | 2) => "disperse-4-2",
-        ("disperse", _, 8, 3) => "disperse-8-3",
-        ("replicate", n, _, _) => {
-            return Err(format!(
-                "durability.replicate.replica: {n} copies are not offered (use 2 or 3)"
-            ));
-        }
-        ("disperse", _, data, redundancy) => {
-            return Err(format!(
-                "durability.disperse: {data}+{redundancy} is not offered (use 2+1, 4+2 or 8+3)"
-            ));
-        }
-        (other, _, _, _) => {
-            return Err(format!(
-                "durability.type: '{other}' is not one of none, replicate, disperse"
-            ));
-        }
-    };
-    let mut parameters = Pairs::new();
-    parameters.insert("classes.class".into(), class.into());
-    if !request.glustervolumeoptions.is_empty() {
-        let options: Vec<String> = request
-            .glustervolumeoptions
-            .iter()
-            .map(|o| o.trim().replacen(' ', "=", 1))
-            .collect();
-        parameters.insert(format!("classes.{class}.options"), options.join(";"));
+/// The status of an engine error: one exhaustive match. What the caller
+/// can act on goes back as it is; internal faults are logged and answered
+/// plainly.
+fn engine_status(e: &EngineError) -> StatusCode {
+    match e {
+        EngineError::Invalid(_) | EngineError::Refused { .. } => StatusCode::BAD_REQUEST,
+        EngineError::NotFound { .. } => StatusCode::NOT_FOUND,
+        EngineError::Conflict(_) => StatusCode::CONFLICT,
+        EngineError::Policy(p) => policy_status(p),
+        EngineError::Store(_) | EngineError::Failed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
-    if request.snapshot.enable {
-        parameters.insert(
-            "classes.snapshot-reserve".into(),
-            format!("{}", request.snapshot.factor.max(1.0)),
-        );
+}
+
+/// A configuration mistake in the request is the caller's (400); a broken
+/// or misbehaving policy is aplo's (500).
+fn policy_status(e: &PolicyError) -> StatusCode {
+    match e {
+        PolicyError::Unknown { .. }
+        | PolicyError::NotExported { .. }
+        | PolicyError::Settings { .. }
+        | PolicyError::Params(_) => StatusCode::BAD_REQUEST,
+        PolicyError::Load { .. } | PolicyError::Fault { .. } | PolicyError::Io { .. } => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
     }
-    Ok(parameters)
+}
+
+/// An engine error as an answer.
+pub(super) fn engine_error(e: EngineError) -> Response {
+    let status = engine_status(&e);
+    match e {
+        EngineError::Store(e) => {
+            tracing::error!(error = %e, "the store failed during a request");
+            text(status, "the store failed; see aplo's log")
+        }
+        EngineError::NotFound { .. } => not_found(),
+        e => text(status, e.to_string()),
+    }
 }
 
 fn accepted(id: &str) -> Response {
@@ -259,7 +227,8 @@ fn accepted(id: &str) -> Response {
     response
 }
 
-fn queued(
+/// Run `work` through the queue: `202` with its `Location`, or `429`.
+pub(super) fn queued(
     state: &ApiState,
     caller: Caller,
     work: impl std::future::Future<Output = Finished> + Send + 'static,
@@ -280,105 +249,19 @@ fn queued(
     }
 }
 
-async fn create_volume(
-    State(state): State<ApiState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    bytes: Bytes,
-) -> Response {
-    let request: VolumeCreateRequest = match body(&bytes) {
-        Ok(r) => r,
-        Err(e) => return *e,
-    };
-    if request.size < 1 {
-        return text(StatusCode::BAD_REQUEST, "size: must be at least 1 (GiB)");
-    }
-    if request.block {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "block: aplo does not provide block-hosting volumes",
-        );
-    }
-    let parameters = match durability_parameters(&request) {
-        Ok(p) => p,
-        Err(e) => return text(StatusCode::BAD_REQUEST, e),
-    };
-    let Some(bytes) = u64::try_from(request.size)
-        .ok()
-        .and_then(|gib| gib.checked_mul(GIB))
-    else {
-        return text(StatusCode::BAD_REQUEST, "size: too large");
-    };
-    let engine = state.engine.clone();
-    let name = (!request.name.is_empty()).then(|| request.name.clone());
-    queued(&state, caller, async move {
-        match engine
-            .create_volume(CreateRequest {
-                name,
-                bytes,
-                parameters,
-                ..CreateRequest::default()
-            })
-            .await
-        {
-            Ok(v) => Finished::SeeOther(format!("/volumes/{}", v.id)),
-            Err(e) => Finished::Failed(e.to_string()),
+/// How a queued engine call ends: `Ok` says where its result is.
+pub(super) fn finished<T>(
+    result: Result<T, EngineError>,
+    location: impl FnOnce(T) -> Finished,
+) -> Finished {
+    match result {
+        Ok(value) => location(value),
+        Err(EngineError::Store(e)) => {
+            tracing::error!(error = %e, "the store failed during a queued operation");
+            Finished::Failed("the store failed; see aplo's log".into())
         }
-    })
-}
-
-async fn delete_volume(
-    State(state): State<ApiState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Path(id): Path<String>,
-) -> Response {
-    let Some(vid) = parse_id(&id) else {
-        return not_found();
-    };
-    if state.engine.volume(&id).is_err() {
-        return not_found();
+        Err(e) => Finished::Failed(e.to_string()),
     }
-    let engine = state.engine.clone();
-    queued(&state, caller, async move {
-        match engine.delete_volume(&vid.to_string()).await {
-            Ok(()) => Finished::NoContent,
-            Err(e) => Finished::Failed(e.to_string()),
-        }
-    })
-}
-
-async fn expand_volume(
-    State(state): State<ApiState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Path(id): Path<String>,
-    bytes: Bytes,
-) -> Response {
-    let request: VolumeExpandRequest = match body(&bytes) {
-        Ok(r) => r,
-        Err(e) => return *e,
-    };
-    let Ok((volume, _)) = state.engine.volume(&id) else {
-        return not_found();
-    };
-    if request.expand_size < 1 {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "expand_size: must be at least 1 (GiB)",
-        );
-    }
-    let Some(to) = u64::try_from(request.expand_size)
-        .ok()
-        .and_then(|g| g.checked_mul(GIB))
-        .and_then(|b| b.checked_add(volume.bytes))
-    else {
-        return text(StatusCode::BAD_REQUEST, "expand_size: too large");
-    };
-    let engine = state.engine.clone();
-    queued(&state, caller, async move {
-        match engine.expand_volume(&volume.id.to_string(), to).await {
-            Ok(v) => Finished::SeeOther(format!("/volumes/{}", v.id)),
-            Err(e) => Finished::Failed(e.to_string()),
-        }
-    })
 }
 
 async fn poll(
@@ -414,3 +297,50 @@ async fn poll(
 
 /// How long finished operations stay pollable.
 pub const KEEP_RESULTS: Duration = Duration::from_secs(600);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_errors_map_to_heketis_statuses() {
+        let cases = [
+            (EngineError::Invalid("x".into()), 400),
+            (
+                EngineError::NotFound {
+                    kind: "node",
+                    name: "n".into(),
+                },
+                404,
+            ),
+            (EngineError::Conflict("busy".into()), 409),
+            (
+                EngineError::Policy(PolicyError::Unknown {
+                    name: "p".into(),
+                    available: String::new(),
+                }),
+                400,
+            ),
+        ];
+        for (error, status) in cases {
+            assert_eq!(engine_status(&error).as_u16(), status, "{error}");
+        }
+    }
+
+    #[test]
+    fn only_volume_routes_are_open_to_users() {
+        assert!(user_may(&Method::POST, "/volumes"));
+        assert!(user_may(&Method::DELETE, "/volumes/abc"));
+        assert!(user_may(&Method::GET, "/clusters"));
+        for (method, path) in [
+            (Method::POST, "/clusters"),
+            (Method::POST, "/nodes"),
+            (Method::GET, "/operations"),
+            (Method::GET, "/db/dump"),
+            (Method::GET, "/aplo/v1/policies"),
+            (Method::POST, "/devices/abc/tags"),
+        ] {
+            assert!(!user_may(&method, path), "{method} {path}");
+        }
+    }
+}

@@ -8,10 +8,17 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod checks;
+
+pub use self::checks::{
+    NewDevice, NewNode, TagChange, check_device_add, check_healcheck, check_node_add, check_tags,
+    device_transition, node_transition, operations_info, parse_id, parse_state,
+};
+
 use crate::model::storage::{
     BrickRecord, ClusterRecord, DeviceRecord, NodeRecord, Snapshot, VolumeRecord,
 };
-use crate::model::{GIB, KIB, Scheme, State};
+use crate::model::{GIB, KIB, Pairs, Scheme, State};
 
 /// `{"state": ...}` bodies and fields.
 pub fn state_name(state: State) -> &'static str {
@@ -37,8 +44,10 @@ pub struct StorageSize {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostAddresses {
     /// Where commands are run.
+    #[serde(default)]
     pub manage: Vec<String>,
     /// Where clients and peers connect.
+    #[serde(default)]
     pub storage: Vec<String>,
 }
 
@@ -188,6 +197,14 @@ pub struct VolumeCreateRequest {
     /// Snapshot reserve.
     #[serde(default)]
     pub snapshot: SnapshotSettings,
+    /// aplo's extension: StorageClass-style parameters. When they name a
+    /// `durability` policy, they decide durability, options, snapshot
+    /// reserve and gid, and the request's own `durability`,
+    /// `glustervolumeoptions`, `snapshot` and `gid` are ignored; otherwise
+    /// they are added over the parameters made from those fields (e.g. a
+    /// `placement` policy and its settings).
+    #[serde(default, skip_serializing_if = "Pairs::is_empty")]
+    pub parameters: Pairs,
 }
 
 fn is_zero_i64(n: &i64) -> bool {
@@ -272,6 +289,87 @@ pub struct ClusterFlags {
     /// Serves file volumes.
     #[serde(default)]
     pub file: bool,
+}
+
+/// `POST /nodes`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeAddRequest {
+    /// Failure domain, at least 1.
+    #[serde(default)]
+    pub zone: i64,
+    /// One manage and one storage hostname.
+    #[serde(default)]
+    pub hostnames: HostAddresses,
+    /// The cluster id.
+    #[serde(default)]
+    pub cluster: String,
+    /// Tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// `POST /devices`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceAddRequest {
+    /// The device path, e.g. `/dev/vdb`.
+    #[serde(default)]
+    pub name: String,
+    /// Tags (`backend` chooses aplo's brick backend, `lvm-thin` by default).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// The node id.
+    #[serde(default)]
+    pub node: String,
+    /// Wipe signatures found on the device.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub destroydata: bool,
+}
+
+/// The optional body of `DELETE /devices/{id}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceDeleteOptions {
+    /// Forget the device without releasing it on its node.
+    #[serde(default)]
+    pub forceforget: bool,
+}
+
+/// `POST /nodes/{id}/state` and `POST /devices/{id}/state`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateRequest {
+    /// `online`, `offline` or `failed`.
+    #[serde(default)]
+    pub state: String,
+    /// heketi's heal-info check before a state change: `enable`,
+    /// `disable` or empty (aplo checks nothing: it moves no bricks).
+    #[serde(default)]
+    pub healcheck: String,
+}
+
+/// `POST /nodes/{id}/tags` and `POST /devices/{id}/tags`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagsChangeRequest {
+    /// The tags to set, add or delete (only the names count for delete).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// `set`, `update` or `delete`.
+    #[serde(default)]
+    pub change_type: String,
+}
+
+/// `GET /operations`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationsInfo {
+    /// Journaled operations (unfinished).
+    pub total: u64,
+    /// Operations running through the API's queue now.
+    pub in_flight: u64,
+    /// Journaled operations nothing runs in this process (left by a crash;
+    /// the next start or `aplo repair` finishes them).
+    pub stale: u64,
+    /// Stale operations whose undo failed.
+    pub failed: u64,
+    /// Running operations that have done no step yet.
+    pub new: u64,
 }
 
 fn kib(bytes: u64) -> u64 {

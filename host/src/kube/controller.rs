@@ -679,6 +679,7 @@ pub async fn run(
     engine: Arc<Engine>,
     settings: Settings,
     metrics: Arc<Metrics>,
+    status: Arc<super::Status>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static + Clone,
 ) {
     let config = controller::Config::default().concurrency(settings.workers);
@@ -768,8 +769,24 @@ pub async fn run(
             }
         }
     };
+    let synced = {
+        let ctx = ctx.clone();
+        async move {
+            let ready = futures::future::join3(
+                ctx.classes.wait_until_ready(),
+                ctx.volumes.wait_until_ready(),
+                ctx.claims.wait_until_ready(),
+            )
+            .await;
+            if let (Ok(()), Ok(()), Ok(())) = ready {
+                status.set_synced(true);
+            }
+            std::future::pending::<()>().await;
+        }
+    };
     tokio::select! {
         _ = futures::future::join(claims_done, volumes_done) => {}
         () = sweeper => {}
+        () = synced => {}
     }
 }

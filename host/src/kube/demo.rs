@@ -58,6 +58,7 @@ pub async fn run(engine: Arc<Engine>, parameters: Pairs, bytes: u64) -> anyhow::
             lease: None,
             health_interval: Duration::from_secs(60),
             remount_bricks: false,
+            pod: None,
         },
         Arc::new(Metrics::new()),
         Arc::new(Status::default()),

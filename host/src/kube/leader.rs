@@ -263,3 +263,38 @@ fn jittered(period: Duration) -> Duration {
         .subsec_nanos();
     period + period.mul_f64(f64::from(nanos % 1000) / 5000.0)
 }
+
+/// The pod label that tells the leader from standbys, for a Service that
+/// routes the REST API and the admission webhook to the leader only (the
+/// same idea as Patroni's role label).
+pub const ROLE_LABEL: &str = "aplo.dev/role";
+
+/// This process's pod, to label with its role.
+#[derive(Debug, Clone)]
+pub struct PodRef {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub name: String,
+}
+
+/// Set [`ROLE_LABEL`] on our pod to `leader` or `standby`. A failure is
+/// logged, not fatal: the pod still works, clients just reach it less well.
+pub async fn label_role(client: &kube::Client, pod: &PodRef, role: &str) {
+    use k8s_openapi::api::core::v1::Pod;
+    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
+    let patch = serde_json::json!({ "metadata": { "labels": { ROLE_LABEL: role } } });
+    match api
+        .patch(
+            &pod.name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => tracing::info!(pod = %pod.name, role, "pod role label set"),
+        Err(e) => {
+            tracing::warn!(pod = %pod.name, role, error = %e, "could not label this pod with its role")
+        }
+    }
+}

@@ -28,6 +28,26 @@ pub struct Expansion {
     pub outcome: &'static str,
 }
 
+/// Labels of HTTP request counters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct HttpRequest {
+    /// The route template, e.g. `/volumes/{id}`; `unmatched` for no route.
+    pub route: String,
+    /// The method.
+    pub method: String,
+    /// The status code.
+    pub status: u16,
+}
+
+/// Labels of HTTP latency histograms.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct HttpRoute {
+    /// The route template.
+    pub route: String,
+    /// The method.
+    pub method: String,
+}
+
 /// Every metric `aplo serve` exposes.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -49,6 +69,15 @@ pub struct Metrics {
     pub leader: Gauge<i64, AtomicI64>,
     /// Backend volumes deleted because no claim or PV wanted them any more.
     pub orphans_removed: Counter,
+    /// HTTP requests answered, by route, method and status.
+    pub http_requests: Family<HttpRequest, Counter>,
+    /// Time to answer HTTP requests, by route and method.
+    pub http_duration: Family<HttpRoute, Histogram>,
+}
+
+fn http_durations() -> Histogram {
+    // 100 µs to ~1.6 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 15))
 }
 
 fn durations() -> Histogram {
@@ -76,6 +105,8 @@ impl Metrics {
             expansions: Family::default(),
             leader: Gauge::default(),
             orphans_removed: Counter::default(),
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(http_durations),
         };
         {
             let mut r = metrics.registry.lock().unwrap_or_else(|e| e.into_inner());
@@ -123,6 +154,16 @@ impl Metrics {
                 "aplo_orphaned_volumes_removed",
                 "Backend volumes removed because no claim or PV wanted them",
                 metrics.orphans_removed.clone(),
+            );
+            r.register(
+                "aplo_http_requests",
+                "HTTP requests answered, by route, method and status",
+                metrics.http_requests.clone(),
+            );
+            r.register(
+                "aplo_http_request_duration_seconds",
+                "Time to answer HTTP requests, by route and method",
+                metrics.http_duration.clone(),
             );
             crate::policy::metrics::register(&mut r);
         }

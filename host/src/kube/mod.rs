@@ -19,8 +19,8 @@ pub mod leader;
 pub mod metrics;
 
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -32,9 +32,24 @@ pub use metrics::Metrics;
 
 use crate::exec::engine::Engine;
 
-/// Where `serve` is, for the health endpoints.
-#[derive(Debug, Default)]
-pub struct Status(AtomicU8);
+/// Where `serve` is, for the health endpoints and the HTTP API: the phase,
+/// the engine while this instance leads, and whether the watches synced.
+#[derive(Default)]
+pub struct Status {
+    phase: AtomicU8,
+    synced: AtomicBool,
+    engine: RwLock<Option<Arc<Engine>>>,
+}
+
+impl std::fmt::Debug for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Status")
+            .field("phase", &self.phase())
+            .field("synced", &self.synced())
+            .field("engine", &self.engine().is_some())
+            .finish()
+    }
+}
 
 /// The phases of [`Status`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +69,7 @@ pub enum Phase {
 impl Status {
     /// The current phase.
     pub fn phase(&self) -> Phase {
-        match self.0.load(Ordering::Relaxed) {
+        match self.phase.load(Ordering::Relaxed) {
             0 => Phase::Starting,
             1 => Phase::Standby,
             2 => Phase::Recovering,
@@ -71,7 +86,38 @@ impl Status {
             Phase::Leading => 3,
             Phase::Stopped => 4,
         };
-        self.0.store(n, Ordering::Relaxed);
+        self.phase.store(n, Ordering::Relaxed);
+    }
+
+    /// Mark the phase (for `aplo serve --api-only`, which has no lease).
+    pub fn enter(&self, phase: Phase) {
+        self.set(phase);
+    }
+
+    /// Whether the controllers' watches have listed everything once
+    /// (always false outside controller mode).
+    pub fn synced(&self) -> bool {
+        self.synced.load(Ordering::Relaxed)
+    }
+
+    fn set_synced(&self, synced: bool) {
+        self.synced.store(synced, Ordering::Relaxed);
+    }
+
+    /// The engine, while this instance has the store open.
+    pub fn engine(&self) -> Option<Arc<Engine>> {
+        self.engine
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Publish (or withdraw) the engine.
+    pub fn set_engine(&self, engine: Option<Arc<Engine>>) {
+        *self
+            .engine
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = engine;
     }
 }
 
@@ -86,6 +132,8 @@ pub struct ServeOptions {
     /// Remount brick filesystems at start (real drivers; the fstab
     /// equivalent after a node reboot).
     pub remount_bricks: bool,
+    /// Our pod, labelled `aplo.dev/role=leader|standby` (in a cluster).
+    pub pod: Option<leader::PodRef>,
 }
 
 /// Run the provisioner until `shutdown` resolves (`Ok`) or the lease is lost
@@ -99,6 +147,9 @@ pub async fn serve<Open: Future<Output = anyhow::Result<Arc<Engine>>>>(
     status: Arc<Status>,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) -> anyhow::Result<()> {
+    if let Some(pod) = &options.pod {
+        leader::label_role(&client, pod, "standby").await;
+    }
     let leadership = match &options.lease {
         Some(config) => {
             config.check().map_err(anyhow::Error::msg)?;
@@ -116,6 +167,7 @@ pub async fn serve<Open: Future<Output = anyhow::Result<Arc<Engine>>>>(
     };
     metrics.leader.set(1);
     status.set(Phase::Recovering);
+    let role_client = client.clone();
     let result = lead(
         client,
         open_engine,
@@ -128,6 +180,11 @@ pub async fn serve<Open: Future<Output = anyhow::Result<Arc<Engine>>>>(
     .await;
     metrics.leader.set(0);
     status.set(Phase::Stopped);
+    status.set_synced(false);
+    status.set_engine(None);
+    if let Some(pod) = &options.pod {
+        leader::label_role(&role_client, pod, "standby").await;
+    }
     if let Some(leadership) = leadership {
         leadership.release().await;
     }
@@ -139,7 +196,7 @@ async fn lead<Open: Future<Output = anyhow::Result<Arc<Engine>>>>(
     open_engine: impl FnOnce() -> Open,
     options: &ServeOptions,
     metrics: Arc<Metrics>,
-    status: &Status,
+    status: &Arc<Status>,
     leadership: Option<&leader::Leadership>,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) -> anyhow::Result<()> {
@@ -169,8 +226,19 @@ async fn lead<Open: Future<Output = anyhow::Result<Arc<Engine>>>>(
         }
     }
     let health = engine.watch_health(options.health_interval);
+    status.set_engine(Some(engine.clone()));
     status.set(Phase::Leading);
-    let controllers = controller::run(client, engine, options.settings.clone(), metrics, shutdown);
+    if let Some(pod) = &options.pod {
+        leader::label_role(&client, pod, "leader").await;
+    }
+    let controllers = controller::run(
+        client,
+        engine,
+        options.settings.clone(),
+        metrics,
+        status.clone(),
+        shutdown,
+    );
     let result = tokio::select! {
         () = controllers => Ok(()),
         () = &mut lost => Err(anyhow::anyhow!("lost the leader lease; stopping so that a standby can lead")),

@@ -58,7 +58,10 @@ impl Engine {
             requested_bytes: to_bytes,
             access_modes: Vec::new(),
         };
-        let hard_limit = match self.quota(&set, &claim, volume.bytes).await? {
+        let hard_limit = match self
+            .quota(&set, &claim, volume.bytes, Some(volume.id))
+            .await?
+        {
             Some(limit) => Some(limit),
             None if set.quota.is_some() => None,
             None => volume.hard_limit.map(|_| to_bytes),

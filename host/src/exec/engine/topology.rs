@@ -1,14 +1,17 @@
-//! Topology operations: load a heketi topology file, add and remove nodes
-//! and devices, set their states.
+//! Topology operations: load a heketi topology file; create, flag and
+//! delete clusters; add and remove nodes, set their states and tags.
+//! Cluster operations live in [`clusters`], device operations in
+//! [`devices`].
+
+mod clusters;
+mod devices;
 
 use super::{Engine, EngineError};
-use crate::exec::driver::{Applied, DriverError};
-use crate::model::paths::BrickRoot;
 use crate::model::storage::{
-    Backend, ClusterRecord, DeviceRecord, NodeRecord, Operation, OperationRecord,
+    Backend, ClusterRecord, DeviceRecord, NodeRecord, Operation, OperationRecord, Snapshot,
 };
-use crate::model::topology::{DeviceSpec, NodeSpec, TopologySpec};
-use crate::model::{Id, State};
+use crate::model::topology::{NodeSpec, TopologySpec};
+use crate::model::{Id, Pairs, State};
 use crate::plan::effect::Effect;
 use crate::store::Change;
 
@@ -46,27 +49,6 @@ pub struct LoadReport {
 
 /// The tag that chooses a device's backend.
 pub const BACKEND_TAG: &str = "backend";
-
-fn check_device_name(backend: Backend, name: &str) -> Result<(), EngineError> {
-    match backend {
-        Backend::Loop | Backend::Dir => BrickRoot::new(name)
-            .map(|_| ())
-            .map_err(|e| EngineError::Invalid(format!("device {name}: {e}"))),
-        Backend::LvmThin => {
-            let plain = name.starts_with("/dev/")
-                && BrickRoot::new(name).is_ok()
-                && !name.contains(char::is_whitespace);
-            if plain {
-                Ok(())
-            } else {
-                Err(EngineError::Invalid(format!(
-                    "device '{}' must be a block device path under /dev/",
-                    name.escape_default()
-                )))
-            }
-        }
-    }
-}
 
 impl Engine {
     /// Load a topology: add the clusters, nodes and devices that are not
@@ -303,238 +285,91 @@ impl Engine {
         Ok(device)
     }
 
-    /// Add a device: journaled, then prepared (wiped only if the spec says
-    /// `destroydata`; `pvcreate` and `vgcreate` for `lvm-thin`), then
-    /// online with its measured capacity. A device that cannot be prepared
-    /// leaves nothing behind.
-    pub async fn add_device(
-        &self,
-        node: Id,
-        spec: &DeviceSpec,
-        default_backend: Backend,
-    ) -> Result<DeviceRecord, EngineError> {
-        let backend = match spec.tags.get(BACKEND_TAG) {
-            Some(name) => name
-                .parse()
-                .map_err(|e: String| EngineError::Invalid(format!("device {}: {e}", spec.name)))?,
-            None => default_backend,
-        };
-        check_device_name(backend, &spec.name)?;
+    /// Mark a node and all its devices failed (heketi's node removal).
+    /// aplo does not move bricks, so this is refused while any of its
+    /// devices holds bricks.
+    pub async fn fail_node(&self, id: Id) -> Result<NodeRecord, EngineError> {
         let _planning = self.planning.lock().await;
-        let node_record = self
-            .with_state(|s| s.nodes.get(&node).cloned())
-            .ok_or_else(|| EngineError::NotFound {
-                kind: "node",
-                name: node.to_string(),
-            })?;
-        if self.with_state(|s| {
-            s.devices
+        let node = self.find_node(&id.to_string())?;
+        let (devices, holding) = self.with_state(|s| {
+            let devices: Vec<DeviceRecord> = s
+                .devices
                 .values()
-                .any(|d| d.node == node && d.name == spec.name)
-        }) {
-            return Err(EngineError::Conflict(format!(
-                "node {} already has device {}",
-                node_record.manage, spec.name
-            )));
-        }
-        let device = DeviceRecord {
-            id: self.ids.next(),
-            node,
-            name: spec.name.clone(),
-            backend,
-            state: State::Offline,
-            tags: spec.tags.clone(),
-            total_bytes: 0,
-        };
-        let operation = OperationRecord {
-            id: self.ids.next(),
-            operation: Operation::AddDevice {
-                device: device.id,
-                wipe: spec.destroy_data,
-            },
-            done: Vec::new(),
-            rolling_back: false,
-        };
-        let _busy = self.claim_busy(device.id, "the device")?;
-        self.commit(vec![
-            Change::PutDevice(device.clone()),
-            Change::PutOperation(operation.clone()),
-        ])?;
-        self.config.faults.reached("add-device:journaled");
-        match self.prepare_device(&operation).await {
-            Ok(device) => Ok(device),
-            Err(e) => {
-                let undo = self.undo_add_device(&operation).await;
-                match (e, undo) {
-                    (DriverError::Refused(message), Ok(())) => Err(EngineError::Invalid(message)),
-                    (source, undo) => Err(EngineError::Failed {
-                        operation: "add device",
-                        subject: format!("{}:{}", node_record.manage, spec.name),
-                        step: "prepare".into(),
-                        source: Box::new(source),
-                        outcome: self.undo_outcome(undo),
-                    }),
-                }
-            }
-        }
-    }
-
-    async fn prepare_device(
-        &self,
-        operation: &OperationRecord,
-    ) -> Result<DeviceRecord, DriverError> {
-        let Operation::AddDevice { device, wipe } = operation.operation else {
-            unreachable!("prepare_device runs add-device operations")
-        };
-        let (node, device) = self
-            .with_state(|s| {
-                let d = s.devices.get(&device)?.clone();
-                Some((s.nodes.get(&d.node)?.clone(), d))
-            })
-            .ok_or_else(|| DriverError::Refused(format!("device {device} is not in the store")))?;
-        let capacity = match self
-            .driver
-            .apply(&Effect::PrepareDevice {
-                node,
-                device: device.clone(),
-                wipe,
-            })
-            .await?
-        {
-            Applied::Capacity(bytes) => bytes,
-            Applied::Done => 0,
-        };
-        let ready = DeviceRecord {
-            total_bytes: capacity,
-            state: State::Online,
-            ..device
-        };
-        self.commit(vec![
-            Change::PutDevice(ready.clone()),
-            Change::DeleteOperation(operation.id),
-        ])
-        .map_err(|e| DriverError::Refused(e.to_string()))?;
-        tracing::info!(device = %ready.name, capacity, "device added");
-        Ok(ready)
-    }
-
-    async fn undo_add_device(&self, operation: &OperationRecord) -> Result<(), EngineError> {
-        let Operation::AddDevice { device, .. } = operation.operation else {
-            unreachable!("undo_add_device undoes add-device operations")
-        };
-        self.release_and_forget(
-            device,
-            operation.id,
-            "undo add device",
-            "the journal keeps the operation",
-        )
-        .await
-    }
-
-    /// Release a device on its node, then drop its record and the journal
-    /// entry in one transaction.
-    async fn release_and_forget(
-        &self,
-        device: Id,
-        operation: Id,
-        what: &'static str,
-        outcome: &str,
-    ) -> Result<(), EngineError> {
-        if let Some((node, record)) = self.with_state(|s| {
-            let d = s.devices.get(&device)?.clone();
-            Some((s.nodes.get(&d.node)?.clone(), d))
-        }) {
-            self.driver
-                .apply(&Effect::ReleaseDevice {
-                    node,
-                    device: record.clone(),
-                })
-                .await
-                .map_err(|source| EngineError::Failed {
-                    operation: what,
-                    subject: record.name.clone(),
-                    step: "release".into(),
-                    source: Box::new(source),
-                    outcome: outcome.into(),
-                })?;
-        }
-        self.commit(vec![
-            Change::DeleteDevice(device),
-            Change::DeleteOperation(operation),
-        ])
-    }
-
-    /// Remove a device that holds no bricks, releasing it (`vgremove`,
-    /// `pvremove` for `lvm-thin`).
-    pub async fn remove_device(&self, node: &str, device: &str) -> Result<(), EngineError> {
-        let _planning = self.planning.lock().await;
-        let device = self.find_device(node, device)?;
-        let volumes: Vec<String> = self.with_state(|s| {
-            let mut names: Vec<String> = s
-                .bricks
-                .values()
-                .filter(|b| b.device == device.id)
-                .filter_map(|b| s.volumes.get(&b.volume).map(|v| v.name.clone()))
+                .filter(|d| d.node == id)
+                .cloned()
                 .collect();
-            names.sort();
-            names.dedup();
-            names
+            let holding = volumes_on(s, |b| b.node == id);
+            (devices, holding)
         });
-        if !volumes.is_empty() {
+        if !holding.is_empty() {
             return Err(EngineError::Conflict(format!(
-                "device {} holds bricks of {}; delete those volumes (or move their bricks) first",
-                device.name,
-                volumes.join(", ")
+                "node {} holds bricks of {}; aplo does not move bricks, so delete those volumes first",
+                node.manage,
+                holding.join(", ")
             )));
         }
-        let _busy = self.claim_busy(device.id, "the device")?;
-        let operation = OperationRecord {
-            id: self.ids.next(),
-            operation: Operation::RemoveDevice { device: device.id },
-            done: Vec::new(),
-            rolling_back: false,
+        let failed = NodeRecord {
+            state: State::Failed,
+            ..node
         };
-        self.commit(vec![
+        let mut changes = vec![Change::PutNode(failed.clone())];
+        changes.extend(devices.into_iter().map(|d| {
             Change::PutDevice(DeviceRecord {
-                state: State::Offline,
-                ..device
-            }),
-            Change::PutOperation(operation.clone()),
-        ])?;
-        self.release_device(&operation).await
+                state: State::Failed,
+                ..d
+            })
+        }));
+        self.commit(changes)?;
+        Ok(failed)
     }
 
-    async fn release_device(&self, operation: &OperationRecord) -> Result<(), EngineError> {
-        let Operation::RemoveDevice { device } = operation.operation else {
-            unreachable!("release_device runs remove-device operations")
-        };
-        self.release_and_forget(
-            device,
-            operation.id,
-            "remove device",
-            "the device is offline; the next start or `aplo repair` finishes removing it",
-        )
-        .await
-    }
-
-    pub(super) async fn recover_device(
+    /// Change a node's tags: `update` gets the current tags and returns
+    /// the new ones.
+    pub async fn update_node_tags(
         &self,
-        operation: &OperationRecord,
-    ) -> Result<&'static str, EngineError> {
-        match operation.operation {
-            Operation::AddDevice { .. } => match self.prepare_device(operation).await {
-                Ok(_) => Ok("rolled forward: the device is online"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "preparing the device failed again; undoing the add");
-                    self.undo_add_device(operation).await?;
-                    Ok("rolled back: the device was not added")
-                }
-            },
-            Operation::RemoveDevice { .. } => {
-                self.release_device(operation).await?;
-                Ok("rolled forward: the device is removed")
-            }
-            _ => unreachable!("recover_device recovers device operations"),
-        }
+        id: Id,
+        update: impl FnOnce(&Pairs) -> Pairs,
+    ) -> Result<NodeRecord, EngineError> {
+        // Serialised with planning, so that no change is lost and a
+        // placement sees the tags before or after, never half.
+        let _planning = self.planning.lock().await;
+        let node = self.find_node(&id.to_string())?;
+        let node = NodeRecord {
+            tags: update(&node.tags),
+            ..node
+        };
+        self.commit(vec![Change::PutNode(node.clone())])?;
+        Ok(node)
     }
+
+    /// Whether a journaled operation is running in this process (and not
+    /// left over from a crash or a failed undo).
+    pub fn operation_running(&self, operation: &OperationRecord) -> bool {
+        let subject = match operation.operation {
+            Operation::AddDevice { device, .. } | Operation::RemoveDevice { device } => device,
+            Operation::CreateVolume { volume }
+            | Operation::DeleteVolume { volume }
+            | Operation::ExpandVolume { volume, .. } => volume,
+        };
+        self.busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&subject)
+    }
+}
+
+/// The names of the volumes with a brick matching `on`, sorted, each once.
+fn volumes_on(
+    s: &Snapshot,
+    on: impl Fn(&crate::model::storage::BrickRecord) -> bool,
+) -> Vec<String> {
+    let mut names: Vec<String> = s
+        .bricks
+        .values()
+        .filter(|b| on(b))
+        .filter_map(|b| s.volumes.get(&b.volume).map(|v| v.name.clone()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }

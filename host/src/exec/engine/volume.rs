@@ -181,17 +181,21 @@ impl Engine {
             .collect()
     }
 
+    /// Ask the quota policy; `growing` is the volume an expansion grows,
+    /// left out of the usage as the contract says (its size is
+    /// `current_bytes`).
     pub(super) async fn quota(
         &self,
         set: &PolicySet,
         claim: &Claim,
         current_bytes: u64,
+        growing: Option<Id>,
     ) -> Result<Option<u64>, EngineError> {
         let Some(bound) = &set.quota else {
             return Ok(None);
         };
         let (namespace_usage, cluster_usage) =
-            self.with_state(|s| plan::usage(s, &claim.namespace));
+            self.with_state(|s| plan::usage_except_volume(s, &claim.namespace, growing));
         let verdict = set
             .quota_async(QuotaRequest {
                 claim: claim.clone(),
@@ -207,8 +211,19 @@ impl Engine {
     /// placement, then bricks, the gluster volume, its options, start and
     /// quota follow as journaled steps. On failure everything created is
     /// removed again before the error is returned.
-    #[tracing::instrument(skip_all, fields(name = ?request.name, bytes = request.bytes))]
     pub async fn create_volume(&self, request: CreateRequest) -> Result<VolumeRecord, EngineError> {
+        self.create_volume_in(request, &[]).await
+    }
+
+    /// [`Engine::create_volume`] in one of `clusters` only (any cluster
+    /// when empty): placement sees only those clusters (heketi's
+    /// `clusters` field of a volume request).
+    #[tracing::instrument(skip_all, fields(name = ?request.name, bytes = request.bytes))]
+    pub async fn create_volume_in(
+        &self,
+        request: CreateRequest,
+        clusters: &[Id],
+    ) -> Result<VolumeRecord, EngineError> {
         check_size(request.bytes)?;
         let id = self.ids.next();
         let name = request.name.clone().unwrap_or_else(|| format!("vol_{id}"));
@@ -235,8 +250,12 @@ impl Engine {
                 "a volume named '{name}' already exists"
             )));
         }
-        let hard_limit = self.quota(&set, &claim, 0).await?;
-        let topology = Arc::new(PreparedTopology::new(Arc::new(self.policy_topology())));
+        let hard_limit = self.quota(&set, &claim, 0, None).await?;
+        let mut topology = self.policy_topology();
+        if !clusters.is_empty() {
+            topology.clusters.retain(|c| clusters.contains(&c.id));
+        }
+        let topology = Arc::new(PreparedTopology::new(Arc::new(topology)));
         let placed = refused(
             set.place_async(
                 PlacementRequest {

@@ -1,0 +1,425 @@
+//! `/clusters`, `/nodes` and `/devices`: heketi's topology management.
+//!
+//! Where aplo differs from heketi, it says so instead of pretending:
+//! setting a node or device `failed` is heketi's "remove", which moves
+//! bricks elsewhere; aplo moves no bricks, so it is refused while bricks
+//! remain (delete those volumes first). `forceforget` on device delete is
+//! refused: aplo always releases what it prepared.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiState, Caller, body, engine_error, finished, json, not_found, queued, text};
+use crate::http::heketi::{
+    self, ClusterFlags, DeviceAddRequest, DeviceDeleteOptions, NodeAddRequest, StateRequest,
+    TagChange, TagsChangeRequest, parse_id,
+};
+use crate::http::queue::Finished;
+use crate::model::storage::Backend;
+use crate::model::{Id, State as Health};
+
+pub(super) async fn clusters(State(state): State<ApiState>) -> Response {
+    let s = state.engine.snapshot();
+    json(
+        StatusCode::OK,
+        &heketi::ClusterList {
+            clusters: s.clusters.keys().map(ToString::to_string).collect(),
+        },
+    )
+}
+
+pub(super) async fn cluster(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
+    let s = state.engine.snapshot();
+    match parse_id(&id).and_then(|id| s.clusters.get(&id)) {
+        Some(c) => json(StatusCode::OK, &heketi::cluster_info(&s, c)),
+        None => not_found(),
+    }
+}
+
+/// `POST /clusters`: `201` with the new cluster. An empty body (which
+/// heketi itself refuses) allows file volumes only: heketi-cli asks for
+/// file and block by default, but aplo makes no block volumes.
+pub(super) async fn create_cluster(State(state): State<ApiState>, bytes: Bytes) -> Response {
+    let flags: ClusterFlags = if bytes.iter().all(u8::is_ascii_whitespace) {
+        ClusterFlags {
+            file: true,
+            block: false,
+        }
+    } else {
+        match body(&bytes) {
+            Ok(f) => f,
+            Err(e) => return *e,
+        }
+    };
+    match state.engine.create_cluster(flags.file, flags.block) {
+        Ok(c) => json(
+            StatusCode::CREATED,
+            &heketi::cluster_info(&state.engine.snapshot(), &c),
+        ),
+        Err(e) => engine_error(e),
+    }
+}
+
+/// `DELETE /clusters/{id}`: `200`; `409` while it has nodes or volumes.
+pub(super) async fn delete_cluster(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(id) = parse_id(&id) else {
+        return not_found();
+    };
+    match state.engine.delete_cluster(id).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => engine_error(e),
+    }
+}
+
+/// `POST /clusters/{id}/flags`: `200`.
+pub(super) async fn set_cluster_flags(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    let flags: ClusterFlags = match body(&bytes) {
+        Ok(f) => f,
+        Err(e) => return *e,
+    };
+    let Some(id) = parse_id(&id) else {
+        return not_found();
+    };
+    match state.engine.set_cluster_flags(id, flags.file, flags.block) {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(e) => engine_error(e),
+    }
+}
+
+pub(super) async fn node(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
+    let s = state.engine.snapshot();
+    match parse_id(&id).and_then(|id| s.nodes.get(&id)) {
+        Some(n) => json(StatusCode::OK, &heketi::node_info(&s, n)),
+        None => not_found(),
+    }
+}
+
+/// `POST /nodes`: `202`, then `303` to the node once it is probed into
+/// its cluster's pool.
+pub(super) async fn add_node(
+    State(state): State<ApiState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    bytes: Bytes,
+) -> Response {
+    let request: NodeAddRequest = match body(&bytes) {
+        Ok(r) => r,
+        Err(e) => return *e,
+    };
+    let new = match heketi::check_node_add(&request) {
+        Ok(n) => n,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+    };
+    let s = state.engine.snapshot();
+    if !s.clusters.contains_key(&new.cluster) {
+        return text(StatusCode::NOT_FOUND, "Cluster id does not exist");
+    }
+    if let Some(taken) = s.nodes.values().find_map(|n| {
+        [&new.spec.manage, &new.spec.storage]
+            .into_iter()
+            .find(|h| **h == n.manage || **h == n.storage)
+    }) {
+        return text(
+            StatusCode::CONFLICT,
+            format!("Hostname {taken} already used by another node"),
+        );
+    }
+    let engine = state.engine.clone();
+    queued(&state, caller, async move {
+        finished(engine.add_node(new.cluster, &new.spec).await, |n| {
+            Finished::SeeOther(format!("/nodes/{}", n.id))
+        })
+    })
+}
+
+/// `DELETE /nodes/{id}`: `202`, then `204`; `409` while it has devices.
+pub(super) async fn delete_node(
+    State(state): State<ApiState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    let s = state.engine.snapshot();
+    let Some(node) = parse_id(&id).and_then(|id| s.nodes.get(&id)) else {
+        return not_found();
+    };
+    if s.devices.values().any(|d| d.node == node.id) {
+        return text(
+            StatusCode::CONFLICT,
+            format!(
+                "Unable to delete node [{}] because it contains devices",
+                node.id
+            ),
+        );
+    }
+    let engine = state.engine.clone();
+    let id = node.id.to_string();
+    queued(&state, caller, async move {
+        finished(engine.remove_node(&id).await, |()| Finished::NoContent)
+    })
+}
+
+/// Read a state request: 422, then 400 naming the field.
+fn state_request(bytes: &Bytes) -> Result<Health, Box<Response>> {
+    let request: StateRequest = body(bytes)?;
+    heketi::check_healcheck(&request.healcheck)
+        .and_then(|()| heketi::parse_state(&request.state))
+        .map_err(|e| Box::new(text(StatusCode::BAD_REQUEST, e)))
+}
+
+/// `POST /nodes/{id}/state`: `202`, then `204` (or `500` with heketi's
+/// reason when the change is not allowed).
+pub(super) async fn set_node_state(
+    State(state): State<ApiState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    let to = match state_request(&bytes) {
+        Ok(s) => s,
+        Err(e) => return *e,
+    };
+    let Some(id) = parse_id(&id).filter(|id| state.engine.snapshot().nodes.contains_key(id)) else {
+        return not_found();
+    };
+    let engine = state.engine.clone();
+    queued(&state, caller, async move {
+        let Some(from) = engine.snapshot().nodes.get(&id).map(|n| n.state) else {
+            return Finished::Failed("Id not found".into());
+        };
+        match heketi::node_transition(&id.to_string(), from, to) {
+            Err(reason) => Finished::Failed(reason),
+            Ok(false) => Finished::NoContent,
+            Ok(true) if to == Health::Failed => {
+                finished(engine.fail_node(id).await, |_| Finished::NoContent)
+            }
+            Ok(true) => finished(engine.set_node_state(&id.to_string(), to), |_| {
+                Finished::NoContent
+            }),
+        }
+    })
+}
+
+/// Read a tags request: 422, then 400 naming the field.
+fn tags_request(bytes: &Bytes) -> Result<(TagChange, BTreeMap<String, String>), Box<Response>> {
+    let request: TagsChangeRequest = body(bytes)?;
+    TagChange::parse(&request.change_type)
+        .and_then(|change| heketi::check_tags(&request.tags).map(|()| (change, request.tags)))
+        .map_err(|e| Box::new(text(StatusCode::BAD_REQUEST, e)))
+}
+
+/// `POST /nodes/{id}/tags`: `200` with all the node's tags.
+pub(super) async fn set_node_tags(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    let (change, tags) = match tags_request(&bytes) {
+        Ok(r) => r,
+        Err(e) => return *e,
+    };
+    let Some(id) = parse_id(&id) else {
+        return not_found();
+    };
+    match state
+        .engine
+        .update_node_tags(id, |current| change.apply(current, &tags))
+        .await
+    {
+        Ok(node) => json(StatusCode::OK, &node.tags),
+        Err(e) => engine_error(e),
+    }
+}
+
+pub(super) async fn device(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
+    let s = state.engine.snapshot();
+    match parse_id(&id).and_then(|id| s.devices.get(&id)) {
+        Some(d) => json(StatusCode::OK, &heketi::device_info(&s, d)),
+        None => not_found(),
+    }
+}
+
+/// `POST /devices`: `202`, then `204` once the device is prepared and
+/// online (`backend` tag: `lvm-thin` unless it says `loop` or `dir`).
+pub(super) async fn add_device(
+    State(state): State<ApiState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    bytes: Bytes,
+) -> Response {
+    let request: DeviceAddRequest = match body(&bytes) {
+        Ok(r) => r,
+        Err(e) => return *e,
+    };
+    let new = match heketi::check_device_add(&request) {
+        Ok(d) => d,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+    };
+    let s = state.engine.snapshot();
+    if !s.nodes.contains_key(&new.node) {
+        return text(StatusCode::NOT_FOUND, "Node id does not exist");
+    }
+    if s.devices
+        .values()
+        .any(|d| d.node == new.node && d.name == new.spec.name)
+    {
+        return text(
+            StatusCode::CONFLICT,
+            format!("Device {} is already on node {}", new.spec.name, new.node),
+        );
+    }
+    let engine = state.engine.clone();
+    queued(&state, caller, async move {
+        finished(
+            engine
+                .add_device(new.node, &new.spec, Backend::LvmThin)
+                .await,
+            |_| Finished::NoContent,
+        )
+    })
+}
+
+/// The device and its node's id, or 404.
+fn find_device(state: &ApiState, id: &str) -> Result<(Id, Id, Health), Box<Response>> {
+    let s = state.engine.snapshot();
+    parse_id(id)
+        .and_then(|id| s.devices.get(&id))
+        .map(|d| (d.id, d.node, d.state))
+        .ok_or_else(|| Box::new(not_found()))
+}
+
+/// `DELETE /devices/{id}`: `202`, then `204`. As heketi: only a `failed`
+/// device (`400` otherwise), and `409` while it holds bricks.
+pub(super) async fn delete_device(
+    State(state): State<ApiState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    if !bytes.iter().all(u8::is_ascii_whitespace) {
+        match body::<DeviceDeleteOptions>(&bytes) {
+            Ok(o) if o.forceforget => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "forceforget: aplo does not forget a device without releasing it; fix the node and delete the device normally",
+                );
+            }
+            Ok(_) => {}
+            Err(e) => return *e,
+        }
+    }
+    let (device, node, health) = match find_device(&state, &id) {
+        Ok(d) => d,
+        Err(e) => return *e,
+    };
+    if health != Health::Failed {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("device: {device} is not in failed state"),
+        );
+    }
+    if state
+        .engine
+        .snapshot()
+        .bricks
+        .values()
+        .any(|b| b.device == device)
+    {
+        return text(
+            StatusCode::CONFLICT,
+            format!("Unable to delete device [{device}] because it contains bricks"),
+        );
+    }
+    let engine = state.engine.clone();
+    queued(&state, caller, async move {
+        finished(
+            engine
+                .remove_device(&node.to_string(), &device.to_string())
+                .await,
+            |()| Finished::NoContent,
+        )
+    })
+}
+
+/// `POST /devices/{id}/state`: `202`, then `204` (or `500` with heketi's
+/// reason when the change is not allowed).
+pub(super) async fn set_device_state(
+    State(state): State<ApiState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    let to = match state_request(&bytes) {
+        Ok(s) => s,
+        Err(e) => return *e,
+    };
+    let (device, node, _) = match find_device(&state, &id) {
+        Ok(d) => d,
+        Err(e) => return *e,
+    };
+    let engine = state.engine.clone();
+    queued(&state, caller, async move {
+        let Some(from) = engine.snapshot().devices.get(&device).map(|d| d.state) else {
+            return Finished::Failed("Id not found".into());
+        };
+        match heketi::device_transition(&device.to_string(), from, to) {
+            Err(reason) => Finished::Failed(reason),
+            Ok(false) => Finished::NoContent,
+            Ok(true) if to == Health::Failed => {
+                finished(engine.fail_device(device).await, |_| Finished::NoContent)
+            }
+            Ok(true) => finished(
+                engine.set_device_state(&node.to_string(), &device.to_string(), to),
+                |_| Finished::NoContent,
+            ),
+        }
+    })
+}
+
+/// `GET /devices/{id}/resync`: `202`, then `204` once the device's
+/// capacity is measured again.
+pub(super) async fn resync_device(
+    State(state): State<ApiState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    let (device, _, _) = match find_device(&state, &id) {
+        Ok(d) => d,
+        Err(e) => return *e,
+    };
+    let engine = state.engine.clone();
+    queued(&state, caller, async move {
+        finished(engine.resync_device(device).await, |_| Finished::NoContent)
+    })
+}
+
+/// `POST /devices/{id}/tags`: `200` with all the device's tags.
+pub(super) async fn set_device_tags(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    let (change, tags) = match tags_request(&bytes) {
+        Ok(r) => r,
+        Err(e) => return *e,
+    };
+    let Some(id) = parse_id(&id) else {
+        return not_found();
+    };
+    match state
+        .engine
+        .update_device_tags(id, |current| change.apply(current, &tags))
+        .await
+    {
+        Ok(device) => json(StatusCode::OK, &device.tags),
+        Err(e) => engine_error(e),
+    }
+}

@@ -1,0 +1,495 @@
+//! `/volumes`: list, info, create, expand and delete. A heketi request's
+//! durability, options, snapshot reserve and gid become settings of the
+//! bundled `requested` durability policy, so the decision still goes
+//! through the sandbox and the host's validation.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::{ApiState, Caller, body, engine_error, finished, json, not_found, queued, text};
+use crate::exec::engine::{CreateRequest, EngineError};
+use crate::http::heketi::{self, VolumeCreateRequest, VolumeExpandRequest, parse_id};
+use crate::http::queue::Finished;
+use crate::model::paths::check_volume_name;
+use crate::model::{GIB, Id, Pairs};
+
+pub(super) async fn volumes(State(state): State<ApiState>) -> Response {
+    json(
+        StatusCode::OK,
+        &heketi::VolumeList {
+            volumes: state
+                .engine
+                .volumes()
+                .iter()
+                .map(|v| v.id.to_string())
+                .collect(),
+        },
+    )
+}
+
+pub(super) async fn volume(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
+    let Some(vid) = parse_id(&id) else {
+        return not_found();
+    };
+    let s = state.engine.snapshot();
+    match s.volumes.get(&vid) {
+        Some(v) => json(
+            StatusCode::OK,
+            &heketi::volume_info(&s, v, state.engine.volume_hosts(vid)),
+        ),
+        None => not_found(),
+    }
+}
+
+/// The durability policy that echoes a heketi request.
+const REQUESTED: &str = "requested";
+
+/// heketi's dispersions.
+const DISPERSIONS: [(u32, u32); 4] = [(2, 1), (4, 2), (8, 3), (8, 4)];
+
+/// The StorageClass-style parameters of a heketi volume request.
+///
+/// Unless the request's aplo extension `parameters` names a `durability`
+/// policy (then they are used as they are), durability is the `requested`
+/// policy's with these settings:
+/// - `durability.type` and its counts: `requested.type`, `.replica`
+///   (at most 3, as heketi; 0 means 3), `.data` and `.redundancy` (heketi's
+///   2+1, 4+2, 8+3 or 8+4; 0 means 4 and 2). An empty type is left to the
+///   policy's default, replica 3: heketi's clients send it explicitly.
+/// - `glustervolumeoptions` (`"key value"`): `requested.options`
+///   (`key=value;...`), except heketi's `user.heketi.arbiter true`, which
+///   becomes `requested.arbiter=true`.
+/// - `gid`: the gluster option `storage.owner-gid` (aplo has no brick root
+///   ownership of its own; gluster applies the group to the volume root).
+/// - `snapshot`: `requested.snapshot-reserve` = its factor (1 to 100).
+///
+/// The extension `parameters` are then added over these (e.g. a
+/// `placement` policy).
+pub(super) fn volume_parameters(request: &VolumeCreateRequest) -> Result<Pairs, String> {
+    if request.parameters.contains_key("durability") {
+        return Ok(request.parameters.clone());
+    }
+    let mut parameters = Pairs::new();
+    let mut set = |key: &str, value: String| {
+        parameters.insert(format!("{REQUESTED}.{key}"), value);
+    };
+    let d = &request.durability;
+    match d.kind.as_str() {
+        "" => {}
+        "none" => set("type", "none".into()),
+        "replicate" => {
+            let replica = d.replicate.replica;
+            if replica > 3 {
+                return Err(format!(
+                    "durability.replicate.replica: {replica} is not offered (Invalid replica value: use 1 to 3)"
+                ));
+            }
+            set("type", "replicate".into());
+            if replica != 0 {
+                set("replica", replica.to_string());
+            }
+        }
+        "disperse" => {
+            let data = if d.disperse.data == 0 {
+                4
+            } else {
+                d.disperse.data
+            };
+            let redundancy = if d.disperse.redundancy == 0 {
+                2
+            } else {
+                d.disperse.redundancy
+            };
+            if !DISPERSIONS.contains(&(data, redundancy)) {
+                return Err(format!(
+                    "durability.disperse: Invalid dispersion combination: {data}+{redundancy} (use 2+1, 4+2, 8+3 or 8+4)"
+                ));
+            }
+            set("type", "disperse".into());
+            set("data", data.to_string());
+            set("redundancy", redundancy.to_string());
+        }
+        other => {
+            return Err(format!(
+                "durability.type: '{}' is not one of none, replicate, disperse",
+                other.escape_default()
+            ));
+        }
+    }
+    let mut options = Vec::new();
+    if request.gid > 0 {
+        options.push(format!("storage.owner-gid={}", request.gid));
+    }
+    for option in &request.glustervolumeoptions {
+        let option = option.trim();
+        let Some((key, value)) = option
+            .split_once(char::is_whitespace)
+            .map(|(k, v)| (k, v.trim()))
+            .filter(|(_, v)| !v.is_empty())
+        else {
+            return Err(format!(
+                "glustervolumeoptions: '{}' is not \"key value\"",
+                option.escape_default()
+            ));
+        };
+        if option.contains(';') || key.contains('=') {
+            return Err(format!(
+                "glustervolumeoptions: '{}' contains ';' or '=' in its key, which aplo cannot pass on",
+                option.escape_default()
+            ));
+        }
+        if key == "user.heketi.arbiter" {
+            match value {
+                "true" => set("arbiter", "true".into()),
+                "false" => {}
+                other => {
+                    return Err(format!(
+                        "glustervolumeoptions: user.heketi.arbiter is '{}', not true or false",
+                        other.escape_default()
+                    ));
+                }
+            }
+            continue;
+        }
+        options.push(format!("{key}={value}"));
+    }
+    if !options.is_empty() {
+        set("options", options.join(";"));
+    }
+    if request.snapshot.enable {
+        let factor = request.snapshot.factor;
+        if !(1.0..=100.0).contains(&factor) {
+            return Err(format!(
+                "snapshot.factor: {factor} is outside 1 to 100 (Invalid snapshot factor)"
+            ));
+        }
+        set("snapshot-reserve", factor.to_string());
+    }
+    parameters.insert("durability".into(), REQUESTED.into());
+    parameters.extend(request.parameters.clone());
+    Ok(parameters)
+}
+
+/// The clusters a volume may go to: those asked for (all when none),
+/// among those whose `file` flag allows file volumes.
+fn eligible_clusters(state: &ApiState, asked: &[String]) -> Result<Vec<Id>, String> {
+    let s = state.engine.snapshot();
+    if s.clusters.is_empty() {
+        return Err("No clusters configured".into());
+    }
+    let mut ids = Vec::new();
+    for text in asked {
+        let id = parse_id(text).ok_or_else(|| {
+            format!(
+                "clusters: '{}' is not a valid id (32 hex characters)",
+                text.escape_default()
+            )
+        })?;
+        if !s.clusters.contains_key(&id) {
+            return Err(format!("clusters: Cluster id {id} not found"));
+        }
+        ids.push(id);
+    }
+    let candidates: Vec<Id> = if ids.is_empty() {
+        s.clusters.keys().copied().collect()
+    } else {
+        ids
+    };
+    let eligible: Vec<Id> = candidates
+        .into_iter()
+        .filter(|id| s.clusters.get(id).is_some_and(|c| c.file))
+        .collect();
+    if eligible.is_empty() {
+        return Err(
+            "clusters: no cluster allows file volumes (set the file flag with POST /clusters/{id}/flags)"
+                .into(),
+        );
+    }
+    Ok(eligible)
+}
+
+pub(super) async fn create_volume(
+    State(state): State<ApiState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    bytes: Bytes,
+) -> Response {
+    let request: VolumeCreateRequest = match body(&bytes) {
+        Ok(r) => r,
+        Err(e) => return *e,
+    };
+    if request.size < 1 {
+        return text(StatusCode::BAD_REQUEST, "size: must be at least 1 (GiB)");
+    }
+    if request.block {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "block: aplo does not provide block-hosting volumes",
+        );
+    }
+    if !request.name.is_empty()
+        && let Err(e) = check_volume_name(&request.name)
+    {
+        return text(StatusCode::BAD_REQUEST, format!("name: {e}"));
+    }
+    if request.gid < 0 || request.gid >= i64::from(i32::MAX) {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("gid: {} is outside 0 to 2^31-2", request.gid),
+        );
+    }
+    let clusters = match eligible_clusters(&state, &request.clusters) {
+        Ok(c) => c,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+    };
+    let parameters = match volume_parameters(&request) {
+        Ok(p) => p,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+    };
+    // Settings are checked now (by the policies, off the reactor), so that
+    // a bad one is a 400 rather than a failed operation.
+    let registry = state.engine.registry().clone();
+    let checked = parameters.clone();
+    match tokio::task::spawn_blocking(move || registry.resolve(&checked)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return engine_error(EngineError::Policy(e)),
+        Err(e) => {
+            tracing::error!(error = %e, "resolving the policies panicked");
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "resolving the policies failed",
+            );
+        }
+    }
+    let Some(bytes) = u64::try_from(request.size)
+        .ok()
+        .and_then(|gib| gib.checked_mul(GIB))
+    else {
+        return text(StatusCode::BAD_REQUEST, "size: too large");
+    };
+    let engine = state.engine.clone();
+    let name = (!request.name.is_empty()).then(|| request.name.clone());
+    queued(&state, caller, async move {
+        let request = CreateRequest {
+            name,
+            bytes,
+            parameters,
+            ..CreateRequest::default()
+        };
+        finished(engine.create_volume_in(request, &clusters).await, |v| {
+            Finished::SeeOther(format!("/volumes/{}", v.id))
+        })
+    })
+}
+
+pub(super) async fn delete_volume(
+    State(state): State<ApiState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(vid) = parse_id(&id) else {
+        return not_found();
+    };
+    if state.engine.volume(&id).is_err() {
+        return not_found();
+    }
+    let engine = state.engine.clone();
+    queued(&state, caller, async move {
+        finished(engine.delete_volume(&vid.to_string()).await, |()| {
+            Finished::NoContent
+        })
+    })
+}
+
+pub(super) async fn expand_volume(
+    State(state): State<ApiState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    let request: VolumeExpandRequest = match body(&bytes) {
+        Ok(r) => r,
+        Err(e) => return *e,
+    };
+    let Some(vid) = parse_id(&id) else {
+        return not_found();
+    };
+    let Some(volume) = state.engine.snapshot().volumes.get(&vid).cloned() else {
+        return not_found();
+    };
+    if request.expand_size < 1 {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "expand_size: must be at least 1 (GiB)",
+        );
+    }
+    let Some(to) = u64::try_from(request.expand_size)
+        .ok()
+        .and_then(|g| g.checked_mul(GIB))
+        .and_then(|b| b.checked_add(volume.bytes))
+    else {
+        return text(StatusCode::BAD_REQUEST, "expand_size: too large");
+    };
+    let engine = state.engine.clone();
+    queued(&state, caller, async move {
+        finished(engine.expand_volume(&vid.to_string(), to).await, |v| {
+            Finished::SeeOther(format!("/volumes/{}", v.id))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(json: &str) -> VolumeCreateRequest {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> Pairs {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn heketi_durabilities_become_requested_settings() {
+        let cases: [(&str, &[(&str, &str)]); 6] = [
+            (r#"{"size": 1}"#, &[("durability", "requested")]),
+            (
+                r#"{"size": 1, "durability": {"type": "none"}}"#,
+                &[("durability", "requested"), ("requested.type", "none")],
+            ),
+            (
+                r#"{"size": 1, "durability": {"type": "replicate", "replicate": {"replica": 2}}}"#,
+                &[
+                    ("durability", "requested"),
+                    ("requested.type", "replicate"),
+                    ("requested.replica", "2"),
+                ],
+            ),
+            (
+                r#"{"size": 1, "durability": {"type": "replicate"}}"#,
+                &[("durability", "requested"), ("requested.type", "replicate")],
+            ),
+            (
+                r#"{"size": 1, "durability": {"type": "disperse"}}"#,
+                &[
+                    ("durability", "requested"),
+                    ("requested.type", "disperse"),
+                    ("requested.data", "4"),
+                    ("requested.redundancy", "2"),
+                ],
+            ),
+            (
+                r#"{"size": 1, "durability": {"type": "disperse", "disperse": {"data": 8, "redundancy": 4}}}"#,
+                &[
+                    ("durability", "requested"),
+                    ("requested.type", "disperse"),
+                    ("requested.data", "8"),
+                    ("requested.redundancy", "4"),
+                ],
+            ),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(
+                volume_parameters(&request(body)),
+                Ok(params(expected)),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn options_arbiter_gid_and_snapshot_become_settings() {
+        let got = volume_parameters(&request(
+            r#"{"size": 1, "gid": 2000, "durability": {"type": "replicate", "replicate": {"replica": 3}},
+                "glustervolumeoptions": ["performance.rda-cache-limit  10MB", "user.heketi.arbiter true",
+                "client.ssl on"], "snapshot": {"enable": true, "factor": 1.5}}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            got,
+            params(&[
+                ("durability", "requested"),
+                ("requested.type", "replicate"),
+                ("requested.replica", "3"),
+                ("requested.arbiter", "true"),
+                (
+                    "requested.options",
+                    "storage.owner-gid=2000;performance.rda-cache-limit=10MB;client.ssl=on"
+                ),
+                ("requested.snapshot-reserve", "1.5"),
+            ])
+        );
+        // Snapshots off: no reserve, whatever the factor.
+        let off = volume_parameters(&request(
+            r#"{"size": 1, "snapshot": {"enable": false, "factor": 0}}"#,
+        ))
+        .unwrap();
+        assert!(!off.contains_key("requested.snapshot-reserve"), "{off:?}");
+    }
+
+    #[test]
+    fn extension_parameters_add_to_or_replace_the_request() {
+        let added = volume_parameters(&request(
+            r#"{"size": 1, "durability": {"type": "none"}, "parameters": {"placement": "binpack"}}"#,
+        ))
+        .unwrap();
+        assert_eq!(added["placement"], "binpack");
+        assert_eq!(added["requested.type"], "none");
+        let replaced = volume_parameters(&request(
+            r#"{"size": 1, "durability": {"type": "none"}, "gid": 5,
+                "parameters": {"durability": "classes", "classes.class": "replica2"}}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            replaced,
+            params(&[("durability", "classes"), ("classes.class", "replica2")])
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let cases = [
+            (
+                r#"{"durability": {"type": "replicate", "replicate": {"replica": 4}}}"#,
+                "durability.replicate.replica",
+            ),
+            (
+                r#"{"durability": {"type": "disperse", "disperse": {"data": 3, "redundancy": 1}}}"#,
+                "durability.disperse",
+            ),
+            (r#"{"durability": {"type": "mirror"}}"#, "durability.type"),
+            (
+                r#"{"glustervolumeoptions": ["performance.cache-size"]}"#,
+                "glustervolumeoptions",
+            ),
+            (
+                r#"{"glustervolumeoptions": ["a.b x;c.d=y"]}"#,
+                "glustervolumeoptions",
+            ),
+            (
+                r#"{"glustervolumeoptions": ["user.heketi.arbiter maybe"]}"#,
+                "glustervolumeoptions",
+            ),
+            (
+                r#"{"snapshot": {"enable": true, "factor": 0.5}}"#,
+                "snapshot.factor",
+            ),
+            (
+                r#"{"snapshot": {"enable": true, "factor": 101}}"#,
+                "snapshot.factor",
+            ),
+        ];
+        for (body, field) in cases {
+            let mut value: serde_json::Value = serde_json::from_str(body).unwrap();
+            value["size"] = 1.into();
+            let request: VolumeCreateRequest = serde_json::from_value(value).unwrap();
+            let err = volume_parameters(&request).unwrap_err();
+            assert!(err.starts_with(field), "{body}: {err}");
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! Checking heketi requests as heketi does (errors name the field), its
+//! state machine for nodes and devices, its tag changes, and the counts of
+//! `GET /operations`. Pure functions.
+
+use std::collections::BTreeMap;
+
+use super::{DeviceAddRequest, NodeAddRequest, OperationsInfo, state_name};
+use crate::model::storage::{OperationRecord, Snapshot};
+use crate::model::{Pairs, State};
+
+/// Count the journal for `GET /operations`: `running` says whether an
+/// operation runs in this process, `in_flight` is the queue's count.
+pub fn operations_info(
+    snapshot: &Snapshot,
+    running: impl Fn(&OperationRecord) -> bool,
+    in_flight: usize,
+) -> OperationsInfo {
+    let mut info = OperationsInfo {
+        in_flight: in_flight as u64,
+        ..OperationsInfo::default()
+    };
+    for operation in snapshot.operations.values() {
+        info.total += 1;
+        if running(operation) {
+            if operation.done.is_empty() && !operation.rolling_back {
+                info.new += 1;
+            }
+        } else if operation.rolling_back {
+            info.failed += 1;
+        } else {
+            info.stale += 1;
+        }
+    }
+    info
+}
+
+/// Read a state name.
+pub fn parse_state(name: &str) -> Result<State, String> {
+    match name {
+        "online" => Ok(State::Online),
+        "offline" => Ok(State::Offline),
+        "failed" => Ok(State::Failed),
+        other => Err(format!(
+            "state: '{other}' is not one of online, offline, failed"
+        )),
+    }
+}
+
+/// Check a `healcheck` value.
+pub fn check_healcheck(value: &str) -> Result<(), String> {
+    match value {
+        "" | "enable" | "disable" => Ok(()),
+        other => Err(format!(
+            "healcheck: '{other}' is not one of enable, disable"
+        )),
+    }
+}
+
+/// heketi's node state machine: a failed node stays failed, and only an
+/// offline node may fail. `Ok(false)`: nothing to change.
+pub fn node_transition(id: &str, from: State, to: State) -> Result<bool, String> {
+    match (from, to) {
+        (a, b) if a == b => Ok(false),
+        (State::Failed, to) => Err(format!(
+            "Cannot move a failed/removed node to {} state",
+            state_name(to)
+        )),
+        (State::Online, State::Failed) => Err(format!(
+            "Node must be offline before remove operation is performed, node:{id}"
+        )),
+        _ => Ok(true),
+    }
+}
+
+/// heketi's device state machine: a failed device may go offline but not
+/// online, and only an offline device may fail. `Ok(false)`: nothing to
+/// change.
+pub fn device_transition(id: &str, from: State, to: State) -> Result<bool, String> {
+    match (from, to) {
+        (a, b) if a == b => Ok(false),
+        (State::Failed, State::Online) => {
+            Err("Cannot move a failed/removed device to online state".into())
+        }
+        (State::Online, State::Failed) => Err(format!(
+            "Device must be offline before remove operation is performed, device:{id}"
+        )),
+        _ => Ok(true),
+    }
+}
+
+/// heketi's tag rules: at most 32 tags; names of 1 to 32 characters of
+/// `a-zA-Z0-9_.-`; values of at most 64 characters.
+pub fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), String> {
+    if tags.len() > 32 {
+        return Err(format!(
+            "tags: too many tags specified ({}), up to 32 supported",
+            tags.len()
+        ));
+    }
+    for (name, value) in tags {
+        let good = (1..=32).contains(&name.chars().count())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if !good {
+            return Err(format!(
+                "tags: '{}' is not a tag name (1 to 32 characters of a-z, A-Z, 0-9, '_', '.', '-')",
+                name.escape_default()
+            ));
+        }
+        if value.chars().count() > 64 {
+            return Err(format!(
+                "tags: the value of {name} is longer than 64 characters"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// How a tags request changes tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagChange {
+    /// Replace every tag.
+    Set,
+    /// Add or overwrite the given tags.
+    Update,
+    /// Remove the named tags.
+    Delete,
+}
+
+impl TagChange {
+    /// Read heketi's `change_type`.
+    pub fn parse(name: &str) -> Result<TagChange, String> {
+        match name {
+            "set" => Ok(TagChange::Set),
+            "update" => Ok(TagChange::Update),
+            "delete" => Ok(TagChange::Delete),
+            "" => Err("change_type: missing (set, update or delete)".into()),
+            other => Err(format!(
+                "change_type: '{other}' is not one of set, update, delete"
+            )),
+        }
+    }
+
+    /// The tags after the change.
+    pub fn apply(self, current: &Pairs, tags: &BTreeMap<String, String>) -> Pairs {
+        match self {
+            TagChange::Set => tags.clone(),
+            TagChange::Update => {
+                let mut next = current.clone();
+                next.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+                next
+            }
+            TagChange::Delete => current
+                .iter()
+                .filter(|(k, _)| !tags.contains_key(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// A heketi id: 32 hex characters.
+pub fn parse_id(id: &str) -> Option<crate::model::Id> {
+    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| u128::from_str_radix(id, 16).ok().map(crate::model::Id))
+        .flatten()
+}
+
+/// A hostname or address: DNS labels, an IPv4 or an IPv6 address.
+fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'_'))
+        && !host.starts_with(['-', '.'])
+}
+
+/// A node to add, from a checked request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNode {
+    /// The cluster.
+    pub cluster: crate::model::Id,
+    /// What to add.
+    pub spec: crate::model::topology::NodeSpec,
+}
+
+/// Check a `POST /nodes` request as heketi does; errors name the field.
+pub fn check_node_add(request: &NodeAddRequest) -> Result<NewNode, String> {
+    let hosts = &request.hostnames;
+    if hosts.manage.is_empty() {
+        return Err("hostnames.manage: Manage hostname missing".into());
+    }
+    if hosts.storage.is_empty() {
+        return Err("hostnames.storage: Storage hostname missing".into());
+    }
+    if request.zone == 0 {
+        return Err("zone: Zone cannot be zero or value is missing".into());
+    }
+    if request.zone < 0 {
+        return Err(format!("zone: {} is less than 1", request.zone));
+    }
+    for (field, names) in [("manage", &hosts.manage), ("storage", &hosts.storage)] {
+        if names.len() > 1 {
+            return Err(format!(
+                "hostnames.{field}: aplo uses one {field} hostname per node, not {}",
+                names.len()
+            ));
+        }
+        if let Some(bad) = names.iter().find(|h| !valid_host(h)) {
+            return Err(if bad.is_empty() {
+                format!("hostnames.{field}: Hostname cannot be an empty string")
+            } else {
+                format!(
+                    "hostnames.{field}: '{}' is not a valid hostname",
+                    bad.escape_default()
+                )
+            });
+        }
+    }
+    let cluster = parse_id(&request.cluster).ok_or_else(|| {
+        format!(
+            "cluster: '{}' is not a valid id (32 hex characters)",
+            request.cluster.escape_default()
+        )
+    })?;
+    check_tags(&request.tags)?;
+    Ok(NewNode {
+        cluster,
+        spec: crate::model::topology::NodeSpec {
+            manage: hosts.manage[0].clone(),
+            storage: hosts.storage[0].clone(),
+            zone: request.zone.to_string(),
+            tags: request.tags.clone(),
+            devices: Vec::new(),
+        },
+    })
+}
+
+/// A device to add, from a checked request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDevice {
+    /// The node.
+    pub node: crate::model::Id,
+    /// What to add.
+    pub spec: crate::model::topology::DeviceSpec,
+}
+
+/// Check a `POST /devices` request as heketi does; errors name the field.
+pub fn check_device_add(request: &DeviceAddRequest) -> Result<NewDevice, String> {
+    if request.name.is_empty() {
+        return Err("name: no devices added (the device name is empty)".into());
+    }
+    let path_like = request.name.starts_with('/')
+        && request.name.len() > 1
+        && request
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'/' | b'-'));
+    if !path_like {
+        return Err(format!(
+            "name: '{}' is not a device path (/ followed by a-z, A-Z, 0-9, '_', '.', ':', '/', '-')",
+            request.name.escape_default()
+        ));
+    }
+    let node = parse_id(&request.node).ok_or_else(|| {
+        format!(
+            "node: '{}' is not a valid id (32 hex characters)",
+            request.node.escape_default()
+        )
+    })?;
+    check_tags(&request.tags)?;
+    Ok(NewDevice {
+        node,
+        spec: crate::model::topology::DeviceSpec {
+            name: request.name.clone(),
+            destroy_data: request.destroydata,
+            tags: request.tags.clone(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_requests_are_checked_as_heketi_does() {
+        let good: NodeAddRequest = serde_json::from_str(&format!(
+            r#"{{"zone": 2, "hostnames": {{"manage": ["node-a"], "storage": ["10.0.0.9"]}},
+                "cluster": "{}", "tags": {{"rack": "r1"}}}}"#,
+            "ab".repeat(16)
+        ))
+        .unwrap();
+        let new = check_node_add(&good).unwrap();
+        assert_eq!(new.cluster.to_string(), "ab".repeat(16));
+        assert_eq!(new.spec.zone, "2");
+        assert_eq!(new.spec.storage, "10.0.0.9");
+        assert_eq!(new.spec.tags["rack"], "r1");
+        let bad = |edit: &dyn Fn(&mut NodeAddRequest)| {
+            let mut r = good.clone();
+            edit(&mut r);
+            check_node_add(&r).unwrap_err()
+        };
+        assert!(bad(&|r| r.hostnames.manage.clear()).starts_with("hostnames.manage"));
+        assert!(bad(&|r| r.hostnames.storage.clear()).starts_with("hostnames.storage"));
+        assert!(bad(&|r| r.zone = 0).starts_with("zone"));
+        assert!(bad(&|r| r.zone = -1).starts_with("zone"));
+        assert!(bad(&|r| r.hostnames.manage = vec!["a b".into()]).starts_with("hostnames.manage"));
+        assert!(bad(&|r| r.hostnames.storage = vec![String::new()]).contains("empty"));
+        assert!(bad(&|r| r.cluster = "xyz".into()).starts_with("cluster"));
+        assert!(
+            bad(&|r| {
+                r.tags.insert("bad tag".into(), "v".into());
+            })
+            .starts_with("tags")
+        );
+    }
+
+    #[test]
+    fn device_requests_are_checked_as_heketi_does() {
+        let good = DeviceAddRequest {
+            name: "/dev/vdb".into(),
+            node: "0f".repeat(16),
+            destroydata: true,
+            ..DeviceAddRequest::default()
+        };
+        let new = check_device_add(&good).unwrap();
+        assert!(new.spec.destroy_data);
+        assert_eq!(new.spec.name, "/dev/vdb");
+        for (name, node, field) in [
+            ("", "0f".repeat(16), "name"),
+            ("vdb", "0f".repeat(16), "name"),
+            ("/dev/vd b", "0f".repeat(16), "name"),
+            ("/dev/vdb", "nope".into(), "node"),
+        ] {
+            let r = DeviceAddRequest {
+                name: name.into(),
+                node,
+                ..DeviceAddRequest::default()
+            };
+            let err = check_device_add(&r).unwrap_err();
+            assert!(err.starts_with(field), "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn tags_follow_heketis_limits_and_change_types() {
+        let mut tags = BTreeMap::from([("a".to_owned(), "1".to_owned())]);
+        assert_eq!(check_tags(&tags), Ok(()));
+        tags.insert("x".repeat(33), "v".into());
+        assert!(check_tags(&tags).is_err());
+        let many: BTreeMap<String, String> =
+            (0..33).map(|i| (format!("t{i}"), String::new())).collect();
+        assert!(check_tags(&many).unwrap_err().contains("too many"));
+        let long = BTreeMap::from([("k".to_owned(), "v".repeat(65))]);
+        assert!(check_tags(&long).is_err());
+
+        let current = Pairs::from([
+            ("a".to_owned(), "1".to_owned()),
+            ("b".to_owned(), "2".to_owned()),
+        ]);
+        let given = BTreeMap::from([
+            ("b".to_owned(), "3".to_owned()),
+            ("c".to_owned(), "4".to_owned()),
+        ]);
+        let set = TagChange::parse("set").unwrap().apply(&current, &given);
+        assert_eq!(set, given);
+        let update = TagChange::parse("update").unwrap().apply(&current, &given);
+        assert_eq!(update.len(), 3);
+        assert_eq!(update["b"], "3");
+        let delete = TagChange::parse("delete").unwrap().apply(&current, &given);
+        assert_eq!(delete, Pairs::from([("a".to_owned(), "1".to_owned())]));
+        assert!(TagChange::parse("").unwrap_err().starts_with("change_type"));
+        assert!(
+            TagChange::parse("merge")
+                .unwrap_err()
+                .starts_with("change_type")
+        );
+    }
+
+    #[test]
+    fn state_changes_follow_heketis_rules() {
+        use State::{Failed, Offline, Online};
+        assert_eq!(node_transition("n", Online, Online), Ok(false));
+        assert_eq!(node_transition("n", Online, Offline), Ok(true));
+        assert_eq!(node_transition("n", Offline, Failed), Ok(true));
+        assert!(
+            node_transition("n", Online, Failed)
+                .unwrap_err()
+                .contains("must be offline")
+        );
+        assert!(
+            node_transition("n", Failed, Online)
+                .unwrap_err()
+                .contains("failed/removed")
+        );
+        assert!(node_transition("n", Failed, Offline).is_err());
+        assert_eq!(device_transition("d", Failed, Offline), Ok(true));
+        assert!(device_transition("d", Failed, Online).is_err());
+        assert!(
+            device_transition("d", Online, Failed)
+                .unwrap_err()
+                .contains("must be offline")
+        );
+        assert_eq!(device_transition("d", Offline, Failed), Ok(true));
+        assert_eq!(parse_state("offline"), Ok(Offline));
+        assert!(parse_state("gone").unwrap_err().starts_with("state"));
+        assert!(check_healcheck("enable").is_ok());
+        assert!(
+            check_healcheck("sometimes")
+                .unwrap_err()
+                .starts_with("healcheck")
+        );
+    }
+
+    #[test]
+    fn operations_are_counted_by_state() {
+        use crate::model::Id;
+        use crate::model::storage::Operation;
+        let mut s = Snapshot::default();
+        let op = |id: u128, done: &[&str], rolling_back: bool| OperationRecord {
+            id: Id(id),
+            operation: Operation::DeleteVolume {
+                volume: Id(id + 100),
+            },
+            done: done.iter().map(|d| d.to_string()).collect(),
+            rolling_back,
+        };
+        for record in [
+            op(1, &[], false),
+            op(2, &["stop"], false),
+            op(3, &[], false),
+            op(4, &["bricks"], true),
+        ] {
+            s.operations.insert(record.id, record);
+        }
+        // 1 and 2 run here; 3 is left over; 4 is a failed undo.
+        let info = operations_info(&s, |o| o.id.0 <= 2, 2);
+        assert_eq!(
+            info,
+            OperationsInfo {
+                total: 4,
+                in_flight: 2,
+                stale: 1,
+                failed: 1,
+                new: 1,
+            }
+        );
+        assert_eq!(
+            serde_json::to_value(info).unwrap(),
+            serde_json::json!({"total": 4, "in_flight": 2, "stale": 1, "failed": 1, "new": 1})
+        );
+    }
+}

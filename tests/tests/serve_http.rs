@@ -1,0 +1,236 @@
+//! `aplo serve` as a process, over real HTTP: `--api-only` serves the
+//! heketi-compatible API behind JWT with readiness and per-route metrics,
+//! and bad configuration is refused at start with a message naming it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aplo::http::auth::{Role, sign};
+use aplo_e2e::http::{Reply, call};
+use aplo_e2e::kube::sim_topology;
+
+const ADMIN: &str = "admin-key-of-at-least-16";
+const USER: &str = "user-key-of-at-least-16";
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn token(role: Role, method: &str, path: &str) -> String {
+    let key = match role {
+        Role::Admin => ADMIN,
+        Role::User => USER,
+    };
+    sign(role, key.as_bytes(), method, path, now(), 60)
+}
+
+fn free_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+fn aplo(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aplo-faulty"));
+    cmd.arg("--db")
+        .arg(dir.join("aplo.db"))
+        .args(["--log", "warn"]);
+    cmd
+}
+
+/// A running `aplo serve --api-only` over three simulated nodes.
+struct Served {
+    child: Option<Child>,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    async fn start() -> Served {
+        let dir = tempfile::tempdir().unwrap();
+        let topology = dir.path().join("topology.json");
+        std::fs::write(&topology, sim_topology(3)).unwrap();
+        let addr = free_port();
+        let child = aplo(dir.path())
+            .args(["serve", "--api-only", "--driver", "simulate", "--topology"])
+            .arg(&topology)
+            .args(["--listen", &addr.to_string()])
+            .env("APLO_ADMIN_KEY", ADMIN)
+            .env("APLO_USER_KEY", USER)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("aplo serve starts");
+        let served = Served {
+            child: Some(child),
+            addr,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Ok(reply)) = tokio::time::timeout(
+                Duration::from_secs(2),
+                tokio::spawn(async move { call(addr, "GET", "/readyz", None, "").await }),
+            )
+            .await
+                && reply.status == 200
+            {
+                return served;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "aplo serve --api-only did not become ready on {addr}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn get(&self, path: &str, role: Option<Role>) -> Reply {
+        let token = role.map(|r| token(r, "GET", path));
+        call(self.addr, "GET", path, token.as_deref(), "").await
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_only_serves_the_heketi_api_behind_jwt_with_metrics_per_route() {
+    let served = Served::start().await;
+    let ready = served.get("/readyz", None).await;
+    assert_eq!(
+        ready.body,
+        "Leading\nstore: open\npolicies: 5 loaded\nwatches: none (API only)\n"
+    );
+
+    let anonymous = served.get("/clusters", None).await;
+    assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+    let clusters = served.get("/clusters", Some(Role::Admin)).await;
+    assert_eq!(clusters.status, 200, "{}", clusters.body);
+    let ids = clusters.json()["clusters"].as_array().unwrap().clone();
+    assert_eq!(ids.len(), 1, "{}", clusters.body);
+    let cluster = ids[0].as_str().unwrap();
+    assert!(
+        cluster.len() == 32 && cluster.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{cluster}"
+    );
+
+    // A user creates a volume and polls its own operation to the end.
+    let create = call(
+        served.addr,
+        "POST",
+        "/volumes",
+        Some(&token(Role::User, "POST", "/volumes")),
+        r#"{"size": 2, "durability": {"type": "replicate", "replicate": {"replica": 3}}}"#,
+    )
+    .await;
+    assert_eq!(create.status, 202, "{}", create.body);
+    let queue = create.header("Location").unwrap().to_owned();
+    assert!(queue.starts_with("/queue/"), "{queue}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let location = loop {
+        let poll = served.get(&queue, Some(Role::User)).await;
+        match poll.status {
+            200 => assert_eq!(poll.header("X-Pending"), Some("true")),
+            303 => break poll.header("Location").unwrap().to_owned(),
+            other => panic!("queue answered {other}: {}", poll.body),
+        }
+        assert!(Instant::now() < deadline, "the create never finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let volume = served.get(&location, Some(Role::User)).await;
+    assert_eq!(volume.status, 200, "{}", volume.body);
+    let volume = volume.json();
+    assert_eq!(volume["size"], 2);
+    assert_eq!(volume["durability"]["type"], "replicate");
+    assert_eq!(volume["durability"]["replicate"]["replica"], 3);
+    assert_eq!(volume["bricks"].as_array().unwrap().len(), 3);
+
+    let metrics = served.get("/metrics", None).await;
+    assert_eq!(metrics.status, 200);
+    for needle in [
+        "aplo_http_requests_total{route=\"/clusters\",method=\"GET\",status=\"401\"} 1",
+        "aplo_http_requests_total{route=\"/clusters\",method=\"GET\",status=\"200\"} 1",
+        "aplo_http_requests_total{route=\"/volumes\",method=\"POST\",status=\"202\"} 1",
+        "aplo_http_requests_total{route=\"/queue/{id}\",method=\"GET\",status=\"303\"} 1",
+        "aplo_http_request_duration_seconds_count{route=\"/volumes/{id}\",method=\"GET\"} 1",
+        "heketi_up 1",
+        "heketi_cluster_count 1",
+    ] {
+        assert!(
+            metrics.body.contains(needle),
+            "no {needle} in:\n{}",
+            metrics.body
+        );
+    }
+    // Raw ids never become label values.
+    assert!(
+        !metrics.body.contains(&location),
+        "a volume id leaked into the metric labels"
+    );
+    let exit = served.stop();
+    assert!(exit.success(), "SIGTERM is a clean stop: {exit:?}");
+}
+
+fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = aplo(dir.path());
+    cmd.args(["serve", "--api-only", "--driver", "simulate", "--listen"])
+        .arg(free_port().to_string())
+        .args(args)
+        .env_remove("APLO_ADMIN_KEY")
+        .env_remove("APLO_USER_KEY");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let Output { status, stderr, .. } = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&stderr).into_owned();
+    assert!(!status.success(), "{args:?} was accepted:\n{stderr}");
+    stderr
+}
+
+#[test]
+fn bad_serve_configuration_is_refused_at_start_with_a_named_reason() {
+    let stderr = refused(&[], &[]);
+    assert!(
+        stderr.contains("--api-only serves the REST API: give --admin-key"),
+        "{stderr}"
+    );
+    let stderr = refused(&["--admin-key", "short"], &[]);
+    assert!(stderr.contains("--admin-key is too short"), "{stderr}");
+    let stderr = refused(&[], &[("APLO_USER_KEY", USER)]);
+    assert!(stderr.contains("--user-key needs --admin-key"), "{stderr}");
+    let stderr = refused(
+        &[
+            "--tls-cert",
+            "/nonexistent/tls.crt",
+            "--tls-key",
+            "/nonexistent/tls.key",
+        ],
+        &[("APLO_ADMIN_KEY", ADMIN)],
+    );
+    assert!(stderr.contains("/nonexistent/tls.crt"), "{stderr}");
+    let stderr = refused(&["--no-auth", "--admin-key", ADMIN], &[]);
+    assert!(stderr.contains("--no-auth"), "{stderr}");
+}
