@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// What came back.
 #[derive(Debug)]
@@ -39,7 +39,7 @@ pub async fn call(
     token: Option<&str>,
     body: &str,
 ) -> Reply {
-    let mut stream = tokio::net::TcpStream::connect(addr)
+    let stream = tokio::net::TcpStream::connect(addr)
         .await
         .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
@@ -48,9 +48,20 @@ pub async fn call(
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).await.unwrap();
+    exchange(stream, request.as_bytes()).await
+}
+
+/// Send `request`, a whole HTTP/1.1 request with `Connection: close`,
+/// over `stream` (TCP or TLS), and read the reply to its end.
+pub async fn exchange(mut stream: impl AsyncRead + AsyncWrite + Unpin, request: &[u8]) -> Reply {
+    stream.write_all(request).await.unwrap();
+    let mut raw = Vec::new();
+    // A TLS peer may close without close_notify after a full answer; an
+    // error before any byte is a failure.
+    if let Err(e) = stream.read_to_end(&mut raw).await {
+        assert!(!raw.is_empty(), "reading the reply: {e}");
+    }
+    let raw = String::from_utf8(raw).expect("a UTF-8 reply");
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
     let mut lines = head.lines();
     let status = lines

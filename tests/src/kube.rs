@@ -402,12 +402,16 @@ impl Provisioner {
 }
 
 /// The simulate driver with a switch that makes volume deletion fail, to
-/// see how the provisioner reports and retries a failed delete.
+/// see how the provisioner reports and retries a failed delete, and an
+/// optional gate that holds every brick creation until it opens, to see
+/// operations in flight.
 #[derive(Debug)]
 pub struct BreakableDriver {
     inner: SimDriver,
     /// While set, stopping or deleting a gluster volume fails.
     pub fail_deletes: std::sync::atomic::AtomicBool,
+    /// Brick creations wait until this is `true`.
+    gate: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl BreakableDriver {
@@ -416,6 +420,16 @@ impl BreakableDriver {
         BreakableDriver {
             inner: SimDriver::new(1 << 40),
             fail_deletes: std::sync::atomic::AtomicBool::new(false),
+            gate: None,
+        }
+    }
+
+    /// A working driver with 1 TiB devices that holds every brick
+    /// creation until `open` turns `true`.
+    pub fn gated(open: tokio::sync::watch::Receiver<bool>) -> BreakableDriver {
+        BreakableDriver {
+            gate: Some(open),
+            ..BreakableDriver::new()
         }
     }
 }
@@ -447,7 +461,16 @@ mod breakable {
                     ))
                 });
             }
-            self.inner.apply(effect)
+            match (&self.gate, effect) {
+                (Some(open), Effect::CreateBrick(_)) => {
+                    let mut open = open.clone();
+                    Box::pin(async move {
+                        let _ = open.wait_for(|o| *o).await;
+                        self.inner.apply(effect).await
+                    })
+                }
+                _ => self.inner.apply(effect),
+            }
         }
 
         fn peers<'a>(

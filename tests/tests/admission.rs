@@ -18,10 +18,11 @@ use aplo::http::admission::{
 use aplo::kube::claim::DEFAULT_PROVISIONER;
 use aplo::model::{GIB, Usage};
 use aplo::policy::{Limits, Registry, RegistryConfig, Runtime, RuntimeConfig};
+use aplo_e2e::http::{Reply, exchange};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
 /// The looping durability policy's deadline.
@@ -193,61 +194,32 @@ async fn serve(usage: Arc<FixedUsage>, failure_policy: FailurePolicy) -> SocketA
     addr
 }
 
-struct Reply {
-    status: u16,
-    content_type: String,
-    body: String,
-}
-
-impl Reply {
-    /// The review's response, checked to be an AdmissionReview answering
-    /// `uid`.
-    fn response(&self, uid: &str) -> Value {
-        assert_eq!(self.status, 200, "{}", self.body);
-        assert_eq!(self.content_type, "application/json");
-        let review: Value =
-            serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body));
-        assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
-        assert_eq!(review["kind"], "AdmissionReview");
-        assert_eq!(review["response"]["uid"], uid);
-        review["response"].clone()
-    }
+/// The review's response, checked to be an AdmissionReview answering
+/// `uid`.
+fn answer(reply: &Reply, uid: &str) -> Value {
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let review = reply.json();
+    assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(review["kind"], "AdmissionReview");
+    assert_eq!(review["response"]["uid"], uid);
+    review["response"].clone()
 }
 
 /// One HTTP/1.1 POST to /admission/pvc over `stream`.
-async fn exchange(mut stream: impl AsyncRead + AsyncWrite + Unpin, body: &[u8]) -> Reply {
-    let head = format!(
+async fn send(stream: impl AsyncRead + AsyncWrite + Unpin, body: &[u8]) -> Reply {
+    let mut request = format!(
         "POST /admission/pvc HTTP/1.1\r\nHost: aplo.aplo-system.svc\r\nConnection: close\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
-    let mut raw = Vec::new();
-    // A TLS peer may close without close_notify after a full answer.
-    let _ = stream.read_to_end(&mut raw).await;
-    let raw = String::from_utf8(raw).expect("a UTF-8 answer");
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let content_type = lines
-        .filter_map(|l| l.split_once(": "))
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-        .map(|(_, v)| v.to_owned())
-        .unwrap_or_default();
-    Reply {
-        status,
-        content_type,
-        body: body.to_owned(),
-    }
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    exchange(stream, &request).await
 }
 
 async fn post(addr: SocketAddr, body: &[u8]) -> Reply {
-    exchange(TcpStream::connect(addr).await.unwrap(), body).await
+    send(TcpStream::connect(addr).await.unwrap(), body).await
 }
 
 fn fixture(name: &str) -> Value {
@@ -289,9 +261,10 @@ fn uid(review: &Value) -> String {
 }
 
 async fn ask(addr: SocketAddr, review: &Value) -> Value {
-    post(addr, review.to_string().as_bytes())
-        .await
-        .response(&uid(review))
+    answer(
+        &post(addr, review.to_string().as_bytes()).await,
+        &uid(review),
+    )
 }
 
 fn message(response: &Value) -> &str {
@@ -506,7 +479,13 @@ async fn malformed_reviews_get_400_with_a_reason() {
     for (body, needle) in cases {
         let reply = post(addr, &body).await;
         assert_eq!(reply.status, 400, "{needle}: {}", reply.body);
-        assert!(reply.content_type.starts_with("text/plain"), "{needle}");
+        assert!(
+            reply
+                .header("content-type")
+                .unwrap_or_default()
+                .starts_with("text/plain"),
+            "{needle}"
+        );
         assert!(
             reply.body.contains(needle),
             "'{needle}' not in: {}",
@@ -627,9 +606,10 @@ async fn https_serves_reviews_and_picks_up_a_renewed_certificate() {
     let (tls, presented) = connect_tls(&connector, addr).await;
     assert!(presented == first, "not the certificate on disk");
     let review = create(Some("gold"), "12Gi");
-    let response = exchange(tls, review.to_string().as_bytes())
-        .await
-        .response(&uid(&review));
+    let response = answer(
+        &send(tls, review.to_string().as_bytes()).await,
+        &uid(&review),
+    );
     assert_denied(&response, 403, &["durability policy 'classes'"]);
 
     // A broken renewal keeps the old certificate.
@@ -647,11 +627,10 @@ async fn https_serves_reviews_and_picks_up_a_renewed_certificate() {
     assert!(presented == second, "the renewed certificate is not served");
     let (tls, _) = connect_tls(&connector, addr).await;
     let review = create(Some("gold"), "1Gi");
-    assert_allowed(
-        &exchange(tls, review.to_string().as_bytes())
-            .await
-            .response(&uid(&review)),
-    );
+    assert_allowed(&answer(
+        &send(tls, review.to_string().as_bytes()).await,
+        &uid(&review),
+    ));
 
     // Shutdown ends the server.
     stop.send(()).unwrap();

@@ -12,64 +12,9 @@ use aplo::exec::engine::Engine;
 use aplo::http::api::{ApiState, KEEP_RESULTS, router};
 use aplo::http::auth::{Keys, Role, sign};
 use aplo::http::queue::Queue;
+use aplo_e2e::http::{Reply, call};
 use aplo_e2e::kube::{engine_with, sim_engine};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-/// One HTTP/1.1 request over a fresh connection.
-async fn call(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: &str,
-) -> Reply {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: aplo\r\nConnection: close\r\n{auth}\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).await.unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
-}
 
 fn now() -> i64 {
     SystemTime::now()
@@ -867,6 +812,10 @@ async fn volume_requests_honour_durability_options_gid_snapshot_and_parameters()
         assert_eq!(done.status, 303, "{body}: {}", done.body);
         get_json(addr, done.header("Location").unwrap()).await
     };
+    // No durability type: distribute-only, as heketi's server reads it.
+    let plain = create(r#"{"size": 1}"#).await;
+    assert_eq!(plain["durability"]["type"], "none");
+    assert_eq!(plain["bricks"].as_array().unwrap().len(), 1);
     let v = create(
         r#"{"size": 2, "gid": 2000, "durability": {"type": "replicate",
         "replicate": {"replica": 3}}, "glustervolumeoptions": ["performance.cache-size 64MB",
@@ -987,7 +936,8 @@ async fn a_volume_goes_only_to_the_clusters_asked_for_that_take_file_volumes() {
         .await;
         add_device(addr, &node, "/dev/vdb", json!({"capacity": "100Gi"})).await;
     }
-    let body = json!({"size": 1, "clusters": [second]}).to_string();
+    let replicated = json!({"type": "replicate"});
+    let body = json!({"size": 1, "clusters": [second], "durability": replicated}).to_string();
     let done = queued(addr, "POST", "/volumes", &body).await;
     assert_eq!(done.status, 303, "{}", done.body);
     let volume = get_json(addr, done.header("Location").unwrap()).await;
@@ -995,7 +945,7 @@ async fn a_volume_goes_only_to_the_clusters_asked_for_that_take_file_volumes() {
     let second_info = get_json(addr, &format!("/clusters/{second}")).await;
     assert_eq!(second_info["volumes"], json!([volume["id"]]));
     // Too big for the second cluster, though the first has room.
-    let big = json!({"size": 200, "clusters": [second]}).to_string();
+    let big = json!({"size": 200, "clusters": [second], "durability": replicated}).to_string();
     assert_eq!(queued(addr, "POST", "/volumes", &big).await.status, 500);
 
     // Without the file flag, a cluster takes no volumes.
@@ -1017,73 +967,10 @@ async fn a_volume_goes_only_to_the_clusters_asked_for_that_take_file_volumes() {
     assert_eq!(volume["cluster"], first);
 }
 
-/// The simulate driver, holding every brick creation until released.
-struct GatedDriver {
-    inner: aplo::exec::driver::SimDriver,
-    open: tokio::sync::watch::Receiver<bool>,
-}
-
-mod gated {
-    use aplo::exec::command::BoxFuture;
-    use aplo::exec::driver::{Applied, DeviceFacts, Driver, DriverError};
-    use aplo::exec::gluster::{BrickStatus, Peer, VolumeInfo};
-    use aplo::model::storage::{DeviceRecord, NodeRecord};
-    use aplo::plan::effect::Effect;
-
-    impl Driver for super::GatedDriver {
-        fn apply<'a>(&'a self, effect: &'a Effect) -> BoxFuture<'a, Result<Applied, DriverError>> {
-            Box::pin(async move {
-                if matches!(effect, Effect::CreateBrick(_)) {
-                    let mut open = self.open.clone();
-                    let _ = open.wait_for(|o| *o).await;
-                }
-                self.inner.apply(effect).await
-            })
-        }
-
-        fn peers<'a>(
-            &'a self,
-            via: &'a [NodeRecord],
-        ) -> BoxFuture<'a, Result<Vec<Peer>, DriverError>> {
-            self.inner.peers(via)
-        }
-
-        fn volumes<'a>(
-            &'a self,
-            via: &'a [NodeRecord],
-        ) -> BoxFuture<'a, Result<Vec<VolumeInfo>, DriverError>> {
-            self.inner.volumes(via)
-        }
-
-        fn volume_status<'a>(
-            &'a self,
-            via: &'a [NodeRecord],
-            name: &'a str,
-        ) -> BoxFuture<'a, Result<Vec<BrickStatus>, DriverError>> {
-            self.inner.volume_status(via, name)
-        }
-
-        fn device_facts<'a>(
-            &'a self,
-            node: &'a NodeRecord,
-            device: &'a DeviceRecord,
-        ) -> BoxFuture<'a, Result<DeviceFacts, DriverError>> {
-            self.inner.device_facts(node, device)
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operations_count_the_journal_and_the_queue_and_a_full_queue_answers_429() {
     let (gate, open) = tokio::sync::watch::channel(false);
-    let engine = engine_with(
-        Arc::new(GatedDriver {
-            inner: aplo::exec::driver::SimDriver::new(1 << 40),
-            open,
-        }),
-        6,
-    )
-    .await;
+    let engine = engine_with(Arc::new(aplo_e2e::kube::BreakableDriver::gated(open)), 6).await;
     let addr = serve(engine, 1).await;
     let idle = get_json(addr, "/operations").await;
     assert_eq!(
@@ -1136,7 +1023,13 @@ async fn a_failed_delete_leaves_a_stale_operation_and_the_dump_shows_everything(
     let driver = Arc::new(aplo_e2e::kube::BreakableDriver::new());
     let engine = engine_with(driver.clone(), 6).await;
     let addr = serve(engine, 8).await;
-    let done = queued(addr, "POST", "/volumes", r#"{"size": 1, "name": "kept"}"#).await;
+    let done = queued(
+        addr,
+        "POST",
+        "/volumes",
+        r#"{"size": 1, "name": "kept", "durability": {"type": "replicate"}}"#,
+    )
+    .await;
     let path = done.header("Location").unwrap().to_owned();
     driver
         .fail_deletes
@@ -1283,7 +1176,13 @@ async fn native_endpoints_list_policies_simulate_and_check() {
 async fn heketi_metrics_render_the_store_after_api_changes() {
     let engine = sim_engine(3).await;
     let addr = serve(engine.clone(), 8).await;
-    let done = queued(addr, "POST", "/volumes", r#"{"size": 1}"#).await;
+    let done = queued(
+        addr,
+        "POST",
+        "/volumes",
+        r#"{"size": 1, "durability": {"type": "replicate"}}"#,
+    )
+    .await;
     assert_eq!(done.status, 303, "{}", done.body);
     let text = aplo::http::heketi_metrics::heketi_metrics(&engine.snapshot());
     let cluster = first_cluster(addr).await;

@@ -46,8 +46,8 @@ use super::storage::{self, StateArg};
 use crate::model::storage::Backend;
 
 pub use args::{
-    ClusterArgs, ClusterCommand, DeviceArgs, DeviceCommand, DurabilityArg, NodeArgs, NodeCommand,
-    Remote, TopologyArgs, TopologyCommand, VolumeArgs, VolumeCommand,
+    ClusterArgs, ClusterCommand, DeviceArgs, DeviceCommand, DurabilityArg, HeketiVolumeArgs,
+    NodeArgs, NodeCommand, Remote, TopologyArgs, TopologyCommand, VolumeArgs, VolumeCommand,
 };
 use http::Api;
 
@@ -174,19 +174,15 @@ pub fn device(config: &Config, args: DeviceArgs) -> anyhow::Result<ExitCode> {
         })
     };
     let local = match args.command {
-        DeviceCommand::Add {
-            node_arg,
-            name_arg,
-            node,
-            name,
-            backend,
-            destroy_data,
-        } => storage::DeviceCommand::Add {
-            node: node_arg.or(node).context("give the node")?,
-            name: name_arg.or(name).context("give the device name")?,
-            backend: backend.unwrap_or(Backend::LvmThin),
-            destroy_data,
-        },
+        DeviceCommand::Add(mut add) => {
+            let (node, name) = add.node_and_name()?;
+            storage::DeviceCommand::Add {
+                node,
+                name,
+                backend: add.backend.unwrap_or(Backend::LvmThin),
+                destroy_data: add.destroy_data,
+            }
+        }
         DeviceCommand::Enable { device } => state(device, StateArg::Online, "enable")?,
         DeviceCommand::Disable { device } => state(device, StateArg::Offline, "disable")?,
         DeviceCommand::State { mut args } => {
@@ -219,27 +215,10 @@ pub fn volume(config: &Config, args: VolumeArgs) -> anyhow::Result<ExitCode> {
         VolumeCommand::Create {
             size,
             name,
-            durability,
-            replica,
-            disperse_data,
-            redundancy,
-            gid,
-            snapshot_factor,
-            clusters,
-            gluster_volume_options,
+            heketi,
             params,
         } => {
-            let heketi_only = [
-                ("--durability", durability.is_some()),
-                ("--replica", replica.is_some()),
-                ("--disperse-data", disperse_data.is_some()),
-                ("--redundancy", redundancy.is_some()),
-                ("--gid", gid.is_some()),
-                ("--snapshot-factor", snapshot_factor.is_some()),
-                ("--clusters", clusters.is_some()),
-                ("--gluster-volume-options", gluster_volume_options.is_some()),
-            ];
-            if let Some((flag, _)) = heketi_only.iter().find(|(_, given)| *given) {
+            if let Some(flag) = heketi.first_given() {
                 bail!(
                     "{flag} needs a server (--server or APLO_SERVER); with the local store, \
                      choose with --param (e.g. --param classes.class=replica2)"

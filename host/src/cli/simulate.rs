@@ -6,21 +6,18 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 
 use super::Config;
 use super::engine::runtime;
 use super::storage::parse_params;
-use crate::exec::driver::SimDriver;
-use crate::exec::engine::{CreateRequest, Engine, EngineConfig, LoadOptions};
-use crate::model::storage::Backend;
+use crate::exec::engine::{Engine, LoadOptions};
+use crate::model::storage::{Backend, Snapshot};
 use crate::model::topology::parse_topology;
-use crate::model::{Claim, PlacementRequest, Verdict, format_size, parse_size};
+use crate::model::{PlacementRequest, Verdict, format_size, parse_size};
 use crate::plan::heketi::{self, HeketiOptions};
-use crate::plan::simulate::{self, Report, SimClaim};
-use crate::store::MemoryStore;
+use crate::plan::simulate::{self, Report};
 
 /// Arguments of `aplo simulate`.
 #[derive(Debug, clap::Args)]
@@ -58,17 +55,6 @@ pub struct SimulateArgs {
     seed: u64,
 }
 
-fn claim_of(c: &SimClaim) -> Claim {
-    Claim {
-        namespace: c.namespace.clone(),
-        name: c.name.clone(),
-        labels: c.labels.clone(),
-        annotations: c.annotations.clone(),
-        requested_bytes: c.bytes,
-        access_modes: Vec::new(),
-    }
-}
-
 /// Run the simulation.
 pub fn run(config: &Config, args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(&args.topology)
@@ -79,15 +65,12 @@ pub fn run(config: &Config, args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let workload = simulate::parse_workload(&text)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.workload.display()))?;
     let mut parameters = parse_params(&args.params)?;
-    for (key, value) in [
-        ("placement", &args.placement),
-        ("durability", &args.durability),
-        ("quota", &args.quota),
-    ] {
-        if let Some(value) = value {
-            parameters.insert(key.into(), value.clone());
-        }
-    }
+    simulate::choose_policies(
+        &mut parameters,
+        &args.placement,
+        &args.durability,
+        &args.quota,
+    );
     let claims = simulate::expand(&workload, &parameters)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.workload.display()))?;
     let device_size = parse_size(&args.device_size)
@@ -100,14 +83,11 @@ pub fn run(config: &Config, args: SimulateArgs) -> anyhow::Result<ExitCode> {
             .resolve(&claim.parameters)
             .with_context(|| format!("claim {}", claim.name))?;
     }
-    let engine = Engine::new(
-        Arc::new(MemoryStore::default()),
-        Arc::new(SimDriver::new(device_size)),
+    let engine = Engine::simulation(
+        Snapshot::default(),
+        device_size,
         registry.clone(),
-        EngineConfig {
-            id_seed: Some(args.seed),
-            ..EngineConfig::default()
-        },
+        args.seed,
     )?;
     let rt = runtime()?;
     let (aplo, heketi) = rt.block_on(async {
@@ -126,43 +106,7 @@ pub fn run(config: &Config, args: SimulateArgs) -> anyhow::Result<ExitCode> {
         );
         let initial = engine.policy_topology();
         let snapshot = engine.snapshot();
-        let label = |id| {
-            snapshot
-                .devices
-                .get(&id)
-                .and_then(|d| {
-                    snapshot
-                        .nodes
-                        .get(&d.node)
-                        .map(|n| format!("{}:{}", n.manage, d.name))
-                })
-                .unwrap_or_else(|| id.to_string())
-        };
-
-        let mut aplo = Report {
-            claims: claims.len(),
-            ..Report::default()
-        };
-        for claim in &claims {
-            let request = CreateRequest {
-                name: Some(claim.name.clone()),
-                bytes: claim.bytes,
-                parameters: claim.parameters.clone(),
-                claim: Some(claim_of(claim)),
-                ..CreateRequest::default()
-            };
-            match engine.create_volume(request).await {
-                Ok(volume) => {
-                    aplo.succeeded += 1;
-                    aplo.usable_bytes += volume.bytes;
-                }
-                Err(e) => {
-                    aplo.first_failure
-                        .get_or_insert((claim.name.clone(), e.to_string()));
-                }
-            }
-        }
-        aplo.measure(&engine.policy_topology(), &label);
+        let aplo = engine.play(&claims).await;
 
         let heketi = if args.compare_heketi {
             let options = HeketiOptions {
@@ -170,13 +114,10 @@ pub fn run(config: &Config, args: SimulateArgs) -> anyhow::Result<ExitCode> {
                 ..HeketiOptions::default()
             };
             let mut topology = initial.clone();
-            let mut report = Report {
-                claims: claims.len(),
-                ..Report::default()
-            };
+            let mut report = Report::of(claims.len());
             for claim in &claims {
                 let set = registry.resolve(&claim.parameters)?;
-                let outcome = match set.durability(&claim_of(claim))? {
+                let outcome = match set.durability(&claim.claim())? {
                     Verdict::Refused(reason) => Err(format!("durability refused: {reason}")),
                     Verdict::Granted(decision) => {
                         let request = PlacementRequest {
@@ -195,19 +136,9 @@ pub fn run(config: &Config, args: SimulateArgs) -> anyhow::Result<ExitCode> {
                         })
                     }
                 };
-                match outcome {
-                    Ok(usable) => {
-                        report.succeeded += 1;
-                        report.usable_bytes += usable;
-                    }
-                    Err(reason) => {
-                        report
-                            .first_failure
-                            .get_or_insert((claim.name.clone(), reason));
-                    }
-                }
+                report.record(&claim.name, outcome);
             }
-            report.measure(&topology, &label);
+            report.measure(&topology, &|id| simulate::device_label(&snapshot, id));
             Some(report)
         } else {
             None

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Subcommand;
 
 use super::Config;
 use super::engine::runtime;
@@ -16,7 +15,7 @@ use crate::model::topology::{DeviceSpec, parse_topology};
 use crate::model::{Pairs, State, format_size, parse_size};
 
 /// Topology commands.
-#[derive(Debug, Subcommand)]
+#[derive(Debug)]
 pub enum TopologyCommand {
     /// Load a heketi topology file (JSON or YAML). Idempotent: nodes are
     /// matched by manage hostname, devices by name.
@@ -24,19 +23,17 @@ pub enum TopologyCommand {
         /// The topology file.
         file: PathBuf,
         /// The brick backend of devices without a `backend` tag.
-        #[arg(long, default_value = "lvm-thin")]
         backend: Backend,
     },
     /// Show clusters, nodes and devices with their usage.
     Show {
         /// Print JSON.
-        #[arg(long)]
         json: bool,
     },
 }
 
 /// Node commands.
-#[derive(Debug, Subcommand)]
+#[derive(Debug)]
 pub enum NodeCommand {
     /// Set a node's state (online, offline, failed).
     State {
@@ -53,7 +50,7 @@ pub enum NodeCommand {
 }
 
 /// Device commands.
-#[derive(Debug, Subcommand)]
+#[derive(Debug)]
 pub enum DeviceCommand {
     /// Add a device to a node.
     Add {
@@ -62,10 +59,8 @@ pub enum DeviceCommand {
         /// The block device (`lvm-thin`) or directory (`loop`, `dir`).
         name: String,
         /// Its brick backend.
-        #[arg(long, default_value = "lvm-thin")]
         backend: Backend,
         /// Wipe existing signatures first.
-        #[arg(long)]
         destroy_data: bool,
     },
     /// Remove a device that holds no bricks.
@@ -108,18 +103,15 @@ impl From<StateArg> for State {
 }
 
 /// Volume commands.
-#[derive(Debug, Subcommand)]
+#[derive(Debug)]
 pub enum VolumeCommand {
     /// Create a volume through the class's policies.
     Create {
         /// Usable size, e.g. `1Gi`.
-        #[arg(long)]
         size: String,
         /// The gluster volume name (default `vol_<id>`).
-        #[arg(long)]
         name: Option<String>,
         /// StorageClass parameters, `key=value` (e.g. `placement=binpack`).
-        #[arg(long = "param", value_name = "KEY=VALUE")]
         params: Vec<String>,
     },
     /// Grow a volume.
@@ -127,7 +119,6 @@ pub enum VolumeCommand {
         /// Name or id.
         volume: String,
         /// The new usable size.
-        #[arg(long)]
         size: String,
     },
     /// Delete a volume and its bricks.
@@ -138,7 +129,6 @@ pub enum VolumeCommand {
     /// List volumes.
     List {
         /// Print JSON.
-        #[arg(long)]
         json: bool,
     },
     /// Show a volume and its bricks.
@@ -146,7 +136,6 @@ pub enum VolumeCommand {
         /// Name or id.
         volume: String,
         /// Print JSON.
-        #[arg(long)]
         json: bool,
     },
 }

@@ -13,6 +13,7 @@ mod delete;
 mod expand;
 mod faults;
 mod recover;
+mod simulate;
 mod topology;
 mod volume;
 

@@ -11,8 +11,6 @@
 //! - `GET /aplo/v1/check`: compare the store with gluster and the nodes
 //!   (as `aplo check`).
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -22,13 +20,11 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::api::{ApiState, body, json, text};
-use crate::exec::driver::SimDriver;
-use crate::exec::engine::{CreateRequest, Engine, EngineConfig};
+use crate::exec::engine::Engine;
 use crate::model::storage::Snapshot;
-use crate::model::{Claim, Pairs, State as Health};
-use crate::plan::simulate::{self, Report, SimClaim};
+use crate::model::{Pairs, State as Health};
+use crate::plan::simulate::{self, SimClaim};
 use crate::policy::{INTERFACES, PolicyError};
-use crate::store::MemoryStore;
 
 /// The routes, to merge into [`super::api::router`] (its authentication
 /// applies; none of them is open to the user role).
@@ -105,31 +101,17 @@ fn one() -> u64 {
     1
 }
 
-fn claim_of(c: &SimClaim) -> Claim {
-    Claim {
-        namespace: c.namespace.clone(),
-        name: c.name.clone(),
-        labels: c.labels.clone(),
-        annotations: c.annotations.clone(),
-        requested_bytes: c.bytes,
-        access_modes: Vec::new(),
-    }
-}
-
 /// The claims of a request, or a 400 naming the field.
 fn claims_of(request: &SimulateRequest) -> Result<Vec<SimClaim>, String> {
     let workload = simulate::parse_workload(&request.workload.to_string())
         .map_err(|e| format!("workload: {e}"))?;
     let mut parameters = request.parameters.clone();
-    for (key, value) in [
-        ("placement", &request.placement),
-        ("durability", &request.durability),
-        ("quota", &request.quota),
-    ] {
-        if let Some(value) = value {
-            parameters.insert(key.into(), value.clone());
-        }
-    }
+    simulate::choose_policies(
+        &mut parameters,
+        &request.placement,
+        &request.durability,
+        &request.quota,
+    );
     let total: u64 = workload.claims.iter().map(|c| u64::from(c.count)).sum();
     if total > MAX_SIMULATED_CLAIMS as u64 {
         return Err(format!(
@@ -195,57 +177,13 @@ async fn simulate_run(State(state): State<ApiState>, bytes: Bytes) -> Response {
     let before = copy.volumes.len();
     // The simulation's own engine: a store in memory, a driver that runs
     // nothing. The real store is never written.
-    let engine = match Engine::new(
-        Arc::new(MemoryStore::new(copy)),
-        Arc::new(SimDriver::new(0)),
-        registry,
-        EngineConfig {
-            id_seed: Some(request.seed),
-            ..EngineConfig::default()
-        },
-    ) {
+    let engine = match Engine::simulation(copy, 0, registry, request.seed) {
         Ok(e) => e,
         Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    let mut report = Report {
-        claims: claims.len(),
-        ..Report::default()
-    };
-    for claim in &claims {
-        let request = CreateRequest {
-            name: Some(claim.name.clone()),
-            bytes: claim.bytes,
-            parameters: claim.parameters.clone(),
-            claim: Some(claim_of(claim)),
-            ..CreateRequest::default()
-        };
-        match engine.create_volume(request).await {
-            Ok(volume) => {
-                report.succeeded += 1;
-                report.usable_bytes += volume.bytes;
-            }
-            Err(e) => {
-                report
-                    .first_failure
-                    .get_or_insert((claim.name.clone(), e.to_string()));
-            }
-        }
-    }
-    let after = engine.snapshot();
-    let label = |id| {
-        after
-            .devices
-            .get(&id)
-            .and_then(|d| {
-                after
-                    .nodes
-                    .get(&d.node)
-                    .map(|n| format!("{}:{}", n.manage, d.name))
-            })
-            .unwrap_or_else(|| id.to_string())
-    };
-    report.measure(&engine.policy_topology(), &label);
-    let offline = after
+    let report = engine.play(&claims).await;
+    let offline = engine
+        .snapshot()
         .nodes
         .values()
         .filter(|n| n.state != Health::Online)

@@ -168,17 +168,11 @@ impl PolicySelection {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn params(pairs: &[(&str, &str)]) -> Pairs {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::model::testing::pairs;
 
     #[test]
     fn defaults_and_settings_are_read() {
-        let s = PolicySelection::from_parameters(&params(&[
+        let s = PolicySelection::from_parameters(&pairs(&[
             ("quota", "namespace-quota"),
             ("namespace-quota.max-bytes", "10Gi"),
             ("zone-spread.strict", "true"),
@@ -202,16 +196,16 @@ mod tests {
 
     #[test]
     fn settings_for_unused_policies_and_bad_names_are_refused() {
-        let err = PolicySelection::from_parameters(&params(&[("binpack.x", "1")])).unwrap_err();
+        let err = PolicySelection::from_parameters(&pairs(&[("binpack.x", "1")])).unwrap_err();
         assert!(
             err.to_string().contains("'binpack.x'")
                 && err.to_string().contains("placement=zone-spread"),
             "{err}"
         );
-        let err = PolicySelection::from_parameters(&params(&[("placement", "../etc/passwd")]))
+        let err = PolicySelection::from_parameters(&pairs(&[("placement", "../etc/passwd")]))
             .unwrap_err();
         assert_eq!(err, ParamError::BadPolicyName("../etc/passwd".into()));
-        assert!(PolicySelection::from_parameters(&params(&[("zone-spread.", "1")])).is_err());
+        assert!(PolicySelection::from_parameters(&pairs(&[("zone-spread.", "1")])).is_err());
         assert!(PolicyName::new("-x").is_err() && PolicyName::new(&"a".repeat(64)).is_err());
     }
 }

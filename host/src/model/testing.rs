@@ -3,6 +3,13 @@
 
 use super::{Claim, Cluster, Device, Node, Pairs, PlacementRequest, Scheme, State, Topology};
 
+/// Pairs (parameters, settings, tags) from `(key, value)` literals.
+pub fn pairs(list: &[(&str, &str)]) -> Pairs {
+    list.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// Start building a topology (one cluster).
 pub fn topology() -> TopologyBuilder {
     TopologyBuilder {

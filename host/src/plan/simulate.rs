@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{BrickRole, Id, Layout, Pairs, Scheme, Topology, parse_size};
+use crate::model::storage::Snapshot;
+use crate::model::{BrickRole, Claim, Id, Layout, Pairs, Scheme, Topology, parse_size};
 
 /// A workload file: claims to play in order.
 ///
@@ -70,6 +71,20 @@ pub struct SimClaim {
     pub annotations: Pairs,
 }
 
+impl SimClaim {
+    /// The claim as the policies see it.
+    pub fn claim(&self) -> Claim {
+        Claim {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            labels: self.labels.clone(),
+            annotations: self.annotations.clone(),
+            requested_bytes: self.bytes,
+            access_modes: Vec::new(),
+        }
+    }
+}
+
 /// The most claims a workload may expand to.
 pub const MAX_CLAIMS: usize = 1_000_000;
 
@@ -84,6 +99,25 @@ pub fn parse_workload(text: &str) -> Result<Workload, String> {
         let de = serde_yaml::Deserializer::from_str(text);
         serde_path_to_error::deserialize(de)
             .map_err(|e| format!("the workload is not valid: {}: {}", e.path(), e.inner()))
+    }
+}
+
+/// Set the `placement`, `durability` and `quota` parameters of a run
+/// that are given, over those in `parameters`.
+pub fn choose_policies(
+    parameters: &mut Pairs,
+    placement: &Option<String>,
+    durability: &Option<String>,
+    quota: &Option<String>,
+) {
+    for (key, value) in [
+        ("placement", placement),
+        ("durability", durability),
+        ("quota", quota),
+    ] {
+        if let Some(value) = value {
+            parameters.insert(key.into(), value.clone());
+        }
     }
 }
 
@@ -160,6 +194,29 @@ pub struct Report {
 }
 
 impl Report {
+    /// An empty report of a run of `claims` claims.
+    pub fn of(claims: usize) -> Report {
+        Report {
+            claims,
+            ..Report::default()
+        }
+    }
+
+    /// Count one claim's outcome: the usable bytes it got, or why not
+    /// (kept when it is the first failure).
+    pub fn record(&mut self, claim: &str, outcome: Result<u64, String>) {
+        match outcome {
+            Ok(usable) => {
+                self.succeeded += 1;
+                self.usable_bytes += usable;
+            }
+            Err(reason) => {
+                self.first_failure
+                    .get_or_insert_with(|| (claim.to_owned(), reason));
+            }
+        }
+    }
+
     /// The share of raw capacity that became usable volume.
     pub fn usable_share(&self) -> f64 {
         if self.raw_bytes == 0 {
@@ -191,6 +248,21 @@ impl Report {
             }
         }
     }
+}
+
+/// A device's label in a report, `<manage host>:<device name>` (its id
+/// when `snapshot` does not know it).
+pub fn device_label(snapshot: &Snapshot, id: Id) -> String {
+    snapshot
+        .devices
+        .get(&id)
+        .and_then(|d| {
+            snapshot
+                .nodes
+                .get(&d.node)
+                .map(|n| format!("{}:{}", n.manage, d.name))
+        })
+        .unwrap_or_else(|| id.to_string())
 }
 
 /// The usable size of a layout: per set, the smallest data brick times the

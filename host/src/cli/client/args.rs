@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{ArgAction, Subcommand, ValueEnum};
 
 use super::super::storage::StateArg;
@@ -214,12 +215,9 @@ pub enum NodeCommand {
     Settags {
         /// Node id or manage hostname.
         node: String,
-        /// `name:value` pairs.
-        #[arg(value_name = "NAME:VALUE", required = true)]
-        tags: Vec<String>,
-        /// Replace all tags with these.
-        #[arg(long, short = 'e')]
-        exact: bool,
+        /// The tags.
+        #[command(flatten)]
+        tags: SetTags,
     },
     /// Remove tags by name, or all of them with `--all` (server only).
     #[command(alias = "deltags", alias = "removetags")]
@@ -235,6 +233,17 @@ pub enum NodeCommand {
     },
 }
 
+/// `settags`' tags, for a node or a device.
+#[derive(Debug, clap::Args)]
+pub struct SetTags {
+    /// `name:value` pairs.
+    #[arg(value_name = "NAME:VALUE", required = true)]
+    pub tags: Vec<String>,
+    /// Replace all tags with these.
+    #[arg(long, short = 'e')]
+    pub exact: bool,
+}
+
 /// `aplo device …`: its flags.
 #[derive(Debug, clap::Args)]
 pub struct DeviceArgs {
@@ -246,33 +255,49 @@ pub struct DeviceArgs {
     pub command: DeviceCommand,
 }
 
+/// `device add`'s flags.
+#[derive(Debug, clap::Args)]
+pub struct DeviceAdd {
+    /// Node id or manage hostname.
+    #[arg(value_name = "NODE", required_unless_present = "node")]
+    node_arg: Option<String>,
+    /// The block device (`lvm-thin`) or directory (`loop`, `dir`).
+    #[arg(value_name = "NAME", required_unless_present = "name")]
+    name_arg: Option<String>,
+    /// Node id or manage hostname (heketi-cli's spelling).
+    #[arg(long, conflicts_with = "node_arg")]
+    node: Option<String>,
+    /// The device (heketi-cli's spelling).
+    #[arg(long, conflicts_with = "name_arg")]
+    name: Option<String>,
+    /// Its brick backend (locally: lvm-thin when not given; with a
+    /// server: sent as the `backend` tag).
+    #[arg(long)]
+    pub backend: Option<Backend>,
+    /// Wipe existing signatures first.
+    #[arg(long, alias = "destroy-existing-data")]
+    pub destroy_data: bool,
+}
+
+impl DeviceAdd {
+    /// The node and the device, in either spelling.
+    pub fn node_and_name(&mut self) -> anyhow::Result<(String, String)> {
+        let node = self.node_arg.take().or(self.node.take());
+        let name = self.name_arg.take().or(self.name.take());
+        Ok((
+            node.context("give the node (--node)")?,
+            name.context("give the device (--name)")?,
+        ))
+    }
+}
+
 /// Device commands. A device is named by its id (server only) or by `NODE
 /// DEVICE`: the node's id or manage hostname and the device's name or id.
 #[derive(Debug, Subcommand)]
 pub enum DeviceCommand {
     /// Add a device to a node: `device add NODE NAME` or, as heketi-cli,
     /// `device add --node NODE --name NAME`.
-    Add {
-        /// Node id or manage hostname.
-        #[arg(value_name = "NODE", required_unless_present = "node")]
-        node_arg: Option<String>,
-        /// The block device (`lvm-thin`) or directory (`loop`, `dir`).
-        #[arg(value_name = "NAME", required_unless_present = "name")]
-        name_arg: Option<String>,
-        /// Node id or manage hostname (heketi-cli's spelling).
-        #[arg(long, conflicts_with = "node_arg")]
-        node: Option<String>,
-        /// The device (heketi-cli's spelling).
-        #[arg(long, conflicts_with = "name_arg")]
-        name: Option<String>,
-        /// Its brick backend (locally: lvm-thin when not given; with a
-        /// server: sent as the `backend` tag).
-        #[arg(long)]
-        backend: Option<Backend>,
-        /// Wipe existing signatures first.
-        #[arg(long, alias = "destroy-existing-data")]
-        destroy_data: bool,
-    },
+    Add(DeviceAdd),
     /// Show a device and its bricks (server only).
     Info {
         /// `DEVICE-ID` or `NODE DEVICE`.
@@ -322,12 +347,9 @@ pub enum DeviceCommand {
     Settags {
         /// Device id.
         device: String,
-        /// `name:value` pairs.
-        #[arg(value_name = "NAME:VALUE", required = true)]
-        tags: Vec<String>,
-        /// Replace all tags with these.
-        #[arg(long, short = 'e')]
-        exact: bool,
+        /// The tags.
+        #[command(flatten)]
+        tags: SetTags,
     },
     /// Remove tags by name, or all with `--all` (server only).
     #[command(alias = "deltags", alias = "removetags")]
@@ -365,6 +387,57 @@ pub enum DurabilityArg {
     Disperse,
 }
 
+/// `volume create`'s heketi-cli flags, which only a server takes.
+#[derive(Debug, Default, clap::Args)]
+pub struct HeketiVolumeArgs {
+    /// Durability (server only; locally use `--param classes.class=…`).
+    #[arg(long)]
+    pub durability: Option<DurabilityArg>,
+    /// Copies, for `replicate` (server only).
+    #[arg(long)]
+    pub replica: Option<u32>,
+    /// Data bricks per set, for `disperse` (server only).
+    #[arg(long = "disperse-data")]
+    pub disperse_data: Option<u32>,
+    /// Redundancy bricks per set, for `disperse` (server only).
+    #[arg(long)]
+    pub redundancy: Option<u32>,
+    /// Group id owning the volume's root (server only).
+    #[arg(long)]
+    pub gid: Option<i64>,
+    /// Room for snapshots per usable byte, above 1 to reserve any
+    /// (server only).
+    #[arg(long = "snapshot-factor")]
+    pub snapshot_factor: Option<f32>,
+    /// Comma-separated cluster ids the volume may go to (server only).
+    #[arg(long)]
+    pub clusters: Option<String>,
+    /// Comma-separated gluster options, `"name value"` each (server only).
+    #[arg(long = "gluster-volume-options")]
+    pub gluster_volume_options: Option<String>,
+}
+
+impl HeketiVolumeArgs {
+    /// The first of these flags that is given, if any.
+    pub fn first_given(&self) -> Option<&'static str> {
+        [
+            ("--durability", self.durability.is_some()),
+            ("--replica", self.replica.is_some()),
+            ("--disperse-data", self.disperse_data.is_some()),
+            ("--redundancy", self.redundancy.is_some()),
+            ("--gid", self.gid.is_some()),
+            ("--snapshot-factor", self.snapshot_factor.is_some()),
+            ("--clusters", self.clusters.is_some()),
+            (
+                "--gluster-volume-options",
+                self.gluster_volume_options.is_some(),
+            ),
+        ]
+        .into_iter()
+        .find_map(|(flag, given)| given.then_some(flag))
+    }
+}
+
 /// Volume commands. A volume is named by id or name.
 #[derive(Debug, Subcommand)]
 pub enum VolumeCommand {
@@ -378,31 +451,9 @@ pub enum VolumeCommand {
         /// The gluster volume name (default `vol_<id>`).
         #[arg(long)]
         name: Option<String>,
-        /// Durability (server only; locally use `--param classes.class=…`).
-        #[arg(long)]
-        durability: Option<DurabilityArg>,
-        /// Copies, for `replicate` (server only).
-        #[arg(long)]
-        replica: Option<u32>,
-        /// Data bricks per set, for `disperse` (server only).
-        #[arg(long = "disperse-data")]
-        disperse_data: Option<u32>,
-        /// Redundancy bricks per set, for `disperse` (server only).
-        #[arg(long)]
-        redundancy: Option<u32>,
-        /// Group id owning the volume's root (server only).
-        #[arg(long)]
-        gid: Option<i64>,
-        /// Room for snapshots per usable byte, above 1 to reserve any
-        /// (server only).
-        #[arg(long = "snapshot-factor")]
-        snapshot_factor: Option<f32>,
-        /// Comma-separated cluster ids the volume may go to (server only).
-        #[arg(long)]
-        clusters: Option<String>,
-        /// Comma-separated gluster options, `"name value"` each (server only).
-        #[arg(long = "gluster-volume-options")]
-        gluster_volume_options: Option<String>,
+        /// heketi's choices (server only).
+        #[command(flatten)]
+        heketi: HeketiVolumeArgs,
         /// StorageClass parameters, `key=value` (e.g. `placement=binpack`);
         /// with a server, sent as aplo's `parameters` extension.
         #[arg(long = "param", value_name = "KEY=VALUE")]

@@ -91,6 +91,25 @@ fn tags_change(
     })
 }
 
+/// Send a tag change to a node or device (`kind`: `nodes` or `devices`);
+/// `doing` says what it does.
+async fn send_tags(
+    api: &Api,
+    kind: &str,
+    id: &str,
+    change: &TagsChangeRequest,
+    doing: &str,
+) -> anyhow::Result<()> {
+    api.call(
+        Method::POST,
+        &format!("/{kind}/{id}/tags"),
+        Some(change),
+        doing,
+    )
+    .await?;
+    Ok(())
+}
+
 /// `aplo cluster …`.
 pub async fn cluster(api: &Api, json: bool, command: ClusterCommand) -> anyhow::Result<ExitCode> {
     match command {
@@ -275,28 +294,16 @@ pub async fn node(api: &Api, json: bool, command: NodeCommand) -> anyhow::Result
             .await?;
             println!("Node {id} deleted");
         }
-        NodeCommand::Settags { node, tags, exact } => {
+        NodeCommand::Settags { node, tags } => {
             let id = node_id(api, &node).await?;
-            let change = tags_change(Some((&tags, exact)), None)?;
-            api.call(
-                Method::POST,
-                &format!("/nodes/{id}/tags"),
-                Some(&change),
-                "setting tags",
-            )
-            .await?;
+            let change = tags_change(Some((&tags.tags, tags.exact)), None)?;
+            send_tags(api, "nodes", &id, &change, "setting tags").await?;
             println!("Node {id}: tags set");
         }
         NodeCommand::Rmtags { node, tags, all } => {
             let id = node_id(api, &node).await?;
             let change = tags_change(None, Some((&tags, all)))?;
-            api.call(
-                Method::POST,
-                &format!("/nodes/{id}/tags"),
-                Some(&change),
-                "removing tags",
-            )
-            .await?;
+            send_tags(api, "nodes", &id, &change, "removing tags").await?;
             println!("Node {id}: tags removed");
         }
     }
@@ -320,26 +327,18 @@ async fn device_state(api: &Api, device: &[String], state: &str) -> anyhow::Resu
 /// `aplo device …`.
 pub async fn device(api: &Api, json: bool, command: DeviceCommand) -> anyhow::Result<ExitCode> {
     match command {
-        DeviceCommand::Add {
-            node_arg,
-            name_arg,
-            node,
-            name,
-            backend,
-            destroy_data,
-        } => {
-            let node = node_arg.or(node).context("give the node (--node)")?;
-            let name = name_arg.or(name).context("give the device (--name)")?;
+        DeviceCommand::Add(mut add) => {
+            let (node, name) = add.node_and_name()?;
             let node = node_id(api, &node).await?;
             let mut tags = BTreeMap::new();
-            if let Some(backend) = backend {
+            if let Some(backend) = add.backend {
                 tags.insert(BACKEND_TAG.to_owned(), backend.as_str().to_owned());
             }
             let request = DeviceAddRequest {
                 name: name.clone(),
                 tags,
                 node: node.clone(),
-                destroydata: destroy_data,
+                destroydata: add.destroy_data,
             };
             api.call(
                 Method::POST,
@@ -399,32 +398,16 @@ pub async fn device(api: &Api, json: bool, command: DeviceCommand) -> anyhow::Re
             .await?;
             println!("Device {id} updated");
         }
-        DeviceCommand::Settags {
-            device,
-            tags,
-            exact,
-        } => {
+        DeviceCommand::Settags { device, tags } => {
             let id = device_id(api, &[device]).await?;
-            let change = tags_change(Some((&tags, exact)), None)?;
-            api.call(
-                Method::POST,
-                &format!("/devices/{id}/tags"),
-                Some(&change),
-                "setting tags",
-            )
-            .await?;
+            let change = tags_change(Some((&tags.tags, tags.exact)), None)?;
+            send_tags(api, "devices", &id, &change, "setting tags").await?;
             println!("Device {id}: tags set");
         }
         DeviceCommand::Rmtags { device, tags, all } => {
             let id = device_id(api, &[device]).await?;
             let change = tags_change(None, Some((&tags, all)))?;
-            api.call(
-                Method::POST,
-                &format!("/devices/{id}/tags"),
-                Some(&change),
-                "removing tags",
-            )
-            .await?;
+            send_tags(api, "devices", &id, &change, "removing tags").await?;
             println!("Device {id}: tags removed");
         }
     }

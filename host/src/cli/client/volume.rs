@@ -9,7 +9,7 @@ use super::commands::{NO_BODY, body, print_body};
 use super::http::{Api, Reply};
 use super::lookup::volume_id;
 use super::render;
-use super::{DurabilityArg, VolumeCommand};
+use super::{DurabilityArg, HeketiVolumeArgs, VolumeCommand};
 use crate::cli::storage::parse_params;
 use crate::http::heketi::{
     Durability, SnapshotSettings, VolumeCreateRequest, VolumeExpandRequest, VolumeInfoResponse,
@@ -48,37 +48,39 @@ fn print_volume(reply: &Reply, json: bool) -> anyhow::Result<()> {
 }
 
 /// `aplo volume create`'s request from heketi-cli's flags.
-#[allow(clippy::too_many_arguments)]
 fn create_request(
     size: &str,
     name: Option<String>,
-    durability: Option<DurabilityArg>,
-    replica: Option<u32>,
-    disperse_data: Option<u32>,
-    redundancy: Option<u32>,
-    gid: Option<i64>,
-    snapshot_factor: Option<f32>,
-    clusters: Option<String>,
-    options: Option<String>,
+    heketi: HeketiVolumeArgs,
 ) -> anyhow::Result<VolumeCreateRequest> {
+    let HeketiVolumeArgs {
+        durability,
+        replica,
+        disperse_data,
+        redundancy,
+        gid,
+        snapshot_factor,
+        clusters,
+        gluster_volume_options: options,
+    } = heketi;
     let mut d = Durability::default();
-    // `--replica` alone means replicate, heketi-cli's default type.
-    let durability = durability.or(replica.map(|_| DurabilityArg::Replicate));
-    match durability {
-        None => {}
-        Some(DurabilityArg::None) => d.kind = "none".into(),
-        Some(DurabilityArg::Replicate) => d.kind = "replicate".into(),
-        Some(DurabilityArg::Disperse) => d.kind = "disperse".into(),
+    // heketi-cli sends replicate, replica 3, unless told otherwise (the
+    // server reads a missing type as `none`).
+    let durability = durability.unwrap_or(DurabilityArg::Replicate);
+    d.kind = match durability {
+        DurabilityArg::None => "none",
+        DurabilityArg::Replicate => "replicate",
+        DurabilityArg::Disperse => "disperse",
     }
-    let disperse = durability == Some(DurabilityArg::Disperse);
-    if (disperse_data.is_some() || redundancy.is_some()) && !disperse {
+    .into();
+    if (disperse_data.is_some() || redundancy.is_some()) && durability != DurabilityArg::Disperse {
         bail!("--disperse-data and --redundancy go with --durability disperse");
     }
-    if replica.is_some() && durability != Some(DurabilityArg::Replicate) {
+    if replica.is_some() && durability != DurabilityArg::Replicate {
         bail!("--replica goes with --durability replicate");
     }
-    if let Some(r) = replica {
-        d.replicate.replica = r;
+    if durability == DurabilityArg::Replicate {
+        d.replicate.replica = replica.unwrap_or(3);
     }
     if let Some(n) = disperse_data {
         d.disperse.data = n;
@@ -123,28 +125,10 @@ pub async fn volume(api: &Api, json: bool, command: VolumeCommand) -> anyhow::Re
         VolumeCommand::Create {
             size,
             name,
-            durability,
-            replica,
-            disperse_data,
-            redundancy,
-            gid,
-            snapshot_factor,
-            clusters,
-            gluster_volume_options,
+            heketi,
             params,
         } => {
-            let mut request = create_request(
-                &size,
-                name,
-                durability,
-                replica,
-                disperse_data,
-                redundancy,
-                gid,
-                snapshot_factor,
-                clusters,
-                gluster_volume_options,
-            )?;
+            let mut request = create_request(&size, name, heketi)?;
             // aplo's extension of heketi's request.
             request.parameters = parse_params(&params)?;
             let outcome = api
@@ -247,14 +231,18 @@ mod tests {
         let r = create_request(
             "5",
             Some("db".into()),
-            Some(DurabilityArg::Disperse),
-            None,
-            Some(8),
-            Some(3),
-            Some(2000),
-            Some(1.5),
-            Some("a,b".into()),
-            Some("performance.rda-cache-limit 10MB, nfs.disable on".into()),
+            HeketiVolumeArgs {
+                durability: Some(DurabilityArg::Disperse),
+                disperse_data: Some(8),
+                redundancy: Some(3),
+                gid: Some(2000),
+                snapshot_factor: Some(1.5),
+                clusters: Some("a,b".into()),
+                gluster_volume_options: Some(
+                    "performance.rda-cache-limit 10MB, nfs.disable on".into(),
+                ),
+                ..HeketiVolumeArgs::default()
+            },
         )
         .unwrap();
         let body = serde_json::to_value(&r).unwrap();
@@ -266,19 +254,33 @@ mod tests {
         assert_eq!(body["snapshot"]["enable"], true);
         assert_eq!(body["clusters"], serde_json::json!(["a", "b"]));
         assert_eq!(body["glustervolumeoptions"][1], "nfs.disable on");
-        // The smallest request leaves durability to the server.
-        let plain =
-            create_request("1", None, None, None, None, None, None, None, None, None).unwrap();
-        assert_eq!(plain.durability, Durability::default());
+        // The smallest request is heketi-cli's default, replica 3.
+        let plain = create_request("1", None, HeketiVolumeArgs::default()).unwrap();
+        assert_eq!(plain.durability.kind, "replicate");
+        assert_eq!(plain.durability.replicate.replica, 3);
         assert!(!plain.snapshot.enable);
         // `--replica` alone is replicate, as heketi-cli sends it.
-        let replica =
-            create_request("1", None, None, Some(2), None, None, None, None, None, None).unwrap();
+        let replica = create_request(
+            "1",
+            None,
+            HeketiVolumeArgs {
+                replica: Some(2),
+                ..HeketiVolumeArgs::default()
+            },
+        )
+        .unwrap();
         assert_eq!(replica.durability.kind, "replicate");
         assert_eq!(replica.durability.replicate.replica, 2);
         // Flags that do not go together.
-        let err = create_request("1", None, None, None, Some(4), None, None, None, None, None)
-            .unwrap_err();
+        let err = create_request(
+            "1",
+            None,
+            HeketiVolumeArgs {
+                disperse_data: Some(4),
+                ..HeketiVolumeArgs::default()
+            },
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("--durability disperse"), "{err}");
     }
 }

@@ -6,21 +6,38 @@
 //! remain (delete those volumes first). `forceforget` on device delete is
 //! refused: aplo always releases what it prepared.
 
-use std::collections::BTreeMap;
+use std::future::Future;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::{ApiState, Caller, body, engine_error, finished, json, not_found, queued, text};
+use crate::exec::engine::EngineError;
 use crate::http::heketi::{
     self, ClusterFlags, DeviceAddRequest, DeviceDeleteOptions, NodeAddRequest, StateRequest,
     TagChange, TagsChangeRequest, parse_id,
 };
 use crate::http::queue::Finished;
 use crate::model::storage::Backend;
-use crate::model::{Id, State as Health};
+use crate::model::{Id, Pairs, State as Health};
+
+/// `200` with a record's heketi view, or `404` when there is none.
+fn found<V: Serialize>(view: Option<V>) -> Response {
+    view.map_or_else(not_found, |v| json(StatusCode::OK, &v))
+}
+
+/// Read a JSON body and check it: 422 when it does not parse, then 400
+/// naming the field.
+fn checked<R: DeserializeOwned, T>(
+    bytes: &Bytes,
+    check: impl FnOnce(R) -> Result<T, String>,
+) -> Result<T, Box<Response>> {
+    check(body(bytes)?).map_err(|e| Box::new(text(StatusCode::BAD_REQUEST, e)))
+}
 
 pub(super) async fn clusters(State(state): State<ApiState>) -> Response {
     let s = state.engine.snapshot();
@@ -34,10 +51,11 @@ pub(super) async fn clusters(State(state): State<ApiState>) -> Response {
 
 pub(super) async fn cluster(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
     let s = state.engine.snapshot();
-    match parse_id(&id).and_then(|id| s.clusters.get(&id)) {
-        Some(c) => json(StatusCode::OK, &heketi::cluster_info(&s, c)),
-        None => not_found(),
-    }
+    found(
+        parse_id(&id)
+            .and_then(|id| s.clusters.get(&id))
+            .map(|c| heketi::cluster_info(&s, c)),
+    )
 }
 
 /// `POST /clusters`: `201` with the new cluster. An empty body (which
@@ -99,10 +117,11 @@ pub(super) async fn set_cluster_flags(
 
 pub(super) async fn node(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
     let s = state.engine.snapshot();
-    match parse_id(&id).and_then(|id| s.nodes.get(&id)) {
-        Some(n) => json(StatusCode::OK, &heketi::node_info(&s, n)),
-        None => not_found(),
-    }
+    found(
+        parse_id(&id)
+            .and_then(|id| s.nodes.get(&id))
+            .map(|n| heketi::node_info(&s, n)),
+    )
 }
 
 /// `POST /nodes`: `202`, then `303` to the node once it is probed into
@@ -112,13 +131,9 @@ pub(super) async fn add_node(
     axum::Extension(caller): axum::Extension<Caller>,
     bytes: Bytes,
 ) -> Response {
-    let request: NodeAddRequest = match body(&bytes) {
-        Ok(r) => r,
-        Err(e) => return *e,
-    };
-    let new = match heketi::check_node_add(&request) {
+    let new = match checked(&bytes, |r: NodeAddRequest| heketi::check_node_add(&r)) {
         Ok(n) => n,
-        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+        Err(e) => return *e,
     };
     let s = state.engine.snapshot();
     if !s.clusters.contains_key(&new.cluster) {
@@ -170,10 +185,31 @@ pub(super) async fn delete_node(
 
 /// Read a state request: 422, then 400 naming the field.
 fn state_request(bytes: &Bytes) -> Result<Health, Box<Response>> {
-    let request: StateRequest = body(bytes)?;
-    heketi::check_healcheck(&request.healcheck)
-        .and_then(|()| heketi::parse_state(&request.state))
-        .map_err(|e| Box::new(text(StatusCode::BAD_REQUEST, e)))
+    checked(bytes, |request: StateRequest| {
+        heketi::check_healcheck(&request.healcheck)
+            .and_then(|()| heketi::parse_state(&request.state))
+    })
+}
+
+/// A queued state change of a node or device that was in state `from`
+/// (`None`: it is gone): heketi's verdict (`transition`) first, then
+/// `fail` to fail it, or `set` for another state.
+async fn change_state<A, B>(
+    from: Option<Health>,
+    to: Health,
+    transition: impl FnOnce(Health) -> Result<bool, String>,
+    fail: impl Future<Output = Result<A, EngineError>>,
+    set: impl FnOnce() -> Result<B, EngineError>,
+) -> Finished {
+    let Some(from) = from else {
+        return Finished::Failed("Id not found".into());
+    };
+    match transition(from) {
+        Err(reason) => Finished::Failed(reason),
+        Ok(false) => Finished::NoContent,
+        Ok(true) if to == Health::Failed => finished(fail.await, |_| Finished::NoContent),
+        Ok(true) => finished(set(), |_| Finished::NoContent),
+    }
 }
 
 /// `POST /nodes/{id}/state`: `202`, then `204` (or `500` with heketi's
@@ -193,28 +229,42 @@ pub(super) async fn set_node_state(
     };
     let engine = state.engine.clone();
     queued(&state, caller, async move {
-        let Some(from) = engine.snapshot().nodes.get(&id).map(|n| n.state) else {
-            return Finished::Failed("Id not found".into());
-        };
-        match heketi::node_transition(&id.to_string(), from, to) {
-            Err(reason) => Finished::Failed(reason),
-            Ok(false) => Finished::NoContent,
-            Ok(true) if to == Health::Failed => {
-                finished(engine.fail_node(id).await, |_| Finished::NoContent)
-            }
-            Ok(true) => finished(engine.set_node_state(&id.to_string(), to), |_| {
-                Finished::NoContent
-            }),
-        }
+        change_state(
+            engine.snapshot().nodes.get(&id).map(|n| n.state),
+            to,
+            |from| heketi::node_transition(&id.to_string(), from, to),
+            engine.fail_node(id),
+            || engine.set_node_state(&id.to_string(), to),
+        )
+        .await
     })
 }
 
-/// Read a tags request: 422, then 400 naming the field.
-fn tags_request(bytes: &Bytes) -> Result<(TagChange, BTreeMap<String, String>), Box<Response>> {
-    let request: TagsChangeRequest = body(bytes)?;
-    TagChange::parse(&request.change_type)
-        .and_then(|change| heketi::check_tags(&request.tags).map(|()| (change, request.tags)))
-        .map_err(|e| Box::new(text(StatusCode::BAD_REQUEST, e)))
+/// `POST /{nodes,devices}/{id}/tags`: read the change (422, then 400
+/// naming the field), find the id (404), make the change with `update`
+/// and answer `200` with all the record's tags.
+async fn set_tags<F>(
+    bytes: &Bytes,
+    id: &str,
+    update: impl FnOnce(Id, TagChange, Pairs) -> F,
+) -> Response
+where
+    F: Future<Output = Result<Pairs, EngineError>>,
+{
+    let (change, tags) = match checked(bytes, |request: TagsChangeRequest| {
+        TagChange::parse(&request.change_type)
+            .and_then(|change| heketi::check_tags(&request.tags).map(|()| (change, request.tags)))
+    }) {
+        Ok(r) => r,
+        Err(e) => return *e,
+    };
+    let Some(id) = parse_id(id) else {
+        return not_found();
+    };
+    match update(id, change, tags).await {
+        Ok(tags) => json(StatusCode::OK, &tags),
+        Err(e) => engine_error(e),
+    }
 }
 
 /// `POST /nodes/{id}/tags`: `200` with all the node's tags.
@@ -223,29 +273,22 @@ pub(super) async fn set_node_tags(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Response {
-    let (change, tags) = match tags_request(&bytes) {
-        Ok(r) => r,
-        Err(e) => return *e,
-    };
-    let Some(id) = parse_id(&id) else {
-        return not_found();
-    };
-    match state
-        .engine
-        .update_node_tags(id, |current| change.apply(current, &tags))
-        .await
-    {
-        Ok(node) => json(StatusCode::OK, &node.tags),
-        Err(e) => engine_error(e),
-    }
+    set_tags(&bytes, &id, |id, change, tags| async move {
+        let node = state
+            .engine
+            .update_node_tags(id, |current| change.apply(current, &tags));
+        node.await.map(|n| n.tags)
+    })
+    .await
 }
 
 pub(super) async fn device(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
     let s = state.engine.snapshot();
-    match parse_id(&id).and_then(|id| s.devices.get(&id)) {
-        Some(d) => json(StatusCode::OK, &heketi::device_info(&s, d)),
-        None => not_found(),
-    }
+    found(
+        parse_id(&id)
+            .and_then(|id| s.devices.get(&id))
+            .map(|d| heketi::device_info(&s, d)),
+    )
 }
 
 /// `POST /devices`: `202`, then `204` once the device is prepared and
@@ -255,13 +298,9 @@ pub(super) async fn add_device(
     axum::Extension(caller): axum::Extension<Caller>,
     bytes: Bytes,
 ) -> Response {
-    let request: DeviceAddRequest = match body(&bytes) {
-        Ok(r) => r,
-        Err(e) => return *e,
-    };
-    let new = match heketi::check_device_add(&request) {
+    let new = match checked(&bytes, |r: DeviceAddRequest| heketi::check_device_add(&r)) {
         Ok(d) => d,
-        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+        Err(e) => return *e,
     };
     let s = state.engine.snapshot();
     if !s.nodes.contains_key(&new.node) {
@@ -367,20 +406,14 @@ pub(super) async fn set_device_state(
     };
     let engine = state.engine.clone();
     queued(&state, caller, async move {
-        let Some(from) = engine.snapshot().devices.get(&device).map(|d| d.state) else {
-            return Finished::Failed("Id not found".into());
-        };
-        match heketi::device_transition(&device.to_string(), from, to) {
-            Err(reason) => Finished::Failed(reason),
-            Ok(false) => Finished::NoContent,
-            Ok(true) if to == Health::Failed => {
-                finished(engine.fail_device(device).await, |_| Finished::NoContent)
-            }
-            Ok(true) => finished(
-                engine.set_device_state(&node.to_string(), &device.to_string(), to),
-                |_| Finished::NoContent,
-            ),
-        }
+        change_state(
+            engine.snapshot().devices.get(&device).map(|d| d.state),
+            to,
+            |from| heketi::device_transition(&device.to_string(), from, to),
+            engine.fail_device(device),
+            || engine.set_device_state(&node.to_string(), &device.to_string(), to),
+        )
+        .await
     })
 }
 
@@ -407,19 +440,11 @@ pub(super) async fn set_device_tags(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Response {
-    let (change, tags) = match tags_request(&bytes) {
-        Ok(r) => r,
-        Err(e) => return *e,
-    };
-    let Some(id) = parse_id(&id) else {
-        return not_found();
-    };
-    match state
-        .engine
-        .update_device_tags(id, |current| change.apply(current, &tags))
-        .await
-    {
-        Ok(device) => json(StatusCode::OK, &device.tags),
-        Err(e) => engine_error(e),
-    }
+    set_tags(&bytes, &id, |id, change, tags| async move {
+        let device = state
+            .engine
+            .update_device_tags(id, |current| change.apply(current, &tags));
+        device.await.map(|d| d.tags)
+    })
+    .await
 }

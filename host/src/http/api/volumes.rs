@@ -56,8 +56,8 @@ const DISPERSIONS: [(u32, u32); 4] = [(2, 1), (4, 2), (8, 3), (8, 4)];
 /// policy's with these settings:
 /// - `durability.type` and its counts: `requested.type`, `.replica`
 ///   (at most 3, as heketi; 0 means 3), `.data` and `.redundancy` (heketi's
-///   2+1, 4+2, 8+3 or 8+4; 0 means 4 and 2). An empty type is left to the
-///   policy's default, replica 3: heketi's clients send it explicitly.
+///   2+1, 4+2, 8+3 or 8+4; 0 means 4 and 2). An empty type is `none`, as
+///   heketi's server takes it (heketi-cli always sends a type).
 /// - `glustervolumeoptions` (`"key value"`): `requested.options`
 ///   (`key=value;...`), except heketi's `user.heketi.arbiter true`, which
 ///   becomes `requested.arbiter=true`.
@@ -77,8 +77,7 @@ pub(super) fn volume_parameters(request: &VolumeCreateRequest) -> Result<Pairs, 
     };
     let d = &request.durability;
     match d.kind.as_str() {
-        "" => {}
-        "none" => set("type", "none".into()),
+        "" | "none" => set("type", "none".into()),
         "replicate" => {
             let replica = d.replicate.replica;
             if replica > 3 {
@@ -342,22 +341,20 @@ pub(super) async fn expand_volume(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::testing::pairs;
 
     fn request(json: &str) -> VolumeCreateRequest {
         serde_json::from_str(json).unwrap()
     }
 
-    fn params(pairs: &[(&str, &str)]) -> Pairs {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
     #[test]
     fn heketi_durabilities_become_requested_settings() {
         let cases: [(&str, &[(&str, &str)]); 6] = [
-            (r#"{"size": 1}"#, &[("durability", "requested")]),
+            // heketi's server reads a missing type as distribute-only.
+            (
+                r#"{"size": 1}"#,
+                &[("durability", "requested"), ("requested.type", "none")],
+            ),
             (
                 r#"{"size": 1, "durability": {"type": "none"}}"#,
                 &[("durability", "requested"), ("requested.type", "none")],
@@ -396,7 +393,7 @@ mod tests {
         for (body, expected) in cases {
             assert_eq!(
                 volume_parameters(&request(body)),
-                Ok(params(expected)),
+                Ok(pairs(expected)),
                 "{body}"
             );
         }
@@ -412,7 +409,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             got,
-            params(&[
+            pairs(&[
                 ("durability", "requested"),
                 ("requested.type", "replicate"),
                 ("requested.replica", "3"),
@@ -447,7 +444,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             replaced,
-            params(&[("durability", "classes"), ("classes.class", "replica2")])
+            pairs(&[("durability", "classes"), ("classes.class", "replica2")])
         );
     }
 
