@@ -34,6 +34,24 @@ fn free_port() -> SocketAddr {
     listener.local_addr().unwrap()
 }
 
+/// Poll `/readyz` until it answers 200 (a minute at most); its body.
+async fn wait_ready(addr: SocketAddr) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            let reply = call(addr, "GET", "/readyz", None, "").await;
+            if reply.status == 200 {
+                return reply.body;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "aplo serve did not become ready on {addr}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn aplo(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_aplo-faulty"));
     cmd.arg("--db")
@@ -70,23 +88,8 @@ impl Served {
             addr,
             _dir: dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Ok(reply)) = tokio::time::timeout(
-                Duration::from_secs(2),
-                tokio::spawn(async move { call(addr, "GET", "/readyz", None, "").await }),
-            )
-            .await
-                && reply.status == 200
-            {
-                return served;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "aplo serve --api-only did not become ready on {addr}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_ready(addr).await;
+        served
     }
 
     async fn get(&self, path: &str, role: Option<Role>) -> Reply {
@@ -233,4 +236,117 @@ fn bad_serve_configuration_is_refused_at_start_with_a_named_reason() {
     assert!(stderr.contains("/nonexistent/tls.crt"), "{stderr}");
     let stderr = refused(&["--no-auth", "--admin-key", ADMIN], &[]);
     assert!(stderr.contains("--no-auth"), "{stderr}");
+}
+
+/// A review of a CREATE of claim `name` in `team-a` for `size` of `class`.
+fn review(name: &str, class: &str, size: &str) -> String {
+    serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": format!("uid-{name}"),
+            "kind": {"group": "", "version": "v1", "kind": "PersistentVolumeClaim"},
+            "resource": {"group": "", "version": "v1", "resource": "persistentvolumeclaims"},
+            "name": name,
+            "namespace": "team-a",
+            "operation": "CREATE",
+            "userInfo": {"username": "someone"},
+            "object": {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": name, "namespace": "team-a"},
+                "spec": {
+                    "accessModes": ["ReadWriteMany"],
+                    "resources": {"requests": {"storage": size}},
+                    "storageClassName": class,
+                },
+            },
+            "dryRun": false,
+        },
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_serves_the_webhook_with_its_classes_and_the_api_with_its_store() {
+    let world = aplo_e2e::kube::World::start().await;
+    world
+        .class(
+            "capped",
+            &[
+                ("quota", "namespace-quota"),
+                ("namespace-quota.max-volume-size", "2Gi"),
+            ],
+            "Delete",
+        )
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, world.server.kubeconfig()).unwrap();
+    let topology = dir.path().join("topology.json");
+    std::fs::write(&topology, sim_topology(3)).unwrap();
+    let addr = free_port();
+    let child = aplo(dir.path())
+        .args(["serve", "--driver", "simulate", "--no-leader-election"])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg("--topology")
+        .arg(&topology)
+        .args(["--listen", &addr.to_string()])
+        .env("APLO_ADMIN_KEY", ADMIN)
+        .env_remove("APLO_USER_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("aplo serve starts");
+    let served = Served {
+        child: Some(child),
+        addr,
+        _dir: dir,
+    };
+    assert_eq!(
+        wait_ready(addr).await,
+        "Leading\nstore: open\npolicies: 5 loaded\nwatches: synced\n"
+    );
+
+    // The webhook reads the class from the API server and asks its quota
+    // policy, with the leader's usage.
+    let allowed = call(
+        addr,
+        "POST",
+        "/admission/pvc",
+        None,
+        &review("small", "capped", "1Gi"),
+    )
+    .await;
+    assert_eq!(allowed.status, 200, "{}", allowed.body);
+    let allowed = allowed.json();
+    assert_eq!(allowed["response"]["uid"], "uid-small");
+    assert_eq!(allowed["response"]["allowed"], true, "{allowed}");
+    let denied = call(
+        addr,
+        "POST",
+        "/admission/pvc",
+        None,
+        &review("big", "capped", "5Gi"),
+    )
+    .await;
+    assert_eq!(denied.status, 200, "{}", denied.body);
+    let denied = denied.json();
+    assert_eq!(denied["response"]["allowed"], false, "{denied}");
+    let message = denied["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("namespace-quota"), "{message}");
+    assert!(message.contains("at most 2GiB"), "{message}");
+
+    // The REST API answers from the same store; with no user key, user
+    // tokens are refused.
+    let clusters = served.get("/clusters", Some(Role::Admin)).await;
+    assert_eq!(clusters.status, 200, "{}", clusters.body);
+    assert_eq!(clusters.json()["clusters"].as_array().unwrap().len(), 1);
+    let user = served.get("/volumes", Some(Role::User)).await;
+    assert_eq!(user.status, 401, "{}", user.body);
+    let exit = served.stop();
+    assert!(exit.success(), "SIGTERM is a clean stop: {exit:?}");
 }
