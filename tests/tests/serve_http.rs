@@ -350,3 +350,68 @@ async fn the_controller_serves_the_webhook_with_its_classes_and_the_api_with_its
     let exit = served.stop();
     assert!(exit.success(), "SIGTERM is a clean stop: {exit:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_dropped_into_the_directory_is_served_without_a_restart() {
+    let policies = tempfile::tempdir().unwrap();
+    let dir = policies.path().to_str().unwrap().to_owned();
+    // The directory is a global flag: before `serve`.
+    let served = {
+        let data = tempfile::tempdir().unwrap();
+        let topology = data.path().join("topology.json");
+        std::fs::write(&topology, sim_topology(3)).unwrap();
+        let addr = free_port();
+        let child = aplo(data.path())
+            .args(["--policy-dir", &dir])
+            .args(["serve", "--api-only", "--driver", "simulate", "--topology"])
+            .arg(&topology)
+            .args([
+                "--listen",
+                &addr.to_string(),
+                "--policy-reload-interval",
+                "1",
+            ])
+            .env("APLO_ADMIN_KEY", ADMIN)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("aplo serve starts");
+        let served = Served {
+            child: Some(child),
+            addr,
+            _dir: data,
+        };
+        wait_ready(addr).await;
+        served
+    };
+    let names = |reply: Reply| -> Vec<String> {
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply
+            .json()
+            .as_array()
+            .unwrap_or_else(|| panic!("no policy list in {}", reply.body))
+            .iter()
+            .map(|p| p["name"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let before = names(served.get("/aplo/v1/policies", Some(Role::Admin)).await);
+    assert!(!before.contains(&"my-pack".to_owned()), "{before:?}");
+    let (_, binpack) = aplo::policy::bundled::BUNDLED
+        .iter()
+        .find(|(name, _)| *name == "binpack")
+        .unwrap();
+    std::fs::write(policies.path().join("my-pack.wasm"), binpack).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = names(served.get("/aplo/v1/policies", Some(Role::Admin)).await);
+        if now.contains(&"my-pack".to_owned()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new policy never appeared: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(served.stop().success());
+}

@@ -99,6 +99,10 @@ pub struct ServeArgs {
     /// Seconds between sweeps for backend volumes nobody wants.
     #[arg(long, default_value_t = 300)]
     pub sweep_interval: u64,
+    /// Seconds between rescans of the policy directory for changed
+    /// modules.
+    #[arg(long, default_value_t = 5)]
+    pub policy_reload_interval: u64,
     /// Serve only the REST API (and metrics and health), without watching
     /// Kubernetes: the store is opened at once, with no leader election.
     /// Run one such instance per store.
@@ -370,6 +374,9 @@ pub fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Loaded now, so that a bad policy directory fails before any lease;
     // the webhook and the engine share these compiled policies.
     let registry = config.open_registry()?;
+    // A changed policy file is loaded (or rejected, keeping the previous
+    // version) without a restart; the webhook and the engine share it.
+    let _policy_watch = registry.watch(Duration::from_secs(args.policy_reload_interval.max(1)));
     runtime()?.block_on(async {
         let metrics = Arc::new(Metrics::new());
         let status = Arc::new(Status::default());
