@@ -68,28 +68,40 @@ struct Served {
 }
 
 impl Served {
+    /// `aplo serve --api-only` with both keys.
     async fn start() -> Served {
+        Served::start_with(&[], &["--api-only"], true).await.0
+    }
+
+    /// `aplo <global> serve --driver simulate` over three simulated nodes
+    /// on a free port, with `args`, the admin key and (if `user_key`) the
+    /// user key; returns once `/readyz` answers 200, with its body.
+    async fn start_with(global: &[&str], args: &[&str], user_key: bool) -> (Served, String) {
         let dir = tempfile::tempdir().unwrap();
         let topology = dir.path().join("topology.json");
         std::fs::write(&topology, sim_topology(3)).unwrap();
         let addr = free_port();
-        let child = aplo(dir.path())
-            .args(["serve", "--api-only", "--driver", "simulate", "--topology"])
+        let mut cmd = aplo(dir.path());
+        cmd.args(global)
+            .args(["serve", "--driver", "simulate", "--topology"])
             .arg(&topology)
             .args(["--listen", &addr.to_string()])
+            .args(args)
             .env("APLO_ADMIN_KEY", ADMIN)
-            .env("APLO_USER_KEY", USER)
+            .env_remove("APLO_USER_KEY")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("aplo serve starts");
+            .stderr(Stdio::inherit());
+        if user_key {
+            cmd.env("APLO_USER_KEY", USER);
+        }
+        let child = cmd.spawn().expect("aplo serve starts");
         let served = Served {
             child: Some(child),
             addr,
             _dir: dir,
         };
-        wait_ready(addr).await;
-        served
+        let ready = wait_ready(addr).await;
+        (served, ready)
     }
 
     async fn get(&self, path: &str, role: Option<Role>) -> Reply {
@@ -283,31 +295,21 @@ async fn the_controller_serves_the_webhook_with_its_classes_and_the_api_with_its
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, world.server.kubeconfig()).unwrap();
-    let topology = dir.path().join("topology.json");
-    std::fs::write(&topology, sim_topology(3)).unwrap();
-    let addr = free_port();
-    let child = aplo(dir.path())
-        .args(["serve", "--driver", "simulate", "--no-leader-election"])
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .arg("--topology")
-        .arg(&topology)
-        .args(["--listen", &addr.to_string()])
-        .env("APLO_ADMIN_KEY", ADMIN)
-        .env_remove("APLO_USER_KEY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("aplo serve starts");
-    let served = Served {
-        child: Some(child),
-        addr,
-        _dir: dir,
-    };
+    let (served, ready) = Served::start_with(
+        &[],
+        &[
+            "--no-leader-election",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ],
+        false,
+    )
+    .await;
     assert_eq!(
-        wait_ready(addr).await,
+        ready,
         "Leading\nstore: open\npolicies: 5 loaded\nwatches: synced\n"
     );
+    let addr = served.addr;
 
     // The webhook reads the class from the API server and asks its quota
     // policy, with the leader's usage.
@@ -356,34 +358,12 @@ async fn a_policy_dropped_into_the_directory_is_served_without_a_restart() {
     let policies = tempfile::tempdir().unwrap();
     let dir = policies.path().to_str().unwrap().to_owned();
     // The directory is a global flag: before `serve`.
-    let served = {
-        let data = tempfile::tempdir().unwrap();
-        let topology = data.path().join("topology.json");
-        std::fs::write(&topology, sim_topology(3)).unwrap();
-        let addr = free_port();
-        let child = aplo(data.path())
-            .args(["--policy-dir", &dir])
-            .args(["serve", "--api-only", "--driver", "simulate", "--topology"])
-            .arg(&topology)
-            .args([
-                "--listen",
-                &addr.to_string(),
-                "--policy-reload-interval",
-                "1",
-            ])
-            .env("APLO_ADMIN_KEY", ADMIN)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("aplo serve starts");
-        let served = Served {
-            child: Some(child),
-            addr,
-            _dir: data,
-        };
-        wait_ready(addr).await;
-        served
-    };
+    let (served, _) = Served::start_with(
+        &["--policy-dir", &dir],
+        &["--api-only", "--policy-reload-interval", "1"],
+        false,
+    )
+    .await;
     let names = |reply: Reply| -> Vec<String> {
         assert_eq!(reply.status, 200, "{}", reply.body);
         reply

@@ -248,8 +248,10 @@ impl Engine {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Read from the current state without copying it.
-    fn with_state<T>(&self, f: impl FnOnce(&Snapshot) -> T) -> T {
+    /// Read from the current state without copying it. `f` runs under the
+    /// engine's state lock: keep it short and do not call the engine from
+    /// it.
+    pub fn with_state<T>(&self, f: impl FnOnce(&Snapshot) -> T) -> T {
         f(&self.state.lock().unwrap_or_else(|e| e.into_inner()))
     }
 

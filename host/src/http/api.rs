@@ -168,6 +168,11 @@ pub(super) fn not_found() -> Response {
     text(StatusCode::NOT_FOUND, "Id not found")
 }
 
+/// `200` with a record's heketi view, or `404` when there is none.
+pub(super) fn found<V: Serialize>(view: Option<V>) -> Response {
+    view.map_or_else(not_found, |v| json(StatusCode::OK, &v))
+}
+
 /// Read a JSON body: 422 when it does not parse, as heketi does.
 pub(super) fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Box<Response>> {
     serde_json::from_slice(bytes).map_err(|e| {

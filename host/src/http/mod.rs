@@ -219,7 +219,7 @@ async fn render_metrics(State(state): State<HttpState>) -> impl IntoResponse {
     let mut text = state.metrics.render();
     if let Some(engine) = state.status.engine() {
         // heketi's storage gauges, before OpenMetrics' end marker.
-        let heketi = heketi_metrics::heketi_metrics(&engine.snapshot());
+        let heketi = engine.with_state(heketi_metrics::heketi_metrics);
         let end = text.rfind("# EOF").unwrap_or(text.len());
         text.insert_str(end, &heketi);
     }

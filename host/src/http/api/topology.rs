@@ -12,10 +12,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{ApiState, Caller, body, engine_error, finished, json, not_found, queued, text};
+use super::{ApiState, Caller, body, engine_error, finished, found, json, not_found, queued, text};
 use crate::exec::engine::EngineError;
 use crate::http::heketi::{
     self, ClusterFlags, DeviceAddRequest, DeviceDeleteOptions, NodeAddRequest, StateRequest,
@@ -24,11 +23,6 @@ use crate::http::heketi::{
 use crate::http::queue::Finished;
 use crate::model::storage::Backend;
 use crate::model::{Id, Pairs, State as Health};
-
-/// `200` with a record's heketi view, or `404` when there is none.
-fn found<V: Serialize>(view: Option<V>) -> Response {
-    view.map_or_else(not_found, |v| json(StatusCode::OK, &v))
-}
 
 /// Read a JSON body and check it: 422 when it does not parse, then 400
 /// naming the field.
@@ -40,22 +34,18 @@ fn checked<R: DeserializeOwned, T>(
 }
 
 pub(super) async fn clusters(State(state): State<ApiState>) -> Response {
-    let s = state.engine.snapshot();
-    json(
-        StatusCode::OK,
-        &heketi::ClusterList {
-            clusters: s.clusters.keys().map(ToString::to_string).collect(),
-        },
-    )
+    let clusters = state
+        .engine
+        .with_state(|s| s.clusters.keys().map(ToString::to_string).collect());
+    json(StatusCode::OK, &heketi::ClusterList { clusters })
 }
 
 pub(super) async fn cluster(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
-    let s = state.engine.snapshot();
-    found(
+    found(state.engine.with_state(|s| {
         parse_id(&id)
             .and_then(|id| s.clusters.get(&id))
-            .map(|c| heketi::cluster_info(&s, c)),
-    )
+            .map(|c| heketi::cluster_info(s, c))
+    }))
 }
 
 /// `POST /clusters`: `201` with the new cluster. An empty body (which
@@ -76,7 +66,7 @@ pub(super) async fn create_cluster(State(state): State<ApiState>, bytes: Bytes) 
     match state.engine.create_cluster(flags.file, flags.block) {
         Ok(c) => json(
             StatusCode::CREATED,
-            &heketi::cluster_info(&state.engine.snapshot(), &c),
+            &state.engine.with_state(|s| heketi::cluster_info(s, &c)),
         ),
         Err(e) => engine_error(e),
     }
@@ -116,12 +106,11 @@ pub(super) async fn set_cluster_flags(
 }
 
 pub(super) async fn node(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
-    let s = state.engine.snapshot();
-    found(
+    found(state.engine.with_state(|s| {
         parse_id(&id)
             .and_then(|id| s.nodes.get(&id))
-            .map(|n| heketi::node_info(&s, n)),
-    )
+            .map(|n| heketi::node_info(s, n))
+    }))
 }
 
 /// `POST /nodes`: `202`, then `303` to the node once it is probed into
@@ -224,13 +213,14 @@ pub(super) async fn set_node_state(
         Ok(s) => s,
         Err(e) => return *e,
     };
-    let Some(id) = parse_id(&id).filter(|id| state.engine.snapshot().nodes.contains_key(id)) else {
+    let Some(id) = parse_id(&id).filter(|id| state.engine.with_state(|s| s.nodes.contains_key(id)))
+    else {
         return not_found();
     };
     let engine = state.engine.clone();
     queued(&state, caller, async move {
         change_state(
-            engine.snapshot().nodes.get(&id).map(|n| n.state),
+            engine.with_state(|s| s.nodes.get(&id).map(|n| n.state)),
             to,
             |from| heketi::node_transition(&id.to_string(), from, to),
             engine.fail_node(id),
@@ -283,12 +273,11 @@ pub(super) async fn set_node_tags(
 }
 
 pub(super) async fn device(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
-    let s = state.engine.snapshot();
-    found(
+    found(state.engine.with_state(|s| {
         parse_id(&id)
             .and_then(|id| s.devices.get(&id))
-            .map(|d| heketi::device_info(&s, d)),
-    )
+            .map(|d| heketi::device_info(s, d))
+    }))
 }
 
 /// `POST /devices`: `202`, then `204` once the device is prepared and
@@ -328,10 +317,13 @@ pub(super) async fn add_device(
 
 /// The device and its node's id, or 404.
 fn find_device(state: &ApiState, id: &str) -> Result<(Id, Id, Health), Box<Response>> {
-    let s = state.engine.snapshot();
-    parse_id(id)
-        .and_then(|id| s.devices.get(&id))
-        .map(|d| (d.id, d.node, d.state))
+    state
+        .engine
+        .with_state(|s| {
+            parse_id(id)
+                .and_then(|id| s.devices.get(&id))
+                .map(|d| (d.id, d.node, d.state))
+        })
         .ok_or_else(|| Box::new(not_found()))
 }
 
@@ -407,7 +399,7 @@ pub(super) async fn set_device_state(
     let engine = state.engine.clone();
     queued(&state, caller, async move {
         change_state(
-            engine.snapshot().devices.get(&device).map(|d| d.state),
+            engine.with_state(|s| s.devices.get(&device).map(|d| d.state)),
             to,
             |from| heketi::device_transition(&device.to_string(), from, to),
             engine.fail_device(device),

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::{ApiState, Caller, body, engine_error, finished, json, not_found, queued, text};
+use super::{ApiState, Caller, body, engine_error, finished, found, json, not_found, queued, text};
 use crate::exec::engine::{CreateRequest, EngineError};
 use crate::http::heketi::{self, VolumeCreateRequest, VolumeExpandRequest, parse_id};
 use crate::http::queue::Finished;
@@ -33,14 +33,13 @@ pub(super) async fn volume(State(state): State<ApiState>, Path(id): Path<String>
     let Some(vid) = parse_id(&id) else {
         return not_found();
     };
-    let s = state.engine.snapshot();
-    match s.volumes.get(&vid) {
-        Some(v) => json(
-            StatusCode::OK,
-            &heketi::volume_info(&s, v, state.engine.volume_hosts(vid)),
-        ),
-        None => not_found(),
-    }
+    // The hosts first: the engine's own reads take the state lock.
+    let hosts = state.engine.volume_hosts(vid);
+    found(state.engine.with_state(|s| {
+        s.volumes
+            .get(&vid)
+            .map(|v| heketi::volume_info(s, v, hosts))
+    }))
 }
 
 /// The durability policy that echoes a heketi request.
@@ -314,7 +313,7 @@ pub(super) async fn expand_volume(
     let Some(vid) = parse_id(&id) else {
         return not_found();
     };
-    let Some(volume) = state.engine.snapshot().volumes.get(&vid).cloned() else {
+    let Some(volume) = state.engine.with_state(|s| s.volumes.get(&vid).cloned()) else {
         return not_found();
     };
     if request.expand_size < 1 {
