@@ -49,7 +49,13 @@ fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
 }
 
 fn bench(c: &mut Criterion) {
-    let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).expect("runtime"));
+    let runtime = Arc::new(
+        Runtime::new(RuntimeConfig {
+            perf_map: std::env::var_os("APLO_POLICY_PERF_MAP").is_some(),
+            ..RuntimeConfig::default()
+        })
+        .expect("runtime"),
+    );
     let wasm = bundled::BUNDLED
         .iter()
         .find(|(n, _)| *n == "zone-spread")
@@ -58,6 +64,18 @@ fn bench(c: &mut Criterion) {
     let policy = runtime
         .load("zone-spread", "bundled", wasm, Limits::default())
         .expect("loads");
+    // The floor: a policy that decodes the same input through the SDK and
+    // refuses at once. It costs what every decision over this topology pays
+    // before the algorithm runs: the store and fresh instance, lowering the
+    // topology into the guest, the SDK's decoding, and the answer.
+    let hostile =
+        std::fs::read(env!("APLO_HOSTILE_WASM")).expect("build.rs built the hostile policy");
+    let floor = runtime
+        .load("hostile", "test", &hostile, Limits::default())
+        .expect("loads");
+    let refuse: Pairs = [("mode".to_owned(), "refuse".to_owned())]
+        .into_iter()
+        .collect();
     let topology = workload();
     // The storage engine encodes a topology once per version; so does this.
     let prepared = PreparedTopology::new(Arc::new(topology.clone()));
@@ -83,6 +101,15 @@ fn bench(c: &mut Criterion) {
             )
         })
     });
+    group.bench_function("wasm-floor-decode-and-refuse", |b| {
+        b.iter(|| {
+            black_box(
+                floor
+                    .place(black_box(&req), black_box(&prepared), &refuse)
+                    .unwrap(),
+            )
+        })
+    });
     group.bench_function("native", |b| {
         b.iter(|| {
             black_box(
@@ -98,8 +125,11 @@ fn bench(c: &mut Criterion) {
         return;
     }
     let rounds = 2000;
-    let (mut wasm_samples, mut native_samples) =
-        (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    let (mut wasm_samples, mut native_samples, mut floor_samples) = (
+        Vec::with_capacity(rounds),
+        Vec::with_capacity(rounds),
+        Vec::with_capacity(rounds),
+    );
     for _ in 0..rounds {
         let t = Instant::now();
         let _ = black_box(policy.place(&req, &prepared, &settings).unwrap());
@@ -107,16 +137,22 @@ fn bench(c: &mut Criterion) {
         let t = Instant::now();
         black_box(ZoneSpread::place(&req, &topology, &native_settings).unwrap());
         native_samples.push(t.elapsed());
+        let t = Instant::now();
+        let _ = black_box(floor.place(&req, &prepared, &refuse).unwrap());
+        floor_samples.push(t.elapsed());
     }
     let (wasm_p50, wasm_p99) = percentiles(wasm_samples);
     let (native_p50, native_p99) = percentiles(native_samples);
+    let (floor_p50, floor_p99) = percentiles(floor_samples);
     let ratio = wasm_p50.as_secs_f64() / native_p50.as_secs_f64();
     let report = serde_json::json!({
         "workload": "zone-spread placement, replica 3, 500 GiB, 100 nodes x 10 devices, 4 zones",
         "rounds": rounds,
         "wasm_fresh_instance": { "p50_us": wasm_p50.as_secs_f64() * 1e6, "p99_us": wasm_p99.as_secs_f64() * 1e6 },
         "native": { "p50_us": native_p50.as_secs_f64() * 1e6, "p99_us": native_p99.as_secs_f64() * 1e6 },
+        "floor_decode_and_refuse": { "p50_us": floor_p50.as_secs_f64() * 1e6, "p99_us": floor_p99.as_secs_f64() * 1e6 },
         "ratio_p50": ratio,
+        "algorithm_in_wasm_p50_us": (wasm_p50.as_secs_f64() - floor_p50.as_secs_f64()) * 1e6,
     });
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
     let out =

@@ -358,6 +358,43 @@ fn instances_are_fresh_and_deterministic() {
     }
 }
 
+/// Memory slots are reused, and only the pages a decision wrote are reset
+/// (the pooling allocator's dirty-page scan): a guest that leaves marks in
+/// its memory, low (kept resident) and high (grown), never finds one on its
+/// next decision.
+#[test]
+fn a_reused_memory_slot_shows_nothing_of_the_last_decision() {
+    let runtime = runtime();
+    let policy = Arc::new(
+        runtime
+            .load(
+                "marks",
+                "test.wat",
+                &wat_durability(
+                    "(if (i32.load (i32.const 60000)) (then (unreachable)))
+                     (i32.store (i32.const 60000) (i32.const 0xdead))
+                     (if (i32.eq (memory.grow (i32.const 24)) (i32.const -1)) (then (unreachable)))
+                     (if (i32.load (i32.const 1310720)) (then (unreachable)))
+                     (i32.store (i32.const 1310720) (i32.const 0xbeef))
+                     (i32.store8 (i32.const 128) (i32.const 1))
+                     (i32.store (i32.const 136) (i32.const 64)) (i32.store (i32.const 140) (i32.const 3))
+                     (i32.const 128)",
+                ),
+                Limits::default(),
+            )
+            .unwrap(),
+    );
+    let policies = set(&policy, Pairs::new());
+    for round in 0..50 {
+        // The guest refuses with the string at 64 ("wat") when memory was
+        // clean, and traps when it finds a mark.
+        match policies.durability(&claim(GIB)) {
+            Ok(Verdict::Refused(reason)) => assert!(reason.contains("wat"), "{reason}"),
+            other => panic!("round {round}: the guest saw a previous decision's memory: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn many_threads_share_the_pool() {
     let runtime = runtime();

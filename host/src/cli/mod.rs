@@ -72,6 +72,10 @@ pub struct Config {
         default_value_t = 64
     )]
     pub policy_memory_mib: usize,
+    /// Write `/tmp/perf-<pid>.map` so that `perf record` and `perf report`
+    /// name the policies' own functions (profiling a policy).
+    #[arg(long, global = true, env = "APLO_POLICY_PERF_MAP")]
+    pub policy_perf_map: bool,
     /// A YAML or JSON file with per-policy limits:
     /// `policies: { <name>: { deadline: <ms>, memory_bytes: <n> } }`.
     #[arg(long, global = true, env = "APLO_CONFIG")]
@@ -163,6 +167,7 @@ impl Config {
         let registry_config = self.registry_config()?;
         let runtime = Arc::new(Runtime::new(RuntimeConfig {
             cache_dir: self.cache_dir.clone(),
+            perf_map: self.policy_perf_map,
             ..Default::default()
         })?);
         Ok(Arc::new(Registry::open(runtime, registry_config)?))

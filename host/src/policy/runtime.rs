@@ -74,6 +74,10 @@ pub struct RuntimeConfig {
     pub pool_slots: u32,
     /// The largest memory cap any policy may be given.
     pub max_memory_bytes: usize,
+    /// Write `/tmp/perf-<pid>.map` so that `perf` names the guests'
+    /// functions (for profiling policies: `--policy-perf-map` in the CLI,
+    /// `APLO_POLICY_PERF_MAP=1` in the placement benchmark).
+    pub perf_map: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -83,6 +87,7 @@ impl Default for RuntimeConfig {
             epoch_tick: Duration::from_millis(1),
             pool_slots: 64,
             max_memory_bytes: 256 << 20,
+            perf_map: false,
         }
     }
 }
@@ -274,11 +279,15 @@ impl Runtime {
             // slot resident and zero them on reuse, instead of returning
             // them to the kernel and taking a page fault per touched page.
             .linear_memory_keep_resident(KEEP_RESIDENT)
-            .table_keep_resident(64 << 10);
+            .table_keep_resident(64 << 10)
+            .pagemap_scan(wasmtime::Enabled::Auto);
         let mut wasm = wasmtime::Config::new();
         wasm.wasm_component_model(true)
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        if config.perf_map {
+            wasm.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&wasm).map_err(|e| host(format!("engine: {e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
