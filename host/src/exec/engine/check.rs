@@ -10,8 +10,8 @@ use std::fmt;
 
 use super::{Engine, EngineError};
 use crate::exec::driver::DeviceFacts;
-use crate::exec::gluster::{BrickStatus, VolumeInfo};
-use crate::model::storage::{Backend, BrickRecord, Snapshot, VolumeState};
+use crate::exec::gluster::{BrickStatus, Peer, VolumeInfo};
+use crate::model::storage::{Backend, BrickRecord, NodeRecord, Snapshot, VolumeState};
 use crate::model::{BrickRole, Id};
 use crate::plan::effect::Effect;
 use crate::plan::volume as plan;
@@ -25,6 +25,17 @@ pub struct Observed {
     pub status: BTreeMap<String, Vec<BrickStatus>>,
     /// What each device holds, or why it could not be looked at.
     pub devices: BTreeMap<Id, Result<DeviceFacts, String>>,
+    /// Each cluster's trusted pool, as one of its nodes lists it.
+    pub pools: BTreeMap<Id, Pool>,
+}
+
+/// A trusted pool as `pool list` on one node shows it.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    /// The node asked: it lists itself as `localhost`.
+    pub asked: Id,
+    /// Every member, the node asked included.
+    pub peers: Vec<Peer>,
 }
 
 /// A safe repair.
@@ -276,6 +287,9 @@ pub fn find_drift(snapshot: &Snapshot, observed: &Observed) -> Vec<Drift> {
             }
         }
     }
+    for (cluster, pool) in &observed.pools {
+        pool_drift(snapshot, *cluster, pool, &mut push);
+    }
     for device in snapshot.devices.values() {
         let node = snapshot.nodes.get(&device.node);
         let subject = format!(
@@ -352,6 +366,72 @@ pub fn find_drift(snapshot: &Snapshot, observed: &Observed) -> Vec<Drift> {
     drift
 }
 
+/// Members of a cluster's trusted pool against the store's nodes. Counts
+/// decide, names only explain: gluster may know a node by an address other
+/// than the hostnames aplo has (the first node of a pool is often known to
+/// the others by its IP), so a name that does not match is drift only when
+/// the pool is larger or smaller than the store says.
+fn pool_drift(
+    snapshot: &Snapshot,
+    cluster: Id,
+    pool: &Pool,
+    push: &mut impl FnMut(String, String, Option<Repair>, Option<&str>),
+) {
+    // A real pool always lists the node asked; an empty list says nothing.
+    if pool.peers.is_empty() {
+        return;
+    }
+    let nodes: Vec<&NodeRecord> = snapshot
+        .nodes
+        .values()
+        .filter(|n| n.cluster == cluster)
+        .collect();
+    let names = |n: &NodeRecord, host: &str| n.storage == host || n.manage == host;
+    let members = pool.peers.len();
+    if members > nodes.len() {
+        let unknown: Vec<&str> = pool
+            .peers
+            .iter()
+            .filter(|p| p.hostname != "localhost" && !nodes.iter().any(|n| names(n, &p.hostname)))
+            .map(|p| p.hostname.as_str())
+            .collect();
+        push(
+            format!("cluster {cluster}"),
+            format!(
+                "its trusted pool has {members} members but the store knows {} node(s); peers unknown to aplo: {}",
+                nodes.len(),
+                if unknown.is_empty() {
+                    "none by name".to_owned()
+                } else {
+                    unknown.join(", ")
+                }
+            ),
+            None,
+            Some(
+                "an interrupted `aplo node add` leaves such a peer: add the node again (adding is idempotent), or remove the peer with `gluster peer detach <host>`",
+            ),
+        );
+    } else if members < nodes.len() {
+        let absent: Vec<&str> = nodes
+            .iter()
+            .filter(|n| n.id != pool.asked && !pool.peers.iter().any(|p| names(n, &p.hostname)))
+            .map(|n| n.manage.as_str())
+            .collect();
+        push(
+            format!("cluster {cluster}"),
+            format!(
+                "the store knows {} node(s) but its trusted pool has only {members} member(s); not in the pool: {}",
+                nodes.len(),
+                absent.join(", ")
+            ),
+            None,
+            Some(
+                "probe the node into the pool again (`gluster peer probe <storage host>` on a node of the cluster), or delete it from aplo",
+            ),
+        );
+    }
+}
+
 impl Engine {
     /// Gather what gluster and the nodes report.
     async fn observe(&self) -> Observed {
@@ -363,6 +443,21 @@ impl Engine {
                 continue;
             }
             let volumes = self.driver.volumes(&via).await.map_err(|e| e.to_string());
+            if volumes.is_ok() {
+                // One node at a time, so that `localhost` is known.
+                for node in &via {
+                    if let Ok(peers) = self.driver.peers(std::slice::from_ref(node)).await {
+                        observed.pools.insert(
+                            *cluster,
+                            Pool {
+                                asked: node.id,
+                                peers,
+                            },
+                        );
+                        break;
+                    }
+                }
+            }
             if let Ok(volumes) = &volumes {
                 for info in volumes.iter().filter(|v| v.status == "Started") {
                     if let Ok(status) = self.driver.volume_status(&via, &info.name).await {
@@ -627,6 +722,79 @@ mod tests {
             }),
         );
         (s, o)
+    }
+
+    fn peer(hostname: &str) -> Peer {
+        Peer {
+            hostname: hostname.into(),
+            uuid: format!("uuid-{hostname}"),
+            connected: true,
+        }
+    }
+
+    fn node(s: &mut Snapshot, id: u128, manage: &str, storage: &str) {
+        let template = s.nodes.values().next().unwrap().clone();
+        s.nodes.insert(
+            Id(id),
+            NodeRecord {
+                id: Id(id),
+                manage: manage.into(),
+                storage: storage.into(),
+                ..template
+            },
+        );
+    }
+
+    /// Cluster 1's pool as node `asked` lists it.
+    fn pool(o: &mut Observed, asked: u128, hostnames: &[&str]) {
+        let peers = hostnames.iter().map(|h| peer(h)).collect();
+        o.pools.insert(
+            Id(1),
+            Pool {
+                asked: Id(asked),
+                peers,
+            },
+        );
+    }
+
+    #[test]
+    fn the_trusted_pool_is_compared_by_count_and_explained_by_name() {
+        let (mut s, mut o) = world();
+        node(&mut s, 20, "n2", "10.0.0.2");
+        // Matching: the node asked is localhost, the other known by name.
+        pool(&mut o, 2, &["localhost", "10.0.0.2"]);
+        assert!(find_drift(&s, &o).is_empty(), "{:#?}", find_drift(&s, &o));
+        // Known by another address (the first node, by IP, seen from the
+        // second): the counts agree, so no drift.
+        pool(&mut o, 20, &["localhost", "192.0.2.9"]);
+        assert!(find_drift(&s, &o).is_empty(), "{:#?}", find_drift(&s, &o));
+        // A peer aplo does not know (an interrupted node add).
+        pool(&mut o, 2, &["localhost", "10.0.0.2", "stray.example"]);
+        let drift = only(find_drift(&s, &o));
+        assert_eq!(drift.subject, format!("cluster {}", Id(1)));
+        assert!(
+            drift.problem.ends_with(
+                "3 members but the store knows 2 node(s); peers unknown to aplo: stray.example"
+            ),
+            "{}",
+            drift.problem
+        );
+        assert!(drift.repair.is_none() && drift.advice.is_some());
+        // A store node missing from the pool.
+        node(&mut s, 30, "n3", "10.0.0.3");
+        node(&mut s, 40, "n4", "10.0.0.4");
+        pool(&mut o, 2, &["localhost", "n2", "10.0.0.3"]);
+        let drift = only(find_drift(&s, &o));
+        assert!(
+            drift
+                .problem
+                .ends_with("only 3 member(s); not in the pool: n4"),
+            "{}",
+            drift.problem
+        );
+        // An empty answer (no gluster) says nothing.
+        pool(&mut o, 2, &[]);
+        assert!(find_drift(&s, &o).is_empty());
     }
 
     fn only(drift: Vec<Drift>) -> Drift {
