@@ -239,10 +239,17 @@ pub fn validate_layout(
             format!("{} sets (allowed 1..={MAX_SETS})", layout.sets.len()),
         ));
     }
+    // Only the devices the layout names are looked up: a topology may hold
+    // tens of thousands, a layout a few dozen.
+    let named: BTreeSet<Id> = layout
+        .sets
+        .iter()
+        .flat_map(|set| set.bricks.iter().map(|b| b.device))
+        .collect();
     let mut devices: BTreeMap<Id, Located<'_>> = BTreeMap::new();
-    for cluster in &topology.clusters {
+    'search: for cluster in &topology.clusters {
         for node in &cluster.nodes {
-            for device in &node.devices {
+            for device in node.devices.iter().filter(|d| named.contains(&d.id)) {
                 devices.insert(
                     device.id,
                     Located {
@@ -251,6 +258,9 @@ pub fn validate_layout(
                         device,
                     },
                 );
+                if devices.len() == named.len() {
+                    break 'search;
+                }
             }
         }
     }
