@@ -171,6 +171,33 @@ fn eval_prints_the_outcome_and_applies_settings() {
     );
 }
 
+/// `--policy-perf-map` makes `perf` able to name a policy's functions:
+/// the process writes `/tmp/perf-<pid>.map` with the guests' symbols.
+#[test]
+fn the_perf_map_names_the_policies_functions() {
+    let input = Path::new(bundled::SOURCE_DIR).join("classes/tests/default-is-replica3/input.json");
+    let child = Command::new(env!("CARGO_BIN_EXE_aplo"))
+        .args(["--policy-perf-map", "policy", "eval", "--policy", "classes"])
+        .arg("--input")
+        .arg(&input)
+        .env("APLO_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("aplo runs");
+    let map = PathBuf::from(format!("/tmp/perf-{}.map", child.id()));
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let symbols = std::fs::read_to_string(&map)
+        .unwrap_or_else(|e| panic!("{} was not written: {e}", map.display()));
+    let _ = std::fs::remove_file(&map);
+    assert!(
+        symbols.contains("aplo:policy/durability@0.1.0#decide"),
+        "no guest export named in {}",
+        map.display()
+    );
+}
+
 #[test]
 fn demo_places_a_replica_3_volume_across_three_zones() {
     let out = aplo(&["demo"]);

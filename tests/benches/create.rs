@@ -2,9 +2,14 @@
 //! engine (policies, journal, bricks, `gluster volume create`, options,
 //! `start`; no mount) against a plain shell script that makes the same
 //! brick directories and runs the same `gluster volume create` and `start`,
-//! interleaved in the same run (alternating which goes first, with one
-//! other volume started throughout). Bricks use the `dir` backend on both
-//! sides, so the comparison is aplo's overhead over the raw tool.
+//! interleaved in the same run (rotating which goes first, with one other
+//! volume started throughout). Bricks use the `dir` backend on both sides.
+//!
+//! A third side is the same script with the one `gluster volume set` aplo
+//! makes between create and start (the durability's options and aplo's
+//! `user.aplo.volume` id, which the storage engine must set): the same
+//! gluster calls as aplo, so that ratio is aplo's own overhead over the raw
+//! tool, apart from the extra gluster transaction the first ratio includes.
 //!
 //! `cargo bench -p aplo-e2e --bench create` runs 15 rounds and writes
 //! `target/bench-create.json`; under `cargo test` one round runs as a check.
@@ -87,9 +92,16 @@ async fn main() {
             bricks.join(" ")
         ));
         text.push_str(&format!(
-            "{first} gluster --mode=script volume start {name} >/dev/null\n{extra}"
+            "{extra}{first} gluster --mode=script volume start {name} >/dev/null\n"
         ));
         text
+    };
+    // The options aplo sets on a default (replica3) volume, in one call.
+    let set_options = |name: &str| {
+        format!(
+            "{first} gluster --mode=script volume set {name} cluster.quorum-type auto user.aplo.volume {:032x} >/dev/null\n",
+            0xa910u128
+        )
     };
     let bash = |text: &str| {
         let out = Command::new("bash").arg("-c").arg(text).output().unwrap();
@@ -105,10 +117,10 @@ async fn main() {
     // happened to go first.
     bash(&script("keep", ""));
 
-    let (mut aplo, mut plain) = (Vec::new(), Vec::new());
+    let (mut aplo, mut plain, mut same_calls) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
-        // Alternate which side goes first.
-        for side in [round % 2, 1 - round % 2] {
+        // Rotate which side goes first.
+        for side in [0, 1, 2].map(|s| (s + round) % 3) {
             let started = Instant::now();
             if side == 0 {
                 // aplo: policies, journal, bricks, create, options, start.
@@ -121,30 +133,45 @@ async fn main() {
                     .await
                     .expect("aplo creates the volume");
                 aplo.push(started.elapsed());
-            } else {
+            } else if side == 1 {
                 // The plain script: the same brick directories, create, start.
                 bash(&script(&format!("s{round}"), ""));
                 plain.push(started.elapsed());
+            } else {
+                // The same, with aplo's one `volume set` before the start.
+                let name = format!("o{round}");
+                bash(&script(&name, &set_options(&name)));
+                same_calls.push(started.elapsed());
             }
         }
         // Clean up, untimed.
         engine.delete_volume(&format!("a{round}")).await.unwrap();
-        bash(&format!(
-            "{first} gluster --mode=script volume stop s{round} force >/dev/null && {first} gluster --mode=script volume delete s{round} >/dev/null"
-        ));
+        for name in [format!("s{round}"), format!("o{round}")] {
+            bash(&format!(
+                "{first} gluster --mode=script volume stop {name} force >/dev/null && {first} gluster --mode=script volume delete {name} >/dev/null"
+            ));
+        }
     }
-    let (a, s) = (median(aplo.clone()), median(plain.clone()));
+    let ms = |samples: &[Duration]| samples.iter().map(|d| d.as_millis()).collect::<Vec<_>>();
+    let (a, s, o) = (
+        median(aplo.clone()),
+        median(plain.clone()),
+        median(same_calls.clone()),
+    );
     let ratio = a.as_secs_f64() / s.as_secs_f64();
+    let ratio_same_calls = a.as_secs_f64() / o.as_secs_f64();
     println!(
-        "create+start of a replica-3 volume on 3 nodes, {rounds} round(s): aplo p50 {a:?}, plain script p50 {s:?}, ratio {ratio:.2}"
+        "create+start of a replica-3 volume on 3 nodes, {rounds} round(s): aplo p50 {a:?}, plain script p50 {s:?} (ratio {ratio:.2}), script with aplo's volume set p50 {o:?} (ratio {ratio_same_calls:.2})"
     );
     if benching {
         let json = format!(
-            "{{\"rounds\": {rounds}, \"aplo_p50_ms\": {:.1}, \"script_p50_ms\": {:.1}, \"ratio\": {ratio:.3}, \"aplo_ms\": {:?}, \"script_ms\": {:?}}}\n",
+            "{{\"rounds\": {rounds}, \"aplo_p50_ms\": {:.1}, \"script_p50_ms\": {:.1}, \"ratio\": {ratio:.3}, \"script_same_calls_p50_ms\": {:.1}, \"ratio_same_calls\": {ratio_same_calls:.3}, \"aplo_ms\": {:?}, \"script_ms\": {:?}, \"script_same_calls_ms\": {:?}}}\n",
             a.as_secs_f64() * 1e3,
             s.as_secs_f64() * 1e3,
-            aplo.iter().map(|d| d.as_millis()).collect::<Vec<_>>(),
-            plain.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
+            o.as_secs_f64() * 1e3,
+            ms(&aplo),
+            ms(&plain),
+            ms(&same_calls)
         );
         let target =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-create.json");
