@@ -278,6 +278,8 @@ impl Runtime {
             // A fresh instance per decision: keep the first pages of each
             // slot resident and zero them on reuse, instead of returning
             // them to the kernel and taking a page fault per touched page.
+            // Where Linux has PAGEMAP_SCAN (6.7+), only the pages the last
+            // decision wrote are reset; elsewhere all of KEEP_RESIDENT is.
             .linear_memory_keep_resident(KEEP_RESIDENT)
             .table_keep_resident(64 << 10)
             .pagemap_scan(wasmtime::Enabled::Auto);
