@@ -127,11 +127,13 @@ fn bench(c: &mut Criterion) {
         return;
     }
     let rounds = 2000;
-    let (mut wasm_samples, mut native_samples, mut floor_samples) = (
+    let (mut wasm_samples, mut native_samples, mut floor_samples, mut call_samples) = (
+        Vec::with_capacity(rounds),
         Vec::with_capacity(rounds),
         Vec::with_capacity(rounds),
         Vec::with_capacity(rounds),
     );
+    let no_settings = Pairs::new();
     for _ in 0..rounds {
         let t = Instant::now();
         let _ = black_box(policy.place(&req, &prepared, &settings).unwrap());
@@ -142,10 +144,14 @@ fn bench(c: &mut Criterion) {
         let t = Instant::now();
         let _ = black_box(floor.place(&req, &prepared, &refuse).unwrap());
         floor_samples.push(t.elapsed());
+        let t = Instant::now();
+        let _ = black_box(policy.validate(&no_settings).unwrap());
+        call_samples.push(t.elapsed());
     }
     let (wasm_p50, wasm_p99) = percentiles(wasm_samples);
     let (native_p50, native_p99) = percentiles(native_samples);
     let (floor_p50, floor_p99) = percentiles(floor_samples);
+    let (call_p50, call_p99) = percentiles(call_samples);
     let ratio = wasm_p50.as_secs_f64() / native_p50.as_secs_f64();
     let report = serde_json::json!({
         "workload": "zone-spread placement, replica 3, 500 GiB, 100 nodes x 10 devices, 4 zones",
@@ -153,6 +159,7 @@ fn bench(c: &mut Criterion) {
         "wasm_fresh_instance": { "p50_us": wasm_p50.as_secs_f64() * 1e6, "p99_us": wasm_p99.as_secs_f64() * 1e6 },
         "native": { "p50_us": native_p50.as_secs_f64() * 1e6, "p99_us": native_p99.as_secs_f64() * 1e6 },
         "floor_decode_and_refuse": { "p50_us": floor_p50.as_secs_f64() * 1e6, "p99_us": floor_p99.as_secs_f64() * 1e6 },
+        "empty_call_validate": { "p50_us": call_p50.as_secs_f64() * 1e6, "p99_us": call_p99.as_secs_f64() * 1e6 },
         "ratio_p50": ratio,
         "algorithm_in_wasm_p50_us": (wasm_p50.as_secs_f64() - floor_p50.as_secs_f64()) * 1e6,
     });

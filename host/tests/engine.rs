@@ -8,13 +8,13 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use aplo::exec::command::BoxFuture;
 use aplo::exec::driver::{Applied, DeviceFacts, Driver, DriverError, SimDriver};
 use aplo::exec::engine::{CreateRequest, Engine, EngineConfig, EngineError, LoadOptions};
-use aplo::exec::gluster::{BrickStatus, Peer, VolumeInfo};
+use aplo::exec::gluster::{BrickInfo, BrickStatus, Peer, VolumeInfo};
 use aplo::model::storage::{DeviceRecord, NodeRecord, VolumeState};
 use aplo::model::topology::parse_topology;
 use aplo::model::{GIB, Id, Pairs, Scheme};
@@ -26,6 +26,8 @@ use aplo::store::{MemoryStore, Store};
 struct World {
     bricks: BTreeSet<Id>,
     volumes: BTreeSet<String>,
+    /// Each gluster volume's bricks (`host:path`), as gluster would list them.
+    gluster: BTreeMap<String, Vec<String>>,
     applied: Vec<String>,
 }
 
@@ -83,9 +85,24 @@ impl Driver for ModelDriver {
                     }
                     Effect::CreateVolume { target, .. } => {
                         world.volumes.insert(target.name.clone());
+                        world.gluster.insert(
+                            target.name.clone(),
+                            target.bricks.iter().map(ToString::to_string).collect(),
+                        );
                     }
                     Effect::DeleteVolume { target } => {
                         world.volumes.remove(&target.name);
+                        world.gluster.remove(&target.name);
+                    }
+                    Effect::AddBricks { target, bricks, .. } => {
+                        let have = world.gluster.entry(target.name.clone()).or_default();
+                        have.extend(bricks.iter().map(ToString::to_string));
+                    }
+                    Effect::ReplaceBrick { target, old, new } => {
+                        let have = world.gluster.entry(target.name.clone()).or_default();
+                        for b in have.iter_mut().filter(|b| **b == old.to_string()) {
+                            *b = new.to_string();
+                        }
                     }
                     _ => {}
                 }
@@ -100,9 +117,37 @@ impl Driver for ModelDriver {
 
     fn volumes<'a>(
         &'a self,
-        via: &'a [NodeRecord],
+        _: &'a [NodeRecord],
     ) -> BoxFuture<'a, Result<Vec<VolumeInfo>, DriverError>> {
-        self.sim.volumes(via)
+        let world = self.world.lock().unwrap();
+        let volumes = world
+            .gluster
+            .iter()
+            .map(|(name, bricks)| VolumeInfo {
+                name: name.clone(),
+                id: String::new(),
+                status: "Started".into(),
+                kind: String::new(),
+                replica_count: 0,
+                arbiter_count: 0,
+                disperse_count: 0,
+                redundancy_count: 0,
+                bricks: bricks
+                    .iter()
+                    .map(|b| {
+                        let (host, path) = b.split_once(':').unwrap();
+                        BrickInfo {
+                            host: host.into(),
+                            path: path.into(),
+                            host_uuid: String::new(),
+                            arbiter: false,
+                        }
+                    })
+                    .collect(),
+                options: Pairs::new(),
+            })
+            .collect();
+        Box::pin(async move { Ok(volumes) })
     }
 
     fn volume_status<'a>(
@@ -181,6 +226,19 @@ impl Setup {
             world.volumes, volumes,
             "gluster volumes in the world vs the store"
         );
+        for volume in snapshot.volumes.values() {
+            let want: BTreeSet<String> = snapshot
+                .bricks_of(volume.id)
+                .into_iter()
+                .map(|b| aplo::plan::volume::address(&snapshot, b).to_string())
+                .collect();
+            let have: BTreeSet<String> = world.gluster[&volume.name].iter().cloned().collect();
+            assert_eq!(
+                have, want,
+                "gluster's bricks of {} vs the store's",
+                volume.name
+            );
+        }
         assert!(
             snapshot
                 .volumes
@@ -638,4 +696,219 @@ async fn states_steer_placement_and_removals_refuse_what_is_in_use() {
         .set_node_state("nope", aplo::model::State::Online)
         .unwrap_err();
     assert!(matches!(err, EngineError::NotFound { .. }), "{err}");
+}
+
+/// Each brick set's bricks are on distinct nodes.
+fn sets_apart(engine: &Engine, volume: &str) {
+    let (_, bricks) = engine.volume(volume).unwrap();
+    let mut seen = BTreeSet::new();
+    for b in &bricks {
+        assert!(
+            seen.insert((b.set, b.node)),
+            "two bricks of set {} of {volume} on one node: {bricks:?}",
+            b.set
+        );
+    }
+}
+
+fn node_id(engine: &Engine, manage: &str) -> Id {
+    engine
+        .snapshot()
+        .nodes
+        .values()
+        .find(|n| n.manage == manage)
+        .unwrap()
+        .id
+}
+
+#[tokio::test]
+async fn failing_a_device_or_node_moves_its_bricks_and_keeps_sets_apart() {
+    use aplo::model::State;
+    let setup = Setup::new().await;
+    let engine = setup.engine(Trouble::None);
+    engine.create_volume(request("r3", 10 * GIB)).await.unwrap();
+    let (_, before) = engine.volume("r3").unwrap();
+    assert_eq!(before.len(), 3);
+
+    // A device: its brick goes to the other device of the same node, the
+    // only node that holds no other brick of the set.
+    let leaving = before[0].clone();
+    let failed = engine.fail_device(leaving.device).await.unwrap();
+    assert_eq!(failed.state, State::Failed);
+    let (_, after) = engine.volume("r3").unwrap();
+    assert_eq!(after.len(), 3);
+    assert!(after.iter().all(|b| b.device != leaving.device));
+    let moved = after
+        .iter()
+        .find(|b| b.id != leaving.id && !before.contains(b));
+    let moved = moved.expect("a new brick took the old one's place");
+    assert_eq!(
+        (
+            moved.node,
+            moved.set,
+            moved.position,
+            moved.bytes,
+            moved.role
+        ),
+        (
+            leaving.node,
+            leaving.set,
+            leaving.position,
+            leaving.bytes,
+            leaving.role
+        )
+    );
+    let applied = setup.world.lock().unwrap().applied.clone();
+    assert!(
+        applied
+            .iter()
+            .any(|a| a.starts_with("replace brick") && a.contains(&leaving.path)),
+        "{applied:?}"
+    );
+    sets_apart(&engine, "r3");
+    setup.assert_consistent();
+
+    // A node, with no node free of the set: refused, nothing moved, and the
+    // error names the brick and the placement policy's reason.
+    let n2 = node_id(&engine, "n2");
+    let err = engine.fail_node(n2).await.unwrap_err();
+    assert!(matches!(err, EngineError::Conflict(_)), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("r3") && text.contains("zone-spread"),
+        "{text}"
+    );
+    assert_eq!(engine.snapshot().nodes[&n2].state, State::Offline);
+    assert_eq!(engine.volume("r3").unwrap().1.len(), 3);
+    setup.assert_consistent();
+
+    // A fourth node joins: failing n2 again moves its brick there.
+    let four = TOPOLOGY.replace(
+        "]}]}",
+        r#", {"node": {"hostnames": {"manage": ["n4"], "storage": ["10.0.0.4"]}, "zone": 2}, "devices": ["/dev/vdb"]}]}]}"#,
+    );
+    engine
+        .load_topology(&parse_topology(&four).unwrap(), LoadOptions::default())
+        .await
+        .unwrap();
+    let failed = engine.fail_node(n2).await.unwrap();
+    assert_eq!(failed.state, State::Failed);
+    let n4 = node_id(&engine, "n4");
+    let (_, after) = engine.volume("r3").unwrap();
+    assert!(after.iter().all(|b| b.node != n2), "{after:?}");
+    assert_eq!(after.iter().filter(|b| b.node == n4).count(), 1);
+    assert!(
+        engine
+            .snapshot()
+            .devices
+            .values()
+            .filter(|d| d.node == n2)
+            .all(|d| d.state == State::Failed)
+    );
+    sets_apart(&engine, "r3");
+    setup.assert_consistent();
+}
+
+#[tokio::test]
+async fn a_volume_without_redundancy_keeps_its_brick() {
+    let setup = Setup::new().await;
+    let engine = setup.engine(Trouble::None);
+    let none = CreateRequest {
+        parameters: Pairs::from([("classes.class".into(), "none".into())]),
+        ..request("solo", GIB)
+    };
+    engine.create_volume(none).await.unwrap();
+    let (_, bricks) = engine.volume("solo").unwrap();
+    let err = engine.fail_device(bricks[0].device).await.unwrap_err();
+    assert!(err.to_string().contains("no redundancy"), "{err}");
+    assert_eq!(engine.volume("solo").unwrap().1, bricks);
+    setup.assert_consistent();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_any_effect_of_a_brick_move_ends_whole_or_nothing() {
+    let mut crashes = 0;
+    for n in 0.. {
+        let setup = Setup::new().await;
+        let engine = setup.engine(Trouble::None);
+        engine.create_volume(request("v", 10 * GIB)).await.unwrap();
+        let (_, before) = engine.volume("v").unwrap();
+        let leaving = before[0].clone();
+        setup.world.lock().unwrap().applied.clear();
+        let device = leaving.device;
+        let stopped = interrupted(&setup, n, move |e| async move {
+            e.fail_device(device).await.map(|_| ())
+        })
+        .await;
+        if !stopped {
+            break;
+        }
+        crashes += 1;
+        let engine = setup.engine(Trouble::None);
+        let report = engine.recover().await.unwrap();
+        assert_eq!(report.unfinished, 0, "at effect {n}: {report:?}");
+        setup.assert_consistent();
+        // Whole or nothing: the old brick, or a new one in its place.
+        let (_, after) = engine.volume("v").unwrap();
+        assert_eq!(after.len(), 3, "at effect {n}");
+        sets_apart(&engine, "v");
+        let kept = after.iter().any(|b| b.id == leaving.id);
+        let replaced = after
+            .iter()
+            .any(|b| !before.contains(b) && b.set == leaving.set && b.position == leaving.position);
+        assert!(kept != replaced, "at effect {n}: {after:?}");
+        // Failing it again finishes the job.
+        engine.fail_device(device).await.unwrap();
+        assert!(
+            engine
+                .volume("v")
+                .unwrap()
+                .1
+                .iter()
+                .all(|b| b.device != device)
+        );
+        setup.assert_consistent();
+    }
+    assert!(crashes >= 3, "only {crashes} crash points were exercised");
+}
+
+#[tokio::test]
+async fn a_replacement_gluster_took_is_finished_never_undone() {
+    // The crash fell between gluster's `replace-brick` and the journal
+    // marking it done: recovery must ask gluster and roll forward, since
+    // destroying the new brick would destroy a brick gluster serves.
+    let setup = Setup::new().await;
+    let engine = setup.engine(Trouble::None);
+    engine.create_volume(request("v", 10 * GIB)).await.unwrap();
+    let (_, before) = engine.volume("v").unwrap();
+    let leaving = before[0].clone();
+    setup.world.lock().unwrap().applied.clear();
+    // Effects: create brick (0), replace brick (1), destroy old brick (2).
+    let device = leaving.device;
+    assert!(
+        interrupted(&setup, 2, move |e| async move {
+            e.fail_device(device).await.map(|_| ())
+        })
+        .await
+    );
+    let mut snapshot = setup.store.read().unwrap();
+    let (_, operation) = snapshot.operations.pop_first().unwrap();
+    assert!(
+        operation.done.iter().any(|d| d == "replace"),
+        "{operation:?}"
+    );
+    let mut unmarked = operation.clone();
+    unmarked.done.retain(|d| d != "replace");
+    setup
+        .store
+        .write(&[aplo::store::Change::PutOperation(unmarked)])
+        .unwrap();
+    let restarted = setup.engine(Trouble::None);
+    let report = restarted.recover().await.unwrap();
+    assert_eq!(report.unfinished, 0, "{report:?}");
+    assert!(report.outcomes[0].contains("rolled forward"), "{report:?}");
+    setup.assert_consistent();
+    let (_, after) = restarted.volume("v").unwrap();
+    assert_eq!(after.len(), 3);
+    assert!(after.iter().all(|b| b.id != leaving.id), "{after:?}");
 }

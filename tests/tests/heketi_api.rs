@@ -782,10 +782,11 @@ async fn devices_are_added_tagged_resynced_retired_and_deleted() {
             .status,
         204
     );
+    // Its only brick holds the only copy of the data: not moved.
     assert_error(
         &queued(addr, "POST", &state, r#"{"state": "failed"}"#).await,
         500,
-        "aplo does not move bricks",
+        "no redundancy",
     );
     assert_error(
         &queued(addr, "GET", &format!("/devices/{busy}/resync"), "").await,
@@ -802,6 +803,37 @@ async fn devices_are_added_tagged_resynced_retired_and_deleted() {
         401,
         "Administrator access required",
     );
+
+    // A replicated volume's brick is moved off a failed device (heketi's
+    // device remove): the device ends failed and empty, the volume whole.
+    let done = queued(
+        addr,
+        "POST",
+        "/volumes",
+        r#"{"size": 1, "durability": {"type": "replicate", "replicate": {"replica": 3}}}"#,
+    )
+    .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let location = done.header("Location").unwrap().to_owned();
+    let volume = get_json(addr, &location).await;
+    let leaving = volume["bricks"][0]["device"].as_str().unwrap().to_owned();
+    let state = format!("/devices/{leaving}/state");
+    for to in ["offline", "failed"] {
+        let done = queued(addr, "POST", &state, &format!(r#"{{"state": "{to}"}}"#)).await;
+        assert_eq!(done.status, 204, "{to}: {}", done.body);
+    }
+    let device = get_json(addr, &format!("/devices/{leaving}")).await;
+    assert_eq!(device["state"], "failed");
+    assert_eq!(device["bricks"].as_array().unwrap().len(), 0, "{device}");
+    let volume = get_json(addr, &location).await;
+    let bricks = volume["bricks"].as_array().unwrap();
+    assert_eq!(bricks.len(), 3, "{volume}");
+    assert!(
+        bricks.iter().all(|b| b["device"] != leaving.as_str()),
+        "{volume}"
+    );
+    let done = queued(addr, "DELETE", &format!("/devices/{leaving}"), "").await;
+    assert_eq!(done.status, 204, "{}", done.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -88,7 +88,8 @@ pub enum StateArg {
     Online,
     /// Out of service, for maintenance.
     Offline,
-    /// Broken.
+    /// Broken or leaving: its bricks are moved elsewhere first
+    /// (`replace-brick`, placed by the volume's placement policy).
     Failed,
 }
 
@@ -242,7 +243,20 @@ pub fn node(config: &Config, command: NodeCommand) -> anyhow::Result<ExitCode> {
         let engine = started(config).await?;
         match command {
             NodeCommand::State { node, state } => {
-                let node = engine.set_node_state(&node, state.into())?;
+                let node = match State::from(state) {
+                    // Failing a node moves its bricks to the other nodes.
+                    State::Failed => {
+                        let id = engine
+                            .snapshot()
+                            .nodes
+                            .values()
+                            .find(|n| n.manage == node || n.id.to_string() == node)
+                            .map(|n| n.id)
+                            .with_context(|| format!("node '{node}' not found"))?;
+                        engine.fail_node(id).await?
+                    }
+                    to => engine.set_node_state(&node, to)?,
+                };
                 println!("node {} is {:?}", node.manage, node.state);
             }
             NodeCommand::Remove { node } => {
@@ -298,7 +312,28 @@ pub fn device(config: &Config, command: DeviceCommand) -> anyhow::Result<ExitCod
                 device,
                 state,
             } => {
-                let device = engine.set_device_state(&node, &device, state.into())?;
+                let device = match State::from(state) {
+                    // Failing a device moves its bricks to other devices.
+                    State::Failed => {
+                        let snapshot = engine.snapshot();
+                        let id = snapshot
+                            .nodes
+                            .values()
+                            .find(|n| n.manage == node || n.id.to_string() == node)
+                            .and_then(|n| {
+                                snapshot.devices.values().find(|d| {
+                                    d.node == n.id
+                                        && (d.name == device || d.id.to_string() == device)
+                                })
+                            })
+                            .map(|d| d.id)
+                            .with_context(|| {
+                                format!("device '{device}' on node '{node}' not found")
+                            })?;
+                        engine.fail_device(id).await?
+                    }
+                    to => engine.set_device_state(&node, &device, to)?,
+                };
                 println!("device {} is {:?}", device.name, device.state);
             }
         }

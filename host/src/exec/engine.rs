@@ -13,6 +13,7 @@ mod delete;
 mod expand;
 mod faults;
 mod recover;
+mod replace;
 mod simulate;
 mod topology;
 mod volume;
@@ -25,6 +26,7 @@ use std::sync::{Arc, Mutex};
 pub use self::check::{CheckReport, Drift, RepairReport};
 pub use self::faults::Faults;
 pub use self::recover::RecoveryReport;
+pub use self::replace::Evacuation;
 pub use self::topology::{LoadOptions, LoadReport};
 pub use self::volume::CreateRequest;
 

@@ -328,6 +328,12 @@ pub fn volume_set_many(name: &str, options: &Pairs) -> Cmd {
     gluster(["volume", "set", name]).args(options.iter().flat_map(|(k, v)| [k.clone(), v.clone()]))
 }
 
+/// `volume replace-brick NAME OLD NEW commit force`: the only form
+/// gluster still offers; the new brick is healed from the others.
+pub fn volume_replace_brick(name: &str, old: &str, new: &str) -> Cmd {
+    gluster(["volume", "replace-brick", name, old, new, "commit", "force"])
+}
+
 /// `volume start NAME` (with `force` to restart missing brick processes).
 pub fn volume_start(name: &str, force: bool) -> Cmd {
     let cmd = gluster(["volume", "start", name]);

@@ -255,6 +255,17 @@ pub enum Operation {
         #[serde(default)]
         hard_limit: Option<u64>,
     },
+    /// Move one brick of a volume to another device (`replace-brick`). The
+    /// new brick's record is written with the journal entry, reserving its
+    /// space; the old one's is dropped when the operation finishes.
+    ReplaceBrick {
+        /// The volume.
+        volume: Id,
+        /// The brick leaving.
+        old: Id,
+        /// The brick taking its place (same set, position and role).
+        new: Id,
+    },
 }
 
 impl Operation {
@@ -266,6 +277,7 @@ impl Operation {
             Operation::CreateVolume { .. } => "create-volume",
             Operation::DeleteVolume { .. } => "delete-volume",
             Operation::ExpandVolume { .. } => "expand-volume",
+            Operation::ReplaceBrick { .. } => "replace-brick",
         }
     }
 
@@ -274,7 +286,8 @@ impl Operation {
         match self {
             Operation::CreateVolume { volume }
             | Operation::DeleteVolume { volume }
-            | Operation::ExpandVolume { volume, .. } => Some(*volume),
+            | Operation::ExpandVolume { volume, .. }
+            | Operation::ReplaceBrick { volume, .. } => Some(*volume),
             Operation::AddDevice { .. } | Operation::RemoveDevice { .. } => None,
         }
     }

@@ -131,6 +131,16 @@ pub enum Effect {
         /// Pass `force`.
         force: bool,
     },
+    /// `gluster volume replace-brick … commit force`: the new brick takes
+    /// the old one's place in its set, and self-heal fills it.
+    ReplaceBrick {
+        /// The volume (its bricks include both).
+        target: Target,
+        /// The brick leaving.
+        old: BrickAddress,
+        /// The brick taking its place.
+        new: BrickAddress,
+    },
     /// `gluster volume rebalance start`.
     Rebalance {
         /// The volume.
@@ -167,6 +177,9 @@ impl fmt::Display for Effect {
             Effect::StopVolume { target } => write!(f, "stop volume {}", target.name),
             Effect::DeleteVolume { target } => write!(f, "delete volume {}", target.name),
             Effect::AddBricks { target, .. } => write!(f, "add bricks to {}", target.name),
+            Effect::ReplaceBrick { target, old, new } => {
+                write!(f, "replace brick {old} of {} with {new}", target.name)
+            }
             Effect::Rebalance { target } => write!(f, "rebalance {}", target.name),
             Effect::SetQuota { target, .. } => write!(f, "set quota on {}", target.name),
         }

@@ -9,7 +9,9 @@ use crate::model::paths::BrickRoot;
 use crate::model::storage::{
     Backend, BrickRecord, ClaimRef, DeviceRecord, NodeRecord, Snapshot, VolumeRecord, VolumeState,
 };
-use crate::model::{DurabilityDecision, Id, Layout, Pairs, Scheme, State, Usage, consumed_bytes};
+use crate::model::{
+    DurabilityDecision, Id, Layout, Pairs, Scheme, State, Topology, Usage, consumed_bytes,
+};
 
 /// The brick directory of a brick on a device: under the device's
 /// directory for `loop` and `dir`, under the node's LVM brick root for
@@ -110,6 +112,74 @@ pub fn bricks_for(
         }
     }
     Ok(bricks)
+}
+
+/// The record of a brick taking `old`'s place on `device`: the same volume,
+/// set, position, role and size, with a new id and a path on the device.
+pub fn replacement(
+    snapshot: &Snapshot,
+    old: &BrickRecord,
+    device: Id,
+    reserve: f64,
+    lvm_root: &BrickRoot,
+    id: Id,
+) -> Result<BrickRecord, String> {
+    let device = snapshot
+        .devices
+        .get(&device)
+        .ok_or_else(|| format!("device {device} is not in the store"))?;
+    Ok(BrickRecord {
+        id,
+        volume: old.volume,
+        device: device.id,
+        node: device.node,
+        bytes: old.bytes,
+        consumed: consumed_bytes(old.bytes, reserve),
+        role: old.role,
+        set: old.set,
+        position: old.position,
+        path: brick_dir(device, id, lvm_root)?,
+    })
+}
+
+/// What a placement policy may choose from for a brick replacing `old`:
+/// the volume's cluster only, with `old`'s device and every node that holds
+/// another brick of its set shown offline (so no set gets two bricks on one
+/// node), and any node in `leaving` shown offline too. The layout is then
+/// validated against this view, so a policy that picks one of them is
+/// refused.
+pub fn replacement_topology(
+    mut topology: Topology,
+    snapshot: &Snapshot,
+    old: &BrickRecord,
+    cluster: Id,
+    leaving: &[Id],
+) -> Topology {
+    let mates: Vec<Id> = snapshot
+        .bricks_of(old.volume)
+        .into_iter()
+        .filter(|b| b.set == old.set && b.id != old.id)
+        .map(|b| b.node)
+        .collect();
+    topology.clusters.retain(|c| c.id == cluster);
+    for node in topology
+        .clusters
+        .iter_mut()
+        .flat_map(|c| c.nodes.iter_mut())
+    {
+        let barred = mates.contains(&node.id) || leaving.contains(&node.id);
+        if barred {
+            node.state = State::Offline;
+        }
+        for device in node
+            .devices
+            .iter_mut()
+            .filter(|d| barred || d.id == old.device)
+        {
+            device.state = State::Offline;
+        }
+    }
+    topology
 }
 
 /// The usable size of bricks laid out in sets under a scheme: the sum over

@@ -523,6 +523,29 @@ impl CommandDriver {
                     self.gluster(&target.via, &cmd).await?;
                 }
             }
+            Effect::ReplaceBrick { target, old, new } => {
+                let info = self.owned(target).await?.ok_or_else(|| {
+                    DriverError::Refused(format!("gluster volume '{}' does not exist", target.name))
+                })?;
+                let has = |b: &BrickAddress| {
+                    info.bricks
+                        .iter()
+                        .any(|have| have.host == b.host && have.path == b.path)
+                };
+                // Done already (a retry after a crash): nothing to do.
+                if has(new) && !has(old) {
+                    return Ok(Applied::Done);
+                }
+                if !has(old) {
+                    return Err(DriverError::Refused(format!(
+                        "gluster volume '{}' has neither brick {old} nor {new}",
+                        target.name
+                    )));
+                }
+                let cmd =
+                    gluster::volume_replace_brick(&target.name, &old.to_string(), &new.to_string());
+                self.gluster(&target.via, &cmd).await?;
+            }
             Effect::Rebalance { target } => {
                 match self
                     .gluster(&target.via, &gluster::rebalance_start(&target.name))

@@ -54,7 +54,8 @@ impl Engine {
             }
             Operation::CreateVolume { volume }
             | Operation::DeleteVolume { volume }
-            | Operation::ExpandVolume { volume, .. } => self.claim_busy(volume, "the volume")?,
+            | Operation::ExpandVolume { volume, .. }
+            | Operation::ReplaceBrick { volume, .. } => self.claim_busy(volume, "the volume")?,
         };
         // It may have finished (in this process) since the journal was read.
         let Some(operation) = self.with_state(|s| s.operations.get(&operation.id).cloned()) else {
@@ -99,6 +100,7 @@ impl Engine {
                     Ok("rolled forward: the volume has its new size")
                 }
             }
+            Operation::ReplaceBrick { .. } => self.recover_replace(operation).await,
             Operation::AddDevice { .. } | Operation::RemoveDevice { .. } => {
                 self.recover_device(operation).await
             }

@@ -285,10 +285,26 @@ impl Engine {
         Ok(device)
     }
 
-    /// Mark a node and all its devices failed (heketi's node removal).
-    /// aplo does not move bricks, so this is refused while any of its
-    /// devices holds bricks.
+    /// Mark a node and all its devices failed (heketi's node removal): take
+    /// it offline, move each of its bricks to the cluster's other nodes
+    /// (see [`Engine::evacuate_node`]), then mark it and its devices failed.
+    /// This is also how a dead node's volumes regain their redundancy. If a
+    /// brick cannot move, the node stays offline with the bricks not yet
+    /// moved, and the error says which and why.
     pub async fn fail_node(&self, id: Id) -> Result<NodeRecord, EngineError> {
+        let node = self.find_node(&id.to_string())?;
+        if node.state == State::Online {
+            let _planning = self.planning.lock().await;
+            let node = self.find_node(&id.to_string())?;
+            self.commit(vec![Change::PutNode(NodeRecord {
+                state: State::Offline,
+                ..node
+            })])?;
+        }
+        let moved = self.evacuate_node(id).await?;
+        if !moved.moved.is_empty() {
+            tracing::info!(node = %node.manage, bricks = moved.moved.len(), "bricks moved off the node");
+        }
         let _planning = self.planning.lock().await;
         let node = self.find_node(&id.to_string())?;
         let (devices, holding) = self.with_state(|s| {
@@ -303,7 +319,7 @@ impl Engine {
         });
         if !holding.is_empty() {
             return Err(EngineError::Conflict(format!(
-                "node {} holds bricks of {}; aplo does not move bricks, so delete those volumes first",
+                "node {} still holds bricks of {} (placed while its bricks were moving?); fail it again",
                 node.manage,
                 holding.join(", ")
             )));
@@ -349,7 +365,8 @@ impl Engine {
             Operation::AddDevice { device, .. } | Operation::RemoveDevice { device } => device,
             Operation::CreateVolume { volume }
             | Operation::DeleteVolume { volume }
-            | Operation::ExpandVolume { volume, .. } => volume,
+            | Operation::ExpandVolume { volume, .. }
+            | Operation::ReplaceBrick { volume, .. } => volume,
         };
         self.busy
             .lock()

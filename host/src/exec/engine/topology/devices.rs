@@ -327,15 +327,31 @@ impl Engine {
         Ok(device)
     }
 
-    /// Mark a device failed (heketi's device removal). aplo does not move
-    /// bricks, so this is refused while the device holds any.
+    /// Mark a device failed (heketi's device removal): take it offline,
+    /// move each of its bricks to a device the volume's placement policy
+    /// picks (see [`Engine::evacuate_device`]), then mark it failed. If a
+    /// brick cannot move, the device stays offline with the bricks not yet
+    /// moved, and the error says which and why.
     pub async fn fail_device(&self, id: Id) -> Result<DeviceRecord, EngineError> {
+        let (_, device) = self.device_by_id(id)?;
+        if device.state == State::Online {
+            let _planning = self.planning.lock().await;
+            let (_, device) = self.device_by_id(id)?;
+            self.commit(vec![Change::PutDevice(DeviceRecord {
+                state: State::Offline,
+                ..device
+            })])?;
+        }
+        let moved = self.evacuate_device(id).await?;
+        if !moved.moved.is_empty() {
+            tracing::info!(device = %device.name, bricks = moved.moved.len(), "bricks moved off the device");
+        }
         let _planning = self.planning.lock().await;
         let (_, device) = self.device_by_id(id)?;
         let holding = self.with_state(|s| super::volumes_on(s, |b| b.device == id));
         if !holding.is_empty() {
             return Err(EngineError::Conflict(format!(
-                "device {} holds bricks of {}; aplo does not move bricks, so delete those volumes first",
+                "device {} still holds bricks of {} (placed while its bricks were moving?); fail it again",
                 device.name,
                 holding.join(", ")
             )));

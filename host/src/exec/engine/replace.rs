@@ -1,0 +1,404 @@
+//! Moving bricks: one brick of a volume to another device with gluster's
+//! `replace-brick`, and every brick off a device or node that is being
+//! failed (heketi's device and node removal). The placement policy picks
+//! the new device; self-heal fills the new brick from its set.
+
+use std::sync::Arc;
+
+use super::volume::{apply_all, refused};
+use super::{Engine, EngineError};
+use crate::exec::driver::DriverError;
+use crate::model::storage::{BrickRecord, Operation, OperationRecord};
+use crate::model::{Decision, Id, PlacementRequest, Scheme, State, format_size};
+use crate::plan::effect::Effect;
+use crate::plan::volume as plan;
+use crate::policy::PreparedTopology;
+use crate::store::Change;
+
+/// Bricks moved off a device or node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Evacuation {
+    /// One line per brick moved: volume, old and new place.
+    pub moved: Vec<String>,
+}
+
+impl Engine {
+    /// Move one brick to a device the volume's placement policy picks,
+    /// keeping its set, position, role and size. The device must not be the
+    /// brick's own, nor on a node holding another brick of its set (nor on
+    /// a node in `leaving`). Journaled: a crash before gluster took the new
+    /// brick undoes it; after, finishes it.
+    #[tracing::instrument(skip_all, fields(brick = %old))]
+    pub async fn replace_brick(&self, old: Id, leaving: &[Id]) -> Result<BrickRecord, EngineError> {
+        let (brick, volume) = self
+            .with_state(|s| {
+                let brick = s.bricks.get(&old)?.clone();
+                let volume = s.volumes.get(&brick.volume)?.clone();
+                Some((brick, volume))
+            })
+            .ok_or_else(|| EngineError::NotFound {
+                kind: "brick",
+                name: old.to_string(),
+            })?;
+        if volume.state != crate::model::storage::VolumeState::Ready {
+            return Err(EngineError::Conflict(format!(
+                "volume {} is {:?}, not ready; run `aplo repair` first",
+                volume.name, volume.state
+            )));
+        }
+        if volume.scheme == Scheme::None {
+            return Err(EngineError::Conflict(format!(
+                "volume {} has no redundancy: its bricks hold the only copy of their data, and replace-brick would start them empty; move its data another way, or delete the volume",
+                volume.name
+            )));
+        }
+        let set = self.registry.resolve(&volume.parameters)?;
+        self.recent_health().await;
+        let planning = self.planning.lock().await;
+        let _busy = self.claim_busy(volume.id, &format!("volume {}", volume.name))?;
+        if self.with_state(|s| {
+            s.operations
+                .values()
+                .any(|o| o.operation.volume() == Some(volume.id))
+        }) {
+            return Err(EngineError::Conflict(format!(
+                "volume {} has an unfinished operation; run `aplo repair` first",
+                volume.name
+            )));
+        }
+        let zone = self.with_state(|s| s.nodes.get(&brick.node).map(|n| n.zone.clone()));
+        let topology = self.policy_topology();
+        let topology = self.with_state(|s| {
+            plan::replacement_topology(topology, s, &brick, volume.cluster, leaving)
+        });
+        let topology = Arc::new(PreparedTopology::new(Arc::new(topology)));
+        let placed = refused(
+            set.place_async(
+                PlacementRequest {
+                    volume_name: volume.name.clone(),
+                    bytes: brick.bytes,
+                    // One brick: the set's durability is already there.
+                    scheme: Scheme::None,
+                    snapshot_reserve: volume.snapshot_reserve,
+                    // Where the old brick was keeps the set's zone spread.
+                    preferred_zone: zone,
+                    preferred_node: None,
+                },
+                topology,
+            )
+            .await?,
+            Decision::Placement,
+            &set.placement,
+        )?;
+        let chosen: Vec<_> = placed
+            .layout
+            .sets
+            .iter()
+            .flat_map(|s| s.bricks.iter())
+            .collect();
+        let [only] = chosen.as_slice() else {
+            return Err(EngineError::Refused {
+                decision: Decision::Placement,
+                policy: set.placement.policy.name().to_owned(),
+                reason: format!(
+                    "no single device could take the {} brick ({} bricks were laid out); a replacement must be one brick",
+                    format_size(brick.bytes),
+                    chosen.len()
+                ),
+            });
+        };
+        let new = self
+            .with_state(|s| {
+                plan::replacement(
+                    s,
+                    &brick,
+                    only.device,
+                    volume.snapshot_reserve,
+                    &self.config.lvm_root,
+                    self.ids.next(),
+                )
+            })
+            .map_err(EngineError::Invalid)?;
+        let operation = OperationRecord {
+            id: self.ids.next(),
+            operation: Operation::ReplaceBrick {
+                volume: volume.id,
+                old: brick.id,
+                new: new.id,
+            },
+            done: Vec::new(),
+            rolling_back: false,
+        };
+        self.commit(vec![
+            Change::PutBrick(new.clone()),
+            Change::PutOperation(operation.clone()),
+        ])?;
+        drop(planning);
+        tracing::info!(volume = %volume.name, old = %brick.id, new = %new.id, "brick replacement journaled");
+        self.config.faults.reached("replace-brick:journaled");
+        match self.replace_steps(operation.clone()).await {
+            Ok(()) => Ok(new),
+            Err((step, source)) => {
+                let current = self
+                    .with_state(|s| s.operations.get(&operation.id).cloned())
+                    .unwrap_or(operation);
+                let outcome = match self.settle_replace(&current).await {
+                    Ok(how) => how.to_owned(),
+                    Err(e) => format!(
+                        "settling it failed too ({e}); the journal keeps the operation, and the next start or `aplo repair` finishes it"
+                    ),
+                };
+                Err(EngineError::Failed {
+                    operation: "replace brick",
+                    subject: format!("{} of volume {}", brick.id, volume.name),
+                    step,
+                    source: Box::new(source),
+                    outcome,
+                })
+            }
+        }
+    }
+
+    /// The forward steps: the new brick, `replace-brick`, the old brick's
+    /// teardown (skipped when its node is failed or unreachable), records.
+    pub(super) async fn replace_steps(
+        &self,
+        mut operation: OperationRecord,
+    ) -> Result<(), (String, DriverError)> {
+        let Operation::ReplaceBrick { volume, old, new } = operation.operation else {
+            unreachable!("replace_steps runs replace operations")
+        };
+        let fail =
+            |step: &str, e: EngineError| (step.to_owned(), DriverError::Refused(e.to_string()));
+        let prepared = self.with_state(|s| {
+            let volume = s.volumes.get(&volume)?.clone();
+            let old = s.bricks.get(&old)?.clone();
+            let new = s.bricks.get(&new)?.clone();
+            Some((
+                self.target(s, &volume),
+                plan::address(s, &old),
+                plan::address(s, &new),
+                plan::placed(s, &old),
+                plan::placed(s, &new),
+                s.nodes
+                    .get(&old.node)
+                    .is_none_or(|n| n.state == State::Failed)
+                    || self.is_unhealthy(old.node),
+            ))
+        });
+        let Some((target, old_address, new_address, old_placed, new_placed, old_node_down)) =
+            prepared
+        else {
+            return Err(fail(
+                "plan",
+                EngineError::Invalid(format!(
+                    "volume {volume} or brick {old} or {new} is not in the store"
+                )),
+            ));
+        };
+        let create = new_placed
+            .map(|p| vec![Effect::CreateBrick(p)])
+            .map_err(EngineError::Invalid);
+        operation = self.step(operation, "brick", create).await?;
+        let replace = Effect::ReplaceBrick {
+            target,
+            old: old_address,
+            new: new_address,
+        };
+        operation = self.step(operation, "replace", Ok(vec![replace])).await?;
+        if !operation.done.iter().any(|d| d == "teardown") {
+            let teardown = match old_placed {
+                Ok(p) => apply_all(&self.driver, vec![Effect::DestroyBrick(p)]).await,
+                Err(e) => Err(DriverError::Refused(e)),
+            };
+            match teardown {
+                Ok(()) => {}
+                // A failed or unreachable node keeps its old brick; if it
+                // comes back, `aplo check` reports it as an orphan and
+                // `aplo repair` removes it (no gluster volume uses it now).
+                Err(e) if old_node_down => {
+                    tracing::warn!(brick = %old, error = %e, "the old brick's node is failed or unreachable; its brick is left there for `aplo repair` if it returns");
+                }
+                Err(e) => return Err(("teardown".into(), e)),
+            }
+            operation = self
+                .step_done(&operation, "teardown")
+                .map_err(|e| fail("teardown", e))?;
+        }
+        self.commit(vec![
+            Change::DeleteBrick(old),
+            Change::DeleteOperation(operation.id),
+        ])
+        .map_err(|e| fail("finish", e))?;
+        tracing::info!(volume = %volume, %old, %new, "brick replaced");
+        Ok(())
+    }
+
+    /// Undo a replacement gluster has not taken: destroy the new brick and
+    /// drop its record; the old brick stays the volume's.
+    pub(super) async fn undo_replace(
+        &self,
+        operation: &OperationRecord,
+    ) -> Result<(), EngineError> {
+        let Operation::ReplaceBrick { new, .. } = operation.operation else {
+            unreachable!("undo_replace undoes replace operations")
+        };
+        let mut marked = operation.clone();
+        marked.rolling_back = true;
+        self.commit(vec![Change::PutOperation(marked)])?;
+        let effects = self.with_state(|s| {
+            let bricks: Vec<&BrickRecord> = s.bricks.get(&new).into_iter().collect();
+            self.bricks_effects(s, &bricks, Effect::DestroyBrick)
+        })?;
+        apply_all(&self.driver, effects)
+            .await
+            .map_err(|source| EngineError::Failed {
+                operation: "undo replace brick",
+                subject: new.to_string(),
+                step: "brick".into(),
+                source: Box::new(source),
+                outcome: "the journal keeps the operation".into(),
+            })?;
+        self.commit(vec![
+            Change::DeleteBrick(new),
+            Change::DeleteOperation(operation.id),
+        ])
+    }
+
+    /// Recovery: undo a replacement gluster has not taken, finish one it has.
+    pub(super) async fn recover_replace(
+        &self,
+        operation: &OperationRecord,
+    ) -> Result<&'static str, EngineError> {
+        let Operation::ReplaceBrick { volume, new, .. } = operation.operation else {
+            unreachable!("recover_replace recovers replace operations")
+        };
+        if self.with_state(|s| !s.volumes.contains_key(&volume)) {
+            // Deleted since: its bricks went with it.
+            let mut changes = vec![Change::DeleteOperation(operation.id)];
+            if self.with_state(|s| s.bricks.contains_key(&new)) {
+                changes.insert(0, Change::DeleteBrick(new));
+            }
+            self.commit(changes)?;
+            return Ok("dropped: the volume is gone");
+        }
+        self.settle_replace(operation).await
+    }
+
+    /// Finish a replacement gluster has taken; undo one it has not. When
+    /// the journal cannot tell (the new brick exists, `replace` is not
+    /// marked done), gluster is asked: a brick it serves is never destroyed,
+    /// and if it cannot be asked the operation stays journaled.
+    async fn settle_replace(
+        &self,
+        operation: &OperationRecord,
+    ) -> Result<&'static str, EngineError> {
+        if replaced(operation) || self.gluster_took(operation).await? {
+            self.replace_steps(operation.clone())
+                .await
+                .map_err(|(step, source)| EngineError::Failed {
+                    operation: "replace brick",
+                    subject: operation.id.to_string(),
+                    step,
+                    source: Box::new(source),
+                    outcome: "the journal keeps the operation".into(),
+                })?;
+            Ok("rolled forward: the new brick serves in the old one's place")
+        } else {
+            self.undo_replace(operation).await?;
+            Ok("rolled back: the old brick still serves")
+        }
+    }
+
+    /// Whether gluster's volume already has the operation's new brick.
+    async fn gluster_took(&self, operation: &OperationRecord) -> Result<bool, EngineError> {
+        let Operation::ReplaceBrick { volume, new, .. } = operation.operation else {
+            return Ok(false);
+        };
+        // `replace` runs only after `brick` is marked done.
+        if operation.rolling_back || !operation.done.iter().any(|d| d == "brick") {
+            return Ok(false);
+        }
+        let Some((name, via, address)) = self.with_state(|s| {
+            let volume = s.volumes.get(&volume)?;
+            let brick = s.bricks.get(&new)?;
+            Some((
+                volume.name.clone(),
+                self.target(s, volume).via,
+                plan::address(s, brick),
+            ))
+        }) else {
+            return Ok(false);
+        };
+        let volumes = self.driver.volumes(&via).await.map_err(|e| {
+            EngineError::Conflict(format!(
+                "gluster could not be asked whether volume {name} already uses brick {address} ({e}); the replacement stays journaled"
+            ))
+        })?;
+        Ok(volumes.iter().any(|v| {
+            v.name == name
+                && v.bricks
+                    .iter()
+                    .any(|b| b.host == address.host && b.path == address.path)
+        }))
+    }
+
+    /// Move every brick off `device` (heketi's device removal), then mark
+    /// it failed. The device is taken offline first, so no placement picks
+    /// it meanwhile. Each brick moves whole or not at all; if one cannot,
+    /// the device stays offline with the bricks not yet moved, and asking
+    /// again goes on.
+    pub async fn evacuate_device(&self, device: Id) -> Result<Evacuation, EngineError> {
+        self.evacuate(|b| b.device == device, &[], &format!("device {device}"))
+            .await
+    }
+
+    /// Move every brick off `node` to the cluster's other nodes.
+    pub async fn evacuate_node(&self, node: Id) -> Result<Evacuation, EngineError> {
+        self.evacuate(|b| b.node == node, &[node], &format!("node {node}"))
+            .await
+    }
+
+    async fn evacuate(
+        &self,
+        on: impl Fn(&BrickRecord) -> bool,
+        leaving: &[Id],
+        what: &str,
+    ) -> Result<Evacuation, EngineError> {
+        let mut bricks: Vec<BrickRecord> =
+            self.with_state(|s| s.bricks.values().filter(|b| on(b)).cloned().collect());
+        bricks.sort_by_key(|b| (b.volume, b.set, b.position));
+        let mut report = Evacuation::default();
+        for brick in bricks {
+            let name = self
+                .with_state(|s| s.volumes.get(&brick.volume).map(|v| v.name.clone()))
+                .unwrap_or_else(|| brick.volume.to_string());
+            let new = self.replace_brick(brick.id, leaving).await.map_err(|e| {
+                EngineError::Conflict(format!(
+                    "moving brick {} of volume {name} off {what} failed: {e}; {} brick(s) moved before it",
+                    brick.id,
+                    report.moved.len()
+                ))
+            })?;
+            let (from, to) = self.with_state(|s| {
+                let node = |id: Id| {
+                    s.nodes
+                        .get(&id)
+                        .map_or_else(|| id.to_string(), |n| n.manage.clone())
+                };
+                (node(brick.node), node(new.node))
+            });
+            report.moved.push(format!(
+                "volume {name}: brick {} on {from} -> brick {} on {to}",
+                brick.id, new.id
+            ));
+        }
+        Ok(report)
+    }
+}
+
+/// Whether gluster has taken the new brick (or the undo has begun): from
+/// then on a replacement only goes one way.
+fn replaced(operation: &OperationRecord) -> bool {
+    !operation.rolling_back && operation.done.iter().any(|d| d == "replace")
+}
