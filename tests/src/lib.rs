@@ -267,6 +267,27 @@ impl GlusterNode {
         sh("ip", &["link", "set", &self.veth, "down"]).map(|_| ())
     }
 
+    /// SIGKILL the node's glusterd, brick and daemon processes (by the pid
+    /// files gluster keeps under the node's private /run): the node's
+    /// storage service is gone, while commands still reach the node.
+    pub fn kill_gluster(&self) {
+        let mut pids: Vec<String> = Vec::new();
+        if let Ok(pid) = std::fs::read_to_string(self.pidfile()) {
+            pids.push(pid.trim().to_owned());
+        }
+        let run = self.state.join("run/gluster");
+        if let Ok(out) = sh("find", &[&run.display().to_string(), "-name", "*.pid"]) {
+            for file in out.lines() {
+                if let Ok(pid) = std::fs::read_to_string(file) {
+                    pids.push(pid.trim().to_owned());
+                }
+            }
+        }
+        for pid in pids.iter().filter(|p| !p.is_empty()) {
+            let _ = sh("kill", &["-9", pid]);
+        }
+    }
+
     /// Bring the node's link back up.
     pub fn reconnect(&self) -> Result<(), String> {
         sh("ip", &["link", "set", &self.veth, "up"]).map(|_| ())
@@ -293,23 +314,7 @@ fn detach_loops_under(dir: &Path) {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for node in &mut self.nodes {
-            // Brick and daemon processes of this node, by the pid files
-            // gluster keeps under the node's private /run.
-            let mut pids: Vec<String> = Vec::new();
-            if let Ok(pid) = std::fs::read_to_string(node.pidfile()) {
-                pids.push(pid.trim().to_owned());
-            }
-            let run = node.state.join("run/gluster");
-            if let Ok(out) = sh("find", &[&run.display().to_string(), "-name", "*.pid"]) {
-                for file in out.lines() {
-                    if let Ok(pid) = std::fs::read_to_string(file) {
-                        pids.push(pid.trim().to_owned());
-                    }
-                }
-            }
-            for pid in pids.iter().filter(|p| !p.is_empty()) {
-                let _ = sh("kill", &["-9", pid]);
-            }
+            node.kill_gluster();
             let _ = node.holder.kill();
             let _ = node.holder.wait();
             // Loop bricks: their mounts went with the node's mount

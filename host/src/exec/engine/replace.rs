@@ -160,7 +160,8 @@ impl Engine {
     }
 
     /// The forward steps: the new brick, `replace-brick`, the old brick's
-    /// teardown (skipped when its node is failed or unreachable), records.
+    /// teardown (given up when its node is not online or unreachable),
+    /// records.
     pub(super) async fn replace_steps(
         &self,
         mut operation: OperationRecord,
@@ -182,7 +183,7 @@ impl Engine {
                 plan::placed(s, &new),
                 s.nodes
                     .get(&old.node)
-                    .is_none_or(|n| n.state == State::Failed)
+                    .is_none_or(|n| n.state != State::Online)
                     || self.is_unhealthy(old.node),
             ))
         });
@@ -213,11 +214,12 @@ impl Engine {
             };
             match teardown {
                 Ok(()) => {}
-                // A failed or unreachable node keeps its old brick; if it
-                // comes back, `aplo check` reports it as an orphan and
-                // `aplo repair` removes it (no gluster volume uses it now).
+                // A node that is leaving (offline or failed) or unreachable
+                // keeps its old brick; if it comes back, `aplo check`
+                // reports it as an orphan and `aplo repair` removes it (no
+                // gluster volume uses it now).
                 Err(e) if old_node_down => {
-                    tracing::warn!(brick = %old, error = %e, "the old brick's node is failed or unreachable; its brick is left there for `aplo repair` if it returns");
+                    tracing::warn!(brick = %old, error = %e, "the old brick's node is leaving or unreachable; its brick is left there for `aplo repair` if it returns");
                 }
                 Err(e) => return Err(("teardown".into(), e)),
             }
