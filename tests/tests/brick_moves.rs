@@ -1,14 +1,16 @@
-//! Moving bricks on a real four-node gluster cluster in namespaces: a
-//! mounted replica-3 volume loses node3's gluster (glusterd and its brick
-//! process killed), the node is failed (heketi's node removal), and its
-//! brick moves to node4 with gluster's `replace-brick`. The volume keeps
-//! serving, gluster lists the new brick in the old one's place, new writes
-//! land on it, and node3's old brick is torn down.
+//! Moving bricks on a real four-node gluster cluster in namespaces, under
+//! a FUSE-mounted replica-3 volume:
+//! - a device is failed while every node is up: its brick moves with
+//!   gluster's `replace-brick`, and `aplo check` finds nothing amiss;
+//! - node3's gluster dies (glusterd and its brick process killed) and the
+//!   node is failed (heketi's node removal): its brick moves to node4. The
+//!   volume keeps serving, gluster lists the new brick in the old one's
+//!   place, new writes land on it, and node3's old brick is torn down.
 //!
 //! (A node whose link is down is the same move once gluster reports the
-//! peer disconnected, which can take minutes; until then glusterd answers
-//! "another transaction is in progress", and aplo rolls the move back.
-//! The link-down case is in `storage_engine.rs`.)
+//! peer disconnected, which can take minutes; until then glusterd may
+//! answer "another transaction is in progress", and aplo rolls the move
+//! back. The link-down case is in `storage_engine.rs`.)
 
 use std::time::Duration;
 
@@ -27,7 +29,7 @@ async fn a_lost_nodes_brick_moves_to_a_spare_node_and_serves() {
         .expect("the four-node cluster starts");
     let dir = tempfile::tempdir().unwrap();
     let engine = cluster.engine(&dir.path().join("aplo.redb")).unwrap();
-    let topology = parse_topology(&cluster.topology(&["2Gi"])).unwrap();
+    let topology = parse_topology(&cluster.topology(&["2Gi", "2Gi"])).unwrap();
     let report = engine
         .load_topology(&topology, LoadOptions::default())
         .await
@@ -61,6 +63,17 @@ async fn a_lost_nodes_brick_moves_to_a_spare_node_and_serves() {
     engine.set_node_state("node4", State::Online).unwrap();
     let mount = FuseMount::new(&cluster.nodes[0].address, "r3").expect("FUSE mount");
     std::fs::write(mount.path.join("hello.txt"), "I love GlusterFS!\n").unwrap();
+
+    // Every node alive: failing a device moves its brick, and `aplo check`
+    // finds the volume as it should be.
+    let (_, before) = engine.volume("r3").unwrap();
+    let first = before[0].clone();
+    engine.fail_device(first.device).await.unwrap();
+    let (_, after) = engine.volume("r3").unwrap();
+    assert!(after.iter().all(|b| b.device != first.device), "{after:?}");
+    // The move waits for the new brick's process to come online.
+    let check = engine.check().await;
+    assert!(check.is_clean(), "after a device move: {check}");
 
     // node3's gluster dies; failing the node moves its brick.
     cluster.nodes[2].kill_gluster();
@@ -133,5 +146,6 @@ async fn a_lost_nodes_brick_moves_to_a_spare_node_and_serves() {
         leftovers.iter().all(|l| !l.contains(&old.id.to_string())),
         "{leftovers:?}"
     );
+
     drop(mount);
 }

@@ -1,6 +1,6 @@
 //! Crash recovery on a real cluster: `aplo` (built with fault-injection
-//! points) is SIGKILLed at each journaled step of create, delete and
-//! expand, then started again. Every time the outcome is whole or nothing:
+//! points) is SIGKILLed at each journaled step of create, delete, expand
+//! and a brick move (`replace-brick`), then started again. Every time the outcome is whole or nothing:
 //! `aplo check` reports no drift, and no brick, loop device or gluster
 //! volume is left that the store does not know.
 
@@ -191,6 +191,33 @@ async fn sigkill_at_every_journaled_step_leaves_whole_or_nothing() {
         }
         aplo.ok(&["volume", "delete", "v"]);
     }
+
+    // Moving a brick off a failed device (to the node's other device, the
+    // only place its set allows): undone until gluster has the new brick,
+    // finished after.
+    for step in ["journaled", "brick", "replace", "teardown"] {
+        let point = format!("replace-brick:{step}");
+        aplo.ok(&create);
+        let export: serde_json::Value = serde_json::from_str(&aplo.ok(&["db", "export"])).unwrap();
+        let data = &export["data"];
+        let (old, brick) = data["bricks"].as_object().unwrap().iter().next().unwrap();
+        let device = brick["device"].as_str().unwrap().to_owned();
+        let node = brick["node"].as_str().unwrap().to_owned();
+        aplo.crash_at(&point, &["device", "state", &node, &device, "failed"]);
+        assert_whole_or_nothing(&aplo, &cluster, &point).await;
+        let (volumes, bricks, _) = aplo.store();
+        assert_eq!(volumes, ["v"], "{point}");
+        assert_eq!(bricks.len(), 3, "{point}: {bricks:?}");
+        let moved = !bricks.contains(old);
+        assert_eq!(
+            moved,
+            matches!(step, "replace" | "teardown"),
+            "{point}: {bricks:?}"
+        );
+        aplo.ok(&["volume", "delete", "v"]);
+        aplo.ok(&["device", "state", &node, &device, "online"]);
+    }
+
     let (volumes, bricks, _) = aplo.store();
     assert!(volumes.is_empty() && bricks.is_empty());
     assert!(

@@ -201,12 +201,14 @@ impl Engine {
             .map(|p| vec![Effect::CreateBrick(p)])
             .map_err(EngineError::Invalid);
         operation = self.step(operation, "brick", create).await?;
+        let (name, via) = (target.name.clone(), target.via.clone());
         let replace = Effect::ReplaceBrick {
             target,
             old: old_address,
-            new: new_address,
+            new: new_address.clone(),
         };
         operation = self.step(operation, "replace", Ok(vec![replace])).await?;
+        self.await_brick_online(&name, &via, &new_address).await;
         if !operation.done.iter().any(|d| d == "teardown") {
             let teardown = match old_placed {
                 Ok(p) => apply_all(&self.driver, vec![Effect::DestroyBrick(p)]).await,
@@ -234,6 +236,35 @@ impl Engine {
         .map_err(|e| fail("finish", e))?;
         tracing::info!(volume = %volume, %old, %new, "brick replaced");
         Ok(())
+    }
+
+    /// Wait (up to 30 s) until gluster reports the new brick's process
+    /// online: glusterd starts it during `replace-brick`, and it takes a
+    /// second or two to sign in. Not a failure if it does not: `aplo check`
+    /// reports a brick whose process is down, and `aplo repair` restarts it.
+    async fn await_brick_online(
+        &self,
+        volume: &str,
+        via: &[crate::model::storage::NodeRecord],
+        brick: &crate::plan::effect::BrickAddress,
+    ) {
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_secs(30) {
+            let Ok(status) = self.driver.volume_status(via, volume).await else {
+                return;
+            };
+            match status
+                .iter()
+                .find(|b| b.host == brick.host && b.path == brick.path)
+            {
+                Some(b) if b.online => return,
+                Some(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+                // Not listed (a simulation, or a status gluster could not
+                // give in full): nothing to wait for.
+                None => return,
+            }
+        }
+        tracing::warn!(%volume, %brick, "the new brick's process is not online after 30 s; `aplo check` will report it");
     }
 
     /// Undo a replacement gluster has not taken: destroy the new brick and
