@@ -2,10 +2,12 @@
 //! a FUSE-mounted replica-3 volume:
 //! - a device is failed while every node is up: its brick moves with
 //!   gluster's `replace-brick`, and `aplo check` finds nothing amiss;
-//! - node3's gluster dies (glusterd and its brick process killed) and the
-//!   node is failed (heketi's node removal): its brick moves to node4. The
-//!   volume keeps serving, gluster lists the new brick in the old one's
-//!   place, new writes land on it, and node3's old brick is torn down.
+//! - node3's gluster dies (glusterd and its brick process killed); a write
+//!   then lands on the other two bricks only, so moving one of them is
+//!   refused (the new brick would start without what node3's lacks);
+//! - node3 is failed (heketi's node removal): its unreachable brick moves
+//!   to node4. The volume keeps serving, gluster lists the new brick in the
+//!   old one's place, and new writes land on it.
 //!
 //! (A node whose link is down is the same move once gluster reports the
 //! peer disconnected, which can take minutes; until then glusterd may
@@ -60,25 +62,43 @@ async fn a_lost_nodes_brick_moves_to_a_spare_node_and_serves() {
         })
         .await
         .unwrap();
-    engine.set_node_state("node4", State::Online).unwrap();
     let mount = FuseMount::new(&cluster.nodes[0].address, "r3").expect("FUSE mount");
     std::fs::write(mount.path.join("hello.txt"), "I love GlusterFS!\n").unwrap();
 
-    // Every node alive: failing a device moves its brick, and `aplo check`
-    // finds the volume as it should be.
+    // Every node alive: failing a device moves its brick (to node1's other
+    // device: node4 is still out of service), and `aplo check` finds the
+    // volume as it should be. The move waits for the new brick's process.
     let (_, before) = engine.volume("r3").unwrap();
-    let first = before[0].clone();
+    let on = |bricks: &[aplo::model::storage::BrickRecord], n: &str| {
+        bricks.iter().find(|b| b.node == id(n)).unwrap().clone()
+    };
+    let first = on(&before, "node1");
     engine.fail_device(first.device).await.unwrap();
     let (_, after) = engine.volume("r3").unwrap();
     assert!(after.iter().all(|b| b.device != first.device), "{after:?}");
-    // The move waits for the new brick's process to come online.
+    assert_eq!(on(&after, "node1").set, first.set);
     let check = engine.check().await;
     assert!(check.is_clean(), "after a device move: {check}");
 
-    // node3's gluster dies; failing the node moves its brick.
+    // node3's gluster dies (glusterd and its brick process killed). A write
+    // now lands on node1 and node2 only, so their bricks hold what node3's
+    // has not got: moving one of them would lose it, and is refused.
     cluster.nodes[2].kill_gluster();
+    std::fs::write(mount.path.join("after-loss.txt"), "still here").unwrap();
     let (_, before) = engine.volume("r3").unwrap();
-    let old = before.iter().find(|b| b.node == node3).unwrap().clone();
+    let healthy = on(&before, "node2");
+    let err = engine.fail_device(healthy.device).await.unwrap_err();
+    assert!(err.to_string().contains("has not healed yet"), "{err}");
+    assert_eq!(engine.volume("r3").unwrap().1, before);
+    let node2 = &engine.snapshot().nodes[&healthy.node].manage.clone();
+    let device = engine.snapshot().devices[&healthy.device].name.clone();
+    engine
+        .set_device_state(node2, &device, State::Online)
+        .unwrap();
+
+    // Failing node3 moves its unreachable brick to the spare, node4.
+    engine.set_node_state("node4", State::Online).unwrap();
+    let old = on(&before, "node3");
     eprintln!("{:?}: failing node3", started.elapsed());
     let failed = engine.fail_node(node3).await.unwrap();
     eprintln!("{:?}: node3 failed, its brick moved", started.elapsed());

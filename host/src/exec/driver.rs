@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 
 use super::brick::BrickError;
 use super::command::{BoxFuture, ExecError};
-use super::gluster::{BrickStatus, GlusterError, Peer, VolumeInfo};
+use super::gluster::{BrickStatus, GlusterError, HealInfo, Peer, VolumeInfo};
 use super::lvm::LvmError;
 use crate::model::Id;
 use crate::model::storage::{DeviceRecord, NodeRecord};
@@ -130,6 +130,17 @@ pub trait Driver: Send + Sync {
         via: &'a [NodeRecord],
         name: &'a str,
     ) -> BoxFuture<'a, Result<Vec<BrickStatus>, DriverError>>;
+
+    /// What each brick of a started replicated or dispersed volume holds
+    /// that its set has not healed yet. A driver with no gluster (a
+    /// simulation) has nothing to heal.
+    fn heal_info<'a>(
+        &'a self,
+        _via: &'a [NodeRecord],
+        _name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<HealInfo>, DriverError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 
     /// What a device holds.
     fn device_facts<'a>(

@@ -244,6 +244,50 @@ pub fn parse_volume_status(xml: &[u8]) -> Result<Vec<BrickStatus>, GlusterError>
     Ok(bricks)
 }
 
+/// A brick as `volume heal NAME info` describes it: the entries it holds
+/// that another brick of its set has not got yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealInfo {
+    /// The storage host.
+    pub host: String,
+    /// The brick directory.
+    pub path: String,
+    /// Whether the heal client reached the brick.
+    pub connected: bool,
+    /// Entries waiting for heal (`None` when the brick was not reached).
+    pub entries: Option<u64>,
+}
+
+/// Parse `volume heal NAME info --xml`.
+pub fn parse_heal_info(xml: &[u8]) -> Result<Vec<HealInfo>, GlusterError> {
+    let doc = checked(xml)?;
+    let bricks = child(doc.root_element(), "healInfo")
+        .and_then(|h| child(h, "bricks"))
+        .ok_or_else(|| GlusterError::Malformed("no <healInfo><bricks>".into()))?;
+    let mut found = Vec::new();
+    for brick in bricks.children().filter(|c| c.has_tag_name("brick")) {
+        let (host, path) = split_brick(&text(brick, "name")?)?;
+        let connected = text(brick, "status")? == "Connected";
+        let entries = text(brick, "numberOfEntries")?;
+        let entries = match entries.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) if entries == "-" || !connected => None,
+            Err(_) => {
+                return Err(GlusterError::Malformed(format!(
+                    "numberOfEntries '{entries}' of brick {host}:{path} is not a number"
+                )));
+            }
+        };
+        found.push(HealInfo {
+            host,
+            path,
+            connected,
+            entries,
+        });
+    }
+    Ok(found)
+}
+
 /// A peer of the trusted pool, as `pool list` describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
@@ -332,6 +376,12 @@ pub fn volume_set_many(name: &str, options: &Pairs) -> Cmd {
 /// gluster still offers; the new brick is healed from the others.
 pub fn volume_replace_brick(name: &str, old: &str, new: &str) -> Cmd {
     gluster(["volume", "replace-brick", name, old, new, "commit", "force"])
+}
+
+/// `volume heal NAME info`: what each brick holds that its set still
+/// needs healed.
+pub fn volume_heal_info(name: &str) -> Cmd {
+    gluster(["volume", "heal", name, "info"])
 }
 
 /// `volume start NAME` (with `force` to restart missing brick processes).
@@ -523,6 +573,34 @@ mod tests {
     }
 
     #[test]
+    fn heal_info_counts_entries_and_unreached_bricks() {
+        let xml = br#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<cliOutput><healInfo><bricks>
+<brick hostUuid="u1"><name>10.0.0.1:/b/1</name><status>Connected</status><numberOfEntries>3</numberOfEntries></brick>
+<brick hostUuid="u2"><name>10.0.0.2:/b/2</name><status>Transport endpoint is not connected</status><numberOfEntries>-</numberOfEntries></brick>
+<brick hostUuid="u3"><name>10.0.0.3:/b/3</name><status>Connected</status><numberOfEntries>0</numberOfEntries></brick>
+</bricks></healInfo><opRet>0</opRet><opErrno>0</opErrno><opErrstr/></cliOutput>"#;
+        let bricks = parse_heal_info(xml).unwrap();
+        assert_eq!(bricks.len(), 3);
+        assert_eq!(
+            (bricks[0].host.as_str(), bricks[0].path.as_str()),
+            ("10.0.0.1", "/b/1")
+        );
+        assert_eq!(
+            bricks
+                .iter()
+                .map(|b| (b.connected, b.entries))
+                .collect::<Vec<_>>(),
+            [(true, Some(3)), (false, None), (true, Some(0))]
+        );
+        let bad = String::from_utf8_lossy(xml).replace(">3<", ">many<");
+        let err = parse_heal_info(bad.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("many"), "{err}");
+        let failed = br#"<cliOutput><healInfo><bricks/></healInfo><opRet>-1</opRet><opErrno>2</opErrno><opErrstr>Volume hv does not exist</opErrstr></cliOutput>"#;
+        assert!(parse_heal_info(failed).is_err());
+    }
+
+    #[test]
     fn command_lines_for_each_scheme() {
         let bricks: Vec<(String, String)> = (1..=3)
             .map(|i| (format!("n{i}"), format!("/b{i}/brick")))
@@ -548,6 +626,10 @@ mod tests {
         assert_eq!(
             quota_limit("v", 1 << 30).args.last().unwrap(),
             "1073741824B"
+        );
+        assert_eq!(
+            volume_replace_brick("v", "n1:/b1/brick", "n4:/b4/brick").display(),
+            "gluster --mode=script --xml volume replace-brick v n1:/b1/brick n4:/b4/brick commit force"
         );
     }
 

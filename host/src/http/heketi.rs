@@ -339,8 +339,10 @@ pub struct StateRequest {
     /// `online`, `offline` or `failed`.
     #[serde(default)]
     pub state: String,
-    /// heketi's heal-info check before a state change: `enable`,
-    /// `disable` or empty (aplo checks nothing: it moves no bricks).
+    /// heketi's heal-info check before bricks move: `enable`, `disable`
+    /// or empty. aplo always checks, and never moves a reachable brick
+    /// that holds entries its set has not healed; `disable` does not
+    /// change that.
     #[serde(default)]
     pub healcheck: String,
 }

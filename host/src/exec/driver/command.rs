@@ -634,6 +634,20 @@ impl Driver for CommandDriver {
         })
     }
 
+    fn heal_info<'a>(
+        &'a self,
+        via: &'a [NodeRecord],
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<gluster::HealInfo>, DriverError>> {
+        Box::pin(async move {
+            let xml = self.gluster(via, &gluster::volume_heal_info(name)).await?;
+            gluster::parse_heal_info(&xml).map_err(|source| DriverError::Gluster {
+                command: "volume heal info".into(),
+                source,
+            })
+        })
+    }
+
     fn device_facts<'a>(
         &'a self,
         node: &'a NodeRecord,

@@ -53,6 +53,7 @@ impl Engine {
             )));
         }
         let set = self.registry.resolve(&volume.parameters)?;
+        self.unhealed_check(&volume, &brick).await?;
         self.recent_health().await;
         let planning = self.planning.lock().await;
         let _busy = self.claim_busy(volume.id, &format!("volume {}", volume.name))?;
@@ -157,6 +158,42 @@ impl Engine {
                 })
             }
         }
+    }
+
+    /// Refuse to move a brick that holds changes its set has not healed
+    /// yet: the new brick starts empty, so they would be lost. A brick that
+    /// cannot be reached (its node is down) has nothing to give, and moving
+    /// it is how the set becomes whole again.
+    async fn unhealed_check(
+        &self,
+        volume: &crate::model::storage::VolumeRecord,
+        brick: &BrickRecord,
+    ) -> Result<(), EngineError> {
+        let (via, address) =
+            self.with_state(|s| (self.target(s, volume).via, plan::address(s, brick)));
+        let heal = self
+            .driver
+            .heal_info(&via, &volume.name)
+            .await
+            .map_err(|e| {
+                EngineError::Conflict(format!(
+                    "volume {}: gluster could not say what is waiting for self-heal ({e}); the brick was not moved",
+                    volume.name
+                ))
+            })?;
+        let pending = heal
+            .iter()
+            .find(|h| h.host == address.host && h.path == address.path)
+            .filter(|h| h.connected)
+            .and_then(|h| h.entries)
+            .unwrap_or(0);
+        if pending > 0 {
+            return Err(EngineError::Conflict(format!(
+                "brick {address} of volume {} holds {pending} entries its set has not healed yet; moving it now would lose them. Let self-heal finish (`gluster volume heal {} info` shows what is left) and try again",
+                volume.name, volume.name
+            )));
+        }
+        Ok(())
     }
 
     /// The forward steps: the new brick, `replace-brick`, the old brick's
