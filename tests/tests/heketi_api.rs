@@ -834,6 +834,41 @@ async fn devices_are_added_tagged_resynced_retired_and_deleted() {
     );
     let done = queued(addr, "DELETE", &format!("/devices/{leaving}"), "").await;
     assert_eq!(done.status, 204, "{}", done.body);
+
+    // heketi's brick evict: one brick moves, the volume keeps three.
+    let evicted = bricks[1]["id"].as_str().unwrap().to_owned();
+    let path = format!("/bricks/to-evict/{evicted}");
+    assert_error(
+        &as_admin(addr, "POST", &path, r#"{"healcheck": "maybe"}"#).await,
+        400,
+        "healcheck",
+    );
+    assert_error(&as_admin(addr, "POST", &path, "{").await, 422, "JSON");
+    assert_error(
+        &as_user(addr, "POST", &path, "").await,
+        401,
+        "Administrator access required",
+    );
+    assert_error(
+        &as_admin(
+            addr,
+            "POST",
+            &format!("/bricks/to-evict/{}", "0".repeat(32)),
+            "",
+        )
+        .await,
+        404,
+        "Id not found",
+    );
+    let done = queued(addr, "POST", &path, r#"{"healcheck": "enable"}"#).await;
+    assert_eq!(done.status, 204, "{}", done.body);
+    let volume = get_json(addr, &location).await;
+    let bricks = volume["bricks"].as_array().unwrap();
+    assert_eq!(bricks.len(), 3, "{volume}");
+    assert!(
+        bricks.iter().all(|b| b["id"] != evicted.as_str()),
+        "{volume}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

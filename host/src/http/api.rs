@@ -155,6 +155,7 @@ pub fn router(state: ApiState) -> Router {
             get(volumes::volume).delete(volumes::delete_volume),
         )
         .route("/volumes/{id}/expand", post(volumes::expand_volume))
+        .route("/bricks/to-evict/{id}", post(volumes::evict_brick))
         .route("/queue/{id}", get(poll))
         .route("/operations", get(admin::operations))
         .route("/db/dump", get(admin::db_dump))

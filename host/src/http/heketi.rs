@@ -347,6 +347,15 @@ pub struct StateRequest {
     pub healcheck: String,
 }
 
+/// The optional body of `POST /bricks/to-evict/{id}` (heketi's brick
+/// evict).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrickEvictOptions {
+    /// As in [`StateRequest::healcheck`]: accepted, and aplo checks anyway.
+    #[serde(default)]
+    pub healcheck: String,
+}
+
 /// `POST /nodes/{id}/tags` and `POST /devices/{id}/tags`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TagsChangeRequest {

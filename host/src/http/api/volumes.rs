@@ -10,7 +10,9 @@ use axum::response::Response;
 
 use super::{ApiState, Caller, body, engine_error, finished, found, json, not_found, queued, text};
 use crate::exec::engine::{CreateRequest, EngineError};
-use crate::http::heketi::{self, VolumeCreateRequest, VolumeExpandRequest, parse_id};
+use crate::http::heketi::{
+    self, BrickEvictOptions, VolumeCreateRequest, VolumeExpandRequest, parse_id,
+};
 use crate::http::queue::Finished;
 use crate::model::paths::check_volume_name;
 use crate::model::{GIB, Id, Pairs};
@@ -333,6 +335,38 @@ pub(super) async fn expand_volume(
     queued(&state, caller, async move {
         finished(engine.expand_volume(&vid.to_string(), to).await, |v| {
             Finished::SeeOther(format!("/volumes/{}", v.id))
+        })
+    })
+}
+
+/// `POST /bricks/to-evict/{id}` (heketi's brick evict): `202`, then `204`
+/// once a brick the volume's placement policy placed has taken the brick's
+/// place (`replace-brick`); `500` with the reason when it cannot move.
+pub(super) async fn evict_brick(
+    State(state): State<ApiState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    if !bytes.iter().all(u8::is_ascii_whitespace) {
+        match body::<BrickEvictOptions>(&bytes) {
+            Ok(options) => {
+                if let Err(e) = heketi::check_healcheck(&options.healcheck) {
+                    return text(StatusCode::BAD_REQUEST, e);
+                }
+            }
+            Err(e) => return *e,
+        }
+    }
+    let Some(brick) =
+        parse_id(&id).filter(|id| state.engine.with_state(|s| s.bricks.contains_key(id)))
+    else {
+        return not_found();
+    };
+    let engine = state.engine.clone();
+    queued(&state, caller, async move {
+        finished(engine.replace_brick(brick, &[]).await, |_| {
+            Finished::NoContent
         })
     })
 }
