@@ -206,6 +206,24 @@ async fn a_volume_lives_its_whole_life_through_the_client() {
         (Some(&*id), Some(4))
     );
     assert_eq!(v["durability"]["replicate"]["replica"], 3);
+
+    // heketi-cli's brick evict: the brick is replaced, the volume keeps
+    // three; an unknown brick is the server's 404.
+    let brick = v["bricks"][0]["id"].as_str().unwrap().to_owned();
+    let evicted = admin(&s, &url, &["brick", "evict", &brick]).await.ok();
+    assert_eq!(evicted.stdout.trim(), format!("Brick {brick} evicted"));
+    let v = admin(&s, &url, &["volume", "--json", "info", &id])
+        .await
+        .ok()
+        .json();
+    let bricks = v["bricks"].as_array().unwrap();
+    assert_eq!(bricks.len(), 3, "{v}");
+    assert!(bricks.iter().all(|b| b["id"] != brick.as_str()), "{v}");
+    let unknown = admin(&s, &url, &["brick", "evict", &"0".repeat(32)])
+        .await
+        .failed();
+    assert!(unknown.stderr.contains("Id not found"), "{unknown:#?}");
+
     let dispersed = admin(
         &s,
         &url,
@@ -471,6 +489,14 @@ async fn without_a_server_the_local_store_answers() {
         .await
         .failed();
     assert!(!missing.stderr.contains("server"), "{missing:#?}");
+    let bad = aplo_env(&s, &[], &["brick", "evict", "nope"])
+        .await
+        .failed();
+    assert!(bad.stderr.contains("'nope' is not a brick id"), "{bad:#?}");
+    let unknown = aplo_env(&s, &[], &["brick", "evict", &"0".repeat(32)])
+        .await
+        .failed();
+    assert!(unknown.stderr.contains("not found"), "{unknown:#?}");
     // heketi-only commands and flags say they need a server.
     let cluster = aplo_env(&s, &[], &["cluster", "list"]).await.failed();
     assert!(cluster.stderr.contains("needs a server"), "{cluster:#?}");

@@ -46,8 +46,9 @@ use super::storage::{self, StateArg};
 use crate::model::storage::Backend;
 
 pub use args::{
-    ClusterArgs, ClusterCommand, DeviceArgs, DeviceCommand, DurabilityArg, HeketiVolumeArgs,
-    NodeArgs, NodeCommand, Remote, TopologyArgs, TopologyCommand, VolumeArgs, VolumeCommand,
+    BrickArgs, BrickCommand, ClusterArgs, ClusterCommand, DeviceArgs, DeviceCommand, DurabilityArg,
+    HeketiVolumeArgs, NodeArgs, NodeCommand, Remote, TopologyArgs, TopologyCommand, VolumeArgs,
+    VolumeCommand,
 };
 use http::Api;
 
@@ -203,6 +204,14 @@ pub fn device(config: &Config, args: DeviceArgs) -> anyhow::Result<ExitCode> {
         }
     };
     storage::device(config, local)
+}
+
+/// `aplo brick …`.
+pub fn brick(config: &Config, args: BrickArgs) -> anyhow::Result<ExitCode> {
+    if let Some(api) = config.remote.connect()? {
+        return api.run(commands::brick(&api, args.command));
+    }
+    storage::brick(config, args.command)
 }
 
 /// `aplo volume …`.

@@ -200,6 +200,9 @@ pub enum Command {
     /// Create, expand, delete, list and inspect volumes (the local store, or
     /// the REST API with --server or APLO_SERVER).
     Volume(client::VolumeArgs),
+    /// Move a brick elsewhere (the local store, or the REST API with
+    /// --server or APLO_SERVER).
+    Brick(client::BrickArgs),
     /// Compare the store with gluster and the nodes; exit 1 on any drift.
     Check,
     /// Finish or undo the journal's unfinished operations, as every
@@ -259,6 +262,7 @@ impl Cli {
             Command::Node(args) => client::node(&self.config, args),
             Command::Device(args) => client::device(&self.config, args),
             Command::Volume(args) => client::volume(&self.config, args),
+            Command::Brick(args) => client::brick(&self.config, args),
             Command::Check => storage::check(&self.config),
             Command::Recover => storage::recover(&self.config),
             Command::Repair => storage::repair(&self.config),

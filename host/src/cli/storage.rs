@@ -341,6 +341,23 @@ pub fn device(config: &Config, command: DeviceCommand) -> anyhow::Result<ExitCod
     })
 }
 
+/// `aplo brick …` on the local store.
+pub fn brick(config: &Config, command: super::client::BrickCommand) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let engine = started(config).await?;
+        match command {
+            super::client::BrickCommand::Evict { brick } => {
+                let id: crate::model::Id = brick
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("'{brick}' is not a brick id (32 hex digits)"))?;
+                let new = engine.replace_brick(id, &[]).await?;
+                println!("Brick {brick} evicted: brick {} took its place", new.id);
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 /// `aplo volume …`.
 pub fn volume(config: &Config, command: VolumeCommand) -> anyhow::Result<ExitCode> {
     match command {

@@ -255,6 +255,27 @@ pub struct DeviceArgs {
     pub command: DeviceCommand,
 }
 
+/// `aplo brick …`: its flags.
+#[derive(Debug, clap::Args)]
+pub struct BrickArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: BrickCommand,
+}
+
+/// Brick commands.
+#[derive(Debug, Subcommand)]
+pub enum BrickCommand {
+    /// Move a brick to a device the volume's placement policy picks
+    /// (heketi-cli's `brick evict`): `replace-brick`, then self-heal fills
+    /// the new brick. Refused while the brick holds entries its set has not
+    /// healed, and for a volume without redundancy.
+    Evict {
+        /// The brick's id (`volume info` lists them).
+        brick: String,
+    },
+}
+
 /// `device add`'s flags.
 #[derive(Debug, clap::Args)]
 pub struct DeviceAdd {

@@ -11,10 +11,11 @@ use hyper::Method;
 use super::http::{Api, Outcome, Reply};
 use super::lookup::{device_id, node_id};
 use super::render;
-use super::{ClusterCommand, DeviceCommand, NodeCommand, StateArg};
+use super::{BrickCommand, ClusterCommand, DeviceCommand, NodeCommand, StateArg};
 use crate::http::heketi::{
-    ClusterFlags, ClusterInfoResponse, ClusterList, DeviceAddRequest, DeviceInfoResponse,
-    HostAddresses, NodeAddRequest, NodeInfoResponse, StateRequest, TagsChangeRequest,
+    BrickEvictOptions, ClusterFlags, ClusterInfoResponse, ClusterList, DeviceAddRequest,
+    DeviceInfoResponse, HostAddresses, NodeAddRequest, NodeInfoResponse, StateRequest,
+    TagsChangeRequest,
 };
 
 /// The tag that names a device's brick backend.
@@ -322,6 +323,23 @@ async fn device_state(api: &Api, device: &[String], state: &str) -> anyhow::Resu
     set_state(api, "devices", &id, state).await?;
     println!("Device {id} is {}", state_done(state));
     Ok(())
+}
+
+/// `aplo brick …`.
+pub async fn brick(api: &Api, command: BrickCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        BrickCommand::Evict { brick } => {
+            api.call(
+                Method::POST,
+                &format!("/bricks/to-evict/{brick}"),
+                Some(&BrickEvictOptions::default()),
+                &format!("evicting brick {brick}"),
+            )
+            .await?;
+            println!("Brick {brick} evicted");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `aplo device …`.
