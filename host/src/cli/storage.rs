@@ -245,16 +245,7 @@ pub fn node(config: &Config, command: NodeCommand) -> anyhow::Result<ExitCode> {
             NodeCommand::State { node, state } => {
                 let node = match State::from(state) {
                     // Failing a node moves its bricks to the other nodes.
-                    State::Failed => {
-                        let id = engine
-                            .snapshot()
-                            .nodes
-                            .values()
-                            .find(|n| n.manage == node || n.id.to_string() == node)
-                            .map(|n| n.id)
-                            .with_context(|| format!("node '{node}' not found"))?;
-                        engine.fail_node(id).await?
-                    }
+                    State::Failed => engine.fail_node(engine.find_node(&node)?.id).await?,
                     to => engine.set_node_state(&node, to)?,
                 };
                 println!("node {} is {:?}", node.manage, node.state);
@@ -279,13 +270,7 @@ pub fn device(config: &Config, command: DeviceCommand) -> anyhow::Result<ExitCod
                 backend,
                 destroy_data,
             } => {
-                let node_id = engine
-                    .snapshot()
-                    .nodes
-                    .values()
-                    .find(|n| n.manage == node || n.id.to_string() == node)
-                    .map(|n| n.id)
-                    .with_context(|| format!("node '{node}' not found"))?;
+                let node_id = engine.find_node(&node)?.id;
                 let device = engine
                     .add_device(
                         node_id,
@@ -315,22 +300,9 @@ pub fn device(config: &Config, command: DeviceCommand) -> anyhow::Result<ExitCod
                 let device = match State::from(state) {
                     // Failing a device moves its bricks to other devices.
                     State::Failed => {
-                        let snapshot = engine.snapshot();
-                        let id = snapshot
-                            .nodes
-                            .values()
-                            .find(|n| n.manage == node || n.id.to_string() == node)
-                            .and_then(|n| {
-                                snapshot.devices.values().find(|d| {
-                                    d.node == n.id
-                                        && (d.name == device || d.id.to_string() == device)
-                                })
-                            })
-                            .map(|d| d.id)
-                            .with_context(|| {
-                                format!("device '{device}' on node '{node}' not found")
-                            })?;
-                        engine.fail_device(id).await?
+                        engine
+                            .fail_device(engine.find_device(&node, &device)?.id)
+                            .await?
                     }
                     to => engine.set_device_state(&node, &device, to)?,
                 };

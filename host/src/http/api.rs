@@ -174,6 +174,17 @@ pub(super) fn found<V: Serialize>(view: Option<V>) -> Response {
     view.map_or_else(not_found, |v| json(StatusCode::OK, &v))
 }
 
+/// Read an optional JSON body: its default when empty, else as [`body`].
+pub(super) fn optional_body<T: serde::de::DeserializeOwned + Default>(
+    bytes: &Bytes,
+) -> Result<T, Box<Response>> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        body(bytes)
+    }
+}
+
 /// Read a JSON body: 422 when it does not parse, as heketi does.
 pub(super) fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Box<Response>> {
     serde_json::from_slice(bytes).map_err(|e| {

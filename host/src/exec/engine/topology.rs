@@ -227,7 +227,8 @@ impl Engine {
         self.commit(vec![Change::DeleteNode(node.id)])
     }
 
-    fn find_node(&self, manage_or_id: &str) -> Result<NodeRecord, EngineError> {
+    /// A node by manage hostname or id.
+    pub fn find_node(&self, manage_or_id: &str) -> Result<NodeRecord, EngineError> {
         self.with_state(|s| {
             s.nodes
                 .values()
@@ -240,7 +241,8 @@ impl Engine {
         })
     }
 
-    fn find_device(&self, node: &str, name_or_id: &str) -> Result<DeviceRecord, EngineError> {
+    /// A device by its node (manage hostname or id) and its name or id.
+    pub fn find_device(&self, node: &str, name_or_id: &str) -> Result<DeviceRecord, EngineError> {
         let node = self.find_node(node)?;
         self.with_state(|s| {
             s.devices

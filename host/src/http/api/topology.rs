@@ -14,7 +14,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
-use super::{ApiState, Caller, body, engine_error, finished, found, json, not_found, queued, text};
+use super::{
+    ApiState, Caller, body, engine_error, finished, found, json, not_found, optional_body, queued,
+    text,
+};
 use crate::exec::engine::EngineError;
 use crate::http::heketi::{
     self, ClusterFlags, DeviceAddRequest, DeviceDeleteOptions, NodeAddRequest, StateRequest,
@@ -335,17 +338,15 @@ pub(super) async fn delete_device(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Response {
-    if !bytes.iter().all(u8::is_ascii_whitespace) {
-        match body::<DeviceDeleteOptions>(&bytes) {
-            Ok(o) if o.forceforget => {
-                return text(
-                    StatusCode::BAD_REQUEST,
-                    "forceforget: aplo does not forget a device without releasing it; fix the node and delete the device normally",
-                );
-            }
-            Ok(_) => {}
-            Err(e) => return *e,
+    match optional_body::<DeviceDeleteOptions>(&bytes) {
+        Ok(o) if o.forceforget => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "forceforget: aplo does not forget a device without releasing it; fix the node and delete the device normally",
+            );
         }
+        Ok(_) => {}
+        Err(e) => return *e,
     }
     let (device, node, health) = match find_device(&state, &id) {
         Ok(d) => d,

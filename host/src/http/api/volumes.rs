@@ -8,7 +8,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::{ApiState, Caller, body, engine_error, finished, found, json, not_found, queued, text};
+use super::{
+    ApiState, Caller, body, engine_error, finished, found, json, not_found, optional_body, queued,
+    text,
+};
 use crate::exec::engine::{CreateRequest, EngineError};
 use crate::http::heketi::{
     self, BrickEvictOptions, VolumeCreateRequest, VolumeExpandRequest, parse_id,
@@ -348,15 +351,13 @@ pub(super) async fn evict_brick(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Response {
-    if !bytes.iter().all(u8::is_ascii_whitespace) {
-        match body::<BrickEvictOptions>(&bytes) {
-            Ok(options) => {
-                if let Err(e) = heketi::check_healcheck(&options.healcheck) {
-                    return text(StatusCode::BAD_REQUEST, e);
-                }
+    match optional_body::<BrickEvictOptions>(&bytes) {
+        Ok(options) => {
+            if let Err(e) = heketi::check_healcheck(&options.healcheck) {
+                return text(StatusCode::BAD_REQUEST, e);
             }
-            Err(e) => return *e,
         }
+        Err(e) => return *e,
     }
     let Some(brick) =
         parse_id(&id).filter(|id| state.engine.with_state(|s| s.bricks.contains_key(id)))
