@@ -61,8 +61,18 @@ async fn ok(node: &NodeExecutor, cmd: Cmd) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_replica_3_volume_through_real_gluster() {
-    let node = NodeExecutor::new("local", Transport::Local);
-    let _glusterd = Glusterd::ensure(&node).await;
+    let _glusterd = Glusterd::ensure(&NodeExecutor::one_shot("local", Transport::Local)).await;
+    // The same commands through a gluster process per command and through
+    // the node's CLI session.
+    let one_shot = NodeExecutor::one_shot("local", Transport::Local);
+    replica_3_volume(&one_shot, "one_shot").await;
+    assert_eq!(one_shot.sessions_started(), 0);
+    let session = NodeExecutor::new("local", Transport::Local);
+    replica_3_volume(&session, "session").await;
+    assert_eq!(session.sessions_started(), 1);
+}
+
+async fn replica_3_volume(node: &NodeExecutor, kind: &str) {
     let host = String::from_utf8(node.run(&Cmd::new("hostname")).await.unwrap().stdout)
         .unwrap()
         .trim()
@@ -79,15 +89,15 @@ async fn a_replica_3_volume_through_real_gluster() {
             )
         })
         .collect();
-    let name = format!("aplo_test_{}", std::process::id());
+    let name = format!("aplo_test_{kind}_{}", std::process::id());
     let scheme = Scheme::Replicate {
         count: 3,
         arbiter: false,
     };
 
-    ok(&node, gluster::volume_create(&name, &scheme, &bricks, true)).await;
+    ok(node, gluster::volume_create(&name, &scheme, &bricks, true)).await;
     ok(
-        &node,
+        node,
         gluster::volume_set(
             &name,
             "user.aplo.volume-id",
@@ -103,9 +113,9 @@ async fn a_replica_3_volume_through_real_gluster() {
     let refused = gluster::parse_outcome(&again.stdout).unwrap_err();
     assert!(refused.to_string().contains("already exists"), "{refused}");
 
-    ok(&node, gluster::volume_start(&name, false)).await;
+    ok(node, gluster::volume_start(&name, false)).await;
     let info =
-        gluster::parse_volume_info(&ok(&node, gluster::volume_info(Some(&name))).await).unwrap();
+        gluster::parse_volume_info(&ok(node, gluster::volume_info(Some(&name))).await).unwrap();
     assert_eq!(info.len(), 1);
     assert_eq!(
         (
@@ -124,12 +134,12 @@ async fn a_replica_3_volume_through_real_gluster() {
         Some("0000000000000000000000000000abcd")
     );
     let status =
-        gluster::parse_volume_status(&ok(&node, gluster::volume_status(&name)).await).unwrap();
+        gluster::parse_volume_status(&ok(node, gluster::volume_status(&name)).await).unwrap();
     assert_eq!(status.len(), 3);
     assert!(status.iter().all(|b| b.online), "{status:?}");
 
-    ok(&node, gluster::volume_stop(&name)).await;
-    ok(&node, gluster::volume_delete(&name)).await;
+    ok(node, gluster::volume_stop(&name)).await;
+    ok(node, gluster::volume_delete(&name)).await;
     let gone = node.run(&gluster::volume_info(Some(&name))).await;
     let missing = match gone {
         Ok(out) => gluster::parse_volume_info(&out.stdout).unwrap_err(),

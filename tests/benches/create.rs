@@ -11,6 +11,11 @@
 //! gluster calls as aplo, so that ratio is aplo's own overhead over the raw
 //! tool, apart from the extra gluster transaction the first ratio includes.
 //!
+//! A fourth side is aplo again, with every gluster command run as its own
+//! `gluster` process instead of through the node's CLI session (what aplo
+//! did before sessions): the CLI's start, ~50 ms per call, is the
+//! difference.
+//!
 //! `cargo bench -p aplo-e2e --bench create` runs 15 rounds and writes
 //! `target/bench-create.json`; under `cargo test` one round runs as a check.
 
@@ -48,9 +53,15 @@ async fn main() {
         .expect("the three-node cluster starts (needs root)");
     let dir = tempfile::tempdir().unwrap();
     let engine = Arc::new(cluster.engine(&dir.path().join("aplo.redb")).unwrap());
+    let one_shot = Arc::new(
+        cluster
+            .engine_one_shot(&dir.path().join("one-shot.redb"))
+            .unwrap(),
+    );
     // As a long-running aplo does: node health is watched in the
     // background, not asked before each placement.
     let _health = engine.watch_health(Duration::from_secs(2));
+    let _health_one_shot = one_shot.watch_health(Duration::from_secs(2));
     let nodes: Vec<String> = cluster
         .nodes
         .iter()
@@ -68,11 +79,13 @@ async fn main() {
         })
         .collect();
     let topology = format!(r#"{{"clusters": [{{"nodes": [{}]}}]}}"#, nodes.join(", "));
-    let report = engine
-        .load_topology(&parse_topology(&topology).unwrap(), LoadOptions::default())
-        .await
-        .unwrap();
-    assert!(report.failures.is_empty(), "{report:?}");
+    for engine in [&engine, &one_shot] {
+        let report = engine
+            .load_topology(&parse_topology(&topology).unwrap(), LoadOptions::default())
+            .await
+            .unwrap();
+        assert!(report.failures.is_empty(), "{report:?}");
+    }
 
     let first = prefix(&cluster.nodes[0].transport);
     let script = |name: &str, extra: &str| -> String {
@@ -117,10 +130,11 @@ async fn main() {
     // happened to go first.
     bash(&script("keep", ""));
 
-    let (mut aplo, mut plain, mut same_calls) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut aplo, mut plain, mut same_calls, mut aplo_one_shot) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         // Rotate which side goes first.
-        for side in [0, 1, 2].map(|s| (s + round) % 3) {
+        for side in [0, 1, 2, 3].map(|s| (s + round) % 4) {
             let started = Instant::now();
             if side == 0 {
                 // aplo: policies, journal, bricks, create, options, start.
@@ -133,6 +147,17 @@ async fn main() {
                     .await
                     .expect("aplo creates the volume");
                 aplo.push(started.elapsed());
+            } else if side == 3 {
+                // aplo with a `gluster` process per command.
+                one_shot
+                    .create_volume(CreateRequest {
+                        name: Some(format!("p{round}")),
+                        bytes: GIB,
+                        ..CreateRequest::default()
+                    })
+                    .await
+                    .expect("aplo (one-shot CLI) creates the volume");
+                aplo_one_shot.push(started.elapsed());
             } else if side == 1 {
                 // The plain script: the same brick directories, create, start.
                 bash(&script(&format!("s{round}"), ""));
@@ -146,6 +171,7 @@ async fn main() {
         }
         // Clean up, untimed.
         engine.delete_volume(&format!("a{round}")).await.unwrap();
+        one_shot.delete_volume(&format!("p{round}")).await.unwrap();
         for name in [format!("s{round}"), format!("o{round}")] {
             bash(&format!(
                 "{first} gluster --mode=script volume stop {name} force >/dev/null && {first} gluster --mode=script volume delete {name} >/dev/null"
@@ -153,25 +179,29 @@ async fn main() {
         }
     }
     let ms = |samples: &[Duration]| samples.iter().map(|d| d.as_millis()).collect::<Vec<_>>();
-    let (a, s, o) = (
+    let (a, s, o, p) = (
         median(aplo.clone()),
         median(plain.clone()),
         median(same_calls.clone()),
+        median(aplo_one_shot.clone()),
     );
     let ratio = a.as_secs_f64() / s.as_secs_f64();
     let ratio_same_calls = a.as_secs_f64() / o.as_secs_f64();
+    let ratio_one_shot = p.as_secs_f64() / s.as_secs_f64();
     println!(
-        "create+start of a replica-3 volume on 3 nodes, {rounds} round(s): aplo p50 {a:?}, plain script p50 {s:?} (ratio {ratio:.2}), script with aplo's volume set p50 {o:?} (ratio {ratio_same_calls:.2})"
+        "create+start of a replica-3 volume on 3 nodes, {rounds} round(s): aplo p50 {a:?}, plain script p50 {s:?} (ratio {ratio:.2}), script with aplo's volume set p50 {o:?} (ratio {ratio_same_calls:.2}), aplo with one-shot gluster calls p50 {p:?} (ratio to the plain script {ratio_one_shot:.2})"
     );
     if benching {
         let json = format!(
-            "{{\"rounds\": {rounds}, \"aplo_p50_ms\": {:.1}, \"script_p50_ms\": {:.1}, \"ratio\": {ratio:.3}, \"script_same_calls_p50_ms\": {:.1}, \"ratio_same_calls\": {ratio_same_calls:.3}, \"aplo_ms\": {:?}, \"script_ms\": {:?}, \"script_same_calls_ms\": {:?}}}\n",
+            "{{\"rounds\": {rounds}, \"aplo_p50_ms\": {:.1}, \"script_p50_ms\": {:.1}, \"ratio\": {ratio:.3}, \"script_same_calls_p50_ms\": {:.1}, \"ratio_same_calls\": {ratio_same_calls:.3}, \"aplo_one_shot_p50_ms\": {:.1}, \"ratio_one_shot\": {ratio_one_shot:.3}, \"aplo_ms\": {:?}, \"script_ms\": {:?}, \"script_same_calls_ms\": {:?}, \"aplo_one_shot_ms\": {:?}}}\n",
             a.as_secs_f64() * 1e3,
             s.as_secs_f64() * 1e3,
             o.as_secs_f64() * 1e3,
+            p.as_secs_f64() * 1e3,
             ms(&aplo),
             ms(&plain),
-            ms(&same_calls)
+            ms(&same_calls),
+            ms(&aplo_one_shot)
         );
         let target =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-create.json");

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
+use super::session::{self, GlusterSession, Outcome, Unavailable};
+
 /// One command: a program and its arguments, never a shell string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cmd {
@@ -22,6 +24,10 @@ pub struct Cmd {
     pub timeout: Duration,
     /// Bytes for its standard input, if any.
     pub stdin: Option<Vec<u8>>,
+    /// Whether executors may run it in the node's gluster CLI session
+    /// ([`super::session`]) instead of starting `program`, when its
+    /// arguments can be said as a session line ([`super::session::line_for`]).
+    pub gluster_session: bool,
 }
 
 impl Cmd {
@@ -35,6 +41,7 @@ impl Cmd {
             args: Vec::new(),
             timeout: Self::DEFAULT_TIMEOUT,
             stdin: None,
+            gluster_session: false,
         }
     }
 
@@ -214,25 +221,103 @@ pub trait Executor: Send + Sync {
     fn run<'a>(&'a self, cmd: &'a Cmd) -> BoxFuture<'a, Result<Output, ExecError>>;
 }
 
-/// Runs a node's commands one at a time through a [`Transport`].
+/// Runs a node's commands one at a time through a [`Transport`], gluster
+/// commands through a long-lived CLI session when they can be
+/// ([`super::session`]).
 pub struct NodeExecutor {
     node: String,
     transport: Transport,
-    serial: Mutex<()>,
+    sessions: bool,
+    started: std::sync::atomic::AtomicU64,
+    serial: Mutex<Sessions>,
+}
+
+/// The node's gluster session, if one is running, and when to try one
+/// again after a session could not be used.
+#[derive(Default)]
+struct Sessions {
+    gluster: Option<GlusterSession>,
+    retry_at: Option<Instant>,
 }
 
 impl NodeExecutor {
-    /// An executor for `node`.
+    /// An executor for `node` that keeps a gluster CLI session.
     pub fn new(node: impl Into<String>, transport: Transport) -> Arc<NodeExecutor> {
+        Self::build(node.into(), transport, true)
+    }
+
+    /// An executor for `node` that starts a process for every command.
+    pub fn one_shot(node: impl Into<String>, transport: Transport) -> Arc<NodeExecutor> {
+        Self::build(node.into(), transport, false)
+    }
+
+    fn build(node: String, transport: Transport, sessions: bool) -> Arc<NodeExecutor> {
         Arc::new(NodeExecutor {
-            node: node.into(),
+            node,
             transport,
-            serial: Mutex::new(()),
+            sessions,
+            started: std::sync::atomic::AtomicU64::new(0),
+            serial: Mutex::new(Sessions::default()),
         })
     }
 
+    /// How many gluster sessions this executor has started.
+    pub fn sessions_started(&self) -> u64 {
+        self.started.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Run `line` in the node's gluster session, starting one if needed;
+    /// `None` if no session can take it now (the caller runs it one-shot).
+    async fn in_session(
+        &self,
+        state: &mut Sessions,
+        cmd: &Cmd,
+        line: &str,
+    ) -> Option<Result<Output, ExecError>> {
+        if state.retry_at.is_some_and(|at| Instant::now() < at) {
+            return None;
+        }
+        if !state.gluster.as_mut().is_some_and(GlusterSession::usable) {
+            state.gluster = None;
+            match GlusterSession::start(&self.transport) {
+                Ok(session) => {
+                    self.started
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    state.gluster = Some(session);
+                }
+                Err(why) => return self.unavailable(state, why),
+            }
+        }
+        let session = state.gluster.as_mut()?;
+        match session.run(&self.node, cmd, line).await {
+            Outcome::Ran(result) => {
+                if !session.usable() {
+                    state.gluster = None;
+                }
+                Some(result)
+            }
+            Outcome::Unavailable(why) => self.unavailable(state, why),
+        }
+    }
+
+    fn unavailable(
+        &self,
+        state: &mut Sessions,
+        why: Unavailable,
+    ) -> Option<Result<Output, ExecError>> {
+        tracing::info!(node = %self.node, %why, retry_in = ?session::RETRY_AFTER, "running gluster commands one-shot");
+        state.gluster = None;
+        state.retry_at = Some(Instant::now() + session::RETRY_AFTER);
+        None
+    }
+
     async fn execute(&self, cmd: &Cmd) -> Result<Output, ExecError> {
-        let _turn = self.serial.lock().await;
+        let mut state = self.serial.lock().await;
+        if let Some(line) = session::line_for(cmd).filter(|_| self.sessions)
+            && let Some(result) = self.in_session(&mut state, cmd, &line).await
+        {
+            return result;
+        }
         let (program, args) = self.transport.argv(cmd);
         let command = cmd.display();
         let mut child = tokio::process::Command::new(&program)

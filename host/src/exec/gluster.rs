@@ -7,6 +7,7 @@
 use roxmltree::{Document, Node};
 
 use super::command::Cmd;
+use super::session;
 use crate::model::{Pairs, Scheme};
 
 /// Why gluster's answer could not be used.
@@ -319,10 +320,12 @@ pub fn parse_pool_list(xml: &[u8]) -> Result<Vec<Peer>, GlusterError> {
 }
 
 /// A gluster CLI command: `gluster --mode=script --xml <args>`.
+/// Nodes' executors may run it in their gluster session instead
+/// ([`super::session`]): the same command without the CLI's start.
 pub fn gluster<I: IntoIterator<Item = S>, S: Into<String>>(args: I) -> Cmd {
-    Cmd::new("gluster")
-        .args(["--mode=script", "--xml"])
-        .args(args)
+    let mut cmd = Cmd::new("gluster").args(session::ONE_SHOT).args(args);
+    cmd.gluster_session = true;
+    cmd
 }
 
 /// The words gluster uses for a durability scheme, e.g. `replica 3 arbiter 1`.

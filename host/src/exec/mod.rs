@@ -7,6 +7,8 @@
 //! - [`gluster`], [`lvm`]: command lines, and pure parsers for `gluster
 //!   --xml` and LVM JSON reports, tested against real output under
 //!   `tests/data/`;
+//! - [`session`]: a long-lived gluster CLI per node, which saves the
+//!   CLI's ~50 ms start on every gluster command;
 //! - [`brick`]: the brick backends (`lvm-thin`, `loop`, `dir`);
 //! - [`driver`]: effects applied as commands (`CommandDriver`) or to the
 //!   model only (`SimDriver`, for simulations);
@@ -19,3 +21,4 @@ pub mod driver;
 pub mod engine;
 pub mod gluster;
 pub mod lvm;
+pub mod session;

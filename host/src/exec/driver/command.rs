@@ -33,6 +33,7 @@ pub enum Reach {
 pub struct Connections {
     reach: Reach,
     overrides: HashMap<String, Transport>,
+    one_shot: bool,
     made: Mutex<HashMap<String, Arc<NodeExecutor>>>,
 }
 
@@ -43,8 +44,16 @@ impl Connections {
         Connections {
             reach,
             overrides,
+            one_shot: false,
             made: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Start a `gluster` process for every gluster command instead of
+    /// keeping a CLI session per node ([`crate::exec::session`]).
+    pub fn one_shot(mut self) -> Connections {
+        self.one_shot = true;
+        self
     }
 
     /// The executor of a node.
@@ -66,7 +75,11 @@ impl Connections {
                             options: options.clone(),
                         },
                     });
-                NodeExecutor::new(node.manage.clone(), transport)
+                if self.one_shot {
+                    NodeExecutor::one_shot(node.manage.clone(), transport)
+                } else {
+                    NodeExecutor::new(node.manage.clone(), transport)
+                }
             })
             .clone()
     }
