@@ -15,7 +15,7 @@ use crate::policy::Registry;
 use crate::store::RedbStore;
 
 /// The `nodes:` section of the configuration file.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodesFile {
     /// How nodes are reached by default: `local` (the default) or `ssh`.
@@ -37,6 +37,28 @@ pub struct NodesFile {
     /// Run LVM with activation disabled (machines without device-mapper).
     #[serde(default)]
     lvm_no_activation: bool,
+    /// Keep one gluster CLI session per node (the default) rather than
+    /// start a `gluster` process for every command.
+    #[serde(default = "yes")]
+    gluster_sessions: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for NodesFile {
+    fn default() -> Self {
+        NodesFile {
+            reach: ReachFile::default(),
+            ssh_user: None,
+            ssh_options: Vec::new(),
+            transports: BTreeMap::new(),
+            lvm_root: None,
+            lvm_no_activation: false,
+            gluster_sessions: true,
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy, serde::Deserialize)]
@@ -125,8 +147,13 @@ impl Config {
             .into_iter()
             .map(|(node, t)| Ok((node.clone(), t.transport(&node)?)))
             .collect::<anyhow::Result<_>>()?;
+        let connections = Connections::new(reach, overrides);
         let driver = CommandDriver::new(
-            Connections::new(reach, overrides),
+            if file.gluster_sessions {
+                connections
+            } else {
+                connections.one_shot()
+            },
             CommandConfig {
                 lvm: LvmOptions {
                     no_activation: file.lvm_no_activation,
@@ -154,4 +181,20 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gluster_sessions_are_on_unless_the_config_turns_them_off() {
+        assert!(NodesFile::default().gluster_sessions);
+        let file: NodesFile = serde_yaml::from_str("reach: local").unwrap();
+        assert!(file.gluster_sessions);
+        let file: NodesFile = serde_yaml::from_str("gluster_sessions: false").unwrap();
+        assert!(!file.gluster_sessions);
+        let typo = serde_yaml::from_str::<NodesFile>("gluster_session: false").unwrap_err();
+        assert!(typo.to_string().contains("gluster_session"), "{typo}");
+    }
 }
