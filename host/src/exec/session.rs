@@ -38,6 +38,7 @@
 //! - A session whose exchange was interrupted (its future dropped, a
 //!   timeout) is killed rather than reused, so an answer is never read as
 //!   the next command's.
+//! - A session is replaced after 1,000 commands or ten minutes.
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex as SyncMutex};
@@ -61,6 +62,11 @@ const GETWD: &str = "system:: getwd";
 /// How long a node whose session could not be used runs one-shot commands
 /// before a session is tried again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// A session is replaced after this many commands or this long, so that
+/// whatever a long-lived CLI might accumulate never does for long.
+const MAX_COMMANDS: u32 = 1000;
+const MAX_AGE: Duration = Duration::from_secs(600);
 
 /// The banner the CLI prints on standard error when it starts reading.
 const BANNER: &str = "Welcome to gluster prompt";
@@ -158,6 +164,9 @@ pub struct GlusterSession {
     workdir: Option<String>,
     /// False between sending a command and reading its whole answer.
     in_step: bool,
+    /// Commands given so far, and when the session started.
+    commands: u32,
+    born: Instant,
 }
 
 impl GlusterSession {
@@ -207,13 +216,18 @@ impl GlusterSession {
             stderr,
             workdir: None,
             in_step: false,
+            commands: 0,
+            born: Instant::now(),
         })
     }
 
     /// Whether the session can take another command: not in the middle of
-    /// an exchange and still running.
+    /// an exchange, still running, and neither too old nor too used.
     pub fn usable(&mut self) -> bool {
-        !self.in_step && matches!(self.child.try_wait(), Ok(None))
+        !self.in_step
+            && self.commands < MAX_COMMANDS
+            && self.born.elapsed() < MAX_AGE
+            && matches!(self.child.try_wait(), Ok(None))
     }
 
     fn take_stderr(&self) -> String {
@@ -240,6 +254,7 @@ impl GlusterSession {
     pub async fn run(&mut self, node: &str, cmd: &Cmd, line: &str) -> Outcome {
         let command = cmd.display();
         self.in_step = true;
+        self.commands += 1;
         let started = Instant::now();
         if let Err(e) = self.stdin.write_all(format!("{GETWD}\n").as_bytes()).await {
             return Outcome::Unavailable(Unavailable::Check(format!("cannot write to it: {e}")));
