@@ -112,6 +112,12 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // A call that carries nothing: the store, WASI context, fresh
+    // instance and call every decision pays.
+    let no_settings = Pairs::new();
+    group.bench_function("wasm-empty-call-validate", |b| {
+        b.iter(|| black_box(policy.validate(black_box(&no_settings)).unwrap()))
+    });
     group.bench_function("native", |b| {
         b.iter(|| {
             black_box(
@@ -133,7 +139,6 @@ fn bench(c: &mut Criterion) {
         Vec::with_capacity(rounds),
         Vec::with_capacity(rounds),
     );
-    let no_settings = Pairs::new();
     for _ in 0..rounds {
         let t = Instant::now();
         let _ = black_box(policy.place(&req, &prepared, &settings).unwrap());
