@@ -136,28 +136,23 @@ async fn main() {
         // Rotate which side goes first.
         for side in [0, 1, 2, 3].map(|s| (s + round) % 4) {
             let started = Instant::now();
-            if side == 0 {
-                // aplo: policies, journal, bricks, create, options, start.
+            if side == 0 || side == 3 {
+                // aplo: policies, journal, bricks, create, options, start;
+                // side 3 with a `gluster` process per command.
+                let (engine, name, samples) = if side == 0 {
+                    (&engine, format!("a{round}"), &mut aplo)
+                } else {
+                    (&one_shot, format!("p{round}"), &mut aplo_one_shot)
+                };
                 engine
                     .create_volume(CreateRequest {
-                        name: Some(format!("a{round}")),
+                        name: Some(name),
                         bytes: GIB,
                         ..CreateRequest::default()
                     })
                     .await
                     .expect("aplo creates the volume");
-                aplo.push(started.elapsed());
-            } else if side == 3 {
-                // aplo with a `gluster` process per command.
-                one_shot
-                    .create_volume(CreateRequest {
-                        name: Some(format!("p{round}")),
-                        bytes: GIB,
-                        ..CreateRequest::default()
-                    })
-                    .await
-                    .expect("aplo (one-shot CLI) creates the volume");
-                aplo_one_shot.push(started.elapsed());
+                samples.push(started.elapsed());
             } else if side == 1 {
                 // The plain script: the same brick directories, create, start.
                 bash(&script(&format!("s{round}"), ""));
