@@ -112,6 +112,31 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // Where the floor's topology cost lies: the same 1,000 devices on one
+    // node (one node record, two strings), and the 100 node records with
+    // no devices.
+    let one_node = PreparedTopology::new(Arc::new(
+        aplo::model::testing::topology()
+            .zones(1)
+            .nodes_per_zone(1)
+            .devices_per_node(1000)
+            .build(),
+    ));
+    let no_devices = PreparedTopology::new(Arc::new(
+        aplo::model::testing::topology()
+            .zones(4)
+            .nodes_per_zone(25)
+            .devices_per_node(0)
+            .build(),
+    ));
+    for (name, shape) in [
+        ("wasm-floor-1-node-1000-devices", &one_node),
+        ("wasm-floor-100-nodes-0-devices", &no_devices),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(floor.place(black_box(&req), shape, &refuse).unwrap()))
+        });
+    }
     // A call that carries nothing: the store, WASI context, fresh
     // instance and call every decision pays.
     let no_settings = Pairs::new();
