@@ -7,8 +7,9 @@
 # from PyPI in a venv under target/), the policies' native golden tests,
 # every bundled policy's golden cases through `aplo policy test`, and the
 # README's demo. Installs what a fresh machine lacks: the wasm32-wasip2
-# target, lvm2, glusterfs-server, glusterfs-client, xfsprogs and
-# python3-venv.
+# target, lvm2, glusterfs-server, glusterfs-client, xfsprogs,
+# openssh-server (the ssh transport is tested against a real sshd the test
+# starts on 127.0.0.1) and python3-venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,9 +17,9 @@ rustup target add wasm32-wasip2 >/dev/null
 
 # The LVM and gluster tests run the real tools (as root, like CI): lvm2 on
 # loop devices, and a glusterd the test starts and stops.
-if ! command -v pvcreate >/dev/null || ! command -v glusterd >/dev/null || ! command -v mkfs.xfs >/dev/null || ! command -v mount.glusterfs >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-  echo "== installing lvm2, glusterfs-server, xfsprogs and python3-venv from Debian (the tests run the real tools)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lvm2 glusterfs-server glusterfs-client xfsprogs python3-venv >/dev/null
+if ! command -v pvcreate >/dev/null || ! command -v glusterd >/dev/null || ! command -v mkfs.xfs >/dev/null || ! command -v mount.glusterfs >/dev/null || ! test -x /usr/sbin/sshd || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+  echo "== installing lvm2, glusterfs-server, xfsprogs, openssh-server and python3-venv from Debian (the tests run the real tools)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lvm2 glusterfs-server glusterfs-client xfsprogs python3-venv openssh-server >/dev/null
 fi
 command -v kubectl >/dev/null || { echo "kubectl is needed to render deploy/ (it ships on these machines; Debian's is too old)"; exit 1; }
 export LVM_SUPPRESS_FD_WARNINGS=1

@@ -2,11 +2,17 @@
 //! set, start, info, status, stop and delete a replica-3 volume, with bricks
 //! in directories (so `force`), and read every answer with the parsers.
 
+mod common;
+
 use std::time::Duration;
 
 use aplo::exec::command::{Cmd, ExecError, Executor, NodeExecutor, Transport};
 use aplo::exec::gluster::{self, GlusterError};
 use aplo::model::Scheme;
+
+/// The tests here share this machine's glusterd, which one of them may
+/// start and stop: they take turns.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A glusterd this test started (stopped when dropped), or one that was
 /// already running (left alone).
@@ -61,6 +67,7 @@ async fn ok(node: &NodeExecutor, cmd: Cmd) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_replica_3_volume_through_real_gluster() {
+    let _turn = TURN.lock().await;
     let _glusterd = Glusterd::ensure(&NodeExecutor::one_shot("local", Transport::Local)).await;
     // The same commands through a gluster process per command and through
     // the node's CLI session.
@@ -150,4 +157,30 @@ async fn replica_3_volume(node: &NodeExecutor, kind: &str) {
         matches!(missing, GlusterError::Failed { .. }) && missing.is_missing_volume(),
         "{missing}"
     );
+}
+
+/// The node's gluster session through ssh, as production reaches nodes:
+/// one session for several commands, answers byte for byte those of a
+/// one-shot `gluster` through the same ssh.
+#[tokio::test]
+async fn a_gluster_session_through_ssh() {
+    let _turn = TURN.lock().await;
+    let _glusterd = Glusterd::ensure(&NodeExecutor::one_shot("local", Transport::Local)).await;
+    let sshd = common::Sshd::start();
+    let session = NodeExecutor::new("ssh-local", sshd.transport());
+    let one_shot = NodeExecutor::one_shot("ssh-local", sshd.transport());
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.push(ok(&session, gluster::pool_list()).await);
+    }
+    assert_eq!(session.sessions_started(), 1);
+    let direct = ok(&one_shot, gluster::pool_list()).await;
+    for answer in answers {
+        assert_eq!(
+            String::from_utf8_lossy(&answer),
+            String::from_utf8_lossy(&direct)
+        );
+    }
+    let peers = gluster::parse_pool_list(&direct).unwrap();
+    assert!(peers.iter().any(|p| p.connected), "{peers:?}");
 }

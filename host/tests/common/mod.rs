@@ -134,3 +134,103 @@ pub fn registry() -> Arc<aplo::policy::Registry> {
         })
         .clone()
 }
+
+/// A real sshd on 127.0.0.1, with its own host key, client key and
+/// config in a temporary directory; killed when dropped. Installs
+/// openssh-server from Debian if this machine lacks it (as `.ci/run` does).
+pub struct Sshd {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Sshd {
+    const SSHD: &'static str = "/usr/sbin/sshd";
+
+    /// Start one and wait until it accepts connections.
+    pub fn start() -> Sshd {
+        use std::process::{Command, Stdio};
+        if !std::path::Path::new(Self::SSHD).exists() {
+            let installed = Command::new("apt-get")
+                .args(["install", "-y", "-qq", "openssh-server"])
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .status();
+            assert!(
+                matches!(installed, Ok(s) if s.success()),
+                "sshd is missing and `apt-get install -y openssh-server` failed: {installed:?}"
+            );
+        }
+        // sshd refuses to start without its privilege separation directory.
+        std::fs::create_dir_all("/run/sshd").expect("create /run/sshd (needs root)");
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        for (key, comment) in [("host_key", "host"), ("client_key", "client")] {
+            let made = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+                .arg(path(key))
+                .status()
+                .expect("ssh-keygen runs");
+            assert!(made.success(), "ssh-keygen failed for {key}");
+        }
+        std::fs::copy(path("client_key.pub"), path("authorized_keys")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::write(
+            path("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
+                 PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+                 StrictModes no\nUsePAM no\nPidFile {}\n",
+                path("host_key").display(),
+                path("authorized_keys").display(),
+                path("sshd.pid").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(Self::SSHD)
+            .args(["-D", "-e", "-f"])
+            .arg(path("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sshd starts");
+        let sshd = Sshd { child, dir, port };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return sshd;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("sshd did not listen on 127.0.0.1:{port} within 5 s");
+    }
+
+    /// The transport that reaches this machine through it, as root.
+    pub fn transport(&self) -> aplo::exec::command::Transport {
+        aplo::exec::command::Transport::Ssh {
+            destination: "root@127.0.0.1".into(),
+            options: vec![
+                "-p".into(),
+                self.port.to_string(),
+                "-i".into(),
+                self.dir.path().join("client_key").display().to_string(),
+                "-o".into(),
+                "StrictHostKeyChecking=no".into(),
+                "-o".into(),
+                "UserKnownHostsFile=/dev/null".into(),
+                "-o".into(),
+                "LogLevel=ERROR".into(),
+            ],
+        }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
