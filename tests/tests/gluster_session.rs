@@ -1,5 +1,6 @@
 //! A node's gluster commands go through one long-lived CLI session
-//! (`aplo::exec::session`) on a real glusterd: answers are byte for byte
+//! (`aplo::exec::session`) on a real glusterd (two nodes, the second
+//! detached through the session): answers are byte for byte
 //! what a one-shot `gluster` prints, failed operations keep the session,
 //! a line the CLI cannot parse ends it with its message, arguments a line
 //! cannot carry run one-shot, and a glusterd that is gone fails the command
@@ -21,9 +22,9 @@ fn outcome(result: Result<aplo::exec::command::Output, ExecError>) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gluster_commands_share_one_cli_session_and_fall_back_when_it_cannot_serve() {
-    let cluster = Cluster::start("gs", 1)
+    let cluster = Cluster::start("gs", 2)
         .await
-        .expect("the one-node cluster starts");
+        .expect("the two-node cluster starts");
     let node = &cluster.nodes[0];
     let session = NodeExecutor::new("gs-session", node.transport.clone());
     let one_shot = NodeExecutor::one_shot("gs-one-shot", node.transport.clone());
@@ -31,9 +32,19 @@ async fn gluster_commands_share_one_cli_session_and_fall_back_when_it_cannot_ser
     for _ in 0..5 {
         let peers =
             gluster::parse_pool_list(&outcome(session.run(&gluster::pool_list()).await)).unwrap();
-        assert_eq!(peers.len(), 1, "{peers:?}");
+        assert_eq!(peers.len(), 2, "{peers:?}");
     }
     assert_eq!(session.sessions_started(), 1, "five commands, one session");
+    // The harness probed the second node; detach it through the session.
+    outcome(
+        session
+            .run(&gluster::peer_detach(&cluster.nodes[1].address))
+            .await,
+    );
+    let peers =
+        gluster::parse_pool_list(&outcome(session.run(&gluster::pool_list()).await)).unwrap();
+    assert_eq!(peers.len(), 1, "{peers:?}");
+    assert_eq!(session.sessions_started(), 1);
 
     // A volume made through the session; one option's value has a space,
     // which a session line cannot carry, so that command runs one-shot.

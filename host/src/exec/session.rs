@@ -170,7 +170,8 @@ pub struct GlusterSession {
 }
 
 impl GlusterSession {
-    /// The argv of a session through `transport`.
+    /// The command that starts a session (a transport puts its prefix or
+    /// ssh in front).
     pub fn command() -> Cmd {
         Cmd::new("stdbuf").args(["-oL", "gluster"]).args(ONE_SHOT)
     }
