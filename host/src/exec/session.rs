@@ -242,11 +242,12 @@ impl GlusterSession {
             .to_owned()
     }
 
-    async fn read_line(&mut self) -> std::io::Result<Option<String>> {
+    /// One line of standard output, newline included, as the CLI wrote it.
+    async fn read_line(&mut self) -> std::io::Result<Option<Vec<u8>>> {
         let mut line = Vec::new();
         match self.stdout.read_until(b'\n', &mut line).await? {
             0 => Ok(None),
-            _ => Ok(Some(String::from_utf8_lossy(&line).into_owned())),
+            _ => Ok(Some(line)),
         }
     }
 
@@ -272,6 +273,7 @@ impl GlusterSession {
             }
             Ok(Ok(Some(l))) => l,
         };
+        let first = String::from_utf8_lossy(&first);
         let dir = first.trim_end_matches('\n');
         match &self.workdir {
             _ if !dir.starts_with('/') => {
@@ -284,7 +286,7 @@ impl GlusterSession {
             }
             _ => self.workdir = Some(dir.to_owned()),
         }
-        let workdir = dir.to_owned();
+        let workdir = format!("{dir}\n").into_bytes();
         // Only now is the command sent: a session that failed its check
         // never saw it, so running it one-shot instead cannot run it twice.
         if let Err(source) = self
@@ -304,8 +306,13 @@ impl GlusterSession {
             loop {
                 match self.read_line().await? {
                     None => return Ok::<bool, std::io::Error>(false),
-                    Some(l) if l.trim_end_matches('\n') == workdir => return Ok(true),
-                    Some(l) => stdout.extend_from_slice(l.as_bytes()),
+                    // The closing check's line; an answer that did not
+                    // end its last line shares it.
+                    Some(l) if l.ends_with(&workdir) => {
+                        stdout.extend_from_slice(&l[..l.len() - workdir.len()]);
+                        return Ok(true);
+                    }
+                    Some(l) => stdout.extend_from_slice(&l),
                 }
             }
         };
