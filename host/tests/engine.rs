@@ -711,16 +711,6 @@ fn sets_apart(engine: &Engine, volume: &str) {
     }
 }
 
-fn node_id(engine: &Engine, manage: &str) -> Id {
-    engine
-        .snapshot()
-        .nodes
-        .values()
-        .find(|n| n.manage == manage)
-        .unwrap()
-        .id
-}
-
 #[tokio::test]
 async fn failing_a_device_or_node_moves_its_bricks_and_keeps_sets_apart() {
     use aplo::model::State;
@@ -770,7 +760,7 @@ async fn failing_a_device_or_node_moves_its_bricks_and_keeps_sets_apart() {
 
     // A node, with no node free of the set: refused, nothing moved, and the
     // error names the brick and the placement policy's reason.
-    let n2 = node_id(&engine, "n2");
+    let n2 = engine.find_node("n2").unwrap().id;
     let err = engine.fail_node(n2).await.unwrap_err();
     assert!(matches!(err, EngineError::Conflict(_)), "{err}");
     let text = err.to_string();
@@ -793,7 +783,7 @@ async fn failing_a_device_or_node_moves_its_bricks_and_keeps_sets_apart() {
         .unwrap();
     let failed = engine.fail_node(n2).await.unwrap();
     assert_eq!(failed.state, State::Failed);
-    let n4 = node_id(&engine, "n4");
+    let n4 = engine.find_node("n4").unwrap().id;
     let (_, after) = engine.volume("r3").unwrap();
     assert!(after.iter().all(|b| b.node != n2), "{after:?}");
     assert_eq!(after.iter().filter(|b| b.node == n4).count(), 1);

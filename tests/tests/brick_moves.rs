@@ -37,15 +37,7 @@ async fn a_lost_nodes_brick_moves_to_a_spare_node_and_serves() {
         .await
         .unwrap();
     assert!(report.failures.is_empty(), "{report:?}");
-    let id = |manage: &str| {
-        engine
-            .snapshot()
-            .nodes
-            .values()
-            .find(|n| n.manage == manage)
-            .unwrap()
-            .id
-    };
+    let id = |manage: &str| engine.find_node(manage).unwrap().id;
     let (node3, node4) = (id("node3"), id("node4"));
 
     // node4 is the spare: the volume goes on nodes 1-3.

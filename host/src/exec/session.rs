@@ -79,9 +79,10 @@ pub const ONE_SHOT: [&str; 2] = ["--mode=script", "--xml"];
 /// for sessions, `gluster --mode=script --xml` and arguments a line can
 /// carry ([`session_line`]).
 pub fn line_for(cmd: &Cmd) -> Option<String> {
-    let words = cmd
-        .args
-        .strip_prefix(ONE_SHOT.map(String::from).as_slice())?;
+    let (options, words) = cmd.args.split_at_checked(ONE_SHOT.len())?;
+    if options.iter().zip(ONE_SHOT).any(|(a, b)| a != b) {
+        return None;
+    }
     (cmd.gluster_session && cmd.program == "gluster" && cmd.stdin.is_none() && known(words))
         .then(|| session_line(words))
         .flatten()

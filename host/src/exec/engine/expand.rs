@@ -1,16 +1,13 @@
 //! Expanding a volume: in place when every brick's device has room,
 //! otherwise by new brick sets from the placement policy and a rebalance.
 
-use std::sync::Arc;
-
-use super::volume::{apply_all, check_size, refused};
+use super::volume::{apply_all, check_size};
 use super::{Engine, EngineError};
 use crate::exec::driver::DriverError;
 use crate::model::storage::{BrickRecord, Operation, OperationRecord, VolumeRecord, VolumeState};
-use crate::model::{Claim, Decision, Id, Pairs, PlacementRequest, format_size};
+use crate::model::{Claim, Id, Pairs, PlacementRequest, format_size};
 use crate::plan::effect::Effect;
 use crate::plan::volume as plan;
-use crate::policy::PreparedTopology;
 use crate::store::Change;
 
 impl Engine {
@@ -88,9 +85,9 @@ impl Engine {
                 }
             }
             None => {
-                let topology = Arc::new(PreparedTopology::new(Arc::new(self.policy_topology())));
-                let placed = refused(
-                    set.place_async(
+                let placed = self
+                    .place(
+                        &set,
                         PlacementRequest {
                             volume_name: volume.name.clone(),
                             bytes: to_bytes - volume.bytes,
@@ -99,12 +96,9 @@ impl Engine {
                             preferred_zone: None,
                             preferred_node: None,
                         },
-                        topology,
+                        self.policy_topology(),
                     )
-                    .await?,
-                    Decision::Placement,
-                    &set.placement,
-                )?;
+                    .await?;
                 let added = self
                     .with_state(|s| {
                         let first_set = s

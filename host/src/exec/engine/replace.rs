@@ -3,16 +3,13 @@
 //! failed (heketi's device and node removal). The placement policy picks
 //! the new device; self-heal fills the new brick from its set.
 
-use std::sync::Arc;
-
-use super::volume::{apply_all, refused};
+use super::volume::apply_all;
 use super::{Engine, EngineError};
 use crate::exec::driver::DriverError;
 use crate::model::storage::{BrickRecord, Operation, OperationRecord};
 use crate::model::{Decision, Id, PlacementRequest, Scheme, State, format_size};
 use crate::plan::effect::Effect;
 use crate::plan::volume as plan;
-use crate::policy::PreparedTopology;
 use crate::store::Change;
 
 /// Bricks moved off a device or node.
@@ -72,9 +69,9 @@ impl Engine {
         let topology = self.with_state(|s| {
             plan::replacement_topology(topology, s, &brick, volume.cluster, leaving)
         });
-        let topology = Arc::new(PreparedTopology::new(Arc::new(topology)));
-        let placed = refused(
-            set.place_async(
+        let placed = self
+            .place(
+                &set,
                 PlacementRequest {
                     volume_name: volume.name.clone(),
                     bytes: brick.bytes,
@@ -87,10 +84,7 @@ impl Engine {
                 },
                 topology,
             )
-            .await?,
-            Decision::Placement,
-            &set.placement,
-        )?;
+            .await?;
         let chosen: Vec<_> = placed
             .layout
             .sets

@@ -207,6 +207,19 @@ impl Engine {
         Ok(refused(verdict, Decision::Quota, bound)?.hard_limit)
     }
 
+    /// The placement decision for `request` over `topology`, in the
+    /// sandbox off the reactor, a refusal turned into an error.
+    pub(super) async fn place(
+        &self,
+        set: &PolicySet,
+        request: PlacementRequest,
+        topology: crate::model::Topology,
+    ) -> Result<crate::policy::Placed, EngineError> {
+        let topology = Arc::new(PreparedTopology::new(Arc::new(topology)));
+        let verdict = set.place_async(request, topology).await?;
+        refused(verdict, Decision::Placement, &set.placement)
+    }
+
     /// Create a volume: the policies decide durability, quota and
     /// placement, then bricks, the gluster volume, its options, start and
     /// quota follow as journaled steps. On failure everything created is
@@ -255,9 +268,9 @@ impl Engine {
         if !clusters.is_empty() {
             topology.clusters.retain(|c| clusters.contains(&c.id));
         }
-        let topology = Arc::new(PreparedTopology::new(Arc::new(topology)));
-        let placed = refused(
-            set.place_async(
+        let placed = self
+            .place(
+                &set,
                 PlacementRequest {
                     volume_name: name.clone(),
                     bytes: request.bytes,
@@ -268,10 +281,7 @@ impl Engine {
                 },
                 topology,
             )
-            .await?,
-            Decision::Placement,
-            &set.placement,
-        )?;
+            .await?;
         let claim_ref = request.claim.as_ref().map(|c| ClaimRef {
             namespace: c.namespace.clone(),
             name: c.name.clone(),
