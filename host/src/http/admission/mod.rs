@@ -38,7 +38,8 @@
 //!   allows with that message as a warning;
 //! - a malformed review (not JSON, not an `admission.k8s.io/v1`
 //!   AdmissionReview, no request, not a PersistentVolumeClaim) gets HTTP 400
-//!   with a plain-text reason; a body over [`MAX_BODY_BYTES`] gets 413.
+//!   with a plain-text reason; a body over [`MAX_BODY_BYTES`] gets 413,
+//!   before any of it is read when its `Content-Length` says so.
 //!
 //! Policy work runs on the blocking pool, one task per review, in fresh
 //! instances; resolved policy sets are cached per class parameters and
@@ -53,11 +54,11 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::runtime::reflector::Store;
 
@@ -235,22 +236,20 @@ impl AdmissionState {
 pub fn router(state: AdmissionState) -> Router {
     Router::new()
         .route(PATH, post(review_pvc))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
 #[tracing::instrument(skip_all)]
-async fn review_pvc(State(state): State<AdmissionState>, body: Bytes) -> Response {
+async fn review_pvc(State(state): State<AdmissionState>, request: Request) -> Response {
+    let body = match read_body(request).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
     let request = match review::parse(&body) {
         Ok(request) => request,
         Err(message) => {
             tracing::warn!(%message, "malformed admission review");
-            return (
-                StatusCode::BAD_REQUEST,
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                format!("{message}\n"),
-            )
-                .into_response();
+            return plain(StatusCode::BAD_REQUEST, message.to_string());
         }
     };
     drop(body);
@@ -258,6 +257,47 @@ async fn review_pvc(State(state): State<AdmissionState>, body: Bytes) -> Respons
     (
         [(header::CONTENT_TYPE, "application/json")],
         response.to_review_json(),
+    )
+        .into_response()
+}
+
+/// The request's body, or the response refusing it: 413 over
+/// [`MAX_BODY_BYTES`] (without reading when `Content-Length` says so), 400
+/// when the body cannot be read.
+async fn read_body(request: Request) -> Result<axum::body::Bytes, Response> {
+    let too_large = || {
+        plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("an admission review is at most {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(request.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(plain(
+            StatusCode::BAD_REQUEST,
+            format!("reading the review: {e}"),
+        )),
+    }
+}
+
+/// A plain-text response of one line.
+fn plain(status: StatusCode, message: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{message}\n"),
     )
         .into_response()
 }
@@ -312,5 +352,24 @@ mod tests {
                 .contains("Fail or Ignore")
         );
         assert_eq!(FailurePolicy::Ignore.to_string(), "Ignore");
+    }
+
+    #[tokio::test]
+    async fn bodies_are_read_up_to_the_limit_with_or_without_a_length() {
+        let unsized_body = |n: usize| Request::new(axum::body::Body::from(vec![b'x'; n]));
+        let at_limit = read_body(unsized_body(MAX_BODY_BYTES)).await.unwrap();
+        assert_eq!(at_limit.len(), MAX_BODY_BYTES);
+        let over = read_body(unsized_body(MAX_BODY_BYTES + 1))
+            .await
+            .unwrap_err();
+        assert_eq!(over.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        // A declared length over the limit is refused with an empty body.
+        let mut declared = Request::new(axum::body::Body::empty());
+        declared.headers_mut().insert(
+            header::CONTENT_LENGTH,
+            (MAX_BODY_BYTES + 1).to_string().parse().unwrap(),
+        );
+        let refused = read_body(declared).await.unwrap_err();
+        assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 }
