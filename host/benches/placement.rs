@@ -192,6 +192,12 @@ fn bench(c: &mut Criterion) {
         "empty_call_validate": { "p50_us": call_p50.as_secs_f64() * 1e6, "p99_us": call_p99.as_secs_f64() * 1e6 },
         "ratio_p50": ratio,
         "algorithm_in_wasm_p50_us": (wasm_p50.as_secs_f64() - floor_p50.as_secs_f64()) * 1e6,
+        // The ratio a decision would have if the topology cost nothing to
+        // cross: the fresh instance and call, plus the algorithm in the
+        // sandbox. No contract or SDK change can go below it.
+        "ratio_p50_if_the_topology_were_free": (call_p50.as_secs_f64()
+            + wasm_p50.as_secs_f64() - floor_p50.as_secs_f64())
+            / native_p50.as_secs_f64(),
     });
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
     let out =
