@@ -98,9 +98,22 @@ impl Cluster {
             &["addr", "add", &format!("{SUBNET}.254/24"), "dev", &bridge],
         )?;
         sh("ip", &["link", "set", &bridge, "up"])?;
-        for n in 1..=count {
-            let node = Self::start_node(cluster._dir.path(), tag, &bridge, n).await?;
-            cluster.nodes.push(node);
+        // Each glusterd takes about a second to start: start them together.
+        // Every node that did start joins the cluster, so that dropping it
+        // on an error cleans them all up.
+        let started = futures::future::join_all(
+            (1..=count).map(|n| Self::start_node(cluster._dir.path(), tag, &bridge, n)),
+        )
+        .await;
+        let mut failure = None;
+        for result in started {
+            match result {
+                Ok(node) => cluster.nodes.push(node),
+                Err(e) => failure = failure.or(Some(e)),
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
         }
         let first = &cluster.nodes[0];
         for other in &cluster.nodes[1..] {
@@ -313,17 +326,22 @@ fn detach_loops_under(dir: &Path) {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for node in &mut self.nodes {
-            node.kill_gluster();
-            let _ = node.holder.kill();
-            let _ = node.holder.wait();
-            // Loop bricks: their mounts went with the node's mount
-            // namespace; the loop devices are global and must be detached.
-            detach_loops_under(&node.state);
-            let _ = sh("ip", &["link", "del", &node.veth]);
-            let _ = sh("ip", &["netns", "del", &node.netns]);
-        }
+        self.nodes.clear();
         let _ = sh("ip", &["link", "del", &self.bridge]);
+    }
+}
+
+/// A node cleans up after itself, also one that failed to start.
+impl Drop for GlusterNode {
+    fn drop(&mut self) {
+        self.kill_gluster();
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+        // Loop bricks: their mounts went with the node's mount namespace;
+        // the loop devices are global and must be detached.
+        detach_loops_under(&self.state);
+        let _ = sh("ip", &["link", "del", &self.veth]);
+        let _ = sh("ip", &["netns", "del", &self.netns]);
     }
 }
 

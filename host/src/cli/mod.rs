@@ -10,7 +10,7 @@ mod policy;
 pub mod serve;
 mod simulate;
 mod storage;
-mod telemetry;
+pub mod telemetry;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -54,6 +54,14 @@ fn step(started: Instant, text: &str) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    // `APLO_LOG=debug` (EnvFilter syntax) shows aplo's own log on stderr,
+    // as the `aplo` binary does.
+    if let Ok(filter) = std::env::var("APLO_LOG") {
+        if let Err(e) = aplo::cli::telemetry::init(aplo::cli::LogFormat::Text, &filter) {
+            eprintln!("aplo-demo: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
     if !is_root() {
         eprintln!(
             "aplo-demo: the storage demo needs root (network and mount namespaces, loop devices, \
@@ -176,6 +184,12 @@ async fn run(args: Args) -> Result<(), String> {
             aplo::model::validate::describe(&volume.scheme),
         ),
     );
+    if volume.scheme != aplo::model::Scheme::None {
+        println!(
+            "           (about 2s of it is glusterd starting its self-heal daemons, which it does \
+             with a pool's first redundant volume; docs/benchmarks.md measures later ones)"
+        );
+    }
     for event in world.events_about("default", "gluster-claim").await {
         println!(
             "           event {}: {}",
