@@ -56,11 +56,11 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     // `APLO_LOG=debug` (EnvFilter syntax) shows aplo's own log on stderr,
     // as the `aplo` binary does.
-    if let Ok(filter) = std::env::var("APLO_LOG") {
-        if let Err(e) = aplo::cli::telemetry::init(aplo::cli::LogFormat::Text, &filter) {
-            eprintln!("aplo-demo: {e:#}");
-            return ExitCode::FAILURE;
-        }
+    if let Ok(filter) = std::env::var("APLO_LOG")
+        && let Err(e) = aplo::cli::telemetry::init(aplo::cli::LogFormat::Text, &filter)
+    {
+        eprintln!("aplo-demo: {e:#}");
+        return ExitCode::FAILURE;
     }
     if !is_root() {
         eprintln!(
