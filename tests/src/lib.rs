@@ -331,7 +331,7 @@ impl Drop for Cluster {
     }
 }
 
-/// A node cleans up after itself, also one that failed to start.
+/// A node cleans up after itself, also one whose glusterd failed to start.
 impl Drop for GlusterNode {
     fn drop(&mut self) {
         self.kill_gluster();
