@@ -28,6 +28,8 @@ struct World {
     volumes: BTreeSet<String>,
     /// Each gluster volume's bricks (`host:path`), as gluster would list them.
     gluster: BTreeMap<String, Vec<String>>,
+    /// The storage addresses probed into the pool and not detached since.
+    peers: BTreeSet<String>,
     applied: Vec<String>,
 }
 
@@ -93,6 +95,12 @@ impl Driver for ModelDriver {
                     Effect::DeleteVolume { target } => {
                         world.volumes.remove(&target.name);
                         world.gluster.remove(&target.name);
+                    }
+                    Effect::PeerProbe { node, .. } => {
+                        world.peers.insert(node.storage.clone());
+                    }
+                    Effect::PeerDetach { node, .. } => {
+                        world.peers.remove(&node.storage);
                     }
                     Effect::AddBricks { target, bricks, .. } => {
                         let have = world.gluster.entry(target.name.clone()).or_default();
@@ -901,4 +909,108 @@ async fn a_replacement_gluster_took_is_finished_never_undone() {
     let (_, after) = restarted.volume("v").unwrap();
     assert_eq!(after.len(), 3);
     assert!(after.iter().all(|b| b.id != leaving.id), "{after:?}");
+}
+
+/// A fourth node for the test cluster, without devices.
+fn fourth_node() -> aplo::model::topology::NodeSpec {
+    aplo::model::topology::NodeSpec {
+        manage: "n4".into(),
+        storage: "10.0.0.4".into(),
+        zone: "4".into(),
+        tags: Pairs::new(),
+        devices: Vec::new(),
+    }
+}
+
+/// The store has the fourth node exactly when gluster's pool has it, online
+/// when it has it, and the journal is empty.
+fn assert_node_whole_or_nothing(setup: &Setup, context: &str) -> bool {
+    let snapshot = setup.store.read().unwrap();
+    assert!(
+        snapshot.operations.is_empty(),
+        "{context}: unfinished {:?}",
+        snapshot.operations
+    );
+    let stored = snapshot.nodes.values().find(|n| n.manage == "n4");
+    let pooled = setup.world.lock().unwrap().peers.contains("10.0.0.4");
+    assert_eq!(
+        stored.is_some(),
+        pooled,
+        "{context}: store {stored:?}, pool {pooled}"
+    );
+    if let Some(node) = stored {
+        assert_eq!(node.state, aplo::model::State::Online, "{context}");
+    }
+    pooled
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_and_removing_a_node_is_journaled_and_recovered_whole_or_nothing() {
+    // A probe that fails is undone: nothing of the node stays.
+    let setup = Setup::new().await;
+    let cluster = *setup.store.read().unwrap().clusters.keys().next().unwrap();
+    let err = setup
+        .engine(Trouble::Fail("probe peer".into()))
+        .add_node(cluster, &fourth_node())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("injected failure") && err.to_string().contains("rolled back"),
+        "{err}"
+    );
+    assert!(!assert_node_whole_or_nothing(&setup, "failed probe"));
+    assert!(
+        setup
+            .world
+            .lock()
+            .unwrap()
+            .applied
+            .iter()
+            .any(|a| a.starts_with("detach peer")),
+        "the undo detaches what gluster may have half taken"
+    );
+
+    // A crash at any effect of an add or a remove: recovery ends with the
+    // node in both the store and the pool, or in neither.
+    let mut crashes = 0;
+    for remove in [false, true] {
+        for n in 0.. {
+            let setup = Setup::new().await;
+            if remove {
+                setup
+                    .engine(Trouble::None)
+                    .add_node(cluster_of(&setup), &fourth_node())
+                    .await
+                    .unwrap();
+                setup.world.lock().unwrap().applied.clear();
+            }
+            let cluster = cluster_of(&setup);
+            let stopped = interrupted(&setup, n, move |e| async move {
+                if remove {
+                    e.remove_node("n4").await
+                } else {
+                    e.add_node(cluster, &fourth_node()).await.map(|_| ())
+                }
+            })
+            .await;
+            let context = format!("{} at effect {n}", if remove { "remove" } else { "add" });
+            if !stopped {
+                assert_eq!(assert_node_whole_or_nothing(&setup, &context), !remove);
+                break;
+            }
+            crashes += 1;
+            // Before recovery the journal holds the operation.
+            assert_eq!(setup.store.read().unwrap().operations.len(), 1, "{context}");
+            let report = setup.engine(Trouble::None).recover().await.unwrap();
+            assert_eq!(report.unfinished, 0, "{context}: {report:?}");
+            let pooled = assert_node_whole_or_nothing(&setup, &context);
+            // An add rolls forward (the probe is asked again); a remove too.
+            assert_eq!(pooled, !remove, "{context}: {report:?}");
+        }
+    }
+    assert!(crashes >= 2, "only {crashes} crash points were exercised");
+}
+
+fn cluster_of(setup: &Setup) -> Id {
+    *setup.store.read().unwrap().clusters.keys().next().unwrap()
 }

@@ -1,6 +1,7 @@
 //! Crash recovery on a real cluster: `aplo` (built with fault-injection
 //! points) is SIGKILLed at each journaled step of create, delete, expand
-//! and a brick move (`replace-brick`), then started again. Every time the outcome is whole or nothing:
+//! and a brick move (`replace-brick`), and of removing and adding a node,
+//! then started again. Every time the outcome is whole or nothing:
 //! `aplo check` reports no drift, and no brick, loop device or gluster
 //! volume is left that the store does not know.
 
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use aplo::exec::command::{Cmd, Executor};
 use aplo_e2e::Cluster;
 
 struct Aplo {
@@ -132,13 +134,14 @@ async fn sigkill_at_every_journaled_step_leaves_whole_or_nothing() {
         &dir.path().join("topology.json"),
         &cluster.topology(&["2Gi", "2Gi"]),
     );
-    aplo.ok(&[
+    let load = [
         "topology",
         "load",
         topology.to_str().unwrap(),
         "--backend",
         "loop",
-    ]);
+    ];
+    aplo.ok(&load);
     let create = ["volume", "create", "--name", "v", "--size", "1Gi"];
 
     for step in ["journaled", "bricks", "volume", "options", "start"] {
@@ -224,5 +227,56 @@ async fn sigkill_at_every_journaled_step_leaves_whole_or_nothing() {
         cluster.brick_leftovers().is_empty(),
         "{:?}",
         cluster.brick_leftovers()
+    );
+
+    // Removing a node (its devices first) rolls forward; adding it back
+    // (`topology load` adds what is missing) rolls forward from its
+    // journal entry and from its probe. Each time the pool and the store
+    // agree on the nodes.
+    for d in 0..2 {
+        let device = cluster.nodes[2].bricks.join(format!("dev{d}"));
+        aplo.ok(&["device", "remove", "node3", device.to_str().unwrap()]);
+    }
+    aplo.crash_at("remove-node:journaled", &["node", "remove", "node3"]);
+    assert_whole_or_nothing(&aplo, &cluster, "remove-node:journaled").await;
+    assert_nodes(&aplo, &cluster, 2, "remove-node:journaled").await;
+    for step in ["journaled", "probe"] {
+        let point = format!("add-node:{step}");
+        aplo.crash_at(&point, &load);
+        assert_whole_or_nothing(&aplo, &cluster, &point).await;
+        assert_nodes(&aplo, &cluster, 3, &point).await;
+        aplo.ok(&["node", "remove", "node3"]);
+        assert_nodes(&aplo, &cluster, 2, &point).await;
+    }
+    aplo.ok(&load);
+    assert_whole_or_nothing(&aplo, &cluster, "node3 back").await;
+    assert_nodes(&aplo, &cluster, 3, "node3 back").await;
+}
+
+/// The store has `count` nodes, all online, and node1's gluster pool has
+/// the same `count` members, all connected.
+async fn assert_nodes(aplo: &Aplo, cluster: &Cluster, count: usize, context: &str) {
+    let export: serde_json::Value = serde_json::from_str(&aplo.ok(&["db", "export"])).unwrap();
+    let nodes = export["data"]["nodes"].as_object().unwrap();
+    assert_eq!(nodes.len(), count, "{context}: the store's nodes");
+    assert!(
+        nodes.values().all(|n| n["state"] == "online"),
+        "{context}: {nodes:?}"
+    );
+    let out = cluster.nodes[0]
+        .exec
+        .run(&Cmd::new("gluster").args(["--mode=script", "pool", "list"]))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let members = text.lines().skip(1).filter(|l| !l.trim().is_empty());
+    assert_eq!(
+        members.clone().count(),
+        count,
+        "{context}: node1's pool:\n{text}"
+    );
+    assert!(
+        members.clone().all(|l| l.contains("Connected")),
+        "{context}: node1's pool:\n{text}"
     );
 }

@@ -227,6 +227,18 @@ pub enum Operation {
         /// The device.
         device: Id,
     },
+    /// Probe a node into its cluster's trusted pool. The node record is
+    /// written with the journal entry, state `offline`, and goes online
+    /// when the operation finishes.
+    AddNode {
+        /// The node.
+        node: Id,
+    },
+    /// Detach a node that has no devices from the pool, then forget it.
+    RemoveNode {
+        /// The node.
+        node: Id,
+    },
     /// Create a volume: its record and bricks are in the store (state
     /// `creating`), reserving their space.
     CreateVolume {
@@ -274,6 +286,8 @@ impl Operation {
         match self {
             Operation::AddDevice { .. } => "add-device",
             Operation::RemoveDevice { .. } => "remove-device",
+            Operation::AddNode { .. } => "add-node",
+            Operation::RemoveNode { .. } => "remove-node",
             Operation::CreateVolume { .. } => "create-volume",
             Operation::DeleteVolume { .. } => "delete-volume",
             Operation::ExpandVolume { .. } => "expand-volume",
@@ -288,7 +302,22 @@ impl Operation {
             | Operation::DeleteVolume { volume }
             | Operation::ExpandVolume { volume, .. }
             | Operation::ReplaceBrick { volume, .. } => Some(*volume),
-            Operation::AddDevice { .. } | Operation::RemoveDevice { .. } => None,
+            Operation::AddDevice { .. }
+            | Operation::RemoveDevice { .. }
+            | Operation::AddNode { .. }
+            | Operation::RemoveNode { .. } => None,
+        }
+    }
+
+    /// The record it keeps busy while it runs: its volume, device or node.
+    pub fn subject(&self) -> Id {
+        match *self {
+            Operation::AddDevice { device, .. } | Operation::RemoveDevice { device } => device,
+            Operation::AddNode { node } | Operation::RemoveNode { node } => node,
+            Operation::CreateVolume { volume }
+            | Operation::DeleteVolume { volume }
+            | Operation::ExpandVolume { volume, .. }
+            | Operation::ReplaceBrick { volume, .. } => volume,
         }
     }
 }

@@ -408,7 +408,7 @@ fn pool_drift(
             ),
             None,
             Some(
-                "an interrupted `aplo node add` leaves such a peer: add the node again (adding is idempotent), or remove the peer with `gluster peer detach <host>`",
+                "a peer probed outside aplo: add it to aplo as a node, or remove it with `gluster peer detach <host>`",
             ),
         );
     } else if members < nodes.len() {

@@ -48,15 +48,12 @@ impl Engine {
     }
 
     async fn recover_one(&self, operation: &OperationRecord) -> Result<&'static str, EngineError> {
-        let _busy = match operation.operation {
-            Operation::AddDevice { device, .. } | Operation::RemoveDevice { device } => {
-                self.claim_busy(device, "the device")?
-            }
-            Operation::CreateVolume { volume }
-            | Operation::DeleteVolume { volume }
-            | Operation::ExpandVolume { volume, .. }
-            | Operation::ReplaceBrick { volume, .. } => self.claim_busy(volume, "the volume")?,
+        let what = match operation.operation {
+            Operation::AddDevice { .. } | Operation::RemoveDevice { .. } => "the device",
+            Operation::AddNode { .. } | Operation::RemoveNode { .. } => "the node",
+            _ => "the volume",
         };
+        let _busy = self.claim_busy(operation.operation.subject(), what)?;
         // It may have finished (in this process) since the journal was read.
         let Some(operation) = self.with_state(|s| s.operations.get(&operation.id).cloned()) else {
             return Ok("finished meanwhile");
@@ -103,6 +100,9 @@ impl Engine {
             Operation::ReplaceBrick { .. } => self.recover_replace(operation).await,
             Operation::AddDevice { .. } | Operation::RemoveDevice { .. } => {
                 self.recover_device(operation).await
+            }
+            Operation::AddNode { .. } | Operation::RemoveNode { .. } => {
+                self.recover_node(operation).await
             }
         }
     }

@@ -1,18 +1,18 @@
 //! Topology operations: load a heketi topology file; create, flag and
-//! delete clusters; add and remove nodes, set their states and tags.
-//! Cluster operations live in [`clusters`], device operations in
-//! [`devices`].
+//! delete clusters; set node states and tags. Cluster operations live in
+//! [`clusters`], adding and removing nodes in [`nodes`], device operations
+//! in [`devices`].
 
 mod clusters;
 mod devices;
+mod nodes;
 
 use super::{Engine, EngineError};
 use crate::model::storage::{
-    Backend, ClusterRecord, DeviceRecord, NodeRecord, Operation, OperationRecord, Snapshot,
+    Backend, ClusterRecord, DeviceRecord, NodeRecord, OperationRecord, Snapshot,
 };
-use crate::model::topology::{NodeSpec, TopologySpec};
+use crate::model::topology::TopologySpec;
 use crate::model::{Id, Pairs, State};
-use crate::plan::effect::Effect;
 use crate::store::Change;
 
 /// How a topology file is loaded.
@@ -140,91 +140,6 @@ impl Engine {
             }
         }
         Ok(report)
-    }
-
-    /// Add a node to a cluster; if the cluster has other nodes, the new one
-    /// is probed into their trusted pool.
-    pub async fn add_node(&self, cluster: Id, spec: &NodeSpec) -> Result<NodeRecord, EngineError> {
-        let (exists, others) = self.with_state(|s| {
-            (
-                s.clusters.contains_key(&cluster),
-                crate::plan::volume::via(s, cluster, &|n| self.is_unhealthy(n)),
-            )
-        });
-        if !exists {
-            return Err(EngineError::NotFound {
-                kind: "cluster",
-                name: cluster.to_string(),
-            });
-        }
-        if self.with_state(|s| s.nodes.values().any(|n| n.manage == spec.manage)) {
-            return Err(EngineError::Conflict(format!(
-                "a node with manage hostname {} already exists",
-                spec.manage
-            )));
-        }
-        let node = NodeRecord {
-            id: self.ids.next(),
-            cluster,
-            manage: spec.manage.clone(),
-            storage: spec.storage.clone(),
-            zone: spec.zone.clone(),
-            state: State::Online,
-            tags: spec.tags.clone(),
-        };
-        if !others.is_empty() {
-            self.driver
-                .apply(&Effect::PeerProbe {
-                    via: others,
-                    node: node.clone(),
-                })
-                .await
-                .map_err(|source| EngineError::Failed {
-                    operation: "add node",
-                    subject: node.manage.clone(),
-                    step: "probe".into(),
-                    source: Box::new(source),
-                    outcome: "the node was not added".into(),
-                })?;
-        }
-        self.commit(vec![Change::PutNode(node.clone())])?;
-        Ok(node)
-    }
-
-    /// Remove a node that has no devices, detaching it from the pool.
-    pub async fn remove_node(&self, manage_or_id: &str) -> Result<(), EngineError> {
-        let node = self.find_node(manage_or_id)?;
-        let (devices, others) = self.with_state(|s| {
-            (
-                s.devices.values().filter(|d| d.node == node.id).count(),
-                crate::plan::volume::via(s, node.cluster, &|n| self.is_unhealthy(n))
-                    .into_iter()
-                    .filter(|n| n.id != node.id)
-                    .collect::<Vec<_>>(),
-            )
-        });
-        if devices > 0 {
-            return Err(EngineError::Conflict(format!(
-                "node {} still has {devices} device(s); remove them first",
-                node.manage
-            )));
-        }
-        if !others.is_empty() {
-            self.driver
-                .apply(&Effect::PeerDetach {
-                    via: others,
-                    node: node.clone(),
-                })
-                .await
-                .map_err(|source| EngineError::Failed {
-                    operation: "remove node",
-                    subject: node.manage.clone(),
-                    step: "detach".into(),
-                    source: Box::new(source),
-                    outcome: "the node is still in aplo".into(),
-                })?;
-        }
-        self.commit(vec![Change::DeleteNode(node.id)])
     }
 
     /// A node by manage hostname or id.
@@ -363,17 +278,10 @@ impl Engine {
     /// Whether a journaled operation is running in this process (and not
     /// left over from a crash or a failed undo).
     pub fn operation_running(&self, operation: &OperationRecord) -> bool {
-        let subject = match operation.operation {
-            Operation::AddDevice { device, .. } | Operation::RemoveDevice { device } => device,
-            Operation::CreateVolume { volume }
-            | Operation::DeleteVolume { volume }
-            | Operation::ExpandVolume { volume, .. }
-            | Operation::ReplaceBrick { volume, .. } => volume,
-        };
         self.busy
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains(&subject)
+            .contains(&operation.operation.subject())
     }
 }
 
