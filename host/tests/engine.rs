@@ -948,10 +948,9 @@ fn assert_node_whole_or_nothing(setup: &Setup, context: &str) -> bool {
 async fn adding_and_removing_a_node_is_journaled_and_recovered_whole_or_nothing() {
     // A probe that fails is undone: nothing of the node stays.
     let setup = Setup::new().await;
-    let cluster = *setup.store.read().unwrap().clusters.keys().next().unwrap();
     let err = setup
         .engine(Trouble::Fail("probe peer".into()))
-        .add_node(cluster, &fourth_node())
+        .add_node(cluster_of(&setup), &fourth_node())
         .await
         .unwrap_err();
     assert!(
@@ -969,6 +968,24 @@ async fn adding_and_removing_a_node_is_journaled_and_recovered_whole_or_nothing(
             .any(|a| a.starts_with("detach peer")),
         "the undo detaches what gluster may have half taken"
     );
+
+    // A detach that fails leaves the node as it was, and no journal entry.
+    let setup = Setup::new().await;
+    setup
+        .engine(Trouble::None)
+        .add_node(cluster_of(&setup), &fourth_node())
+        .await
+        .unwrap();
+    let err = setup
+        .engine(Trouble::Fail("detach peer".into()))
+        .remove_node("n4")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("injected failure") && err.to_string().contains("still in aplo"),
+        "{err}"
+    );
+    assert!(assert_node_whole_or_nothing(&setup, "failed detach"));
 
     // A crash at any effect of an add or a remove: recovery ends with the
     // node in both the store and the pool, or in neither.
