@@ -194,7 +194,7 @@ fn bench(c: &mut Criterion) {
         "algorithm_in_wasm_p50_us": (wasm_p50.as_secs_f64() - floor_p50.as_secs_f64()) * 1e6,
         // The ratio a decision would have if the topology cost nothing to
         // cross: the fresh instance and call, plus the algorithm in the
-        // sandbox. No contract or SDK change can go below it.
+        // sandbox. No change to how the topology crosses can go below it.
         "ratio_p50_if_the_topology_were_free": (call_p50.as_secs_f64()
             + wasm_p50.as_secs_f64() - floor_p50.as_secs_f64())
             / native_p50.as_secs_f64(),
