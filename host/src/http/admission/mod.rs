@@ -62,6 +62,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::runtime::reflector::Store;
 
+use super::api::text;
 use crate::kube::claim::DEFAULT_PROVISIONER;
 use crate::model::Usage;
 use crate::policy::Registry;
@@ -249,7 +250,7 @@ async fn review_pvc(State(state): State<AdmissionState>, request: Request) -> Re
         Ok(request) => request,
         Err(message) => {
             tracing::warn!(%message, "malformed admission review");
-            return plain(StatusCode::BAD_REQUEST, message.to_string());
+            return text(StatusCode::BAD_REQUEST, message.to_string());
         }
     };
     drop(body);
@@ -266,7 +267,7 @@ async fn review_pvc(State(state): State<AdmissionState>, request: Request) -> Re
 /// when the body cannot be read.
 async fn read_body(request: Request) -> Result<axum::body::Bytes, Response> {
     let too_large = || {
-        plain(
+        text(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("an admission review is at most {MAX_BODY_BYTES} bytes"),
         )
@@ -285,21 +286,11 @@ async fn read_body(request: Request) -> Result<axum::body::Bytes, Response> {
     {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(plain(
+        Err(e) => Err(text(
             StatusCode::BAD_REQUEST,
             format!("reading the review: {e}"),
         )),
     }
-}
-
-/// A plain-text response of one line.
-fn plain(status: StatusCode, message: String) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        format!("{message}\n"),
-    )
-        .into_response()
 }
 
 #[cfg(test)]

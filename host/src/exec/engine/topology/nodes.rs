@@ -10,6 +10,9 @@ use crate::model::{Id, State};
 use crate::plan::effect::Effect;
 use crate::store::Change;
 
+/// What a failed undo or recovery step leaves.
+const KEPT: &str = "the journal keeps the operation";
+
 impl Engine {
     /// Add a node to a cluster. It is journaled first (its record `offline`,
     /// so nothing is placed on it), then probed into the pool of the
@@ -53,7 +56,7 @@ impl Engine {
         match self.join_pool(&operation).await {
             Ok(node) => Ok(node),
             Err(source) => {
-                let undo = self.forget_node(&operation, "undo add node").await;
+                let undo = self.forget_node(&operation, "undo add node", KEPT).await;
                 Err(EngineError::Failed {
                     operation: "add node",
                     subject: spec.manage.clone(),
@@ -70,7 +73,7 @@ impl Engine {
     pub async fn remove_node(&self, manage_or_id: &str) -> Result<(), EngineError> {
         let node = self.find_node(manage_or_id)?;
         let _busy = self.claim_busy(node.id, "the node")?;
-        let devices = self.with_state(|s| s.devices.values().filter(|d| d.node == node.id).count());
+        let devices = self.devices_on(node.id);
         if devices > 0 {
             return Err(EngineError::Conflict(format!(
                 "node {} still has {devices} device(s); remove them first",
@@ -85,21 +88,14 @@ impl Engine {
         };
         self.commit(vec![Change::PutOperation(operation.clone())])?;
         self.config.faults.reached("remove-node:journaled");
-        if let Err(e) = self.forget_node(&operation, "remove node").await {
+        let removed = self
+            .forget_node(&operation, "remove node", "the node is still in aplo")
+            .await;
+        if removed.is_err() {
             // Nothing changed in gluster: the node stays, the entry goes.
             self.commit(vec![Change::DeleteOperation(operation.id)])?;
-            return Err(match e {
-                EngineError::Failed { source, .. } => EngineError::Failed {
-                    operation: "remove node",
-                    subject: node.manage.clone(),
-                    step: "detach".into(),
-                    source,
-                    outcome: "the node is still in aplo".into(),
-                },
-                other => other,
-            });
         }
-        Ok(())
+        removed
     }
 
     /// Finish an interrupted add (probe again; if that fails, undo it) or
@@ -113,16 +109,21 @@ impl Engine {
                 Ok(_) => Ok("rolled forward: the node is in the pool and online"),
                 Err(e) => {
                     tracing::warn!(error = %e, "probing the node failed again; undoing the add");
-                    self.forget_node(operation, "undo add node").await?;
+                    self.forget_node(operation, "undo add node", KEPT).await?;
                     Ok("rolled back: the node was not added")
                 }
             },
             Operation::RemoveNode { .. } => {
-                self.forget_node(operation, "remove node").await?;
+                self.forget_node(operation, "remove node", KEPT).await?;
                 Ok("rolled forward: the node is removed")
             }
             _ => unreachable!("recover_node recovers node operations"),
         }
+    }
+
+    /// How many devices a node has.
+    fn devices_on(&self, node: Id) -> usize {
+        self.with_state(|s| s.devices.values().filter(|d| d.node == node).count())
     }
 
     /// The journaled node and the other nodes of its cluster to run gluster
@@ -172,19 +173,20 @@ impl Engine {
 
     /// Detach the node of `operation` from its pool (a node gluster does
     /// not know counts as detached), then drop its record and the journal
-    /// entry in one transaction. Refused while the node has devices.
+    /// entry in one transaction. Refused while the node has devices;
+    /// `outcome` says what a failure leaves.
     async fn forget_node(
         &self,
         operation: &OperationRecord,
         what: &'static str,
+        outcome: &str,
     ) -> Result<(), EngineError> {
         let node = operation.operation.subject();
         if let Some((record, peers)) = self.node_and_peers(node) {
-            let devices =
-                self.with_state(|s| s.devices.values().filter(|d| d.node == node).count());
+            let devices = self.devices_on(node);
             if devices > 0 {
                 return Err(EngineError::Conflict(format!(
-                    "node {} has {devices} device(s); the journal keeps the operation",
+                    "node {} has {devices} device(s); {outcome}",
                     record.manage
                 )));
             }
@@ -200,7 +202,7 @@ impl Engine {
                         subject: record.manage.clone(),
                         step: "detach".into(),
                         source: Box::new(source),
-                        outcome: "the journal keeps the operation".into(),
+                        outcome: outcome.into(),
                     })?;
             }
         }
