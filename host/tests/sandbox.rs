@@ -10,7 +10,8 @@ use aplo::model::testing::claim;
 use aplo::model::{Decision, GIB, Pairs, PlacementRequest, QuotaRequest, Usage, Verdict};
 use aplo::policy::{Blame, Bound, Fault, Limits, LoadedPolicy, PolicyError, PolicySet, Runtime};
 use common::{
-    R3, bundled, hostile, load_bundled, runtime, six_nodes, wat_durability, wat_durability_with,
+    R3, bundled, hostile, load_bundled, runtime, six_nodes, wat_component, wat_durability,
+    wat_durability_with,
 };
 
 fn mode(mode: &str) -> Pairs {
@@ -302,6 +303,43 @@ fn malformed_and_truncated_files_are_refused_at_load_naming_the_file() {
     );
     let hostile = hostile(&runtime, Limits::default());
     still_healthy(&runtime, &hostile);
+}
+
+#[test]
+fn exports_with_the_right_names_and_wrong_types_are_refused_at_load() {
+    let runtime = runtime();
+    let contract =
+        "decide: func(claim: claim, settings: list<pair>) -> result<durability-decision, string>;";
+    let wrong = wat_component("", "(param i64) (result i32)", "(i32.const 0)", |wit| {
+        assert!(
+            wit.contains(contract),
+            "the contract's decide signature moved"
+        );
+        wit.replace(contract, "decide: func(requested: u64) -> u32;")
+    });
+    let err = runtime
+        .load("wrong-types", "wrong-types.wasm", &wrong, Limits::default())
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, PolicyError::Load { .. }), "{err:?}");
+    assert!(
+        message.contains("wrong-types.wasm")
+            && message.contains("aplo:policy/durability@0.1.0")
+            && message.contains("decide: func(requested: u64) -> u32"),
+        "the error names the file, the interface and the function: {message}"
+    );
+    assert_eq!(err.blame(), Blame::Guest);
+    // The same module with the contract's types loads.
+    assert!(
+        runtime
+            .load(
+                "right",
+                "right.wasm",
+                &wat_durability("(i32.const 96)"),
+                Limits::default()
+            )
+            .is_ok()
+    );
 }
 
 #[test]

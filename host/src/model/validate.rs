@@ -17,6 +17,14 @@ pub const MAX_SETS: usize = 512;
 pub const MAX_SET_SIZE: usize = 16;
 /// The longest refusal reason passed on to users; longer ones are cut.
 pub const MAX_REASON_LEN: usize = 1024;
+/// The smallest data brick a layout may have: the smallest XFS filesystem
+/// `mkfs.xfs` 6.x makes. Every production backend (`lvm-thin`, `loop`)
+/// gives each brick its own XFS, so a smaller data brick would hold more
+/// than its accounted size (its filesystem is rounded up to this). The
+/// floor holds for `dir` too, so that a layout valid on one backend is
+/// valid on all. Arbiter bricks hold only metadata and may be smaller:
+/// backends round their thin or sparse filesystems up.
+pub const MIN_DATA_BRICK_BYTES: u64 = 300 << 20;
 
 /// A rule a layout must obey.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,6 +47,8 @@ pub enum LayoutRule {
     SetShape,
     /// Data bricks of a set are equal and non-zero; an arbiter is no larger.
     BrickSizes,
+    /// Data bricks are at least [`MIN_DATA_BRICK_BYTES`].
+    BrickMinimum,
     /// The usable size covers the requested size.
     UsableSize,
 }
@@ -56,6 +66,7 @@ impl LayoutRule {
             LayoutRule::OneCluster => "one-cluster",
             LayoutRule::SetShape => "set-shape",
             LayoutRule::BrickSizes => "brick-sizes",
+            LayoutRule::BrickMinimum => "brick-minimum",
             LayoutRule::UsableSize => "usable-size",
         }
     }
@@ -183,15 +194,29 @@ pub fn validate_durability(decision: &DurabilityDecision) -> Result<(), AnswerVi
     Ok(())
 }
 
-/// Check a quota allowance against the claim it allows.
-pub fn validate_allowance(allowance: &Allowance, claim: &Claim) -> Result<(), AnswerViolation> {
-    match allowance.hard_limit {
-        Some(limit) if limit < claim.requested_bytes => Err(AnswerViolation {
+/// Check a quota allowance against the claim it allows and, where the host
+/// knows it, the raw capacity of the storage (every device's size): no
+/// volume can hold more, so a larger hard limit is not a limit.
+pub fn validate_allowance(
+    allowance: &Allowance,
+    claim: &Claim,
+    raw_capacity: Option<u64>,
+) -> Result<(), AnswerViolation> {
+    match (allowance.hard_limit, raw_capacity) {
+        (Some(limit), _) if limit < claim.requested_bytes => Err(AnswerViolation {
             field: "hard_limit",
             detail: format!(
                 "{} is below the {} the claim requested",
                 format_size(limit),
                 format_size(claim.requested_bytes)
+            ),
+        }),
+        (Some(limit), Some(raw)) if limit > raw => Err(AnswerViolation {
+            field: "hard_limit",
+            detail: format!(
+                "{} is above the {} raw capacity of the storage",
+                format_size(limit),
+                format_size(raw)
             ),
         }),
         _ => Ok(()),
@@ -355,6 +380,16 @@ pub fn validate_layout(
             return Err(violation(
                 LayoutRule::BrickSizes,
                 at(format!("data bricks differ in size: {data:?}")),
+            ));
+        }
+        if size < MIN_DATA_BRICK_BYTES {
+            return Err(violation(
+                LayoutRule::BrickMinimum,
+                at(format!(
+                    "data bricks of {} are below the {} a brick filesystem needs",
+                    format_size(size),
+                    format_size(MIN_DATA_BRICK_BYTES)
+                )),
             ));
         }
         if let Some(a) = set.bricks.iter().find(|b| b.role == BrickRole::Arbiter)
@@ -720,29 +755,68 @@ mod tests {
     }
 
     #[test]
-    fn quota_limits_below_the_claim_are_refused() {
+    fn quota_limits_below_the_claim_or_above_the_raw_capacity_are_refused() {
         let c = claim(10 * GIB);
+        let limit = |bytes| Allowance {
+            hard_limit: Some(bytes),
+        };
+        assert!(validate_allowance(&limit(10 * GIB), &c, None).is_ok());
+        assert!(validate_allowance(&limit(10 * GIB), &c, Some(10 * GIB)).is_ok());
+        assert!(validate_allowance(&Allowance { hard_limit: None }, &c, Some(GIB)).is_ok());
+        let low = validate_allowance(&limit(GIB), &c, None).unwrap_err();
+        assert_eq!(low.field, "hard_limit");
+        assert!(low.detail.contains("below"), "{}", low.detail);
+        let high = validate_allowance(&limit(u64::MAX), &c, Some(300 * GIB)).unwrap_err();
+        assert_eq!(high.field, "hard_limit");
         assert!(
-            validate_allowance(
-                &Allowance {
-                    hard_limit: Some(10 * GIB)
-                },
-                &c
-            )
-            .is_ok()
+            high.detail.contains("above") && high.detail.contains("300"),
+            "{}",
+            high.detail
         );
-        assert!(validate_allowance(&Allowance { hard_limit: None }, &c).is_ok());
-        assert_eq!(
-            validate_allowance(
-                &Allowance {
-                    hard_limit: Some(GIB)
-                },
-                &c
-            )
-            .unwrap_err()
-            .field,
-            "hard_limit"
+        // Without a known capacity only the lower bound is checked.
+        assert!(validate_allowance(&limit(u64::MAX), &c, None).is_ok());
+    }
+
+    #[test]
+    fn data_bricks_below_a_brick_filesystem_are_refused_but_small_arbiters_pass() {
+        let t = topology().zones(3).build();
+        let devices: Vec<Id> = t.clusters[0]
+            .nodes
+            .iter()
+            .map(|n| n.devices[0].id)
+            .collect();
+        let layout = |data: u64, arbiter: Option<u64>| Layout {
+            sets: vec![BrickSet {
+                bricks: devices
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| match arbiter {
+                        Some(a) if i == 2 => Brick {
+                            device: *d,
+                            bytes: a,
+                            role: BrickRole::Arbiter,
+                        },
+                        _ => brick(d, data),
+                    })
+                    .collect(),
+            }],
+            strict_zones: false,
+        };
+        // A 1 MiB claim still needs full-size bricks.
+        let small = request(1 << 20, R3);
+        let err = validate_layout(&small, &t, &layout(1 << 20, None)).unwrap_err();
+        assert_eq!(err.rule, LayoutRule::BrickMinimum);
+        assert!(err.to_string().contains("brick-minimum"), "{err}");
+        assert!(validate_layout(&small, &t, &layout(MIN_DATA_BRICK_BYTES, None)).is_ok());
+        // An arbiter brick of 1 MiB beside full-size data bricks is fine.
+        let arbiter = request(
+            GIB,
+            Scheme::Replicate {
+                count: 3,
+                arbiter: true,
+            },
         );
+        assert!(validate_layout(&arbiter, &t, &layout(GIB, Some(1 << 20))).is_ok());
     }
 
     #[test]

@@ -29,6 +29,12 @@ pub enum Fault {
         /// The cap in bytes.
         limit: usize,
     },
+    /// The guest asked the host for more bytes (random data, output) than
+    /// its budget per decision allows.
+    HostcallLimit {
+        /// The budget in bytes.
+        limit: usize,
+    },
     /// The guest trapped; `panic` carries a Rust guest's panic message.
     Trap {
         /// The trap, as wasmtime describes it.
@@ -76,6 +82,7 @@ impl Fault {
         match self {
             Fault::Timeout { .. } => "timeout",
             Fault::MemoryLimit { .. } => "memory_limit",
+            Fault::HostcallLimit { .. } => "hostcall_limit",
             Fault::Trap { panic: Some(_), .. } => "panic",
             Fault::Trap { .. } => "trap",
             Fault::Malformed { .. } => "malformed",
@@ -97,6 +104,10 @@ impl fmt::Display for Fault {
             Fault::MemoryLimit { limit } => {
                 write!(f, "hit the memory limit of {} MiB", limit >> 20)
             }
+            Fault::HostcallLimit { limit } => write!(
+                f,
+                "asked the host for more than its budget of {limit} bytes per decision"
+            ),
             Fault::Trap {
                 panic: Some(message),
                 ..

@@ -15,6 +15,7 @@ pub mod metrics;
 mod registry;
 mod runtime;
 mod set;
+mod wasi;
 
 pub use error::{Blame, Fault, PolicyError};
 pub use registry::{PolicySummary, Registry, RegistryConfig, ReloadEvent, Watcher};

@@ -13,13 +13,12 @@ use wasmtime::{
     Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap,
 };
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{
-    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
-};
+use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::{self, durability, placement, quota, settings};
 use super::cache::ModuleCache;
 use super::error::{Fault, PolicyError};
+use super::wasi::{self, Budget, Charged, Virtual};
 use crate::model::{self, Decision};
 
 /// Bounds on one decision.
@@ -33,7 +32,9 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Table elements cap.
     pub table_elements: usize,
-    /// Bytes the guest may pass to the host in one host call.
+    /// Bytes the guest may pass to the host in one host call, and bytes the
+    /// host may make or take for it in one decision (random data, stdout
+    /// and stderr).
     pub hostcall_fuel: usize,
 }
 
@@ -92,12 +93,22 @@ impl Default for RuntimeConfig {
     }
 }
 
-/// What a guest's store holds: WASI with nothing granted, and the limiter.
+/// What a guest's store holds: WASI with nothing granted, the virtual clock
+/// and random sources, the byte budget, and the limiter.
 pub(crate) struct GuestState {
     wasi: WasiCtx,
     table: ResourceTable,
+    virt: Virtual,
+    budget: Arc<Budget>,
     limiter: Limiter,
     stderr: MemoryOutputPipe,
+}
+
+impl GuestState {
+    /// The virtual clock and random state, beside the resource table.
+    pub(crate) fn virtual_parts(&mut self) -> (&mut Virtual, &mut ResourceTable) {
+        (&mut self.virt, &mut self.table)
+    }
 }
 
 impl WasiView for GuestState {
@@ -169,19 +180,6 @@ impl HostWallClock for FixedWallClock {
 
     fn now(&self) -> Duration {
         Duration::from_secs(1_767_225_600)
-    }
-}
-
-/// A monotonic clock that never advances.
-struct FixedMonotonicClock;
-
-impl HostMonotonicClock for FixedMonotonicClock {
-    fn resolution(&self) -> u64 {
-        1_000_000_000
-    }
-
-    fn now(&self) -> u64 {
-        0
     }
 }
 
@@ -292,8 +290,7 @@ impl Runtime {
         }
         let engine = Engine::new(&wasm).map_err(|e| host(format!("engine: {e:#}")))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| host(format!("linking WASI: {e:#}")))?;
+        wasi::add_to_linker(&mut linker).map_err(|e| host(format!("linking WASI: {e:#}")))?;
         let cache = match &config.cache_dir {
             Some(dir) => Some(ModuleCache::open(dir, &engine)?),
             None => None,
@@ -354,6 +351,7 @@ impl Runtime {
             pre,
             runtime: self.clone(),
         };
+        policy.typecheck().map_err(&fail)?;
         policy.info = policy
             .describe()
             .map_err(|e| fail(format!("describe() failed: {e}")))?;
@@ -378,13 +376,19 @@ impl Runtime {
 
     fn store(&self, limits: &Limits) -> Store<GuestState> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let budget = Budget::new(limits.hostcall_fuel);
+        // The monotonic clock and the random sources are the virtual ones
+        // linked by `wasi::add_to_linker`; the context's are never called.
         let wasi = WasiCtxBuilder::new()
-            .stderr(stderr.clone())
+            .stdout(Charged {
+                inner: std::io::empty(),
+                budget: budget.clone(),
+            })
+            .stderr(Charged {
+                inner: stderr.clone(),
+                budget: budget.clone(),
+            })
             .wall_clock(FixedWallClock)
-            .monotonic_clock(FixedMonotonicClock)
-            .secure_random(<rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0))
-            .insecure_random(<rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1))
-            .insecure_random_seed(0)
             .build();
         let limiter = Limiter {
             memory_bytes: limits.memory_bytes,
@@ -396,6 +400,8 @@ impl Runtime {
             GuestState {
                 wasi,
                 table: ResourceTable::new(),
+                virt: Virtual::new(limits.deadline, budget.clone()),
+                budget,
                 limiter,
                 stderr,
             },
@@ -584,6 +590,49 @@ impl LoadedPolicy {
         self.limits
     }
 
+    /// Check every exported function's type against the contract, once at
+    /// load: a module whose exports have the right names but the wrong
+    /// types is refused here, naming the function, instead of faulting at
+    /// every decision.
+    fn typecheck(&self) -> Result<(), String> {
+        let mut store = self.runtime.store(&self.limits);
+        store.set_epoch_deadline(self.runtime.deadline_ticks(self.limits.deadline));
+        let _slot = self.runtime.slots.acquire();
+        let instance = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| format!("instantiating it failed: {e:#}"))?;
+        let [settings, durability, placement, quota] = INTERFACES.map(|(name, _)| name);
+        let component = self.pre.component();
+        let wrong = |name: &'static str| {
+            move |e: wasmtime::Error| {
+                format!(
+                    "it exports {name} with types other than the contract's ({e:#}); it has {}",
+                    signatures(component, name).join(", ")
+                )
+            }
+        };
+        let exports = &self.exports;
+        exports
+            .settings
+            .load(&mut store, &instance)
+            .map_err(wrong(settings))?;
+        if let Some(indices) = &exports.durability {
+            indices
+                .load(&mut store, &instance)
+                .map_err(wrong(durability))?;
+        }
+        if let Some(indices) = &exports.placement {
+            indices
+                .load(&mut store, &instance)
+                .map_err(wrong(placement))?;
+        }
+        if let Some(indices) = &exports.quota {
+            indices.load(&mut store, &instance).map_err(wrong(quota))?;
+        }
+        Ok(())
+    }
+
     fn describe(&self) -> Result<model::Info, PolicyError> {
         self.call(Decision::Validate, |store, instance, exports| {
             let guest = exports.settings.load(&mut *store, instance)?;
@@ -713,6 +762,16 @@ impl LoadedPolicy {
                 limit: self.limits.memory_bytes,
             };
         }
+        if state.budget.waited_too_long() {
+            return Fault::Timeout {
+                deadline: self.limits.deadline,
+            };
+        }
+        if state.budget.overdrawn() {
+            return Fault::HostcallLimit {
+                limit: state.budget.limit(),
+            };
+        }
         match err.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => Fault::Timeout {
                 deadline: self.limits.deadline,
@@ -730,6 +789,74 @@ impl LoadedPolicy {
                 detail: format!("{err:#}"),
             },
         }
+    }
+}
+
+/// The functions an exported interface has, with their types, for an error
+/// that names them: `decide: func(requested: u64) -> u32`.
+fn signatures(component: &Component, interface: &str) -> Vec<String> {
+    use wasmtime::component::types::ComponentItem;
+    let engine = component.engine();
+    let ty = component.component_type();
+    let Some(ComponentItem::ComponentInstance(instance)) =
+        ty.get_export(engine, interface).map(|e| e.ty)
+    else {
+        return vec!["no functions".into()];
+    };
+    instance
+        .exports(engine)
+        .filter_map(|(name, item)| match item.ty {
+            ComponentItem::ComponentFunc(func) => {
+                let params: Vec<String> = func
+                    .params()
+                    .map(|(param, ty)| format!("{param}: {}", type_name(&ty)))
+                    .collect();
+                let results: Vec<&str> = func.results().map(|ty| type_name(&ty)).collect();
+                Some(format!(
+                    "{name}: func({}){}",
+                    params.join(", "),
+                    if results.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" -> {}", results.join(", "))
+                    }
+                ))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A component type's kind, as WIT spells it.
+fn type_name(ty: &wasmtime::component::types::Type) -> &'static str {
+    use wasmtime::component::types::Type;
+    match ty {
+        Type::Bool => "bool",
+        Type::S8 => "s8",
+        Type::U8 => "u8",
+        Type::S16 => "s16",
+        Type::U16 => "u16",
+        Type::S32 => "s32",
+        Type::U32 => "u32",
+        Type::S64 => "s64",
+        Type::U64 => "u64",
+        Type::Float32 => "f32",
+        Type::Float64 => "f64",
+        Type::Char => "char",
+        Type::String => "string",
+        Type::List(_) | Type::FixedLengthList(_) => "list",
+        Type::Map(_) => "map",
+        Type::Record(_) => "record",
+        Type::Tuple(_) => "tuple",
+        Type::Variant(_) => "variant",
+        Type::Enum(_) => "enum",
+        Type::Option(_) => "option",
+        Type::Result(_) => "result",
+        Type::Flags(_) => "flags",
+        Type::Own(_) | Type::Borrow(_) => "resource",
+        Type::Future(_) => "future",
+        Type::Stream(_) => "stream",
+        Type::ErrorContext => "error-context",
     }
 }
 

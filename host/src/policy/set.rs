@@ -139,13 +139,23 @@ impl PolicySet {
 
     /// Check a claim against quota; a class without a quota policy allows all.
     pub fn quota(&self, request: &QuotaRequest) -> Result<Verdict<Allowance>, PolicyError> {
+        self.quota_within(request, None)
+    }
+
+    /// [`PolicySet::quota`], with a hard limit above `raw_capacity` (every
+    /// device's size, where the caller knows it) refused as a lie.
+    pub fn quota_within(
+        &self,
+        request: &QuotaRequest,
+        raw_capacity: Option<u64>,
+    ) -> Result<Verdict<Allowance>, PolicyError> {
         let Some(bound) = &self.quota else {
             return Ok(Verdict::Granted(Allowance::default()));
         };
         measured(Decision::Quota, bound.policy.name(), || {
             let answer = bound.policy.check(request, &bound.settings)?;
             if let Ok(allowance) = &answer {
-                validate_allowance(allowance, &request.claim)
+                validate_allowance(allowance, &request.claim, raw_capacity)
                     .map_err(|v| invalid(bound, Decision::Quota, v.field, v.detail))?;
             }
             Ok(verdict(answer))
@@ -171,13 +181,15 @@ impl PolicySet {
         blocking(move || set.place_prepared(&request, &topology)).await
     }
 
-    /// [`PolicySet::quota`] on the blocking pool, off the async reactor.
+    /// [`PolicySet::quota_within`] on the blocking pool, off the async
+    /// reactor.
     pub async fn quota_async(
         &self,
         request: QuotaRequest,
+        raw_capacity: Option<u64>,
     ) -> Result<Verdict<Allowance>, PolicyError> {
         let set = self.clone();
-        blocking(move || set.quota(&request)).await
+        blocking(move || set.quota_within(&request, raw_capacity)).await
     }
 }
 

@@ -74,6 +74,23 @@ pub fn wat_durability(decide_body: &str) -> Vec<u8> {
 
 /// [`wat_durability`] with extra module fields (tables, memories, ...).
 pub fn wat_durability_with(fields: &str, decide_body: &str) -> Vec<u8> {
+    wat_component(
+        fields,
+        "(param i32 i32 i32 i32 i32 i32 i32 i32 i64 i32 i32 i32 i32) (result i32)",
+        decide_body,
+        |wit| wit.to_owned(),
+    )
+}
+
+/// A durability component whose `decide` has the core signature
+/// `decide_type`, built against the contract's WIT as `patch_wit` rewrites
+/// it: for modules that export the right names with the wrong types.
+pub fn wat_component(
+    fields: &str,
+    decide_type: &str,
+    decide_body: &str,
+    patch_wit: impl FnOnce(&str) -> String,
+) -> Vec<u8> {
     let wat = format!(
         r#"(module
   (memory (export "memory") 1)
@@ -93,14 +110,18 @@ pub fn wat_durability_with(fields: &str, decide_body: &str) -> Vec<u8> {
   (data (i32.const 96) "\00\00\00\00\00\00\00\00\00\00\00\00")
   (func (export "aplo:policy/settings@0.1.0#describe") (result i32) (i32.const 16))
   (func (export "aplo:policy/settings@0.1.0#validate") (param i32 i32) (result i32) (i32.const 96))
-  (func (export "aplo:policy/durability@0.1.0#decide")
-    (param i32 i32 i32 i32 i32 i32 i32 i32 i64 i32 i32 i32 i32) (result i32)
+  (func (export "aplo:policy/durability@0.1.0#decide") {decide_type}
     {decide_body}))"#
     );
     let mut module = wat::parse_str(&wat).expect("valid WAT");
     let mut resolve = wit_parser::Resolve::default();
-    let (package, _) = resolve
-        .push_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit/0.1.0"))
+    let wit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../wit/0.1.0/policy.wit"
+    ))
+    .expect("the contract's WIT");
+    let package = resolve
+        .push_str("policy.wit", &patch_wit(&wit))
         .expect("WIT parses");
     let world = resolve
         .select_world(&[package], Some("durability-policy"))

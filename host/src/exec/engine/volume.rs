@@ -194,15 +194,21 @@ impl Engine {
         let Some(bound) = &set.quota else {
             return Ok(None);
         };
-        let (namespace_usage, cluster_usage) =
-            self.with_state(|s| plan::usage_except_volume(s, &claim.namespace, growing));
+        let ((namespace_usage, cluster_usage), raw_capacity) = self.with_state(|s| {
+            let usage = plan::usage_except_volume(s, &claim.namespace, growing);
+            let raw: u64 = s.devices.values().map(|d| d.total_bytes).sum();
+            (usage, raw)
+        });
         let verdict = set
-            .quota_async(QuotaRequest {
-                claim: claim.clone(),
-                current_bytes,
-                namespace_usage,
-                cluster_usage,
-            })
+            .quota_async(
+                QuotaRequest {
+                    claim: claim.clone(),
+                    current_bytes,
+                    namespace_usage,
+                    cluster_usage,
+                },
+                Some(raw_capacity),
+            )
             .await?;
         Ok(refused(verdict, Decision::Quota, bound)?.hard_limit)
     }

@@ -1,16 +1,25 @@
 //! A policy that misbehaves on demand, for the sandbox's tests. It makes all
 //! three decisions; the setting `mode` picks the misbehaviour. Never bundled.
 
+use std::time::Duration;
+
 use aplo_policy_sdk::prelude::*;
 
 /// The hostile policy.
 pub struct Hostile;
 
-const MODES: [&str; 20] = [
+const MODES: [&str; 27] = [
     "ok",
     "panic",
     "loop",
     "bomb",
+    "sleep-5s",
+    "sleep-forever",
+    "sleep-max-instant",
+    "poll-2000",
+    "random-flood",
+    "random-60mib",
+    "print-flood",
     "lie-unknown-device",
     "lie-offline-device",
     "lie-no-space",
@@ -28,6 +37,21 @@ const MODES: [&str; 20] = [
     "lie-limit",
     "refuse",
 ];
+
+/// What `describe()` does. It has no input, so the tests choose by
+/// rewriting these bytes in the built module (same length, in the data
+/// segment): `hostile-describe:<mode>` padded with NULs.
+#[used]
+static DESCRIBE_MODE: [u8; 40] = *b"hostile-describe:ok\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+
+fn describe_mode() -> String {
+    // Through `black_box`, so the compiler cannot fold the bytes in.
+    let bytes: &[u8; 40] = std::hint::black_box(&DESCRIBE_MODE);
+    let text = bytes.split(|b| *b == 0).next().unwrap_or_default();
+    String::from_utf8_lossy(text)
+        .trim_start_matches("hostile-describe:")
+        .to_owned()
+}
 
 fn mode(settings: &Settings) -> &str {
     settings.get("mode").unwrap_or("ok")
@@ -50,21 +74,64 @@ fn common(mode: &str) {
                 std::hint::black_box(&hoard);
             }
         }
+        "sleep-5s" => {
+            // Where the deadline allows it, the wait is virtual: it returns
+            // at once, and the clock shows it.
+            let started = std::time::Instant::now();
+            std::thread::sleep(Duration::from_secs(5));
+            assert!(
+                started.elapsed() >= Duration::from_secs(5),
+                "the clock did not move across the sleep"
+            );
+        }
+        "sleep-forever" => loop {
+            std::thread::sleep(Duration::from_millis(1));
+        },
+        "sleep-max-instant" => {
+            wasi::clocks::monotonic_clock::subscribe_instant(u64::MAX).block();
+        }
+        "poll-2000" => loop {
+            let clocks: Vec<_> = (0..2000)
+                .map(|i| wasi::clocks::monotonic_clock::subscribe_duration(1_000_000 + i))
+                .collect();
+            let all: Vec<&wasi::io::poll::Pollable> = clocks.iter().collect();
+            std::hint::black_box(wasi::io::poll::poll(&all));
+        },
+        "random-flood" => loop {
+            std::hint::black_box(wasi::random::random::get_random_bytes(8 << 20));
+        },
+        "random-60mib" => {
+            std::hint::black_box(wasi::random::random::get_random_bytes(60 << 20));
+        }
+        "print-flood" => {
+            let line = "x".repeat(1023);
+            loop {
+                println!("{line}");
+            }
+        }
         _ => {}
     }
 }
 
 impl Policy for Hostile {
     fn describe() -> Info {
+        common(&describe_mode());
         Info::new(
             "Misbehaves on demand (tests only)",
             env!("CARGO_PKG_VERSION"),
         )
         .setting("mode", "What to do wrong.", Some("ok"))
+        .setting(
+            "validate",
+            "What to do wrong when the settings are checked.",
+            Some("ok"),
+        )
     }
 
     fn validate(settings: &Settings) -> Result<(), String> {
-        settings.only(&["mode"])?;
+        settings.only(&["mode", "validate"])?;
+        // `validate=<mode>` misbehaves here, at the settings check.
+        common(settings.get("validate").unwrap_or("ok"));
         settings.choice("mode", &MODES, "ok").map(|_| ())
     }
 }
