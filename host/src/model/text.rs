@@ -91,6 +91,16 @@ pub fn inert(text: &str, max_bytes: usize) -> String {
     text
 }
 
+/// Whether `text` has nothing [`inert`] would remove or replace: no control
+/// character (so no escape sequence), no line or paragraph separator and
+/// no invisible format character. For checks that refuse such text rather
+/// than clean it, such as values that go into a command line.
+pub fn is_inert(text: &str) -> bool {
+    !text
+        .chars()
+        .any(|c| c.is_control() || invisible(c) || matches!(c, '\u{2028}' | '\u{2029}'))
+}
+
 /// Skip a control sequence's parameters and intermediates (0x20–0x3F) and
 /// its final byte (0x40–0x7E). A sequence broken by anything else ends
 /// there; what broke it is kept for the caller.
@@ -168,12 +178,7 @@ mod tests {
 
     /// No character a terminal would act on, and nothing invisible.
     fn assert_inert(text: &str) {
-        assert!(
-            !text
-                .chars()
-                .any(|c| c.is_control() || invisible(c) || matches!(c, '\u{2028}' | '\u{2029}')),
-            "{text:?}"
-        );
+        assert!(is_inert(text), "{text:?}");
     }
 
     #[test]
@@ -214,6 +219,7 @@ mod tests {
         assert_eq!(inert(bidi, 100), "safetxt.exe x y");
         assert_eq!(inert("tag\u{e0041}\u{e007f}s", 100), "tags");
         assert_eq!(inert("né 日本 ok", 100), "né 日本 ok");
+        assert!(is_inert("né 日本 ok") && !is_inert("a\u{202e}b") && !is_inert("a\nb"));
     }
 
     #[test]
