@@ -1,5 +1,7 @@
 //! The `aplo` binary: policy inspect, test, eval and the demo.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -420,4 +422,169 @@ fn topology_load_is_idempotent_and_names_bad_fields() {
         "{}",
         text(&out)
     );
+}
+
+/// Escape sequences, a title change, a bidi override, an isolate and a
+/// right-to-left mark: what a hostile policy would print if it could.
+const EVIL: &str = "\u{1b}[2J\u{1b}]0;owned\u{7}\u{1b}[31mred\u{1b}[0m\u{202e}exe.txt\u{2066}x\u{2069}\u{200f}\r\n";
+
+/// Whether `text` has nothing a terminal would act on: no control
+/// character but the newline, no bidirectional or invisible format
+/// character, and no escape that JSON merely spelled out.
+fn assert_inert(what: &str, text: &str) {
+    let raw = text
+        .chars()
+        .find(|&c| (c.is_control() && c != '\n') || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'));
+    assert_eq!(raw, None, "{what} printed a raw {raw:?}: {text:?}");
+    assert!(
+        !text.contains("\\u001b") && !text.contains("\\u202e") && !text.contains("\\u0007"),
+        "{what} printed an escape, JSON-quoted but not removed: {text}"
+    );
+}
+
+#[test]
+fn policy_text_reaches_the_terminal_inert() {
+    let refusal = format!("no{EVIL}way");
+    let wasm = common::wat_durability_with_info(
+        &format!(
+            "(data (i32.const 2048) \"{}\")",
+            common::wat_bytes(refusal.as_bytes())
+        ),
+        &format!("hostile{EVIL}description"),
+        &format!("6.6.6{EVIL}"),
+        (
+            &format!("key{EVIL}"),
+            &format!("explains{EVIL}"),
+            &format!("fallback{EVIL}"),
+        ),
+        &format!(
+            "(i32.store8 (i32.const 128) (i32.const 1))
+             (i32.store (i32.const 136) (i32.const 2048))
+             (i32.store (i32.const 140) (i32.const {}))
+             (i32.const 128)",
+            refusal.len()
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("evil.wasm");
+    std::fs::write(&module, wasm).unwrap();
+    let module = module.to_str().unwrap();
+    let policy_dir = dir.path().to_str().unwrap();
+    let input = Path::new(bundled::SOURCE_DIR).join("classes/tests/default-is-replica3/input.json");
+    let runs: [(&str, Vec<&str>, &[&str]); 5] = [
+        (
+            "policy inspect",
+            vec!["policy", "inspect", module],
+            &[
+                "hostile",
+                "description",
+                "6.6.6",
+                "key",
+                "explains",
+                "fallback",
+                "red",
+                "exe.txt",
+            ],
+        ),
+        (
+            "policy inspect --json",
+            vec!["policy", "inspect", "--json", module],
+            &["hostile", "6.6.6", "key", "explains", "fallback"],
+        ),
+        (
+            "policy list",
+            vec!["--policy-dir", policy_dir, "policy", "list"],
+            &["evil", "6.6.6", "hostile"],
+        ),
+        (
+            "policy list --json",
+            vec!["--policy-dir", policy_dir, "policy", "list", "--json"],
+            &["evil", "6.6.6", "hostile", "key", "explains", "fallback"],
+        ),
+        (
+            "policy eval",
+            vec![
+                "policy",
+                "eval",
+                "--input",
+                input.to_str().unwrap(),
+                "--policy",
+                module,
+            ],
+            &["refused", "no", "way"],
+        ),
+    ];
+    for (what, args, shown) in runs {
+        let out = aplo(&args);
+        let s = text(&out);
+        assert!(out.status.success(), "{what}: {s}");
+        assert_inert(what, &s);
+        for word in shown {
+            assert!(s.contains(word), "{what} does not show {word:?}: {s}");
+        }
+    }
+}
+
+#[test]
+fn unsafe_device_names_and_hostnames_are_refused_by_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("aplo.redb");
+    let db = db.to_str().unwrap();
+    let topology = dir.path().join("topology.json");
+    let load = |text: &str| {
+        std::fs::write(&topology, text).unwrap();
+        aplo(&["--db", db, "topology", "load", topology.to_str().unwrap()])
+    };
+    for (devices, storage, expected) in [
+        (
+            r#""/dev/vdb", {"name": "/dev/vdc; reboot"}"#,
+            "10.0.0.1",
+            "clusters[0].nodes[0].devices[1].name: '/dev/vdc; reboot' is not a device path such as /dev/vdb: it contains ';'",
+        ),
+        (
+            r#""/dev/vdb;reboot""#,
+            "10.0.0.1",
+            "clusters[0].nodes[0].devices[0]: '/dev/vdb;reboot' is not a device path such as /dev/vdb: it contains ';'",
+        ),
+        (
+            r#""/dev/vdb\u001b[2J""#,
+            "10.0.0.1",
+            "clusters[0].nodes[0].devices[0]: '/dev/vdb\\u{1b}[2J' is not a device path such as /dev/vdb: it contains a control character ('\\u{1b}')",
+        ),
+        (
+            r#""/dev/vdb""#,
+            "--remote-host=evil",
+            "clusters[0].nodes[0].node.hostnames.storage: '--remote-host=evil' is not a hostname or address: it starts with '-'",
+        ),
+    ] {
+        let out = load(&format!(
+            r#"{{"clusters": [{{"nodes": [{{"node": {{"hostnames": {{"manage": ["n1"], "storage": ["{storage}"]}}, "zone": 1}}, "devices": [{devices}]}}]}}]}}"#
+        ));
+        let s = text(&out);
+        assert!(!out.status.success(), "{s}");
+        assert!(s.contains(expected), "{s}");
+        assert!(!s.contains('\u{1b}'), "{s:?}");
+    }
+    // Nothing was loaded.
+    let show = aplo(&["--db", db, "topology", "show"]);
+    assert!(!text(&show).contains("n1"), "{}", text(&show));
+
+    for (name, expected) in [
+        (
+            "/dev/vdb;reboot",
+            "device NAME: '/dev/vdb;reboot' is not a device path such as /dev/vdb: it contains ';'",
+        ),
+        (
+            "/dev/vd b",
+            "device NAME: '/dev/vd b' is not a device path such as /dev/vdb: it contains white space (' ')",
+        ),
+        (
+            "/dev/vdb\n",
+            "device NAME: '/dev/vdb\\n' is not a device path such as /dev/vdb: it contains white space ('\\n')",
+        ),
+    ] {
+        let out = aplo(&["--db", db, "device", "add", "n1", name]);
+        let s = text(&out);
+        assert!(!out.status.success() && s.contains(expected), "{s}");
+    }
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -297,11 +298,306 @@ fn a_cache_directory_others_can_write_is_refused() {
         ..Default::default()
     })
     .err()
-    .unwrap();
+    .unwrap()
+    .to_string();
+    let path = cache.path().display().to_string();
     assert!(
-        err.to_string()
-            .contains("must not be writable by group or others"),
+        err.starts_with(&path)
+            && err.contains("with mode 0777")
+            && err.contains("writable by no one else")
+            && err.contains(&format!("`chmod go-w '{path}'`")),
         "{err}"
+    );
+}
+
+/// A runtime caching compiled policies in `dir`.
+fn cached_runtime(dir: &std::path::Path) -> Result<Arc<Runtime>, PolicyError> {
+    Runtime::new(RuntimeConfig {
+        cache_dir: Some(dir.to_path_buf()),
+        ..Default::default()
+    })
+    .map(Arc::new)
+}
+
+#[test]
+fn a_cache_directory_owned_by_another_user_is_refused() {
+    // Not world- or group-writable (0755): only its owner is wrong.
+    use std::os::unix::fs::PermissionsExt;
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(cache.path(), Some(65534), None)
+        .expect("chown needs root, which the test suite runs as");
+    let err = cached_runtime(cache.path()).err().unwrap().to_string();
+    let path = cache.path().display().to_string();
+    assert!(
+        err.starts_with(&path)
+            && err.contains("owned by uid 65534 with mode 0755")
+            && err.contains("owned by aplo's user (uid 0) or root")
+            && err.contains(&format!("`chown 0 '{path}'`"))
+            && !err.contains("chmod"),
+        "{err}"
+    );
+    // Given back to aplo's user, the same directory works.
+    std::os::unix::fs::chown(cache.path(), Some(0), None).unwrap();
+    let runtime = cached_runtime(cache.path()).unwrap();
+    common::load_bundled(&runtime, "zone-spread");
+}
+
+/// The artifact and digest files of `policy` in a cache directory.
+fn artifact_of(cache: &std::path::Path, policy: &aplo::policy::LoadedPolicy) -> [PathBuf; 2] {
+    let artifact = std::fs::read_dir(cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with(&policy.sha256()) && name.ends_with(".cwasm")
+        })
+        .expect("the policy was cached");
+    let digest = artifact.with_extension("cwasm.sha256");
+    [artifact, digest]
+}
+
+#[test]
+fn an_artifact_another_user_could_write_is_compiled_again_not_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let cache = tempfile::tempdir().unwrap();
+    let runtime = cached_runtime(cache.path()).unwrap();
+    let zone_spread = common::load_bundled(&runtime, "zone-spread");
+    let binpack = common::load_bundled(&runtime, "binpack");
+    let [artifact, digest] = artifact_of(cache.path(), &zone_spread);
+    let [foreign, foreign_digest] = artifact_of(cache.path(), &binpack);
+    let description = |p: &aplo::policy::LoadedPolicy| p.info().description.clone();
+    // What another user who can write the cache would do: put other code
+    // (here: binpack's) and its digest under zone-spread's name.
+    let swap = |mode: u32, digest_mode: u32, owner: u32| {
+        std::fs::copy(&foreign, &artifact).unwrap();
+        std::fs::copy(&foreign_digest, &digest).unwrap();
+        std::fs::set_permissions(&artifact, std::fs::Permissions::from_mode(mode)).unwrap();
+        std::fs::set_permissions(&digest, std::fs::Permissions::from_mode(digest_mode)).unwrap();
+        std::os::unix::fs::chown(&artifact, Some(owner), None).unwrap();
+    };
+    // The check is what stops it: with trusted files, the swapped code runs.
+    swap(0o644, 0o644, 0);
+    let swapped = common::load_bundled(&runtime, "zone-spread");
+    assert_eq!(description(&swapped), description(&binpack));
+    for (mode, digest_mode, owner, case) in [
+        (0o664, 0o644, 0, "a group-writable artifact"),
+        (0o646, 0o644, 0, "a world-writable artifact"),
+        (0o644, 0o664, 0, "a group-writable digest"),
+        (0o644, 0o644, 65534, "an artifact owned by another user"),
+    ] {
+        swap(mode, digest_mode, owner);
+        let loaded = common::load_bundled(&runtime, "zone-spread");
+        assert_eq!(
+            description(&loaded),
+            description(&zone_spread),
+            "{case} was loaded"
+        );
+        // Compiled again, and the artifact replaced by aplo's own.
+        let meta = std::fs::metadata(&artifact).unwrap();
+        assert_eq!(
+            (
+                std::os::unix::fs::MetadataExt::uid(&meta),
+                meta.permissions().mode() & 0o777
+            ),
+            (0, 0o644),
+            "{case}"
+        );
+        assert_ne!(
+            std::fs::read(&artifact).unwrap(),
+            std::fs::read(&foreign).unwrap()
+        );
+    }
+}
+
+/// Run `f` on another thread; fail, rather than hang, if it takes longer
+/// than `limit`.
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || send.send(f()));
+    receive
+        .recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("did not finish within {limit:?}"))
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+}
+
+#[test]
+fn a_fifo_in_the_policy_directory_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    // At start-up: skipped, and the registry opens.
+    mkfifo(&dir.path().join("early.wasm"));
+    let path = dir.path().to_path_buf();
+    let registry = within(Duration::from_secs(30), move || registry_with_dir(&path));
+    assert!(matches!(
+        registry.get("early"),
+        Err(PolicyError::Unknown { .. })
+    ));
+    // On a rescan: refused with a clear error, promptly.
+    mkfifo(&dir.path().join("x.wasm"));
+    std::fs::write(dir.path().join("good.wasm"), bundled("binpack")).unwrap();
+    let started = Instant::now();
+    let events = within(Duration::from_secs(30), {
+        let registry = registry.clone();
+        move || registry.rescan()
+    });
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let refused: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            ReloadEvent::Rejected { name, error } => Some((name.as_str(), error.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [(
+            "x",
+            "x.wasm: not a regular file but a FIFO; only regular files (or symlinks to them) are read as policies"
+        )],
+        "{events:?}"
+    );
+    // The registry stays usable, loads the good file beside it, and does
+    // not look at the FIFO again until it changes.
+    assert!(registry.get("good").is_ok());
+    assert!(registry.resolve(&params(&[("placement", "good")])).is_ok());
+    assert!(registry.rescan().is_empty());
+}
+
+/// A sparse file of 1 GiB that starts like a WebAssembly module.
+fn huge_module(path: &std::path::Path) {
+    let file = std::fs::File::create(path).unwrap();
+    std::io::Write::write_all(&mut &file, b"\0asm\x0d\0\x01\0").unwrap();
+    file.set_len(1 << 30).unwrap();
+}
+
+#[test]
+fn a_huge_file_is_refused_without_being_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = registry_with_dir(dir.path());
+    huge_module(&dir.path().join("huge.wasm"));
+    let started = Instant::now();
+    let events = registry.rescan();
+    let took = started.elapsed();
+    assert!(
+        matches!(&events[..], [ReloadEvent::Rejected { name, error }]
+            if name == "huge"
+            && error == "huge.wasm: 1GiB (1073741824 bytes) is over the 64MiB cap on a policy module; it was not read"),
+        "{events:?}"
+    );
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert!(
+        registry.rescan().is_empty(),
+        "refused once, until it changes"
+    );
+
+    // The memory it took, measured alone in a child process: the peak
+    // resident size grows by far less than the file.
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "huge_file_peak_memory",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("APLO_TEST_HUGE_DIR", tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&child.stdout);
+    assert!(
+        child.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+    let grew: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("peak grew by KiB: "))
+        .unwrap_or_else(|| panic!("no measurement: {out}"))
+        .trim()
+        .parse()
+        .unwrap();
+    eprintln!("reading the policy directory with a 1 GiB file grew the peak by {grew} KiB");
+    assert!(grew < 32 << 10, "the peak grew by {grew} KiB");
+}
+
+/// `a_huge_file_is_refused_without_being_read`'s measurement, run alone in
+/// a process of its own.
+#[test]
+#[ignore = "run by a_huge_file_is_refused_without_being_read, in a child process"]
+fn huge_file_peak_memory() {
+    let Some(dir) = std::env::var_os("APLO_TEST_HUGE_DIR") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let registry = registry_with_dir(&dir);
+    huge_module(&dir.join("huge.wasm"));
+    let status = |field: &str| -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    };
+    // Reset the peak to what is resident now (Linux 4.0+).
+    std::fs::write("/proc/self/clear_refs", "5").expect("reset the peak resident size");
+    let before = status("VmHWM:");
+    let events = registry.rescan();
+    assert!(
+        matches!(&events[..], [ReloadEvent::Rejected { .. }]),
+        "{events:?}"
+    );
+    println!(
+        "peak grew by KiB: {}",
+        status("VmHWM:").saturating_sub(before)
+    );
+}
+
+#[test]
+fn a_file_without_the_magic_number_is_refused_before_compiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = registry_with_dir(dir.path());
+    std::fs::write(dir.path().join("text.wasm"), "(module) but not binary").unwrap();
+    let events = registry.rescan();
+    assert_eq!(
+        events,
+        [ReloadEvent::Rejected {
+            name: "text".into(),
+            error: "text.wasm: not a WebAssembly file (bad magic number)".into()
+        }]
+    );
+}
+
+#[test]
+fn symlinks_to_policies_load_as_before() {
+    // As a ConfigMap volume lays files out: name -> ..data/name,
+    // ..data -> ..<timestamp>/.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("..2026_01_01_00_00_00.000000000");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("linked.wasm"), bundled("binpack")).unwrap();
+    std::os::unix::fs::symlink("..2026_01_01_00_00_00.000000000", dir.path().join("..data"))
+        .unwrap();
+    std::os::unix::fs::symlink("..data/linked.wasm", dir.path().join("linked.wasm")).unwrap();
+    std::os::unix::fs::symlink("linked.wasm", dir.path().join("alias.wasm")).unwrap();
+    let registry = registry_with_dir(dir.path());
+    for name in ["linked", "alias"] {
+        assert_eq!(
+            registry.get(name).unwrap().info().description,
+            bundled_description("binpack"),
+            "{name}"
+        );
+    }
+    assert!(
+        registry.rescan().is_empty(),
+        "unchanged links are not reread"
     );
 }
 

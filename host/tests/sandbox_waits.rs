@@ -18,6 +18,13 @@ use common::{R3, hostile_wasm, load_bundled, runtime, six_nodes};
 
 const DEADLINE: Duration = Duration::from_millis(200);
 
+/// The tests here time decisions against the deadline: they run one at a
+/// time, so that they do not take each other's cores (two on CI).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn limits() -> Limits {
     Limits {
         deadline: DEADLINE,
@@ -124,6 +131,7 @@ fn still_healthy(runtime: &Arc<Runtime>, policy: &Arc<LoadedPolicy>) {
 
 #[test]
 fn waits_and_floods_in_each_decision_end_within_twice_the_deadline() {
+    let _serial = one_at_a_time();
     let runtime = runtime();
     let policy = Arc::new(
         runtime
@@ -170,6 +178,7 @@ fn waits_and_floods_in_each_decision_end_within_twice_the_deadline() {
 
 #[test]
 fn waits_and_floods_in_validate_end_within_twice_the_deadline() {
+    let _serial = one_at_a_time();
     let runtime = runtime();
     let policy = Arc::new(
         runtime
@@ -209,6 +218,7 @@ fn describing(attack: &str) -> Vec<u8> {
 
 #[test]
 fn waits_and_floods_in_describe_fail_the_load_within_twice_the_deadline() {
+    let _serial = one_at_a_time();
     let runtime = runtime();
     // The marker rewriting itself works: `ok` loads and `panic` does not.
     assert!(
@@ -256,6 +266,7 @@ fn waits_and_floods_in_describe_fail_the_load_within_twice_the_deadline() {
 
 #[test]
 fn a_short_wait_within_the_deadline_returns_at_once_and_moves_the_virtual_clock() {
+    let _serial = one_at_a_time();
     // `sleep-5s` under a 10 s deadline: the sleep is virtual, so the
     // decision answers at once instead of taking five seconds, and the
     // guest's clock shows the five seconds (it panics if not).

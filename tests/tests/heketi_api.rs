@@ -498,6 +498,21 @@ async fn nodes_are_added_tagged_set_offline_and_removed_through_the_queue() {
     let mut no_manage = base.clone();
     no_manage["hostnames"]["manage"] = json!([]);
     assert_error(&add(no_manage).await, 400, "hostnames.manage");
+    // Hostnames that would become flags or split an argument are refused.
+    for (field, bad) in [
+        ("storage", "--remote-host=evil"),
+        ("manage", "-oProxyCommand=id"),
+        ("manage", "n9 n10"),
+        ("storage", "10.0.9.9;id"),
+    ] {
+        let mut hostile = base.clone();
+        hostile["hostnames"][field] = json!([bad]);
+        assert_error(
+            &add(hostile).await,
+            400,
+            &format!("hostnames.{field}[0]: '{bad}' is not a hostname or address"),
+        );
+    }
     let mut bad_cluster = base.clone();
     bad_cluster["cluster"] = json!("not-an-id");
     assert_error(&add(bad_cluster).await, 400, "cluster");
@@ -654,6 +669,24 @@ async fn devices_are_added_tagged_resynced_retired_and_deleted() {
         &add(json!({"node": node, "name": "sde"})).await,
         400,
         "name",
+    );
+    // Names a command line could misread are refused, naming the field.
+    for bad in [
+        "/dev/sde;reboot",
+        "/dev/sd e",
+        "/dev/sde\n--force",
+        "/dev/$(id)",
+    ] {
+        assert_error(
+            &add(json!({"node": node, "name": bad})).await,
+            400,
+            "name: '",
+        );
+    }
+    assert_error(
+        &add(json!({"node": node, "name": "/dev/sde;reboot"})).await,
+        400,
+        "name: '/dev/sde;reboot' is not a device path such as /dev/vdb: it contains ';'",
     );
     assert_error(
         &add(json!({"node": "abc", "name": "/dev/sde"})).await,

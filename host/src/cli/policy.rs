@@ -10,7 +10,9 @@ use clap::Subcommand;
 
 use super::Config;
 use crate::model::{Decision, PolicySelection};
-use crate::policy::{INTERFACES, LoadedPolicy, Runtime, RuntimeConfig, bundled, golden};
+use crate::policy::{
+    INTERFACES, LoadedPolicy, Runtime, RuntimeConfig, bundled, golden, read_module_file,
+};
 
 /// Policy commands.
 #[derive(Debug, Subcommand)]
@@ -123,7 +125,9 @@ fn standalone_runtime() -> anyhow::Result<Arc<Runtime>> {
 /// Load a module file under its file stem (or `policy` if the stem is not a
 /// valid policy name).
 fn load_file(runtime: &Arc<Runtime>, wasm: &Path) -> anyhow::Result<Arc<LoadedPolicy>> {
-    let bytes = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
+    // Opened without blocking, checked for type, size and magic first: a
+    // FIFO or a huge file is refused, not waited on or read whole.
+    let bytes = read_module_file(wasm)?.bytes;
     let stem = wasm
         .file_stem()
         .and_then(|s| s.to_str())

@@ -7,6 +7,7 @@ pub mod paths;
 pub mod storage;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod text;
 pub mod topology;
 pub mod validate;
 

@@ -63,11 +63,12 @@ pub struct PolicySelection {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamError {
     /// A policy name that breaks the naming rule.
-    #[error("'{0}' is not a valid policy name (use 1-63 characters of a-z, 0-9 and '-')")]
+    #[error("'{}' is not a valid policy name (use 1-63 characters of a-z, 0-9 and '-')", .0.escape_debug())]
     BadPolicyName(String),
     /// A `<policy>.<key>` entry for a policy that is not selected.
     #[error(
-        "parameter '{key}' configures policy '{policy}', which this class does not use (it uses {selected})"
+        "parameter '{}' configures policy '{policy}', which this class does not use (it uses {selected})",
+        key.escape_debug()
     )]
     NotSelected {
         /// The parameter key.
@@ -78,7 +79,7 @@ pub enum ParamError {
         selected: String,
     },
     /// A `<policy>.` entry with an empty setting key.
-    #[error("parameter '{0}' has no setting name after the policy name")]
+    #[error("parameter '{}' has no setting name after the policy name", .0.escape_debug())]
     EmptySetting(String),
 }
 
@@ -207,5 +208,11 @@ mod tests {
         assert_eq!(err, ParamError::BadPolicyName("../etc/passwd".into()));
         assert!(PolicySelection::from_parameters(&pairs(&[("zone-spread.", "1")])).is_err());
         assert!(PolicyName::new("-x").is_err() && PolicyName::new(&"a".repeat(64)).is_err());
+        // Names are quoted escaped: an escape sequence or a bidi override
+        // in a parameter acts on no terminal.
+        let err = PolicyName::new("x\u{1b}[2J\u{202e}")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("'x\\u{1b}[2J\\u{202e}'"), "{err}");
     }
 }

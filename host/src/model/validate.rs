@@ -223,22 +223,10 @@ pub fn validate_allowance(
     }
 }
 
-/// A refusal reason made fit to show: control characters replaced, length
-/// capped, never empty.
+/// A refusal reason or panic message made fit to show: inert (see
+/// [`super::text::inert`]), capped at [`MAX_REASON_LEN`], never empty.
 pub fn clean_reason(reason: &str) -> String {
-    let mut text: String = reason
-        .trim()
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if text.len() > MAX_REASON_LEN {
-        let mut cut = MAX_REASON_LEN;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push('…');
-    }
+    let text = super::text::inert(reason, MAX_REASON_LEN);
     if text.is_empty() {
         "refused without a reason".to_owned()
     } else {
@@ -824,6 +812,10 @@ mod tests {
         assert_eq!(clean_reason("  no\nspace\t"), "no space");
         assert_eq!(clean_reason(""), "refused without a reason");
         let long = clean_reason(&"é".repeat(2000));
-        assert!(long.len() <= MAX_REASON_LEN + 3 && long.ends_with('…'));
+        assert!(long.len() <= MAX_REASON_LEN && long.ends_with('…'));
+        assert_eq!(
+            clean_reason("\u{1b}[31mno\u{1b}[0m \u{202e}space"),
+            "no space"
+        );
     }
 }

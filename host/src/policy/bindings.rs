@@ -186,8 +186,11 @@ pub fn quota_request(r: &model::QuotaRequest) -> w::QuotaRequest {
     }
 }
 
+/// What a policy says about itself. Its text is the guest's, shown in
+/// terminals, logs and HTTP bodies: every field is made inert here, where
+/// it enters the host.
 pub fn info(i: w::Info) -> model::Info {
-    model::Info {
+    model::text::inert_info(model::Info {
         description: i.description,
         version: i.version,
         settings: i
@@ -199,7 +202,7 @@ pub fn info(i: w::Info) -> model::Info {
                 default: s.default,
             })
             .collect(),
-    }
+    })
 }
 
 pub fn durability_decision(d: w::DurabilityDecision) -> model::DurabilityDecision {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::model::Decision;
 use crate::model::params::ParamError;
+use crate::model::text::{MAX_DETAIL_LEN, inert};
 
 /// Who caused a fault: the policy (guest) or aplo and its machine (host).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -95,6 +96,9 @@ impl Fault {
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Details quote wasmtime and, through it, the guest (names in its
+        // module, its panic text, parts of its answer): shown inert, even
+        // when the constructor already cleaned them (cleaning is idempotent).
         match self {
             Fault::Timeout { deadline } => write!(
                 f,
@@ -111,16 +115,29 @@ impl fmt::Display for Fault {
             Fault::Trap {
                 panic: Some(message),
                 ..
-            } => write!(f, "panicked: {message}"),
-            Fault::Trap { trap, panic: None } => write!(f, "trapped: {trap}"),
-            Fault::Malformed { detail } => write!(f, "returned malformed data: {detail}"),
-            Fault::Invalid { rule, detail } => write!(f, "answer breaks rule {rule}: {detail}"),
-            Fault::Instantiate { detail } => {
-                write!(f, "could not be instantiated within its limits: {detail}")
+            } => write!(f, "panicked: {}", shown(message)),
+            Fault::Trap { trap, panic: None } => write!(f, "trapped: {}", shown(trap)),
+            Fault::Malformed { detail } => {
+                write!(f, "returned malformed data: {}", shown(detail))
             }
-            Fault::Host { detail } => write!(f, "could not be run by the host: {detail}"),
+            Fault::Invalid { rule, detail } => {
+                write!(f, "answer breaks rule {}: {}", shown(rule), shown(detail))
+            }
+            Fault::Instantiate { detail } => write!(
+                f,
+                "could not be instantiated within its limits: {}",
+                shown(detail)
+            ),
+            Fault::Host { detail } => {
+                write!(f, "could not be run by the host: {}", shown(detail))
+            }
         }
     }
+}
+
+/// Text that may come from a guest, as it is shown.
+fn shown(text: &str) -> String {
+    inert(text, MAX_DETAIL_LEN)
 }
 
 /// An error of the policy layer.
@@ -128,7 +145,7 @@ impl fmt::Display for Fault {
 pub enum PolicyError {
     /// A module could not be read, compiled or linked, or does not follow
     /// the contract (no `settings` export, no decision exported).
-    #[error("policy '{policy}' from {origin} cannot be loaded: {detail}")]
+    #[error("policy '{policy}' from {origin} cannot be loaded: {}", shown(detail))]
     Load {
         /// The policy's name.
         policy: String,
@@ -156,7 +173,7 @@ pub enum PolicyError {
         exports: String,
     },
     /// The policy refused its settings.
-    #[error("policy '{policy}' refused its settings: {message}")]
+    #[error("policy '{policy}' refused its settings: {}", shown(message))]
     Settings {
         /// The policy.
         policy: String,

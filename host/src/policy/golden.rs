@@ -8,6 +8,7 @@ use super::error::PolicyError;
 use super::runtime::LoadedPolicy;
 use super::set::{Bound, PolicySet};
 use crate::model::Verdict;
+use crate::model::validate::clean_reason;
 
 /// The result of one case.
 #[derive(Debug, Clone)]
@@ -48,9 +49,10 @@ pub fn evaluate(policy: &std::sync::Arc<LoadedPolicy>, input: &CaseInput) -> Out
         | CaseInput::Placement { settings, .. }
         | CaseInput::Quota { settings, .. } => settings,
     };
+    // A refusal is the guest's text: inert, as everywhere else.
     let validated = match policy.validate(settings) {
         Err(err) => return fault(err),
-        Ok(result) => result,
+        Ok(result) => result.map_err(|message| clean_reason(&message)),
     };
     if let CaseInput::Validate { .. } = input {
         return Outcome::of(validated.map(|()| serde_json::Value::Null));

@@ -10,6 +10,7 @@ mod bindings;
 pub mod bundled;
 mod cache;
 mod error;
+mod file;
 pub mod golden;
 pub mod metrics;
 mod registry;
@@ -18,6 +19,7 @@ mod set;
 mod wasi;
 
 pub use error::{Blame, Fault, PolicyError};
+pub use file::{MAX_MODULE_BYTES, ModuleFile, ModuleFileError, read_at as read_module_file};
 pub use registry::{PolicySummary, Registry, RegistryConfig, ReloadEvent, Watcher};
 pub use runtime::{INTERFACES, Limits, LoadedPolicy, PreparedTopology, Runtime, RuntimeConfig};
 pub use set::{Bound, Placed, PolicySet};

@@ -280,7 +280,7 @@ impl Registry {
             };
             if let Err(err) = PolicyName::new(stem) {
                 events.push(ReloadEvent::Rejected {
-                    name: file_name.clone(),
+                    name: file_name.escape_debug().to_string(),
                     error: err.to_string(),
                 });
                 continue;
@@ -342,6 +342,8 @@ impl Registry {
                 error,
             })
         };
+        // A first look, by path, only to skip files that have not changed:
+        // `stat` does not open the file, so it never blocks.
         let meta = match dir.metadata(file_name) {
             Ok(meta) => meta,
             Err(err) => return rejected(format!("{file_name}: {err}")),
@@ -358,14 +360,34 @@ impl Registry {
         {
             return None;
         }
-        let wasm = match dir.read(file_name) {
-            Ok(wasm) => wasm,
-            Err(err) => return rejected(format!("{file_name}: {err}")),
+        // Opened without blocking; type, size and magic number checked on
+        // the opened file before it is read (see `file`).
+        let file = match super::file::read_in(dir, file_name, file_name) {
+            Ok(file) => file,
+            Err(err) => {
+                if err.is_refusal() {
+                    // Not looked at again until it changes.
+                    self.rejected
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(
+                            name.to_owned(),
+                            Stamp {
+                                len: meta.len(),
+                                modified,
+                                sha256: [0; 32],
+                            },
+                        );
+                }
+                return rejected(err.to_string());
+            }
         };
+        let wasm = file.bytes;
         let sha256: [u8; 32] = Sha256::digest(&wasm).into();
+        // The stamp of what was read: the descriptor's, not the path's.
         let stamp = Stamp {
-            len: meta.len(),
-            modified,
+            len: file.metadata.len(),
+            modified: file.metadata.modified().ok(),
             sha256,
         };
         if known.is_some_and(|k| k.sha256 == sha256) {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::error::{Fault, PolicyError};
 use super::metrics::measured;
 use super::runtime::{LoadedPolicy, PreparedTopology};
+use crate::model::text::{MAX_DETAIL_LEN, inert};
 use crate::model::validate::{
     LayoutSummary, clean_reason, validate_allowance, validate_durability, validate_layout,
     validate_scheme,
@@ -46,13 +47,15 @@ pub struct Placed {
     pub summary: LayoutSummary,
 }
 
+/// A broken answer. The detail may quote the answer (an option key, say),
+/// which is the guest's text: it is made inert.
 fn invalid(bound: &Bound, decision: Decision, rule: &str, detail: String) -> PolicyError {
     PolicyError::Fault {
         policy: bound.policy.name().to_owned(),
         decision,
         fault: Fault::Invalid {
             rule: rule.to_owned(),
-            detail,
+            detail: inert(&detail, MAX_DETAIL_LEN),
         },
     }
 }

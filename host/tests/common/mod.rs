@@ -74,19 +74,97 @@ pub fn wat_durability(decide_body: &str) -> Vec<u8> {
 
 /// [`wat_durability`] with extra module fields (tables, memories, ...).
 pub fn wat_durability_with(fields: &str, decide_body: &str) -> Vec<u8> {
-    wat_component(
-        fields,
-        "(param i32 i32 i32 i32 i32 i32 i32 i32 i64 i32 i32 i32 i32) (result i32)",
-        decide_body,
-        |wit| wit.to_owned(),
-    )
+    wat_durability_full(fields, DESCRIBE_WAT, DECIDE_TYPE, decide_body, |wit| {
+        wit.to_owned()
+    })
 }
+
+/// The core signature of the contract's `decide`.
+const DECIDE_TYPE: &str =
+    "(param i32 i32 i32 i32 i32 i32 i32 i32 i64 i32 i32 i32 i32) (result i32)";
 
 /// A durability component whose `decide` has the core signature
 /// `decide_type`, built against the contract's WIT as `patch_wit` rewrites
 /// it: for modules that export the right names with the wrong types.
 pub fn wat_component(
     fields: &str,
+    decide_type: &str,
+    decide_body: &str,
+    patch_wit: impl FnOnce(&str) -> String,
+) -> Vec<u8> {
+    wat_durability_full(fields, DESCRIBE_WAT, decide_type, decide_body, patch_wit)
+}
+
+/// `info { description: "wat", version: "0.0.0", settings: [] }` at 16.
+const DESCRIBE_WAT: &str = r#"
+  (data (i32.const 16) "\40\00\00\00\03\00\00\00\48\00\00\00\05\00\00\00\00\00\00\00\00\00\00\00")
+  (data (i32.const 64) "wat")
+  (data (i32.const 72) "0.0.0")"#;
+
+/// `text` as a WAT string literal's contents: every byte escaped.
+pub fn wat_bytes(text: &[u8]) -> String {
+    text.iter().map(|b| format!("\\{b:02x}")).collect()
+}
+
+/// A durability policy (as [`wat_durability`]) whose `describe()` says
+/// `description` and `version` and documents one setting, `(key,
+/// description, default)`: for hostile text. The strings live at 512..4096.
+pub fn wat_durability_describing(
+    description: &str,
+    version: &str,
+    setting: (&str, &str, &str),
+    decide_body: &str,
+) -> Vec<u8> {
+    wat_durability_with_info("", description, version, setting, decide_body)
+}
+
+/// [`wat_durability_describing`] with extra module fields.
+pub fn wat_durability_with_info(
+    fields: &str,
+    description: &str,
+    version: &str,
+    setting: (&str, &str, &str),
+    decide_body: &str,
+) -> Vec<u8> {
+    let mut data = String::new();
+    let mut next = 512u32;
+    let mut place = |text: &str| -> [u32; 2] {
+        let at = next;
+        next += text.len() as u32;
+        assert!(next <= 4096, "the describe text must fit below 4096");
+        data.push_str(&format!(
+            "\n  (data (i32.const {at}) \"{}\")",
+            wat_bytes(text.as_bytes())
+        ));
+        [at, text.len() as u32]
+    };
+    let words = |words: &[u32]| -> Vec<u8> { words.iter().flat_map(|w| w.to_le_bytes()).collect() };
+    let [d, dl] = place(description);
+    let [v, vl] = place(version);
+    let [k, kl] = place(setting.0);
+    let [sd, sdl] = place(setting.1);
+    let [df, dfl] = place(setting.2);
+    // info at 16: description, version, settings (one setting-doc at 256).
+    let info = words(&[d, dl, v, vl, 256, 1]);
+    // setting-doc: key, description, default: option<string> (tag, pad, ptr, len).
+    let doc = words(&[k, kl, sd, sdl, 1, df, dfl]);
+    let describe = format!(
+        "{data}\n  (data (i32.const 16) \"{}\")\n  (data (i32.const 256) \"{}\")",
+        wat_bytes(&info),
+        wat_bytes(&doc)
+    );
+    wat_durability_full(fields, &describe, DECIDE_TYPE, decide_body, |wit| {
+        wit.to_owned()
+    })
+}
+
+/// The module behind the `wat_durability*` helpers: `describe` answers the
+/// info record at 16 that `describe_fields` lays out, `decide` has the core
+/// signature `decide_type`, and the WIT is the contract's as `patch_wit`
+/// rewrites it.
+fn wat_durability_full(
+    fields: &str,
+    describe_fields: &str,
     decide_type: &str,
     decide_body: &str,
     patch_wit: impl FnOnce(&str) -> String,
@@ -102,10 +180,7 @@ pub fn wat_component(
                            (i32.xor (i32.sub (local.get 2) (i32.const 1)) (i32.const -1))))
     (global.set $heap (i32.add (local.get $p) (local.get 3)))
     (local.get $p))
-  ;; info {{ description: "wat", version: "0.0.0", settings: [] }} at 16
-  (data (i32.const 16) "\40\00\00\00\03\00\00\00\48\00\00\00\05\00\00\00\00\00\00\00\00\00\00\00")
-  (data (i32.const 64) "wat")
-  (data (i32.const 72) "0.0.0")
+  {describe_fields}
   ;; result<_, string>::ok at 96
   (data (i32.const 96) "\00\00\00\00\00\00\00\00\00\00\00\00")
   (func (export "aplo:policy/settings@0.1.0#describe") (result i32) (i32.const 16))

@@ -301,14 +301,17 @@ pub struct DeviceAdd {
 }
 
 impl DeviceAdd {
-    /// The node and the device, in either spelling.
+    /// The node and the device, in either spelling. The device's name is
+    /// checked here, before anything is asked of a server or the store:
+    /// it goes into command lines.
     pub fn node_and_name(&mut self) -> anyhow::Result<(String, String)> {
         let node = self.node_arg.take().or(self.node.take());
         let name = self.name_arg.take().or(self.name.take());
-        Ok((
-            node.context("give the node (--node)")?,
-            name.context("give the device (--name)")?,
-        ))
+        let node = node.context("give the node (--node)")?;
+        let name = name.context("give the device (--name)")?;
+        crate::model::topology::check_device_name(&name)
+            .map_err(|why| anyhow::anyhow!("device NAME: {why}"))?;
+        Ok((node, name))
     }
 }
 

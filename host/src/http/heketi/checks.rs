@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::{DeviceAddRequest, NodeAddRequest, OperationsInfo, state_name};
 use crate::model::storage::{OperationRecord, Snapshot};
+use crate::model::topology::{check_device_name, check_host};
 use crate::model::{Pairs, State};
 
 /// Count the journal for `GET /operations`: `running` says whether an
@@ -167,16 +168,6 @@ pub fn parse_id(id: &str) -> Option<crate::model::Id> {
         .flatten()
 }
 
-/// A hostname or address: DNS labels, an IPv4 or an IPv6 address.
-fn valid_host(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= 253
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'_'))
-        && !host.starts_with(['-', '.'])
-}
-
 /// A node to add, from a checked request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewNode {
@@ -208,15 +199,13 @@ pub fn check_node_add(request: &NodeAddRequest) -> Result<NewNode, String> {
                 names.len()
             ));
         }
-        if let Some(bad) = names.iter().find(|h| !valid_host(h)) {
-            return Err(if bad.is_empty() {
-                format!("hostnames.{field}: Hostname cannot be an empty string")
-            } else {
-                format!(
-                    "hostnames.{field}: '{}' is not a valid hostname",
-                    bad.escape_default()
-                )
-            });
+        for (i, host) in names.iter().enumerate() {
+            if host.is_empty() {
+                return Err(format!(
+                    "hostnames.{field}[{i}]: Hostname cannot be an empty string"
+                ));
+            }
+            check_host(host).map_err(|why| format!("hostnames.{field}[{i}]: {why}"))?;
         }
     }
     let cluster = parse_id(&request.cluster).ok_or_else(|| {
@@ -252,18 +241,7 @@ pub fn check_device_add(request: &DeviceAddRequest) -> Result<NewDevice, String>
     if request.name.is_empty() {
         return Err("name: no devices added (the device name is empty)".into());
     }
-    let path_like = request.name.starts_with('/')
-        && request.name.len() > 1
-        && request
-            .name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'/' | b'-'));
-    if !path_like {
-        return Err(format!(
-            "name: '{}' is not a device path (/ followed by a-z, A-Z, 0-9, '_', '.', ':', '/', '-')",
-            request.name.escape_default()
-        ));
-    }
+    check_device_name(&request.name).map_err(|why| format!("name: {why}"))?;
     let node = parse_id(&request.node).ok_or_else(|| {
         format!(
             "node: '{}' is not a valid id (32 hex characters)",
@@ -308,6 +286,14 @@ mod tests {
         assert!(bad(&|r| r.zone = 0).starts_with("zone"));
         assert!(bad(&|r| r.zone = -1).starts_with("zone"));
         assert!(bad(&|r| r.hostnames.manage = vec!["a b".into()]).starts_with("hostnames.manage"));
+        assert_eq!(
+            bad(&|r| r.hostnames.storage = vec!["--remote-host=evil".into()]),
+            "hostnames.storage[0]: '--remote-host=evil' is not a hostname or address: it starts with '-'"
+        );
+        assert!(
+            bad(&|r| r.hostnames.manage = vec!["n;id".into()])
+                .starts_with("hostnames.manage[0]: 'n;id'")
+        );
         assert!(bad(&|r| r.hostnames.storage = vec![String::new()]).contains("empty"));
         assert!(bad(&|r| r.cluster = "xyz".into()).starts_with("cluster"));
         assert!(
@@ -333,6 +319,9 @@ mod tests {
             ("", "0f".repeat(16), "name"),
             ("vdb", "0f".repeat(16), "name"),
             ("/dev/vd b", "0f".repeat(16), "name"),
+            ("/dev/vdb;reboot", "0f".repeat(16), "name"),
+            ("/dev/vdb\u{1b}[2J", "0f".repeat(16), "name"),
+            ("/dev/../etc", "0f".repeat(16), "name"),
             ("/dev/vdb", "nope".into(), "node"),
         ] {
             let r = DeviceAddRequest {
@@ -342,7 +331,16 @@ mod tests {
             };
             let err = check_device_add(&r).unwrap_err();
             assert!(err.starts_with(field), "{name}: {err}");
+            assert!(!err.chars().any(char::is_control), "{err:?}");
         }
+        let r = DeviceAddRequest {
+            name: "/dev/vdb;reboot".into(),
+            ..good.clone()
+        };
+        assert_eq!(
+            check_device_add(&r).unwrap_err(),
+            "name: '/dev/vdb;reboot' is not a device path such as /dev/vdb: it contains ';'"
+        );
     }
 
     #[test]
