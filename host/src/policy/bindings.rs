@@ -26,8 +26,21 @@ pub fn pairs(map: &model::Pairs) -> Vec<w::Pair> {
         .collect()
 }
 
-fn from_pairs(list: Vec<w::Pair>) -> model::Pairs {
-    list.into_iter().map(|p| (p.key, p.value)).collect()
+/// A policy's volume options as a map. A key given twice is not silently
+/// folded into one: the repeat is kept under
+/// [`REPEATED_KEY_MARK`](model::validate::REPEATED_KEY_MARK), and
+/// validation refuses the answer naming the key.
+fn from_option_pairs(list: Vec<w::Pair>) -> model::Pairs {
+    let mut options = model::Pairs::new();
+    for w::Pair { key, value } in list {
+        if options.contains_key(&key) {
+            let marked = format!("{}{key}", model::validate::REPEATED_KEY_MARK);
+            options.insert(marked, value);
+        } else {
+            options.insert(key, value);
+        }
+    }
+    options
 }
 
 pub fn claim(c: &model::Claim) -> w::Claim {
@@ -205,7 +218,7 @@ pub fn info(i: w::Info) -> model::Info {
 pub fn durability_decision(d: w::DurabilityDecision) -> model::DurabilityDecision {
     model::DurabilityDecision {
         scheme: from_scheme(d.scheme),
-        volume_options: from_pairs(d.volume_options),
+        volume_options: from_option_pairs(d.volume_options),
         snapshot_reserve: d.snapshot_reserve,
     }
 }
@@ -237,5 +250,46 @@ pub fn layout(l: w::Layout) -> model::Layout {
 pub fn allowance(a: w::Allowance) -> model::Allowance {
     model::Allowance {
         hard_limit: a.hard_limit,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::validate::validate_durability;
+
+    fn pair(key: &str, value: &str) -> w::Pair {
+        w::Pair {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn a_repeated_volume_option_survives_conversion_and_is_refused() {
+        let answer = w::DurabilityDecision {
+            scheme: w::Scheme::None,
+            volume_options: vec![
+                pair("network.ping-timeout", "5"),
+                pair("performance.cache-size", "10MB"),
+                pair("performance.cache-size", "20MB"),
+            ],
+            snapshot_reserve: 1.0,
+        };
+        let decision = durability_decision(answer);
+        let refused = validate_durability(&decision, None).unwrap_err();
+        assert_eq!(refused.field, "volume_options");
+        assert_eq!(
+            refused.detail,
+            "'performance.cache-size' is given more than once"
+        );
+        let once = w::DurabilityDecision {
+            scheme: w::Scheme::None,
+            volume_options: vec![pair("performance.cache-size", "10MB")],
+            snapshot_reserve: 1.0,
+        };
+        let decision = durability_decision(once);
+        assert!(validate_durability(&decision, None).is_ok());
+        assert_eq!(decision.volume_options.len(), 1);
     }
 }
