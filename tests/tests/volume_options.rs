@@ -108,15 +108,17 @@ while True:
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        // Dropped (killed and waited for) if it does not get ready.
+        let listener = Listener {
+            address,
+            calls,
+            child,
+            netns,
+            veth,
+        };
         for _ in 0..100 {
             if ready.exists() {
-                return Listener {
-                    address,
-                    calls,
-                    child,
-                    netns,
-                    veth,
-                };
+                return listener;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
