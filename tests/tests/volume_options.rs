@@ -239,7 +239,14 @@ async fn option_values_never_reach_the_gluster_cli_as_flags() {
     let called = listener.calls();
     assert!(called > 0, "the CLI called the listener");
 
-    let engine = Arc::new(cluster.engine(&dir.path().join("aplo.redb")).unwrap());
+    // One gluster process per command: that is where a flag would bite (a
+    // session line is not parsed for flags, but a value with a space, or
+    // a node whose session is down, runs one-shot).
+    let engine = Arc::new(
+        cluster
+            .engine_one_shot(&dir.path().join("aplo.redb"))
+            .unwrap(),
+    );
     let topology = parse_topology(&cluster.topology(&["3Gi"])).unwrap();
     engine
         .load_topology(&topology, LoadOptions::default())
@@ -263,6 +270,12 @@ async fn option_values_never_reach_the_gluster_cli_as_flags() {
             .await
             .unwrap_err()
             .to_string();
+        assert!(!pwned.exists(), "{} appeared: {err}", pwned.display());
+        assert_eq!(
+            listener.calls(),
+            called,
+            "the CLI called the listener: {err}"
+        );
         assert!(
             err.contains("volume_options") && err.contains("'performance.cache-size'"),
             "{err}"
