@@ -109,7 +109,8 @@ async fn replica_3_volume(node: &NodeExecutor, kind: &str) {
             &name,
             "user.aplo.volume-id",
             "0000000000000000000000000000abcd",
-        ),
+        )
+        .unwrap(),
     )
     .await;
     // Creating it again fails, and says why.

@@ -55,7 +55,7 @@ async fn replica_3_across_three_nodes_serves_through_fuse_and_survives_node_loss
     // Clients notice a lost node after the ping timeout (42 s by default).
     ok(
         first,
-        gluster::volume_set("demo", "network.ping-timeout", "5"),
+        gluster::volume_set("demo", "network.ping-timeout", "5").unwrap(),
     )
     .await;
     ok(first, gluster::volume_start("demo", false)).await;

@@ -56,12 +56,12 @@ async fn gluster_commands_share_one_cli_session_and_fall_back_when_it_cannot_ser
     let create = gluster::volume_create("sess", &Scheme::None, &bricks, true);
     assert!(session::line_for(&create).is_some_and(|l| l.ends_with("/s1/brick force")));
     outcome(session.run(&create).await);
-    let spaced = gluster::volume_set("sess", "user.aplo.note", "two words");
+    let spaced = gluster::volume_set("sess", "user.aplo.note", "two words").unwrap();
     assert_eq!(session::line_for(&spaced), None);
     outcome(session.run(&spaced).await);
     outcome(
         session
-            .run(&gluster::volume_set("sess", "user.aplo.plain", "one"))
+            .run(&gluster::volume_set("sess", "user.aplo.plain", "one").unwrap())
             .await,
     );
     // A failed operation is an answer like any other: the session stays.

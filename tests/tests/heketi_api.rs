@@ -986,6 +986,29 @@ async fn volume_requests_honour_durability_options_gid_snapshot_and_parameters()
         "glustervolumeoptions",
     )
     .await;
+    // Options the gluster CLI could take as flags, names gluster does not
+    // have and repeated names, even from the user role.
+    for (body, needle) in [
+        (
+            r#"{"size": 1, "glustervolumeoptions": ["performance.cache-size --log-file=/tmp/x"]}"#,
+            "the value of 'performance.cache-size' begins with '-'",
+        ),
+        (
+            r#"{"size": 1, "glustervolumeoptions": ["--remote-host=10.0.0.9 on"]}"#,
+            "'--remote-host=10.0.0.9' is not a gluster option name",
+        ),
+        (
+            r#"{"size": 1, "glustervolumeoptions": ["cluster.made-up on"]}"#,
+            "'cluster.made-up' is not a volume option of this gluster",
+        ),
+        (
+            r#"{"size": 1, "glustervolumeoptions": ["user.a 1", "user.a 2"]}"#,
+            "'user.a' is given more than once",
+        ),
+    ] {
+        let reply = as_user(addr, "POST", "/volumes", body).await;
+        assert_error(&reply, 400, needle);
+    }
     refused(
         r#"{"size": 1, "snapshot": {"enable": true, "factor": 0.5}}"#,
         "snapshot.factor",

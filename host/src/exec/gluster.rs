@@ -4,10 +4,16 @@
 //! With `--xml`, gluster exits 0 even when the operation failed; the outcome
 //! is in `opRet` (0 or -1), `opErrno` and `opErrstr`.
 
+mod options;
+
 use roxmltree::{Document, Node};
 
+pub use self::options::{
+    BUILTIN_SOURCE, OptionHelp, builtin_options, option_names, parse_set_help, volume_set_help,
+};
 use super::command::Cmd;
 use super::session;
+use crate::model::options::flag_like;
 use crate::model::{Pairs, Scheme};
 
 /// Why gluster's answer could not be used.
@@ -365,14 +371,52 @@ pub fn volume_create(name: &str, scheme: &Scheme, bricks: &[(String, String)], f
     if force { cmd.arg("force") } else { cmd }
 }
 
-/// `volume set NAME KEY VALUE`.
-pub fn volume_set(name: &str, key: &str, value: &str) -> Cmd {
-    gluster(["volume", "set", name, key, value])
+/// A `volume set` argument that the gluster CLI could take as one of its
+/// own flags (it parses `--flag=value` anywhere in its arguments); the
+/// command is never made. The options were checked before they got here
+/// ([`crate::model::options`]): this is the last line, so that no mistake
+/// upstream can hand the CLI a flag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "refusing to run `gluster volume set {volume}`: the gluster CLI could take '{argument}' as a flag"
+)]
+pub struct FlagArgument {
+    /// The volume.
+    pub volume: String,
+    /// The argument.
+    pub argument: String,
 }
 
-/// `volume set NAME K1 V1 K2 V2 …`: several options in one transaction.
-pub fn volume_set_many(name: &str, options: &Pairs) -> Cmd {
-    gluster(["volume", "set", name]).args(options.iter().flat_map(|(k, v)| [k.clone(), v.clone()]))
+/// Refuse an argument that is, or has a white-space separated word that
+/// is, flag-like (a session line is split on white space).
+fn not_a_flag(volume: &str, argument: &str) -> Result<(), FlagArgument> {
+    if flag_like(argument) || argument.split_whitespace().any(flag_like) {
+        return Err(FlagArgument {
+            volume: volume.to_owned(),
+            argument: argument.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// `volume set NAME KEY VALUE`; refused if any of them could be a flag.
+pub fn volume_set(name: &str, key: &str, value: &str) -> Result<Cmd, FlagArgument> {
+    for argument in [name, key, value] {
+        not_a_flag(name, argument)?;
+    }
+    Ok(gluster(["volume", "set", name, key, value]))
+}
+
+/// `volume set NAME K1 V1 K2 V2 …`: several options in one transaction;
+/// refused if any argument could be a flag.
+pub fn volume_set_many(name: &str, options: &Pairs) -> Result<Cmd, FlagArgument> {
+    not_a_flag(name, name)?;
+    for (key, value) in options {
+        not_a_flag(name, key)?;
+        not_a_flag(name, value)?;
+    }
+    Ok(gluster(["volume", "set", name])
+        .args(options.iter().flat_map(|(k, v)| [k.clone(), v.clone()])))
 }
 
 /// `volume replace-brick NAME OLD NEW commit force`: the only form
@@ -634,6 +678,48 @@ mod tests {
             volume_replace_brick("v", "n1:/b1/brick", "n4:/b4/brick").display(),
             "gluster --mode=script --xml volume replace-brick v n1:/b1/brick n4:/b4/brick commit force"
         );
+    }
+
+    #[test]
+    fn volume_set_never_makes_a_command_with_a_flag() {
+        let options: Pairs = [
+            ("network.ping-timeout".to_owned(), "5".to_owned()),
+            ("performance.cache-size".to_owned(), "10MB".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            volume_set_many("v", &options).unwrap().display(),
+            "gluster --mode=script --xml volume set v network.ping-timeout 5 performance.cache-size 10MB"
+        );
+        assert_eq!(
+            volume_set("v", "user.note", "two words")
+                .unwrap()
+                .args
+                .last()
+                .unwrap(),
+            "two words"
+        );
+        for (key, value) in [
+            ("performance.cache-size", "--log-file=/tmp/pwned"),
+            ("performance.cache-size", "--remote-host=10.0.0.9"),
+            ("performance.cache-size", "-1"),
+            ("performance.cache-size", "10MB --xml"),
+            ("--log-file=/tmp/pwned", "on"),
+            ("-x", "on"),
+        ] {
+            let refused = volume_set("v", key, value).unwrap_err();
+            assert!(
+                refused.argument == key || refused.argument == value,
+                "{refused:?}"
+            );
+            assert!(refused.to_string().contains("flag"), "{refused}");
+            let mut many = options.clone();
+            many.insert(key.to_owned(), value.to_owned());
+            assert!(volume_set_many("v", &many).is_err(), "{key} {value}");
+        }
+        assert!(volume_set("--remote-host=x", "a.b", "c").is_err());
+        assert!(volume_set_many("--remote-host=x", &options).is_err());
     }
 
     #[test]

@@ -455,7 +455,10 @@ mod tests {
         let mut bare = Cmd::new("gluster").args(["volume", "list"]);
         bare.gluster_session = true;
         assert_eq!(line_for(&bare), None);
-        assert_eq!(line_for(&gluster::volume_set("v", "k", "a b")), None);
+        assert_eq!(
+            line_for(&gluster::volume_set("v", "k", "a b").unwrap()),
+            None
+        );
         // Only the commands aplo makes, which the tests run in sessions.
         for made in [
             gluster::pool_list(),

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use super::options::{OptionNames, check_option};
 use super::{
     Allowance, BrickRole, Claim, Device, DurabilityDecision, Id, Layout, Node, PlacementRequest,
     Scheme, State, Topology, consumed_bytes, format_size,
@@ -156,33 +157,19 @@ pub fn validate_scheme(scheme: &Scheme) -> Result<(), AnswerViolation> {
 }
 
 /// Check a durability decision: the scheme, the options and the reserve.
-pub fn validate_durability(decision: &DurabilityDecision) -> Result<(), AnswerViolation> {
+/// Every option must be one gluster could be given
+/// ([`super::options::check_option`]); with `known`, its name must also
+/// be one of those volume options (or a custom `user.` one).
+pub fn validate_durability(
+    decision: &DurabilityDecision,
+    known: Option<&OptionNames>,
+) -> Result<(), AnswerViolation> {
     validate_scheme(&decision.scheme)?;
     for (key, value) in &decision.volume_options {
-        let key_ok = !key.is_empty()
-            && key.len() <= 128
-            && key.contains('.')
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
-        if !key_ok {
-            return Err(AnswerViolation {
-                field: "volume_options",
-                detail: format!("'{key}' is not a gluster option name"),
-            });
-        }
-        if key.starts_with("user.aplo.") {
-            return Err(AnswerViolation {
-                field: "volume_options",
-                detail: format!("'{key}' is reserved for aplo"),
-            });
-        }
-        if value.len() > 1024 || value.chars().any(char::is_control) {
-            return Err(AnswerViolation {
-                field: "volume_options",
-                detail: format!("the value of '{key}' is not a plain value"),
-            });
-        }
+        check_option(key, value, known).map_err(|e| AnswerViolation {
+            field: "volume_options",
+            detail: e.to_string(),
+        })?;
     }
     let reserve = decision.snapshot_reserve;
     if !(reserve.is_finite() && (1.0..=100.0).contains(&reserve)) {
@@ -685,11 +672,11 @@ mod tests {
             volume_options: Pairs::new(),
             snapshot_reserve: 1.0,
         };
-        assert!(validate_durability(&ok).is_ok());
+        assert!(validate_durability(&ok, None).is_ok());
         let bad = |f: fn(&mut DurabilityDecision)| {
             let mut d = ok.clone();
             f(&mut d);
-            validate_durability(&d).unwrap_err().field
+            validate_durability(&d, None).unwrap_err().field
         };
         assert_eq!(
             bad(|d| d.scheme = Scheme::Replicate {
@@ -740,6 +727,45 @@ mod tests {
         );
         assert_eq!(bad(|d| d.snapshot_reserve = f64::NAN), "snapshot_reserve");
         assert_eq!(bad(|d| d.snapshot_reserve = 0.5), "snapshot_reserve");
+    }
+
+    #[test]
+    fn durability_options_are_checked_by_name_value_and_list() {
+        let known = OptionNames::new(["performance.cache-size"], "gluster 10.3");
+        let with = |key: &str, value: &str| DurabilityDecision {
+            scheme: Scheme::None,
+            volume_options: [(key.to_owned(), value.to_owned())].into_iter().collect(),
+            snapshot_reserve: 1.0,
+        };
+        let detail = |d: &DurabilityDecision, known: Option<&OptionNames>| {
+            let v = validate_durability(d, known).unwrap_err();
+            assert_eq!(v.field, "volume_options");
+            v.detail
+        };
+        assert!(validate_durability(&with("performance.cache-size", "10MB"), Some(&known)).is_ok());
+        assert!(validate_durability(&with("user.team", "a"), Some(&known)).is_ok());
+        let flag = detail(
+            &with("performance.cache-size", "--log-file=/tmp/x"),
+            Some(&known),
+        );
+        assert!(
+            flag.contains("'performance.cache-size'") && flag.contains("flag"),
+            "{flag}"
+        );
+        let remote = detail(
+            &with("performance.cache-size", "--remote-host=10.0.0.9"),
+            None,
+        );
+        assert!(remote.contains("flag"), "{remote}");
+        let name = detail(&with("--log-file=/tmp/x", "on"), None);
+        assert!(name.contains("'--log-file=/tmp/x'"), "{name}");
+        let unknown = detail(&with("cluster.made-up", "on"), Some(&known));
+        assert!(
+            unknown.contains("'cluster.made-up'") && unknown.contains("gluster 10.3"),
+            "{unknown}"
+        );
+        // Without a list the name's shape is all that is checked.
+        assert!(validate_durability(&with("cluster.made-up", "on"), None).is_ok());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 #![allow(missing_docs)]
 
 use crate::model;
+use crate::model::options::OptionError;
 
 wasmtime::component::bindgen!({
     path: "../wit/0.1.0",
@@ -26,8 +27,18 @@ pub fn pairs(map: &model::Pairs) -> Vec<w::Pair> {
         .collect()
 }
 
-fn from_pairs(list: Vec<w::Pair>) -> model::Pairs {
-    list.into_iter().map(|p| (p.key, p.value)).collect()
+/// A policy's volume options as a map. The answer is a list of pairs and
+/// the model's a map, which would keep only the last of a repeated key: a
+/// key given twice is refused instead, naming it.
+fn from_option_pairs(list: Vec<w::Pair>) -> Result<model::Pairs, OptionError> {
+    let mut options = model::Pairs::new();
+    for w::Pair { key, value } in list {
+        if options.contains_key(&key) {
+            return Err(OptionError::Duplicate(key));
+        }
+        options.insert(key, value);
+    }
+    Ok(options)
 }
 
 pub fn claim(c: &model::Claim) -> w::Claim {
@@ -205,12 +216,15 @@ pub fn info(i: w::Info) -> model::Info {
     })
 }
 
-pub fn durability_decision(d: w::DurabilityDecision) -> model::DurabilityDecision {
-    model::DurabilityDecision {
+/// A durability answer in the model, or the option key it repeats.
+pub fn durability_decision(
+    d: w::DurabilityDecision,
+) -> Result<model::DurabilityDecision, OptionError> {
+    Ok(model::DurabilityDecision {
         scheme: from_scheme(d.scheme),
-        volume_options: from_pairs(d.volume_options),
+        volume_options: from_option_pairs(d.volume_options)?,
         snapshot_reserve: d.snapshot_reserve,
-    }
+    })
 }
 
 pub fn layout(l: w::Layout) -> model::Layout {
@@ -240,5 +254,44 @@ pub fn layout(l: w::Layout) -> model::Layout {
 pub fn allowance(a: w::Allowance) -> model::Allowance {
     model::Allowance {
         hard_limit: a.hard_limit,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::validate::validate_durability;
+
+    fn pair(key: &str, value: &str) -> w::Pair {
+        w::Pair {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn a_repeated_volume_option_is_refused_by_the_conversion_naming_it() {
+        let answer = w::DurabilityDecision {
+            scheme: w::Scheme::None,
+            volume_options: vec![
+                pair("network.ping-timeout", "5"),
+                pair("performance.cache-size", "10MB"),
+                pair("performance.cache-size", "20MB"),
+            ],
+            snapshot_reserve: 1.0,
+        };
+        let refused = durability_decision(answer).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "'performance.cache-size' is given more than once"
+        );
+        let once = w::DurabilityDecision {
+            scheme: w::Scheme::None,
+            volume_options: vec![pair("performance.cache-size", "10MB")],
+            snapshot_reserve: 1.0,
+        };
+        let decision = durability_decision(once).unwrap();
+        assert!(validate_durability(&decision, None).is_ok());
+        assert_eq!(decision.volume_options.len(), 1);
     }
 }

@@ -656,13 +656,24 @@ impl LoadedPolicy {
         settings: &model::Pairs,
     ) -> Result<Result<model::DurabilityDecision, String>, PolicyError> {
         let (claim, pairs) = (bindings::claim(claim), bindings::pairs(settings));
-        self.call(Decision::Durability, |store, instance, exports| {
+        let answer = self.call(Decision::Durability, |store, instance, exports| {
             let indices = exports.durability.as_ref().expect("checked by call");
             let guest = indices.load(&mut *store, instance)?;
-            Ok(guest
-                .call_decide(store, &claim, &pairs)?
-                .map(bindings::durability_decision))
-        })
+            guest.call_decide(store, &claim, &pairs)
+        })?;
+        match answer {
+            Ok(decision) => bindings::durability_decision(decision)
+                .map(Ok)
+                .map_err(|e| PolicyError::Fault {
+                    policy: self.name.clone(),
+                    decision: Decision::Durability,
+                    fault: Fault::Invalid {
+                        rule: "volume_options".into(),
+                        detail: e.to_string(),
+                    },
+                }),
+            Err(reason) => Ok(Err(reason)),
+        }
     }
 
     /// The raw placement answer. Callers validate it (see `PolicySet`).

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::error::{Fault, PolicyError};
 use super::metrics::measured;
 use super::runtime::{LoadedPolicy, PreparedTopology};
+use crate::model::options::OptionNames;
 use crate::model::text::{MAX_DETAIL_LEN, inert};
 use crate::model::validate::{
     LayoutSummary, clean_reason, validate_allowance, validate_durability, validate_layout,
@@ -68,13 +69,35 @@ fn verdict<T>(answer: Result<T, String>) -> Verdict<T> {
 }
 
 impl PolicySet {
-    /// Decide the durability for a claim.
+    /// Decide the durability for a claim. The answer's volume options are
+    /// checked for anything gluster would not take as an option (a flag, a
+    /// repeated key, a reserved name, a malformed name or value);
+    /// [`PolicySet::durability_for`] also checks their names against the
+    /// options of the gluster that will be given them.
     pub fn durability(&self, claim: &Claim) -> Result<Verdict<DurabilityDecision>, PolicyError> {
+        self.decide_durability(claim, None)
+    }
+
+    /// [`PolicySet::durability`], with every option name one of `known`
+    /// (or a custom `user.` option).
+    pub fn durability_for(
+        &self,
+        claim: &Claim,
+        known: &OptionNames,
+    ) -> Result<Verdict<DurabilityDecision>, PolicyError> {
+        self.decide_durability(claim, Some(known))
+    }
+
+    fn decide_durability(
+        &self,
+        claim: &Claim,
+        known: Option<&OptionNames>,
+    ) -> Result<Verdict<DurabilityDecision>, PolicyError> {
         let bound = &self.durability;
         measured(Decision::Durability, bound.policy.name(), || {
             let answer = bound.policy.decide(claim, &bound.settings)?;
             if let Ok(decision) = &answer {
-                validate_durability(decision)
+                validate_durability(decision, known)
                     .map_err(|v| invalid(bound, Decision::Durability, v.field, v.detail))?;
             }
             Ok(verdict(answer))
@@ -165,13 +188,15 @@ impl PolicySet {
         })
     }
 
-    /// [`PolicySet::durability`] on the blocking pool, off the async reactor.
+    /// [`PolicySet::durability_for`] on the blocking pool, off the async
+    /// reactor.
     pub async fn durability_async(
         &self,
         claim: Claim,
+        known: Arc<OptionNames>,
     ) -> Result<Verdict<DurabilityDecision>, PolicyError> {
         let set = self.clone();
-        blocking(move || set.durability(&claim)).await
+        blocking(move || set.durability_for(&claim, &known)).await
     }
 
     /// [`PolicySet::place`] on the blocking pool, off the async reactor.

@@ -15,7 +15,10 @@
 //!
 //! Per-class settings: `<class>.max-size` refuses larger claims,
 //! `<class>.options` adds or overrides volume options
-//! (`key=value;key=value`), `<class>.snapshot-reserve` sets the reserve.
+//! (`key=value;key=value`, each key once), `<class>.snapshot-reserve` sets
+//! the reserve. The host refuses an option that is not one of gluster's
+//! volume options (or a custom `user.` one), and a key or value the gluster
+//! CLI could take as a flag.
 
 use aplo_policy_sdk::prelude::*;
 
@@ -103,16 +106,21 @@ fn class(name: &str) -> Result<&'static Class, String> {
     })
 }
 
+/// `key=value;key=value`. A key given twice is refused: gluster would keep
+/// one of the two values, and which one the writer meant is not known.
 fn parse_options(text: &str) -> Result<Pairs, String> {
-    text.split(';')
-        .filter(|item| !item.trim().is_empty())
-        .map(|item| {
-            item.split_once('=')
-                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-                .filter(|(k, _)| !k.is_empty())
-                .ok_or_else(|| format!("'{item}' is not key=value"))
-        })
-        .collect()
+    let mut options = Pairs::new();
+    for item in text.split(';').filter(|item| !item.trim().is_empty()) {
+        let (key, value) = item
+            .split_once('=')
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| format!("'{item}' is not key=value"))?;
+        if options.insert(key.to_owned(), value.to_owned()).is_some() {
+            return Err(format!("'{key}' is given more than once"));
+        }
+    }
+    Ok(options)
 }
 
 fn parse_reserve(settings: &Settings, key: &str, default: f64) -> Result<f64, String> {
@@ -248,7 +256,9 @@ impl Durability for Classes {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         if let Some(text) = settings.get(&format!("{}.options", chosen.name)) {
-            decision.volume_options.extend(parse_options(text)?);
+            let options = parse_options(text)
+                .map_err(|e| format!("setting '{}.options': {e}", chosen.name))?;
+            decision.volume_options.extend(options);
         }
         let global = parse_reserve(settings, "snapshot-reserve", 1.0)?;
         decision.snapshot_reserve = parse_reserve(

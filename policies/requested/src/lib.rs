@@ -14,7 +14,7 @@
 //! | `arbiter`          | replica 3 with an arbiter brick           | `false`     |
 //! | `data`             | data bricks, for `disperse`               | `4`         |
 //! | `redundancy`       | redundancy bricks, for `disperse`         | `2`         |
-//! | `options`          | gluster volume options, `key=value;...`   | none        |
+//! | `options`          | gluster volume options, `key=value;...`, each key once | none |
 //! | `snapshot-reserve` | snapshot headroom factor, 1.0 to 100      | `1.0`       |
 //!
 //! The defaults are heketi's: a request without durability gets replica 3,
@@ -35,16 +35,23 @@ const KNOWN: [&str; 7] = [
     "snapshot-reserve",
 ];
 
+/// `key=value;key=value`. A key given twice is refused: gluster would keep
+/// one of the two values, and which one the caller meant is not known.
 fn parse_options(text: &str) -> Result<Pairs, String> {
-    text.split(';')
-        .filter(|item| !item.trim().is_empty())
-        .map(|item| {
-            item.split_once('=')
-                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-                .filter(|(k, _)| !k.is_empty())
-                .ok_or_else(|| format!("setting 'options': '{item}' is not key=value"))
-        })
-        .collect()
+    let mut options = Pairs::new();
+    for item in text.split(';').filter(|item| !item.trim().is_empty()) {
+        let (key, value) = item
+            .split_once('=')
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| format!("setting 'options': '{item}' is not key=value"))?;
+        if options.insert(key.to_owned(), value.to_owned()).is_some() {
+            return Err(format!(
+                "setting 'options': '{key}' is given more than once"
+            ));
+        }
+    }
+    Ok(options)
 }
 
 /// The scheme the settings ask for.

@@ -10,6 +10,7 @@ use crate::exec::brick::{self, LvmBrick};
 use crate::exec::command::{BoxFuture, Cmd, ExecError, Executor, NodeExecutor, Transport};
 use crate::exec::gluster::{self, BrickStatus, Peer, VolumeInfo};
 use crate::exec::lvm::{self, LvmOptions};
+use crate::model::options::OptionNames;
 use crate::model::paths::BrickRoot;
 use crate::model::storage::{Backend, DeviceRecord, NodeRecord};
 use crate::plan::effect::{BrickAddress, Effect, Placed, Target};
@@ -120,6 +121,8 @@ pub fn usable_vg_bytes(free: u64) -> u64 {
 pub struct CommandDriver {
     connections: Connections,
     config: CommandConfig,
+    /// The volume options gluster listed, once a node answered.
+    option_names: Mutex<Option<Arc<OptionNames>>>,
 }
 
 /// Whether a failure means "this node cannot be asked", so that another
@@ -153,7 +156,35 @@ impl CommandDriver {
         CommandDriver {
             connections,
             config,
+            option_names: Mutex::new(None),
         }
+    }
+
+    /// Ask the first node of `via` that answers which volume options its
+    /// gluster has (`volume set help-xml`).
+    async fn read_option_names(&self, via: &[NodeRecord]) -> Result<OptionNames, DriverError> {
+        let cmd = gluster::volume_set_help();
+        let mut last = "the cluster has no nodes".to_owned();
+        for node in via {
+            match self.connections.node(node).run(&cmd).await {
+                Ok(out) => {
+                    let options = gluster::parse_set_help(&out.stdout).map_err(|source| {
+                        DriverError::Gluster {
+                            command: cmd.display(),
+                            source,
+                        }
+                    })?;
+                    let source = format!("the gluster on {}", node.manage);
+                    return Ok(gluster::option_names(&options, source));
+                }
+                Err(e) if unreachable(&e) => last = e.to_string(),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(DriverError::Unreachable {
+            what: cmd.display(),
+            last,
+        })
     }
 
     /// Run a gluster command on the first node of `via` that answers,
@@ -479,11 +510,9 @@ impl CommandDriver {
                 // Setting an option to its value again is harmless; this
                 // runs right after the create, or on a volume aplo owns.
                 if !options.is_empty() {
-                    self.gluster(
-                        &target.via,
-                        &gluster::volume_set_many(&target.name, options),
-                    )
-                    .await?;
+                    let cmd = gluster::volume_set_many(&target.name, options)
+                        .map_err(|e| DriverError::Refused(e.to_string()))?;
+                    self.gluster(&target.via, &cmd).await?;
                 }
             }
             Effect::StartVolume { target, force } => {
@@ -596,6 +625,41 @@ impl Driver for CommandDriver {
                 Err(e) => tracing::warn!(%effect, error = %e, "effect failed"),
             }
             result
+        })
+    }
+
+    /// Asked of the first node that answers, once: the answer is kept for
+    /// every later call (nodes of one deployment run one gluster). Until a
+    /// node answers, each call asks again and falls back on the built-in
+    /// list.
+    fn option_names<'a>(&'a self, via: &'a [NodeRecord]) -> BoxFuture<'a, Arc<OptionNames>> {
+        Box::pin(async move {
+            let kept = self
+                .option_names
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if let Some(names) = kept {
+                return names;
+            }
+            match self.read_option_names(via).await {
+                Ok(names) => {
+                    tracing::info!(
+                        options = names.len(),
+                        source = names.source(),
+                        "read gluster's volume options"
+                    );
+                    let names = Arc::new(names);
+                    *self.option_names.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(names.clone());
+                    names
+                }
+                Err(e) => {
+                    let builtin = gluster::builtin_options();
+                    tracing::warn!(error = %e, source = builtin.source(), "cannot read gluster's volume options; checking options against the built-in list");
+                    builtin
+                }
+            }
         })
     }
 

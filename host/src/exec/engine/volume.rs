@@ -8,6 +8,7 @@ use tokio::task::JoinSet;
 
 use super::{Engine, EngineError, MAX_VOLUME_BYTES, StepError};
 use crate::exec::driver::{Driver, DriverError};
+use crate::model::options::OptionNames;
 use crate::model::paths::check_volume_name;
 use crate::model::storage::{
     BrickRecord, ClaimRef, Operation, OperationRecord, Snapshot, VolumeRecord, VolumeState,
@@ -160,6 +161,19 @@ impl Engine {
         })])
     }
 
+    /// The volume options gluster has: every option a volume is given must
+    /// be one of them (or a custom `user.` one). Asked of the nodes (the
+    /// driver keeps the answer); the list built into aplo when none answers.
+    pub async fn option_names(&self) -> Arc<OptionNames> {
+        let via: Vec<_> = self.with_state(|s| {
+            s.clusters
+                .keys()
+                .flat_map(|c| plan::via(s, *c, &|n| self.is_unhealthy(n)))
+                .collect()
+        });
+        self.driver.option_names(&via).await
+    }
+
     /// Every volume.
     pub fn volumes(&self) -> Vec<VolumeRecord> {
         self.with_state(|s| s.volumes.values().cloned().collect())
@@ -256,8 +270,9 @@ impl Engine {
             requested_bytes: request.bytes,
             access_modes: Vec::new(),
         });
+        let known = self.option_names().await;
         let decision = refused(
-            set.durability_async(claim.clone()).await?,
+            set.durability_async(claim.clone(), known).await?,
             Decision::Durability,
             &set.durability,
         )?;

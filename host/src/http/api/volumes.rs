@@ -17,6 +17,7 @@ use crate::http::heketi::{
     self, BrickEvictOptions, VolumeCreateRequest, VolumeExpandRequest, parse_id,
 };
 use crate::http::queue::Finished;
+use crate::model::options::{OptionNames, check_option, first_duplicate};
 use crate::model::paths::check_volume_name;
 use crate::model::{GIB, Id, Pairs};
 
@@ -64,14 +65,20 @@ const DISPERSIONS: [(u32, u32); 4] = [(2, 1), (4, 2), (8, 3), (8, 4)];
 ///   heketi's server takes it (heketi-cli always sends a type).
 /// - `glustervolumeoptions` (`"key value"`): `requested.options`
 ///   (`key=value;...`), except heketi's `user.heketi.arbiter true`, which
-///   becomes `requested.arbiter=true`.
+///   becomes `requested.arbiter=true`. Each key must be one of `known`
+///   (gluster's volume options) or a custom `user.` option, given once;
+///   a key or value the gluster CLI could take as a flag is refused
+///   ([`crate::model::options`]).
 /// - `gid`: the gluster option `storage.owner-gid` (aplo has no brick root
 ///   ownership of its own; gluster applies the group to the volume root).
 /// - `snapshot`: `requested.snapshot-reserve` = its factor (1 to 100).
 ///
 /// The extension `parameters` are then added over these (e.g. a
 /// `placement` policy).
-pub(super) fn volume_parameters(request: &VolumeCreateRequest) -> Result<Pairs, String> {
+pub(super) fn volume_parameters(
+    request: &VolumeCreateRequest,
+    known: &OptionNames,
+) -> Result<Pairs, String> {
     if request.parameters.contains_key("durability") {
         return Ok(request.parameters.clone());
     }
@@ -122,8 +129,10 @@ pub(super) fn volume_parameters(request: &VolumeCreateRequest) -> Result<Pairs, 
         }
     }
     let mut options = Vec::new();
+    let mut keys = Vec::new();
     if request.gid > 0 {
         options.push(format!("storage.owner-gid={}", request.gid));
+        keys.push("storage.owner-gid");
     }
     for option in &request.glustervolumeoptions {
         let option = option.trim();
@@ -137,10 +146,22 @@ pub(super) fn volume_parameters(request: &VolumeCreateRequest) -> Result<Pairs, 
                 option.escape_default()
             ));
         };
+        check_option(key, value, Some(known)).map_err(|e| format!("glustervolumeoptions: {e}"))?;
         if option.contains(';') || key.contains('=') {
             return Err(format!(
                 "glustervolumeoptions: '{}' contains ';' or '=' in its key, which aplo cannot pass on",
                 option.escape_default()
+            ));
+        }
+        keys.push(key);
+        if let Some(key) = first_duplicate(keys.iter().copied()) {
+            let why = if key == "storage.owner-gid" && request.gid > 0 {
+                " (gid sets it too)"
+            } else {
+                ""
+            };
+            return Err(format!(
+                "glustervolumeoptions: '{key}' is given more than once{why}"
             ));
         }
         if key == "user.heketi.arbiter" {
@@ -246,7 +267,8 @@ pub(super) async fn create_volume(
         Ok(c) => c,
         Err(e) => return text(StatusCode::BAD_REQUEST, e),
     };
-    let parameters = match volume_parameters(&request) {
+    let known = state.engine.option_names().await;
+    let parameters = match volume_parameters(&request, &known) {
         Ok(p) => p,
         Err(e) => return text(StatusCode::BAD_REQUEST, e),
     };
@@ -375,10 +397,15 @@ pub(super) async fn evict_brick(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exec::gluster::builtin_options;
     use crate::model::testing::pairs;
 
     fn request(json: &str) -> VolumeCreateRequest {
         serde_json::from_str(json).unwrap()
+    }
+
+    fn parameters(json: &str) -> Result<Pairs, String> {
+        volume_parameters(&request(json), &builtin_options())
     }
 
     #[test]
@@ -425,21 +452,17 @@ mod tests {
             ),
         ];
         for (body, expected) in cases {
-            assert_eq!(
-                volume_parameters(&request(body)),
-                Ok(pairs(expected)),
-                "{body}"
-            );
+            assert_eq!(parameters(body), Ok(pairs(expected)), "{body}");
         }
     }
 
     #[test]
     fn options_arbiter_gid_and_snapshot_become_settings() {
-        let got = volume_parameters(&request(
+        let got = parameters(
             r#"{"size": 1, "gid": 2000, "durability": {"type": "replicate", "replicate": {"replica": 3}},
                 "glustervolumeoptions": ["performance.rda-cache-limit  10MB", "user.heketi.arbiter true",
                 "client.ssl on"], "snapshot": {"enable": true, "factor": 1.5}}"#,
-        ))
+        )
         .unwrap();
         assert_eq!(
             got,
@@ -456,25 +479,22 @@ mod tests {
             ])
         );
         // Snapshots off: no reserve, whatever the factor.
-        let off = volume_parameters(&request(
-            r#"{"size": 1, "snapshot": {"enable": false, "factor": 0}}"#,
-        ))
-        .unwrap();
+        let off = parameters(r#"{"size": 1, "snapshot": {"enable": false, "factor": 0}}"#).unwrap();
         assert!(!off.contains_key("requested.snapshot-reserve"), "{off:?}");
     }
 
     #[test]
     fn extension_parameters_add_to_or_replace_the_request() {
-        let added = volume_parameters(&request(
+        let added = parameters(
             r#"{"size": 1, "durability": {"type": "none"}, "parameters": {"placement": "binpack"}}"#,
-        ))
+        )
         .unwrap();
         assert_eq!(added["placement"], "binpack");
         assert_eq!(added["requested.type"], "none");
-        let replaced = volume_parameters(&request(
+        let replaced = parameters(
             r#"{"size": 1, "durability": {"type": "none"}, "gid": 5,
                 "parameters": {"durability": "classes", "classes.class": "replica2"}}"#,
-        ))
+        )
         .unwrap();
         assert_eq!(
             replaced,
@@ -507,6 +527,14 @@ mod tests {
                 "glustervolumeoptions",
             ),
             (
+                r#"{"glustervolumeoptions": ["performance.cache-size --log-file=/tmp/pwned"]}"#,
+                "glustervolumeoptions",
+            ),
+            (
+                r#"{"glustervolumeoptions": ["--log-file=/tmp/pwned on"]}"#,
+                "glustervolumeoptions",
+            ),
+            (
                 r#"{"snapshot": {"enable": true, "factor": 0.5}}"#,
                 "snapshot.factor",
             ),
@@ -519,8 +547,72 @@ mod tests {
             let mut value: serde_json::Value = serde_json::from_str(body).unwrap();
             value["size"] = 1.into();
             let request: VolumeCreateRequest = serde_json::from_value(value).unwrap();
-            let err = volume_parameters(&request).unwrap_err();
+            let err = volume_parameters(&request, &builtin_options()).unwrap_err();
             assert!(err.starts_with(field), "{body}: {err}");
         }
+    }
+
+    #[test]
+    fn options_that_could_steer_gluster_are_refused_with_their_name() {
+        let refused = |options: &str, gid: i64| {
+            parameters(&format!(
+                r#"{{"size": 1, "gid": {gid}, "glustervolumeoptions": {options}}}"#
+            ))
+            .unwrap_err()
+        };
+        for (options, needle) in [
+            (
+                r#"["performance.cache-size --log-file=/tmp/pwned"]"#,
+                "'performance.cache-size'",
+            ),
+            (
+                r#"["performance.cache-size --remote-host=10.0.0.9"]"#,
+                "'performance.cache-size'",
+            ),
+            (
+                r#"["performance.cache-size -1"]"#,
+                "'performance.cache-size'",
+            ),
+            (
+                r#"["--remote-host=10.0.0.9 on"]"#,
+                "'--remote-host=10.0.0.9'",
+            ),
+            (r#"["--log-file.x on"]"#, "'--log-file.x'"),
+            (r#"["cluster.made-up on"]"#, "'cluster.made-up'"),
+            (r#"["group virt"]"#, "'group'"),
+            (r#"["user.aplo.volume x"]"#, "'user.aplo.volume'"),
+            (r#"["user.smb enable"]"#, "'user.smb'"),
+            (
+                r#"["performance.cache-size 10MB", "performance.cache-size 20MB"]"#,
+                "'performance.cache-size' is given more than once",
+            ),
+        ] {
+            let err = refused(options, 0);
+            assert!(
+                err.starts_with("glustervolumeoptions: ") && err.contains(needle),
+                "{options}: {err}"
+            );
+        }
+        let gid = refused(r#"["storage.owner-gid 5"]"#, 7);
+        assert!(
+            gid.contains("'storage.owner-gid' is given more than once (gid sets it too)"),
+            "{gid}"
+        );
+        assert!(
+            refused(
+                r#"["user.heketi.arbiter true", "user.heketi.arbiter false"]"#,
+                0
+            )
+            .contains("'user.heketi.arbiter' is given more than once")
+        );
+        // A custom option and a real one pass.
+        let ok = parameters(
+            r#"{"size": 1, "glustervolumeoptions": ["user.team blue", "performance.cache-size 10MB"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            ok["requested.options"],
+            "user.team=blue;performance.cache-size=10MB"
+        );
     }
 }
