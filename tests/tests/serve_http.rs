@@ -480,6 +480,15 @@ impl Served {
     }
 }
 
+/// A state to stop `aplo serve` in: how it is started, and the phase
+/// `/readyz` reports once it is there.
+struct Mode {
+    name: &'static str,
+    args: &'static [&'static str],
+    env: &'static [(&'static str, &'static str)],
+    phase: &'static str,
+}
+
 /// How soon after SIGTERM `aplo serve` must have exited.
 const PROMPT_EXIT: Duration = Duration::from_secs(5);
 
@@ -496,16 +505,27 @@ async fn sigterm_stops_serve_promptly_while_the_kubernetes_api_is_unreachable() 
     for (api, server) in &servers {
         // Waiting for the lease; and leading without an election, in a
         // pod (so its role label is set on the way in and out).
-        let modes: [(&str, &[&str], &[(&str, &str)], &str); 2] = [
-            ("standing by", &[], &[], "Standby"),
-            (
-                "leading",
-                &["--no-leader-election"],
-                &[("POD_NAME", "aplo-0")],
-                "Leading",
-            ),
+        let modes = [
+            Mode {
+                name: "standing by",
+                args: &[],
+                env: &[],
+                phase: "Standby",
+            },
+            Mode {
+                name: "leading",
+                args: &["--no-leader-election"],
+                env: &[("POD_NAME", "aplo-0")],
+                phase: "Leading",
+            },
         ];
-        for (mode, args, env, phase) in modes {
+        for Mode {
+            name: mode,
+            args,
+            env,
+            phase,
+        } in modes
+        {
             let dir = tempfile::tempdir().unwrap();
             let config = kubeconfig(dir.path(), server);
             let mut args = args.to_vec();
