@@ -10,6 +10,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aplo::exec::command::BoxFuture;
 use aplo::exec::driver::{Applied, DeviceFacts, Driver, DriverError, SimDriver};
@@ -190,10 +191,15 @@ struct Setup {
 
 impl Setup {
     async fn new() -> Setup {
+        Setup::with_registry(common::registry()).await
+    }
+
+    /// [`Setup::new`] deciding with `registry`'s policies.
+    async fn with_registry(registry: Arc<aplo::policy::Registry>) -> Setup {
         let setup = Setup {
             store: Arc::new(MemoryStore::default()),
             world: Arc::new(Mutex::new(World::default())),
-            registry: common::registry(),
+            registry,
         };
         let engine = setup.engine(Trouble::None);
         let report = engine
@@ -1030,4 +1036,159 @@ async fn adding_and_removing_a_node_is_journaled_and_recovered_whole_or_nothing(
 
 fn cluster_of(setup: &Setup) -> Id {
     *setup.store.read().unwrap().clusters.keys().next().unwrap()
+}
+
+/// The bundled policies and the hostile one, whose `loop` mode spins until
+/// `deadline`, in a runtime of their own (so that counting its busy slots
+/// counts only this test's decisions).
+fn hostile_registry(deadline: Duration) -> (Arc<aplo::policy::Registry>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hostile.wasm"), common::hostile_wasm()).unwrap();
+    let config = aplo::policy::RegistryConfig {
+        dir: Some(dir.path().to_owned()),
+        limits: BTreeMap::from([(
+            "hostile".to_owned(),
+            aplo::policy::Limits {
+                deadline,
+                ..aplo::policy::Limits::default()
+            },
+        )]),
+        ..aplo::policy::RegistryConfig::default()
+    };
+    let registry = aplo::policy::Registry::open(common::runtime(), config).unwrap();
+    registry.get("hostile").expect("the hostile policy loads");
+    (Arc::new(registry), dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_placement_delays_other_creates_by_no_more_than_one_deadline() {
+    const DEADLINE: Duration = Duration::from_secs(1);
+    const SLOW: usize = 3;
+    let (registry, _dir) = hostile_registry(DEADLINE);
+    let runtime = registry.runtime().clone();
+    let setup = Setup::with_registry(registry).await;
+    let engine = Arc::new(setup.engine(Trouble::None));
+
+    // How long a good create takes here, alone.
+    let mut alone = Duration::ZERO;
+    for i in 0..3 {
+        let started = Instant::now();
+        engine
+            .create_volume(request(&format!("alone-{i}"), GIB))
+            .await
+            .unwrap();
+        alone = alone.max(started.elapsed());
+    }
+    assert_eq!(runtime.slots_in_use(), 0);
+
+    // Slow creates: the hostile placement spins until its deadline.
+    let slow_parameters = Pairs::from([
+        ("placement".into(), "hostile".into()),
+        ("hostile.mode".into(), "loop".into()),
+    ]);
+    let slow: Vec<_> = (0..SLOW)
+        .map(|i| {
+            let (engine, parameters) = (engine.clone(), slow_parameters.clone());
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let result = engine
+                    .create_volume(CreateRequest {
+                        parameters,
+                        ..request(&format!("slow-{i}"), GIB)
+                    })
+                    .await;
+                (started.elapsed(), result)
+            })
+        })
+        .collect();
+    // A positive signal: every slow placement runs at the same time, so
+    // none waits for another (with a lock held across decisions, only one
+    // could run and this would time out).
+    let waited = Instant::now();
+    while (runtime.slots_in_use() as usize) < SLOW {
+        assert!(
+            waited.elapsed() < DEADLINE * 3 / 4,
+            "only {} of the {SLOW} slow placements run at once",
+            runtime.slots_in_use()
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+
+    // Good creates beside them are not held up by them.
+    let good: Vec<_> = (0..4)
+        .map(|i| {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let result = engine
+                    .create_volume(request(&format!("good-{i}"), GIB))
+                    .await;
+                (started.elapsed(), Instant::now(), result)
+            })
+        })
+        .collect();
+    let bound = alone + DEADLINE + Duration::from_millis(100);
+    for (i, task) in good.into_iter().enumerate() {
+        let (took, _, result) = task.await.unwrap();
+        let volume = result.unwrap_or_else(|e| panic!("good-{i}: {e}"));
+        assert_eq!(volume.name, format!("good-{i}"));
+        assert!(
+            took <= bound,
+            "good-{i} took {took:?} beside the slow placements; alone {alone:?}, bound {bound:?}"
+        );
+    }
+    for (i, task) in slow.into_iter().enumerate() {
+        let (took, result) = task.await.unwrap();
+        let err = result.unwrap_err();
+        assert_eq!(err.label(), "timeout", "slow-{i}: {err}");
+        assert!(err.to_string().contains("policy 'hostile'"), "{err}");
+        assert!(took < DEADLINE * 2, "slow-{i} ended after {took:?}");
+        assert!(
+            engine.volume(&format!("slow-{i}")).is_err(),
+            "slow-{i} exists"
+        );
+    }
+    assert_eq!(runtime.slots_in_use(), 0);
+    assert_eq!(engine.volumes().len(), 3 + 4);
+    setup.assert_consistent();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_never_overcommit_a_device() {
+    let setup = Setup::new().await;
+    let engine = Arc::new(setup.engine(Trouble::None));
+    // Each 100 GiB device holds two 40 GiB bricks, and each of the three
+    // nodes two devices: four replica-3 volumes fit whole, a fifth only
+    // split in sets over what is left, a sixth not at all.
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                engine
+                    .create_volume(request(&format!("big-{i}"), 40 * GIB))
+                    .await
+            })
+        })
+        .collect();
+    let mut made = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => made += 1,
+            // The placement policy, shown the space the others took.
+            Err(err @ EngineError::Refused { .. }) => {
+                assert!(err.to_string().contains("zone-spread"), "{err}")
+            }
+            Err(err) => panic!("neither made nor refused for want of space: {err}"),
+        }
+    }
+    assert!((4..=5).contains(&made), "{made} of 8 made");
+    let snapshot = setup.store.read().unwrap();
+    for (device, (consumed, bricks)) in snapshot.device_usage() {
+        let total = snapshot.devices[&device].total_bytes;
+        assert!(
+            consumed <= total,
+            "device {device} holds {bricks} bricks, {consumed} of {total} bytes"
+        );
+    }
+    setup.assert_consistent();
 }

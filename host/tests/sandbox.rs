@@ -452,3 +452,58 @@ fn many_threads_share_the_pool() {
         }
     });
 }
+
+#[test]
+fn a_call_that_finds_the_pool_full_fails_busy_within_its_deadline() {
+    // One slot, held by a loop with a long deadline.
+    let runtime = Arc::new(
+        Runtime::new(aplo::policy::RuntimeConfig {
+            pool_slots: 1,
+            ..Default::default()
+        })
+        .unwrap(),
+    );
+    let slow = hostile(
+        &runtime,
+        Limits {
+            deadline: Duration::from_secs(3),
+            ..Limits::default()
+        },
+    );
+    let zone_spread = load_bundled(&runtime, "zone-spread");
+    let deadline = zone_spread.limits().deadline;
+    std::thread::scope(|s| {
+        let looping = s.spawn(|| slow.decide(&claim(GIB), &mode("loop")));
+        // A positive signal that the loop holds the only slot.
+        let waited = Instant::now();
+        while runtime.slots_in_use() == 0 {
+            assert!(
+                waited.elapsed() < Duration::from_secs(10),
+                "the loop never started"
+            );
+            std::thread::yield_now();
+        }
+        let started = Instant::now();
+        let (fault, message) = expect_fault(zone_spread.validate(&Pairs::new()));
+        let took = started.elapsed();
+        assert!(took < 2 * deadline, "busy after {took:?}");
+        assert_eq!(
+            fault,
+            Fault::Busy {
+                slots: 1,
+                waited: deadline
+            }
+        );
+        assert_eq!(fault.label(), "busy");
+        assert_eq!(fault.blame(), Blame::Host);
+        assert!(message.contains("'zone-spread'"), "{message}");
+        assert!(message.contains("all 1 policy instance slots"), "{message}");
+        assert!(message.contains("try again later"), "{message}");
+        // The loop still ends at its own deadline, with its own fault.
+        let (fault, _) = expect_fault(looping.join().unwrap());
+        assert!(matches!(fault, Fault::Timeout { .. }), "{fault:?}");
+    });
+    assert_eq!(runtime.slots_in_use(), 0);
+    assert_eq!(zone_spread.validate(&Pairs::new()).unwrap(), Ok(()));
+    still_healthy(&runtime, &slow);
+}

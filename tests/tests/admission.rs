@@ -11,6 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+#[path = "support/looping.rs"]
+mod looping;
+
 use aplo::http::admission::{
     ANN_DEFAULT_CLASS, AdmissionOptions, AdmissionState, FailurePolicy, StaticClasses, UsageSource,
     router,
@@ -28,52 +31,6 @@ use tokio::net::{TcpListener, TcpStream};
 /// The looping durability policy's deadline.
 const LOOP_DEADLINE: Duration = Duration::from_millis(50);
 
-/// A core-module durability policy in WAT whose `decide` never returns,
-/// wrapped as a component (the shape of host/tests/common's WAT guests).
-fn looping_policy() -> Vec<u8> {
-    let wat = r#"(module
-  (memory (export "memory") 1)
-  (global $heap (mut i32) (i32.const 4096))
-  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
-    (local $p i32)
-    (local.set $p (i32.and (i32.add (global.get $heap) (i32.sub (local.get 2) (i32.const 1)))
-                           (i32.xor (i32.sub (local.get 2) (i32.const 1)) (i32.const -1))))
-    (global.set $heap (i32.add (local.get $p) (local.get 3)))
-    (local.get $p))
-  (data (i32.const 16) "\40\00\00\00\03\00\00\00\48\00\00\00\05\00\00\00\00\00\00\00\00\00\00\00")
-  (data (i32.const 64) "wat")
-  (data (i32.const 72) "0.0.0")
-  (data (i32.const 96) "\00\00\00\00\00\00\00\00\00\00\00\00")
-  (func (export "aplo:policy/settings@0.1.0#describe") (result i32) (i32.const 16))
-  (func (export "aplo:policy/settings@0.1.0#validate") (param i32 i32) (result i32) (i32.const 96))
-  (func (export "aplo:policy/durability@0.1.0#decide")
-    (param i32 i32 i32 i32 i32 i32 i32 i32 i64 i32 i32 i32 i32) (result i32)
-    (loop $forever (br $forever))
-    (i32.const 0)))"#;
-    let mut module = wat::parse_str(wat).expect("valid WAT");
-    let mut resolve = wit_parser::Resolve::default();
-    let (package, _) = resolve
-        .push_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit/0.1.0"))
-        .expect("WIT parses");
-    let world = resolve
-        .select_world(&[package], Some("durability-policy"))
-        .expect("world exists");
-    wit_component::embed_component_metadata(
-        &mut module,
-        &resolve,
-        world,
-        wit_component::StringEncoding::UTF8,
-        false,
-    )
-    .expect("embed metadata");
-    wit_component::ComponentEncoder::default()
-        .module(&module)
-        .expect("module accepted")
-        .validate(true)
-        .encode()
-        .expect("component encodes")
-}
-
 /// The bundled policies plus `looper` (from a policy directory, with a
 /// short deadline), loaded once per test binary.
 fn registry() -> Arc<Registry> {
@@ -81,7 +38,7 @@ fn registry() -> Arc<Registry> {
     REGISTRY
         .get_or_init(|| {
             let dir = tempfile::tempdir().expect("a policy directory");
-            std::fs::write(dir.path().join("looper.wasm"), looping_policy()).unwrap();
+            std::fs::write(dir.path().join("looper.wasm"), looping::policy()).unwrap();
             let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).expect("a runtime"));
             let config = RegistryConfig {
                 dir: Some(dir.path().to_owned()),
@@ -122,7 +79,8 @@ fn class(name: &str, provisioner: &str, parameters: &[(&str, &str)]) -> StorageC
 
 /// `gold`: replica 3 up to 10 GiB a volume, 20 GiB a namespace (the
 /// default class); `bare`: no quota policy; `nfs`: another provisioner;
-/// `slow`: a durability policy that loops.
+/// `slow`: a durability policy that loops; `stuck`: one that loops for
+/// longer than the webhook may take (see [`stuck_registry`]).
 fn classes() -> StaticClasses {
     let mut gold = class(
         "gold",
@@ -148,6 +106,7 @@ fn classes() -> StaticClasses {
             DEFAULT_PROVISIONER,
             &[("durability", "looper"), ("quota", "namespace-quota")],
         ),
+        class("stuck", DEFAULT_PROVISIONER, &[("durability", "stuck")]),
     ])
 }
 
@@ -179,15 +138,24 @@ fn usage(namespace_bytes: u64) -> Arc<FixedUsage> {
 
 /// Serve the webhook over plain HTTP on a free port.
 async fn serve(usage: Arc<FixedUsage>, failure_policy: FailurePolicy) -> SocketAddr {
-    let state = AdmissionState::new(
+    serve_with(
         registry(),
-        Arc::new(classes()),
         usage,
         AdmissionOptions {
             failure_policy,
             ..AdmissionOptions::default()
         },
-    );
+    )
+    .await
+}
+
+/// [`serve`] with `registry`'s policies and `options`.
+async fn serve_with(
+    registry: Arc<Registry>,
+    usage: Arc<FixedUsage>,
+    options: AdmissionOptions,
+) -> SocketAddr {
+    let state = AdmissionState::new(registry, Arc::new(classes()), usage, options);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
@@ -425,6 +393,108 @@ async fn a_looping_policy_fails_closed_or_open_as_configured() {
         assert!(warning.contains(needle), "'{needle}' not in: {warning}");
     }
     // The webhook still answers normally after the fault.
+    assert_allowed(&ask(fail, &create(Some("gold"), "1Gi")).await);
+}
+
+/// How long `stuck` runs before its deadline stops it.
+const STUCK_DEADLINE: Duration = Duration::from_secs(2);
+
+/// The bundled policies plus `stuck` (the looping policy with a long
+/// deadline), in a runtime of one instance slot: one stuck call fills it.
+fn stuck_registry() -> (Arc<Registry>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("a policy directory");
+    std::fs::write(dir.path().join("stuck.wasm"), looping::policy()).unwrap();
+    let runtime = Arc::new(
+        Runtime::new(RuntimeConfig {
+            pool_slots: 1,
+            ..RuntimeConfig::default()
+        })
+        .expect("a runtime"),
+    );
+    let config = RegistryConfig {
+        dir: Some(dir.path().to_owned()),
+        limits: BTreeMap::from([(
+            "stuck".to_owned(),
+            Limits {
+                deadline: STUCK_DEADLINE,
+                ..Limits::default()
+            },
+        )]),
+        ..RegistryConfig::default()
+    };
+    let registry = Registry::open(runtime, config).expect("the registry opens");
+    registry.get("stuck").expect("the stuck policy loads");
+    (Arc::new(registry), dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_review_is_answered_in_time_even_with_policies_stuck_and_the_pool_full() {
+    let (registry, _dir) = stuck_registry();
+    let runtime = registry.runtime().clone();
+    let within = Duration::from_millis(300);
+    let options = |failure_policy| AdmissionOptions {
+        failure_policy,
+        answer_within: within,
+        ..AdmissionOptions::default()
+    };
+    let fail = serve_with(registry.clone(), usage(0), options(FailurePolicy::Fail)).await;
+    let ignore = serve_with(registry.clone(), usage(0), options(FailurePolicy::Ignore)).await;
+
+    // A policy that runs past the webhook's bound: the failure policy
+    // answers at the bound, naming the class and the bound.
+    let started = Instant::now();
+    let response = ask(fail, &create(Some("stuck"), "1Gi")).await;
+    let took = started.elapsed();
+    assert!(
+        took >= within && took < within * 3,
+        "answered after {took:?}"
+    );
+    assert_denied(
+        &response,
+        500,
+        &["StorageClass 'stuck'", "no answer within 300 ms"],
+    );
+
+    // The stuck call still holds the only instance slot: the next review's
+    // policy call waits for a slot no longer than its deadline, then the
+    // failure policy answers with a busy fault that names the pool.
+    let waited = Instant::now();
+    while runtime.slots_in_use() == 0 {
+        assert!(
+            waited.elapsed() < STUCK_DEADLINE / 2,
+            "the stuck call never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let busy = [
+        "policy 'classes'",
+        "all 1 policy instance slots stayed busy",
+        "try again later",
+    ];
+    let started = Instant::now();
+    let response = ask(fail, &create(Some("gold"), "1Gi")).await;
+    assert!(
+        started.elapsed() < within,
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert_denied(&response, 500, &busy);
+    let response = ask(ignore, &create(Some("gold"), "1Gi")).await;
+    assert_eq!(response["allowed"], true, "{response}");
+    let warning = response["warnings"][0].as_str().unwrap_or_default();
+    for needle in busy {
+        assert!(warning.contains(needle), "'{needle}' not in: {warning}");
+    }
+
+    // Once the stuck call ends at its deadline, reviews are decided again.
+    let freed = Instant::now();
+    while runtime.slots_in_use() > 0 {
+        assert!(
+            freed.elapsed() < STUCK_DEADLINE * 5,
+            "the slot was never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_allowed(&ask(fail, &create(Some("gold"), "1Gi")).await);
 }
 

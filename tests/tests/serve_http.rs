@@ -1,6 +1,10 @@
 //! `aplo serve` as a process, over real HTTP: `--api-only` serves the
 //! heketi-compatible API behind JWT with readiness and per-route metrics,
-//! and bad configuration is refused at start with a message naming it.
+//! bad configuration is refused at start with a message naming it, and
+//! SIGTERM stops it promptly whatever it is doing.
+
+#[path = "support/looping.rs"]
+mod looping;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -394,4 +398,211 @@ async fn a_policy_dropped_into_the_directory_is_served_without_a_restart() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(served.stop().success());
+}
+
+/// A kubeconfig naming `server` as the API server.
+fn kubeconfig(dir: &Path, server: &str) -> String {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n\
+             contexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\n\
+             users:\n- name: u\n  user: {{}}\n"
+        ),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+impl Served {
+    /// `aplo <global> serve --driver simulate` over three simulated nodes
+    /// with `args` and `env`; returns once `/readyz` reports `phase`, ready
+    /// or not.
+    async fn start_in(global: &[&str], args: &[&str], env: &[(&str, &str)], phase: &str) -> Served {
+        let dir = tempfile::tempdir().unwrap();
+        let topology = dir.path().join("topology.json");
+        std::fs::write(&topology, sim_topology(3)).unwrap();
+        let addr = free_port();
+        let mut cmd = aplo(dir.path());
+        cmd.args(global)
+            .args(["serve", "--driver", "simulate", "--topology"])
+            .arg(&topology)
+            .args(["--listen", &addr.to_string()])
+            .args(args)
+            .env_remove("POD_NAME")
+            .env_remove("APLO_ADMIN_KEY")
+            .env_remove("APLO_USER_KEY")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let served = Served {
+            child: Some(cmd.spawn().expect("aplo serve starts")),
+            addr,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                let reply = call(addr, "GET", "/readyz", None, "").await;
+                if reply.body.starts_with(phase) {
+                    return served;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "aplo serve never reached phase {phase} on {addr}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGTERM, then wait for the process to exit (a minute at most): its
+    /// status and how long it took to exit.
+    fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
+        let mut child = self.child.take().unwrap();
+        let sent = Instant::now();
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status, sent.elapsed());
+            }
+            if sent.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("aplo serve still runs a minute after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// A state to stop `aplo serve` in: how it is started, and the phase
+/// `/readyz` reports once it is there.
+struct Mode {
+    name: &'static str,
+    args: &'static [&'static str],
+    env: &'static [(&'static str, &'static str)],
+    phase: &'static str,
+}
+
+/// How soon after SIGTERM `aplo serve` must have exited.
+const PROMPT_EXIT: Duration = Duration::from_secs(5);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_serve_promptly_while_the_kubernetes_api_is_unreachable() {
+    // One API server accepts connections and never answers (kube's client
+    // has no read timeout); the other refuses them.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refusing = free_port();
+    let servers = [
+        ("silent", format!("http://{}", silent.local_addr().unwrap())),
+        ("refusing", format!("http://{refusing}")),
+    ];
+    for (api, server) in &servers {
+        // Waiting for the lease; and leading without an election, in a
+        // pod (so its role label is set on the way in and out).
+        let modes = [
+            Mode {
+                name: "standing by",
+                args: &[],
+                env: &[],
+                phase: "Standby",
+            },
+            Mode {
+                name: "leading",
+                args: &["--no-leader-election"],
+                env: &[("POD_NAME", "aplo-0")],
+                phase: "Leading",
+            },
+        ];
+        for Mode {
+            name: mode,
+            args,
+            env,
+            phase,
+        } in modes
+        {
+            let dir = tempfile::tempdir().unwrap();
+            let config = kubeconfig(dir.path(), server);
+            let mut args = args.to_vec();
+            args.extend(["--kubeconfig", &config]);
+            let served = Served::start_in(&[], &args, env, phase).await;
+            let (status, took) = served.terminate();
+            assert!(status.success(), "{api} API, {mode}: {status:?}");
+            assert!(
+                took < PROMPT_EXIT,
+                "{api} API, {mode}: exited {took:?} after SIGTERM"
+            );
+        }
+    }
+    drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_serve_promptly_while_a_slow_policy_decides() {
+    let world = aplo_e2e::kube::World::start().await;
+    world
+        .class("slow", &[("durability", "looper")], "Delete")
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(policies.join("looper.wasm"), looping::policy()).unwrap();
+    // It spins for a minute before its deadline stops it.
+    let config = dir.path().join("aplo.yaml");
+    std::fs::write(&config, "policies:\n  looper:\n    deadline: 60000\n").unwrap();
+    let kubeconfig_path = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig_path, world.server.kubeconfig()).unwrap();
+    let served = Served::start_in(
+        &[
+            "--policy-dir",
+            policies.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[
+            "--no-leader-election",
+            "--admission-timeout",
+            "120",
+            "--kubeconfig",
+            kubeconfig_path.to_str().unwrap(),
+        ],
+        &[],
+        "Leading",
+    )
+    .await;
+    // A review of a claim of `slow`, whose durability policy spins.
+    let addr = served.addr;
+    let review = tokio::spawn(async move {
+        call(
+            addr,
+            "POST",
+            "/admission/pvc",
+            None,
+            &review("c", "slow", "1Gi"),
+        )
+        .await
+    });
+    // A positive signal that the decision runs: an instance is busy.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = call(addr, "GET", "/metrics", None, "").await;
+        if metrics.body.contains("aplo_policy_instances_running 1") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slow decision never started:\n{}",
+            metrics.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, took) = served.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(took < PROMPT_EXIT, "exited {took:?} after SIGTERM");
+    review.abort();
 }

@@ -139,6 +139,12 @@ pub struct ServeArgs {
     /// with a warning. A policy's refusal is always a denial.
     #[arg(long, default_value = "Fail")]
     pub admission_failure_policy: FailurePolicy,
+    /// Seconds the admission webhook's policies may take before the
+    /// failure policy answers instead; keep it below the webhook
+    /// configuration's `timeoutSeconds`, so that the API server always
+    /// gets aplo's answer.
+    #[arg(long, default_value_t = admission::DEFAULT_ANSWER_WITHIN.as_secs_f64())]
+    pub admission_timeout: f64,
 }
 
 fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
@@ -353,85 +359,144 @@ async fn spawn_tls(
     ))))
 }
 
-fn shutdown_signal() -> futures::future::Shared<futures::future::BoxFuture<'static, ()>> {
-    async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler");
+/// Resolves once shutdown is asked; every task that must stop holds a clone.
+type Stop = futures::future::Shared<futures::future::BoxFuture<'static, ()>>;
+
+/// Resolves on SIGTERM or SIGINT. The handlers are installed now (inside
+/// the runtime), so that a signal that comes early is not missed.
+fn shutdown_signal() -> anyhow::Result<Stop> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+    Ok(async move {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = interrupt.recv() => {}
             _ = term.recv() => {}
         }
         tracing::info!("shutting down");
     }
     .boxed()
-    .shared()
+    .shared())
 }
+
+/// After shutdown is asked, how long the process may take to stop cleanly
+/// (reconciles finishing, the pod's label, the lease handed back) before it
+/// exits regardless.
+const EXIT_WITHIN: Duration = Duration::from_secs(
+    crate::kube::STOP_GRACE.as_secs() + 2 * crate::kube::ROLE_CALL_BOUND.as_secs() + 1,
+);
+
+/// How long the exit waits for blocking threads (a policy decision under
+/// way, a name lookup): they are abandoned, not waited for.
+const BLOCKING_WAIT: Duration = Duration::from_millis(500);
 
 /// Run `aplo serve`.
 pub fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let options = args.options()?;
     let api = args.api()?;
+    let answer_within = seconds("admission-timeout", args.admission_timeout)?;
     // Loaded now, so that a bad policy directory fails before any lease;
     // the webhook and the engine share these compiled policies.
     let registry = config.open_registry()?;
     // A changed policy file is loaded (or rejected, keeping the previous
     // version) without a restart; the webhook and the engine share it.
-    let _policy_watch = registry.watch(Duration::from_secs(args.policy_reload_interval.max(1)));
-    runtime()?.block_on(async {
-        let metrics = Arc::new(Metrics::new());
-        let status = Arc::new(Status::default());
-        let mut state = HttpState::new(metrics.clone(), status.clone());
-        if let Some(api) = api {
-            state = state.with_api(api);
+    let policy_watch = registry.watch(Duration::from_secs(args.policy_reload_interval.max(1)));
+    let runtime = runtime()?;
+    let result = runtime.block_on(async {
+        let stop = shutdown_signal()?;
+        // Whatever is under way when shutdown comes has EXIT_WITHIN to end
+        // cleanly; then the process exits regardless.
+        let exit_anyway = {
+            let stop = stop.clone();
+            async move {
+                stop.await;
+                tokio::time::sleep(EXIT_WITHIN).await;
+            }
+        };
+        tokio::select! {
+            result = serve(config, &args, options, api, answer_within, registry, stop) => result,
+            () = exit_anyway => {
+                tracing::warn!(within = ?EXIT_WITHIN, "still stopping; exiting anyway");
+                Ok(ExitCode::SUCCESS)
+            }
         }
-        if args.api_only {
-            return api_only(config, &args, registry, state).await;
-        }
-        let client = client(args.kubeconfig.as_ref()).await?;
-        let (classes, class_writer) = reflector::store::<StorageClass>();
-        let class_watch = tokio::spawn(
-            reflector::reflector(
-                class_writer,
-                watcher(
-                    Api::<StorageClass>::all(client.clone()),
-                    watcher::Config::default(),
-                ),
-            )
-            .default_backoff()
-            .for_each(|_| async {}),
-        );
-        let admission = AdmissionState::new(
-            registry.clone(),
-            Arc::new(classes),
-            leader_usage(status.clone()),
-            AdmissionOptions {
-                provisioner: args.provisioner_name.clone(),
-                failure_policy: args.admission_failure_policy,
-            },
-        );
-        let state = state.with_routes(admission::router(admission));
-        let tls = spawn_tls(&args, http::router(state.clone())).await?;
-        let (addr, http) = http::bind(args.listen, state)
-            .await
-            .with_context(|| format!("listening on {}", args.listen))?;
-        tracing::info!(%addr, provisioner = %args.provisioner_name, "serving HTTP");
-        let http = tokio::spawn(http);
-        let result = crate::kube::serve(
-            client,
-            || open_engine(config, &args, registry),
-            options,
-            metrics,
-            status,
-            shutdown_signal(),
+    });
+    runtime.shutdown_timeout(BLOCKING_WAIT);
+    // Stop watching the policy directory without waiting for a rescan under
+    // way (a large module may take seconds to compile).
+    std::thread::spawn(move || drop(policy_watch));
+    result
+}
+
+/// Everything `aplo serve` runs, until `stop` resolves.
+async fn serve(
+    config: &Config,
+    args: &ServeArgs,
+    options: ServeOptions,
+    api: Option<ApiConfig>,
+    answer_within: Duration,
+    registry: Arc<Registry>,
+    stop: Stop,
+) -> anyhow::Result<ExitCode> {
+    let metrics = Arc::new(Metrics::new());
+    let status = Arc::new(Status::default());
+    let mut state = HttpState::new(metrics.clone(), status.clone());
+    if let Some(api) = api {
+        state = state.with_api(api);
+    }
+    if args.api_only {
+        return api_only(config, args, registry, state, stop).await;
+    }
+    // Reading the configuration may run a credential plugin: not past a
+    // shutdown.
+    let client = tokio::select! {
+        client = client(args.kubeconfig.as_ref()) => client?,
+        () = stop.clone() => return Ok(ExitCode::SUCCESS),
+    };
+    let (classes, class_writer) = reflector::store::<StorageClass>();
+    let class_watch = tokio::spawn(
+        reflector::reflector(
+            class_writer,
+            watcher(
+                Api::<StorageClass>::all(client.clone()),
+                watcher::Config::default(),
+            ),
         )
-        .await;
-        http.abort();
-        class_watch.abort();
-        if let Some(tls) = tls {
-            tls.abort();
-        }
-        result.map(|()| ExitCode::SUCCESS)
-    })
+        .default_backoff()
+        .for_each(|_| async {}),
+    );
+    let admission = AdmissionState::new(
+        registry.clone(),
+        Arc::new(classes),
+        leader_usage(status.clone()),
+        AdmissionOptions {
+            provisioner: args.provisioner_name.clone(),
+            failure_policy: args.admission_failure_policy,
+            answer_within,
+        },
+    );
+    let state = state.with_routes(admission::router(admission));
+    let tls = spawn_tls(args, http::router(state.clone())).await?;
+    let (addr, http) = http::bind(args.listen, state)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    tracing::info!(%addr, provisioner = %args.provisioner_name, "serving HTTP");
+    let http = tokio::spawn(http);
+    let result = crate::kube::serve(
+        client,
+        || open_engine(config, args, registry),
+        options,
+        metrics,
+        status,
+        stop,
+    )
+    .await;
+    http.abort();
+    class_watch.abort();
+    if let Some(tls) = tls {
+        tls.abort();
+    }
+    result.map(|()| ExitCode::SUCCESS)
 }
 
 /// `aplo serve --api-only`: open the store at once and serve the REST API
@@ -441,6 +506,7 @@ async fn api_only(
     args: &ServeArgs,
     registry: Arc<Registry>,
     state: HttpState,
+    stop: Stop,
 ) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         state.api.is_some(),
@@ -454,14 +520,29 @@ async fn api_only(
         .with_context(|| format!("listening on {}", args.listen))?;
     let http = tokio::spawn(http);
     status.enter(Phase::Recovering);
-    let engine = open_engine(config, args, registry).await?;
-    let recovered = engine.recover().await?;
+    // An interrupted recovery is finished by the next start, as after a
+    // crash: shutdown does not wait for it.
+    let opened = async {
+        let engine = open_engine(config, args, registry).await?;
+        let recovered = engine.recover().await?;
+        anyhow::Ok((engine, recovered))
+    };
+    let (engine, recovered) = tokio::select! {
+        opened = opened => opened?,
+        () = stop.clone() => {
+            http.abort();
+            if let Some(tls) = tls {
+                tls.abort();
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     tracing::info!(?recovered, "store recovered");
     let health = engine.watch_health(Duration::from_secs(5));
     status.set_engine(Some(engine));
     status.enter(Phase::Leading);
     tracing::info!(%addr, "serving the REST API (no Kubernetes controller)");
-    shutdown_signal().await;
+    stop.await;
     status.enter(Phase::Stopped);
     status.set_engine(None);
     health.abort();

@@ -14,6 +14,7 @@ mod expand;
 mod faults;
 mod recover;
 mod replace;
+mod reserve;
 mod simulate;
 mod topology;
 mod volume;
@@ -146,8 +147,10 @@ pub struct Engine {
     driver: Arc<dyn Driver>,
     registry: Arc<Registry>,
     config: EngineConfig,
-    /// Held while an operation is planned and journaled, so that each plan
-    /// sees the space earlier ones reserved.
+    /// Held while an operation checks its decisions against the current
+    /// state and journals them, so that each reservation sees the space
+    /// earlier ones took. Never held while a policy decides or a command
+    /// runs (see `reserve`).
     planning: tokio::sync::Mutex<()>,
     /// Nodes the trusted pool reports disconnected.
     unhealthy: Mutex<BTreeSet<Id>>,
@@ -381,10 +384,13 @@ impl Engine {
     }
 
     /// The topology placement policies see: the store's, with nodes the
-    /// pool reports disconnected marked offline.
+    /// pool reports disconnected marked offline, and devices an operation
+    /// of this process is busy with (being measured, added or removed)
+    /// marked offline too.
     pub fn policy_topology(&self) -> Topology {
         let mut topology = self.with_state(Snapshot::policy_topology);
         let unhealthy = self.unhealthy.lock().unwrap_or_else(|e| e.into_inner());
+        let busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
         for node in topology
             .clusters
             .iter_mut()
@@ -392,6 +398,11 @@ impl Engine {
         {
             if node.state == State::Online && unhealthy.contains(&node.id) {
                 node.state = State::Offline;
+            }
+            for device in node.devices.iter_mut() {
+                if device.state == State::Online && busy.contains(&device.id) {
+                    device.state = State::Offline;
+                }
             }
         }
         topology

@@ -209,30 +209,44 @@ fn engine_status(e: &EngineError) -> StatusCode {
 }
 
 /// A configuration mistake in the request is the caller's (400); a broken
-/// or misbehaving policy is aplo's (500).
+/// or misbehaving policy is aplo's (500); a policy that could not run
+/// because every instance slot stayed busy is a passing overload (503, to
+/// be retried).
 fn policy_status(e: &PolicyError) -> StatusCode {
     match e {
         PolicyError::Unknown { .. }
         | PolicyError::NotExported { .. }
         | PolicyError::Settings { .. }
         | PolicyError::Params(_) => StatusCode::BAD_REQUEST,
+        PolicyError::Fault { .. } if e.is_busy() => StatusCode::SERVICE_UNAVAILABLE,
         PolicyError::Load { .. } | PolicyError::Fault { .. } | PolicyError::Io { .. } => {
             StatusCode::INTERNAL_SERVER_ERROR
         }
     }
 }
 
-/// An engine error as an answer.
+/// Seconds a client is asked to wait before retrying a `503` (the policy
+/// pool was full) or a `429` (too many operations).
+const RETRY_AFTER_SECONDS: &str = "5";
+
+/// An engine error as an answer; a `503` says when to retry.
 pub(super) fn engine_error(e: EngineError) -> Response {
     let status = engine_status(&e);
-    match e {
+    let mut response = match e {
         EngineError::Store(e) => {
             tracing::error!(error = %e, "the store failed during a request");
             text(status, "the store failed; see aplo's log")
         }
         EngineError::NotFound { .. } => not_found(),
         e => text(status, e.to_string()),
+    };
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
     }
+    response
 }
 
 fn accepted(id: &str) -> Response {
@@ -258,9 +272,10 @@ pub(super) fn queued(
         Ok(id) => accepted(&id),
         Err(busy) => {
             let mut response = text(StatusCode::TOO_MANY_REQUESTS, busy.to_string());
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
             response
         }
     }
@@ -342,6 +357,31 @@ mod tests {
         for (error, status) in cases {
             assert_eq!(engine_status(&error).as_u16(), status, "{error}");
         }
+    }
+
+    #[test]
+    fn a_full_policy_pool_is_a_503_with_retry_after() {
+        let busy = EngineError::Policy(PolicyError::Fault {
+            policy: "zone-spread".into(),
+            decision: crate::model::Decision::Placement,
+            fault: crate::policy::Fault::Busy {
+                slots: 64,
+                waited: Duration::from_millis(100),
+            },
+        });
+        let response = engine_error(busy);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+        // Other faults stay 500, without Retry-After.
+        let timeout = engine_error(EngineError::Policy(PolicyError::Fault {
+            policy: "p".into(),
+            decision: crate::model::Decision::Placement,
+            fault: crate::policy::Fault::Timeout {
+                deadline: Duration::from_millis(100),
+            },
+        }));
+        assert_eq!(timeout.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(timeout.headers().get(header::RETRY_AFTER).is_none());
     }
 
     #[test]

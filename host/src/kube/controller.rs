@@ -77,6 +77,8 @@ impl From<kube::Error> for ReconcileError {
 
 fn engine_error(e: EngineError) -> ReconcileError {
     match e {
+        // The policy pool was full: retried soon, with the growing backoff.
+        EngineError::Policy(ref p) if p.is_busy() => ReconcileError::Transient(e.to_string()),
         EngineError::Refused { .. }
         | EngineError::Invalid(_)
         | EngineError::Policy(_)
@@ -673,6 +675,36 @@ fn watch_config() -> watcher::Config {
     watcher::Config::default()
 }
 
+/// A controller's run, `done`, ended early on shutdown if its store never
+/// listed: kube-runtime holds a controller's runner, and with it the end
+/// of a graceful shutdown, until the store is ready, so with the API
+/// unreachable `done` would never end. Until then no reconcile of it has
+/// started, so nothing is cut short.
+async fn stopped<K: Resource + Clone>(
+    done: impl std::future::Future<Output = ()>,
+    store: &Store<K>,
+    shutdown: impl std::future::Future<Output = ()>,
+) where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    use futures::FutureExt;
+    let unsynced = async {
+        shutdown.await;
+        let listed = store
+            .wait_until_ready()
+            .now_or_never()
+            .is_some_and(|r| r.is_ok());
+        if listed {
+            std::future::pending::<()>().await;
+        }
+        tracing::debug!("stopping a controller whose store never listed");
+    };
+    tokio::select! {
+        () = done => {}
+        () = unsynced => {}
+    }
+}
+
 /// Run the controllers until `shutdown` resolves.
 pub async fn run(
     client: Client,
@@ -748,6 +780,7 @@ pub async fn run(
                 tracing::debug!(error = %e, "claim reconcile");
             }
         });
+    let claims_done = stopped(claims_done, &ctx.claims, shutdown.clone());
     let volumes_done = volume_controller
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile_volume, error_policy, ctx.clone())
@@ -756,6 +789,7 @@ pub async fn run(
                 tracing::debug!(error = %e, "volume reconcile");
             }
         });
+    let volumes_done = stopped(volumes_done, &ctx.volumes, shutdown.clone());
     let sweeper = {
         let ctx = ctx.clone();
         async move {
@@ -788,5 +822,32 @@ pub async fn run(
         _ = futures::future::join(claims_done, volumes_done) => {}
         () = sweeper => {}
         () = synced => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Fault, PolicyError};
+
+    fn fault(fault: Fault) -> EngineError {
+        EngineError::Policy(PolicyError::Fault {
+            policy: "zone-spread".into(),
+            decision: crate::model::Decision::Placement,
+            fault,
+        })
+    }
+
+    #[test]
+    fn a_full_policy_pool_is_retried_soon_and_other_faults_slowly() {
+        let busy = fault(Fault::Busy {
+            slots: 64,
+            waited: Duration::from_millis(100),
+        });
+        assert!(matches!(engine_error(busy), ReconcileError::Transient(_)));
+        let timeout = fault(Fault::Timeout {
+            deadline: Duration::from_millis(100),
+        });
+        assert!(matches!(engine_error(timeout), ReconcileError::Refused(_)));
     }
 }

@@ -136,9 +136,36 @@ pub struct ServeOptions {
     pub pod: Option<leader::PodRef>,
 }
 
+/// How long running reconciles may take to finish once shutdown is asked,
+/// before they are dropped. Dropping one is as safe as a crash: every
+/// operation is journaled, and the next leader finishes or undoes it.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// How long each Kubernetes API call on the way in or out (labelling the
+/// pod, handing the lease back) may take. kube's client waits 30 s to
+/// connect and has no read timeout, so with the API unreachable an
+/// unbounded call would hold the start or the exit for minutes.
+pub const ROLE_CALL_BOUND: Duration = Duration::from_secs(2);
+
+/// `work`, given up after [`ROLE_CALL_BOUND`] (logged as `what`).
+async fn bounded(what: &str, work: impl Future<Output = ()>) {
+    if tokio::time::timeout(ROLE_CALL_BOUND, work).await.is_err() {
+        tracing::warn!(
+            call = what,
+            bound = ?ROLE_CALL_BOUND,
+            "the Kubernetes API did not answer in time; going on without it"
+        );
+    }
+}
+
 /// Run the provisioner until `shutdown` resolves (`Ok`) or the lease is lost
 /// (`Err`: the process should exit and be restarted as a standby).
 /// `open_engine` runs only once the lease is held.
+///
+/// Shutdown is prompt in every phase: waiting for the lease, opening and
+/// recovering the store and labelling the pod are all dropped when it
+/// comes; running reconciles get [`STOP_GRACE`] to finish; the calls on the
+/// way out are bounded by [`ROLE_CALL_BOUND`] each.
 pub async fn serve<Open: Future<Output = anyhow::Result<Arc<Engine>>>>(
     client: Client,
     open_engine: impl FnOnce() -> Open,
@@ -147,23 +174,12 @@ pub async fn serve<Open: Future<Output = anyhow::Result<Arc<Engine>>>>(
     status: Arc<Status>,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) -> anyhow::Result<()> {
-    if let Some(pod) = &options.pod {
-        leader::label_role(&client, pod, "standby").await;
-    }
-    let leadership = match &options.lease {
-        Some(config) => {
-            config.check().map_err(anyhow::Error::msg)?;
-            status.set(Phase::Standby);
-            let api: Api<Lease> = Api::namespaced(client.clone(), &config.namespace);
-            tokio::select! {
-                held = leader::acquire(api, config.clone()) => Some(held),
-                () = shutdown.clone() => {
-                    status.set(Phase::Stopped);
-                    return Ok(());
-                }
-            }
+    let leadership = tokio::select! {
+        leadership = elect(&client, &options, &status) => leadership?,
+        () = shutdown.clone() => {
+            status.set(Phase::Stopped);
+            return Ok(());
         }
-        None => None,
     };
     metrics.leader.set(1);
     status.set(Phase::Recovering);
@@ -183,12 +199,39 @@ pub async fn serve<Open: Future<Output = anyhow::Result<Arc<Engine>>>>(
     status.set_synced(false);
     status.set_engine(None);
     if let Some(pod) = &options.pod {
-        leader::label_role(&role_client, pod, "standby").await;
+        bounded(
+            "label the pod standby",
+            leader::label_role(&role_client, pod, "standby"),
+        )
+        .await;
     }
     if let Some(leadership) = leadership {
-        leadership.release().await;
+        bounded("release the leader lease", leadership.release()).await;
     }
     result
+}
+
+/// Label the pod a standby and wait for the lease (none is needed without
+/// leader election).
+async fn elect(
+    client: &Client,
+    options: &ServeOptions,
+    status: &Status,
+) -> anyhow::Result<Option<leader::Leadership>> {
+    if let Some(pod) = &options.pod {
+        bounded(
+            "label the pod standby",
+            leader::label_role(client, pod, "standby"),
+        )
+        .await;
+    }
+    let Some(config) = &options.lease else {
+        return Ok(None);
+    };
+    config.check().map_err(anyhow::Error::msg)?;
+    status.set(Phase::Standby);
+    let api: Api<Lease> = Api::namespaced(client.clone(), &config.namespace);
+    Ok(Some(leader::acquire(api, config.clone()).await))
 }
 
 async fn lead<Open: Future<Output = anyhow::Result<Arc<Engine>>>>(
@@ -207,17 +250,27 @@ async fn lead<Open: Future<Output = anyhow::Result<Arc<Engine>>>>(
         }
     };
     tokio::pin!(lost);
+    // Until the controllers run, shutdown drops whatever is under way (an
+    // interrupted recovery is finished by the next start, as after a crash).
+    let stop = shutdown.clone();
+    tokio::pin!(stop);
     let engine = tokio::select! {
         opened = open_engine() => opened?,
         () = &mut lost => anyhow::bail!("lost the leader lease while opening the store"),
+        () = &mut stop => return Ok(()),
     };
     let recovered = tokio::select! {
         r = engine.recover() => r?,
         () = &mut lost => anyhow::bail!("lost the leader lease while recovering"),
+        () = &mut stop => return Ok(()),
     };
     tracing::info!(?recovered, "store recovered");
     if options.remount_bricks {
-        match engine.remount_bricks().await {
+        let remounted = tokio::select! {
+            r = engine.remount_bricks() => r,
+            () = &mut stop => return Ok(()),
+        };
+        match remounted {
             Ok(mounted) if !mounted.is_empty() => {
                 tracing::info!(?mounted, "brick filesystems mounted");
             }
@@ -229,7 +282,13 @@ async fn lead<Open: Future<Output = anyhow::Result<Arc<Engine>>>>(
     status.set_engine(Some(engine.clone()));
     status.set(Phase::Leading);
     if let Some(pod) = &options.pod {
-        leader::label_role(&client, pod, "leader").await;
+        tokio::select! {
+            () = bounded("label the pod leader", leader::label_role(&client, pod, "leader")) => {}
+            () = &mut stop => {
+                health.abort();
+                return Ok(());
+            }
+        }
     }
     let controllers = controller::run(
         client,
@@ -237,10 +296,19 @@ async fn lead<Open: Future<Output = anyhow::Result<Arc<Engine>>>>(
         options.settings.clone(),
         metrics,
         status.clone(),
-        shutdown,
+        shutdown.clone(),
     );
+    // Reconciles still running STOP_GRACE after shutdown are dropped.
+    let grace_over = async {
+        shutdown.await;
+        tokio::time::sleep(STOP_GRACE).await;
+    };
     let result = tokio::select! {
         () = controllers => Ok(()),
+        () = grace_over => {
+            tracing::warn!(grace = ?STOP_GRACE, "reconciles still running after the stop grace are dropped; their journaled operations are finished by the next leader");
+            Ok(())
+        }
         () = &mut lost => Err(anyhow::anyhow!("lost the leader lease; stopping so that a standby can lead")),
     };
     health.abort();

@@ -67,13 +67,22 @@ pub enum Fault {
         /// What failed.
         detail: String,
     },
+    /// Every instance slot of the pool stayed taken for as long as the call
+    /// may wait: the host is overloaded (or other calls are stuck), not
+    /// this policy. Nothing ran; asking again later may work.
+    Busy {
+        /// The pool's size.
+        slots: u32,
+        /// How long the call waited for a slot.
+        waited: Duration,
+    },
 }
 
 impl Fault {
     /// Who is to blame.
     pub fn blame(&self) -> Blame {
         match self {
-            Fault::Host { .. } => Blame::Host,
+            Fault::Host { .. } | Fault::Busy { .. } => Blame::Host,
             _ => Blame::Guest,
         }
     }
@@ -90,6 +99,7 @@ impl Fault {
             Fault::Invalid { .. } => "invalid_answer",
             Fault::Instantiate { .. } => "instantiate",
             Fault::Host { .. } => "host",
+            Fault::Busy { .. } => "busy",
         }
     }
 }
@@ -131,6 +141,12 @@ impl fmt::Display for Fault {
             Fault::Host { detail } => {
                 write!(f, "could not be run by the host: {}", shown(detail))
             }
+            Fault::Busy { slots, waited } => write!(
+                f,
+                "was not run: all {slots} policy instance slots stayed busy for {} ms; aplo is \
+                 overloaded, try again later",
+                waited.as_millis()
+            ),
         }
     }
 }
@@ -226,6 +242,12 @@ impl PolicyError {
             PolicyError::Fault { fault, .. } => fault.blame(),
             _ => Blame::Host,
         }
+    }
+
+    /// Whether the call never ran because the pool had no free slot
+    /// ([`Fault::Busy`]): worth retrying soon, unlike other faults.
+    pub fn is_busy(&self) -> bool {
+        matches!(self.fault(), Some(Fault::Busy { .. }))
     }
 
     /// The fault, for a failed call.

@@ -9,6 +9,7 @@ use std::time::Instant;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -34,12 +35,14 @@ struct Which {
 struct PolicyMetrics {
     decisions: Family<Outcome, Counter>,
     latency: Family<Which, Histogram>,
+    running: Gauge,
 }
 
 static METRICS: LazyLock<PolicyMetrics> = LazyLock::new(|| PolicyMetrics {
     decisions: Family::default(),
     // 50 µs to ~1.6 s.
     latency: Family::new_with_constructor(|| Histogram::new(exponential_buckets(5e-5, 2.0, 16))),
+    running: Gauge::default(),
 });
 
 /// Add the policy metrics to `registry`.
@@ -54,6 +57,21 @@ pub fn register(registry: &mut Registry) {
         "Time a policy decision took, validation included",
         METRICS.latency.clone(),
     );
+    registry.register(
+        "aplo_policy_instances_running",
+        "Policy instances running now, each in a slot of the instance pool",
+        METRICS.running.clone(),
+    );
+}
+
+/// A policy instance took a pool slot.
+pub(super) fn instance_started() {
+    METRICS.running.inc();
+}
+
+/// A policy instance gave its pool slot back.
+pub(super) fn instance_ended() {
+    METRICS.running.dec();
 }
 
 /// Run one decision and record its outcome and latency.

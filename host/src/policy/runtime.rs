@@ -71,7 +71,8 @@ pub struct RuntimeConfig {
     /// How often the epoch advances; deadlines are rounded up to it.
     pub epoch_tick: Duration,
     /// Instances that may run at once (the pool's size). Callers beyond
-    /// it wait for a free slot.
+    /// it wait for a free slot, at most their call's deadline, and then
+    /// fail with [`Fault::Busy`].
     pub pool_slots: u32,
     /// The largest memory cap any policy may be given.
     pub max_memory_bytes: usize,
@@ -218,8 +219,11 @@ impl Drop for Ticker {
     }
 }
 
-/// A counting semaphore over the pool's slots.
+/// A counting semaphore over the pool's slots. Waiting for one is bounded:
+/// a pool held by slow calls makes later callers fail fast with
+/// [`Fault::Busy`] instead of queueing behind them for ever.
 struct Slots {
+    total: u32,
     free: Mutex<u32>,
     freed: Condvar,
 }
@@ -227,13 +231,32 @@ struct Slots {
 struct SlotGuard<'a>(&'a Slots);
 
 impl Slots {
-    fn acquire(&self) -> SlotGuard<'_> {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
-            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+    fn new(total: u32) -> Slots {
+        Slots {
+            total,
+            free: Mutex::new(total),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// A free slot, waiting at most `wait` for one; `None` when none came
+    /// free in time.
+    fn acquire(&self, wait: Duration) -> Option<SlotGuard<'_>> {
+        let free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut free, _) = self
+            .freed
+            .wait_timeout_while(free, wait, |free| *free == 0)
+            .unwrap_or_else(|e| e.into_inner());
+        if *free == 0 {
+            return None;
         }
         *free -= 1;
-        SlotGuard(self)
+        super::metrics::instance_started();
+        Some(SlotGuard(self))
+    }
+
+    fn in_use(&self) -> u32 {
+        self.total - *self.free.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -241,6 +264,7 @@ impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
         *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         self.0.freed.notify_one();
+        super::metrics::instance_ended();
     }
 }
 
@@ -300,10 +324,7 @@ impl Runtime {
             engine,
             linker,
             cache,
-            slots: Slots {
-                free: Mutex::new(slots),
-                freed: Condvar::new(),
-            },
+            slots: Slots::new(slots),
             config,
             _ticker: ticker,
         })
@@ -409,6 +430,12 @@ impl Runtime {
         store.limiter(|state| &mut state.limiter);
         store.set_hostcall_fuel(limits.hostcall_fuel);
         store
+    }
+
+    /// Instances running now, out of [`RuntimeConfig::pool_slots`]: how
+    /// full the pool is.
+    pub fn slots_in_use(&self) -> u32 {
+        self.slots.in_use()
     }
 
     fn deadline_ticks(&self, deadline: Duration) -> u64 {
@@ -597,7 +624,16 @@ impl LoadedPolicy {
     fn typecheck(&self) -> Result<(), String> {
         let mut store = self.runtime.store(&self.limits);
         store.set_epoch_deadline(self.runtime.deadline_ticks(self.limits.deadline));
-        let _slot = self.runtime.slots.acquire();
+        let _slot = self
+            .runtime
+            .slots
+            .acquire(self.limits.deadline)
+            .ok_or_else(|| {
+                format!(
+                    "its types could not be checked: all {} policy instance slots stayed busy",
+                    self.runtime.slots.total
+                )
+            })?;
         let instance = self
             .pre
             .instantiate(&mut store)
@@ -747,7 +783,15 @@ impl LoadedPolicy {
             fault,
         };
         let runtime = &self.runtime;
-        let _slot = runtime.slots.acquire();
+        // Waiting for a slot is bounded by the call's own deadline, so a
+        // call ends within about two deadlines even when the pool is full.
+        let wait = self.limits.deadline;
+        let Some(_slot) = runtime.slots.acquire(wait) else {
+            return Err(fault(Fault::Busy {
+                slots: runtime.slots.total,
+                waited: wait,
+            }));
+        };
         let mut store = runtime.store(&self.limits);
         let ticks = runtime.deadline_ticks(self.limits.deadline);
         store.set_epoch_deadline(ticks);
@@ -899,6 +943,30 @@ mod tests {
         let stderr = b"\nthread '<unnamed>' panicked at src/lib.rs:12:5:\nplacement exploded\nnote: run with `RUST_BACKTRACE=1`\n";
         assert_eq!(panic_message(stderr).as_deref(), Some("placement exploded"));
         assert_eq!(panic_message(b"nothing here"), None);
+    }
+
+    #[test]
+    fn a_full_pool_answers_busy_within_the_wait_and_a_freed_slot_is_taken() {
+        let slots = Slots::new(2);
+        let (a, b) = (slots.acquire(Duration::ZERO), slots.acquire(Duration::ZERO));
+        assert!(a.is_some() && b.is_some());
+        assert_eq!(slots.in_use(), 2);
+        let started = std::time::Instant::now();
+        assert!(slots.acquire(Duration::from_millis(50)).is_none());
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(50) && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+        // A slot freed while a caller waits goes to that caller.
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| slots.acquire(Duration::from_secs(30)).is_some());
+            drop(a);
+            assert!(waiter.join().unwrap());
+        });
+        assert_eq!(slots.in_use(), 1);
+        drop(b);
+        assert_eq!(slots.in_use(), 0);
     }
 
     #[test]

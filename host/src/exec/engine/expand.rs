@@ -1,6 +1,7 @@
 //! Expanding a volume: in place when every brick's device has room,
 //! otherwise by new brick sets from the placement policy and a rebalance.
 
+use super::reserve::DECIDE_ATTEMPTS;
 use super::volume::{apply_all, check_size};
 use super::{Engine, EngineError};
 use crate::exec::driver::DriverError;
@@ -21,25 +22,33 @@ impl Engine {
         to_bytes: u64,
     ) -> Result<VolumeRecord, EngineError> {
         check_size(to_bytes)?;
+        let ready = |volume: &VolumeRecord| {
+            if to_bytes <= volume.bytes {
+                return Err(EngineError::Invalid(format!(
+                    "volume {} already has {}; an expansion needs a larger size than that, not {}",
+                    volume.name,
+                    format_size(volume.bytes),
+                    format_size(to_bytes)
+                )));
+            }
+            if volume.state != VolumeState::Ready {
+                return Err(EngineError::Conflict(format!(
+                    "volume {} is {:?}, not ready; run `aplo repair` first",
+                    volume.name, volume.state
+                )));
+            }
+            Ok(())
+        };
         let volume = self.find_volume(name_or_id)?;
-        if to_bytes <= volume.bytes {
-            return Err(EngineError::Invalid(format!(
-                "volume {} already has {}; an expansion needs a larger size than that, not {}",
-                volume.name,
-                format_size(volume.bytes),
-                format_size(to_bytes)
-            )));
-        }
-        if volume.state != VolumeState::Ready {
-            return Err(EngineError::Conflict(format!(
-                "volume {} is {:?}, not ready; run `aplo repair` first",
-                volume.name, volume.state
-            )));
-        }
+        ready(&volume)?;
         let set = self.registry.resolve(&volume.parameters)?;
         self.recent_health().await;
-        let planning = self.planning.lock().await;
+        // Busy for the whole expansion: other operations on the volume are
+        // refused at once meanwhile (not made to wait), and none changes
+        // its record, so what is read now stays true until the journal.
         let _busy = self.claim_busy(volume.id, &format!("volume {}", volume.name))?;
+        let volume = self.find_volume(&volume.id.to_string())?;
+        ready(&volume)?;
         let claim = Claim {
             namespace: volume
                 .claim
@@ -55,94 +64,127 @@ impl Engine {
             requested_bytes: to_bytes,
             access_modes: Vec::new(),
         };
-        let hard_limit = match self
-            .quota(&set, &claim, volume.bytes, Some(volume.id))
-            .await?
-        {
-            Some(limit) => Some(limit),
-            None if set.quota.is_some() => None,
-            None => volume.hard_limit.map(|_| to_bytes),
+        let placement = PlacementRequest {
+            volume_name: volume.name.clone(),
+            bytes: to_bytes - volume.bytes,
+            scheme: volume.scheme,
+            snapshot_reserve: volume.snapshot_reserve,
+            preferred_zone: None,
+            preferred_node: None,
         };
-        let grown = self.with_state(|s| plan::grow_in_place(s, &volume, to_bytes));
-        let mut changes = Vec::new();
-        let operation = match grown {
-            Some(grown) => {
-                let before = self.with_state(|s| {
-                    grown
-                        .iter()
-                        .filter_map(|b| s.bricks.get(&b.id))
-                        .map(|b| (b.id, b.bytes, b.consumed))
-                        .collect()
+        // Decide with no lock held (see `reserve`), then reserve what still
+        // holds under the planning lock.
+        let mut attempt = 1;
+        let operation = loop {
+            let quota = self
+                .quota(&set, &claim, volume.bytes, Some(volume.id))
+                .await?;
+            let hard_limit = match quota.hard_limit {
+                Some(limit) => Some(limit),
+                None if set.quota.is_some() => None,
+                None => volume.hard_limit.map(|_| to_bytes),
+            };
+            // Placement is asked only when the bricks cannot grow in place.
+            let placed = match self.with_state(|s| plan::grow_in_place(s, &volume, to_bytes)) {
+                Some(_) => None,
+                None => Some(
+                    self.place(&set, placement.clone(), self.policy_topology())
+                        .await?,
+                ),
+            };
+            let planning = self.planning.lock().await;
+            let grown = self.with_state(|s| plan::grow_in_place(s, &volume, to_bytes));
+            let holds = self
+                .quota_holds(&quota, &claim.namespace, Some(volume.id))
+                .and_then(|()| match (&grown, &placed) {
+                    (Some(_), _) => Ok(()),
+                    (None, Some(placed)) => {
+                        Engine::layout_holds(&placement, &self.policy_topology(), &placed.layout)
+                    }
+                    (None, None) => {
+                        Err("the devices no longer have the room to grow in place".to_owned())
+                    }
                 });
-                changes.extend(grown.into_iter().map(Change::PutBrick));
-                Operation::ExpandVolume {
-                    volume: volume.id,
-                    from_bytes: volume.bytes,
-                    to_bytes,
-                    grown: before,
-                    added: Vec::new(),
-                    hard_limit,
+            if let Err(why) = holds {
+                drop(planning);
+                tracing::info!(volume = %volume.name, attempt, %why, "deciding again: the state changed while the policies decided");
+                if attempt == DECIDE_ATTEMPTS {
+                    return Err(Engine::stale(
+                        &format!("expand volume {}", volume.name),
+                        &why,
+                    ));
                 }
+                attempt += 1;
+                continue;
             }
-            None => {
-                let placed = self
-                    .place(
-                        &set,
-                        PlacementRequest {
-                            volume_name: volume.name.clone(),
-                            bytes: to_bytes - volume.bytes,
-                            scheme: volume.scheme,
-                            snapshot_reserve: volume.snapshot_reserve,
-                            preferred_zone: None,
-                            preferred_node: None,
-                        },
-                        self.policy_topology(),
-                    )
-                    .await?;
-                let added = self
-                    .with_state(|s| {
-                        let first_set = s
-                            .bricks_of(volume.id)
+            let mut changes = Vec::new();
+            let operation = match (grown, placed) {
+                (Some(grown), _) => {
+                    let before = self.with_state(|s| {
+                        grown
                             .iter()
-                            .map(|b| b.set + 1)
-                            .max()
-                            .unwrap_or(0);
-                        plan::bricks_for(
-                            s,
-                            volume.id,
-                            &placed.layout,
-                            first_set,
-                            volume.snapshot_reserve,
-                            &self.config.lvm_root,
-                            &mut || self.ids.next(),
-                        )
-                    })
-                    .map_err(EngineError::Invalid)?;
-                let ids = added.iter().map(|b| b.id).collect();
-                changes.extend(added.into_iter().map(Change::PutBrick));
-                Operation::ExpandVolume {
-                    volume: volume.id,
-                    from_bytes: volume.bytes,
-                    to_bytes,
-                    grown: Vec::new(),
-                    added: ids,
-                    hard_limit,
+                            .filter_map(|b| s.bricks.get(&b.id))
+                            .map(|b| (b.id, b.bytes, b.consumed))
+                            .collect()
+                    });
+                    changes.extend(grown.into_iter().map(Change::PutBrick));
+                    Operation::ExpandVolume {
+                        volume: volume.id,
+                        from_bytes: volume.bytes,
+                        to_bytes,
+                        grown: before,
+                        added: Vec::new(),
+                        hard_limit,
+                    }
                 }
-            }
+                (None, placed) => {
+                    let placed = placed.expect("checked above");
+                    let added = self
+                        .with_state(|s| {
+                            let first_set = s
+                                .bricks_of(volume.id)
+                                .iter()
+                                .map(|b| b.set + 1)
+                                .max()
+                                .unwrap_or(0);
+                            plan::bricks_for(
+                                s,
+                                volume.id,
+                                &placed.layout,
+                                first_set,
+                                volume.snapshot_reserve,
+                                &self.config.lvm_root,
+                                &mut || self.ids.next(),
+                            )
+                        })
+                        .map_err(EngineError::Invalid)?;
+                    let ids = added.iter().map(|b| b.id).collect();
+                    changes.extend(added.into_iter().map(Change::PutBrick));
+                    Operation::ExpandVolume {
+                        volume: volume.id,
+                        from_bytes: volume.bytes,
+                        to_bytes,
+                        grown: Vec::new(),
+                        added: ids,
+                        hard_limit,
+                    }
+                }
+            };
+            let operation = OperationRecord {
+                id: self.ids.next(),
+                operation,
+                done: Vec::new(),
+                rolling_back: false,
+            };
+            changes.push(Change::PutVolume(VolumeRecord {
+                state: VolumeState::Expanding,
+                ..volume.clone()
+            }));
+            changes.push(Change::PutOperation(operation.clone()));
+            self.commit(changes)?;
+            drop(planning);
+            break operation;
         };
-        let operation = OperationRecord {
-            id: self.ids.next(),
-            operation,
-            done: Vec::new(),
-            rolling_back: false,
-        };
-        changes.push(Change::PutVolume(VolumeRecord {
-            state: VolumeState::Expanding,
-            ..volume.clone()
-        }));
-        changes.push(Change::PutOperation(operation.clone()));
-        self.commit(changes)?;
-        drop(planning);
         self.config.faults.reached("expand-volume:journaled");
         match self.expand_steps(operation.clone()).await {
             Ok(volume) => Ok(volume),

@@ -3,6 +3,7 @@
 //! failed (heketi's device and node removal). The placement policy picks
 //! the new device; self-heal fills the new brick from its set.
 
+use super::reserve::DECIDE_ATTEMPTS;
 use super::volume::apply_all;
 use super::{Engine, EngineError};
 use crate::exec::driver::DriverError;
@@ -52,83 +53,115 @@ impl Engine {
         let set = self.registry.resolve(&volume.parameters)?;
         self.unhealed_check(&volume, &brick).await?;
         self.recent_health().await;
-        let planning = self.planning.lock().await;
+        // Busy until the replacement ends: other operations on the volume
+        // are refused at once meanwhile (not made to wait).
         let _busy = self.claim_busy(volume.id, &format!("volume {}", volume.name))?;
-        if self.with_state(|s| {
-            s.operations
-                .values()
-                .any(|o| o.operation.volume() == Some(volume.id))
-        }) {
+        if self.with_state(|s| s.bricks.get(&old) != Some(&brick)) {
             return Err(EngineError::Conflict(format!(
-                "volume {} has an unfinished operation; run `aplo repair` first",
+                "brick {old} of volume {} changed (moved?) meanwhile; look again",
                 volume.name
             )));
         }
-        let zone = self.with_state(|s| s.nodes.get(&brick.node).map(|n| n.zone.clone()));
-        let topology = self.policy_topology();
-        let topology = self.with_state(|s| {
-            plan::replacement_topology(topology, s, &brick, volume.cluster, leaving)
-        });
-        let placed = self
-            .place(
-                &set,
-                PlacementRequest {
-                    volume_name: volume.name.clone(),
-                    bytes: brick.bytes,
-                    // One brick: the set's durability is already there.
-                    scheme: Scheme::None,
-                    snapshot_reserve: volume.snapshot_reserve,
-                    // Where the old brick was keeps the set's zone spread.
-                    preferred_zone: zone,
-                    preferred_node: None,
-                },
-                topology,
-            )
-            .await?;
-        let chosen: Vec<_> = placed
-            .layout
-            .sets
-            .iter()
-            .flat_map(|s| s.bricks.iter())
-            .collect();
-        let [only] = chosen.as_slice() else {
-            return Err(EngineError::Refused {
-                decision: Decision::Placement,
-                policy: set.placement.policy.name().to_owned(),
-                reason: format!(
-                    "no single device could take the {} brick ({} bricks were laid out); a replacement must be one brick",
-                    format_size(brick.bytes),
-                    chosen.len()
-                ),
-            });
-        };
-        let new = self
-            .with_state(|s| {
-                plan::replacement(
-                    s,
-                    &brick,
-                    only.device,
-                    volume.snapshot_reserve,
-                    &self.config.lvm_root,
-                    self.ids.next(),
-                )
+        let unfinished = || {
+            self.with_state(|s| {
+                s.operations
+                    .values()
+                    .any(|o| o.operation.volume() == Some(volume.id))
             })
-            .map_err(EngineError::Invalid)?;
-        let operation = OperationRecord {
-            id: self.ids.next(),
-            operation: Operation::ReplaceBrick {
-                volume: volume.id,
-                old: brick.id,
-                new: new.id,
-            },
-            done: Vec::new(),
-            rolling_back: false,
+            .then(|| {
+                EngineError::Conflict(format!(
+                    "volume {} has an unfinished operation; run `aplo repair` first",
+                    volume.name
+                ))
+            })
         };
-        self.commit(vec![
-            Change::PutBrick(new.clone()),
-            Change::PutOperation(operation.clone()),
-        ])?;
-        drop(planning);
+        if let Some(unfinished) = unfinished() {
+            return Err(unfinished);
+        }
+        let zone = self.with_state(|s| s.nodes.get(&brick.node).map(|n| n.zone.clone()));
+        let placement = PlacementRequest {
+            volume_name: volume.name.clone(),
+            bytes: brick.bytes,
+            // One brick: the set's durability is already there.
+            scheme: Scheme::None,
+            snapshot_reserve: volume.snapshot_reserve,
+            // Where the old brick was keeps the set's zone spread.
+            preferred_zone: zone,
+            preferred_node: None,
+        };
+        let topology = || {
+            let topology = self.policy_topology();
+            self.with_state(|s| {
+                plan::replacement_topology(topology, s, &brick, volume.cluster, leaving)
+            })
+        };
+        // Decide with no lock held (see `reserve`), then reserve what still
+        // holds under the planning lock.
+        let mut attempt = 1;
+        let (new, operation) = loop {
+            let placed = self.place(&set, placement.clone(), topology()).await?;
+            let chosen: Vec<_> = placed
+                .layout
+                .sets
+                .iter()
+                .flat_map(|s| s.bricks.iter())
+                .collect();
+            let [only] = chosen.as_slice() else {
+                return Err(EngineError::Refused {
+                    decision: Decision::Placement,
+                    policy: set.placement.policy.name().to_owned(),
+                    reason: format!(
+                        "no single device could take the {} brick ({} bricks were laid out); a replacement must be one brick",
+                        format_size(brick.bytes),
+                        chosen.len()
+                    ),
+                });
+            };
+            let planning = self.planning.lock().await;
+            if let Some(unfinished) = unfinished() {
+                return Err(unfinished);
+            }
+            if let Err(why) = Engine::layout_holds(&placement, &topology(), &placed.layout) {
+                drop(planning);
+                tracing::info!(volume = %volume.name, attempt, %why, "deciding again: the state changed while the policy decided");
+                if attempt == DECIDE_ATTEMPTS {
+                    return Err(Engine::stale(
+                        &format!("replace brick {} of volume {}", brick.id, volume.name),
+                        &why,
+                    ));
+                }
+                attempt += 1;
+                continue;
+            }
+            let new = self
+                .with_state(|s| {
+                    plan::replacement(
+                        s,
+                        &brick,
+                        only.device,
+                        volume.snapshot_reserve,
+                        &self.config.lvm_root,
+                        self.ids.next(),
+                    )
+                })
+                .map_err(EngineError::Invalid)?;
+            let operation = OperationRecord {
+                id: self.ids.next(),
+                operation: Operation::ReplaceBrick {
+                    volume: volume.id,
+                    old: brick.id,
+                    new: new.id,
+                },
+                done: Vec::new(),
+                rolling_back: false,
+            };
+            self.commit(vec![
+                Change::PutBrick(new.clone()),
+                Change::PutOperation(operation.clone()),
+            ])?;
+            drop(planning);
+            break (new, operation);
+        };
         tracing::info!(volume = %volume.name, old = %brick.id, new = %new.id, "brick replacement journaled");
         self.config.faults.reached("replace-brick:journaled");
         match self.replace_steps(operation.clone()).await {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
+use super::reserve::DECIDE_ATTEMPTS;
 use super::{Engine, EngineError, MAX_VOLUME_BYTES, StepError};
 use crate::exec::driver::{Driver, DriverError};
 use crate::model::options::OptionNames;
@@ -13,9 +14,7 @@ use crate::model::paths::check_volume_name;
 use crate::model::storage::{
     BrickRecord, ClaimRef, Operation, OperationRecord, Snapshot, VolumeRecord, VolumeState,
 };
-use crate::model::{
-    Claim, Decision, Id, Pairs, PlacementRequest, QuotaRequest, Verdict, format_size,
-};
+use crate::model::{Claim, Decision, Id, Pairs, PlacementRequest, Verdict, format_size};
 use crate::plan::effect::{Effect, Target};
 use crate::plan::volume as plan;
 use crate::policy::{PolicySet, PreparedTopology};
@@ -195,38 +194,6 @@ impl Engine {
             .collect()
     }
 
-    /// Ask the quota policy; `growing` is the volume an expansion grows,
-    /// left out of the usage as the contract says (its size is
-    /// `current_bytes`).
-    pub(super) async fn quota(
-        &self,
-        set: &PolicySet,
-        claim: &Claim,
-        current_bytes: u64,
-        growing: Option<Id>,
-    ) -> Result<Option<u64>, EngineError> {
-        let Some(bound) = &set.quota else {
-            return Ok(None);
-        };
-        let ((namespace_usage, cluster_usage), raw_capacity) = self.with_state(|s| {
-            let usage = plan::usage_except_volume(s, &claim.namespace, growing);
-            let raw: u64 = s.devices.values().map(|d| d.total_bytes).sum();
-            (usage, raw)
-        });
-        let verdict = set
-            .quota_async(
-                QuotaRequest {
-                    claim: claim.clone(),
-                    current_bytes,
-                    namespace_usage,
-                    cluster_usage,
-                },
-                Some(raw_capacity),
-            )
-            .await?;
-        Ok(refused(verdict, Decision::Quota, bound)?.hard_limit)
-    }
-
     /// The placement decision for `request` over `topology`, in the
     /// sandbox off the reactor, a refusal turned into an error.
     pub(super) async fn place(
@@ -277,65 +244,85 @@ impl Engine {
             &set.durability,
         )?;
         self.recent_health().await;
-
-        let planning = self.planning.lock().await;
-        if self.with_state(|s| s.volume_named(&name).is_some()) {
-            return Err(EngineError::Conflict(format!(
-                "a volume named '{name}' already exists"
-            )));
+        let taken = || {
+            self.with_state(|s| s.volume_named(&name).is_some())
+                .then(|| EngineError::Conflict(format!("a volume named '{name}' already exists")))
+        };
+        if let Some(taken) = taken() {
+            return Err(taken);
         }
-        let hard_limit = self.quota(&set, &claim, 0, None).await?;
-        let mut topology = self.policy_topology();
-        if !clusters.is_empty() {
-            topology.clusters.retain(|c| clusters.contains(&c.id));
-        }
-        let placed = self
-            .place(
-                &set,
-                PlacementRequest {
-                    volume_name: name.clone(),
-                    bytes: request.bytes,
-                    scheme: decision.scheme,
-                    snapshot_reserve: decision.snapshot_reserve,
-                    preferred_zone: request.preferred_zone.clone(),
-                    preferred_node: request.preferred_node.clone(),
-                },
-                topology,
-            )
-            .await?;
+        let placement = PlacementRequest {
+            volume_name: name.clone(),
+            bytes: request.bytes,
+            scheme: decision.scheme,
+            snapshot_reserve: decision.snapshot_reserve,
+            preferred_zone: request.preferred_zone.clone(),
+            preferred_node: request.preferred_node.clone(),
+        };
+        let topology = || {
+            let mut topology = self.policy_topology();
+            if !clusters.is_empty() {
+                topology.clusters.retain(|c| clusters.contains(&c.id));
+            }
+            topology
+        };
         let claim_ref = request.claim.as_ref().map(|c| ClaimRef {
             namespace: c.namespace.clone(),
             name: c.name.clone(),
             published: false,
         });
-        let mut new = self
-            .with_state(|s| {
-                plan::new_volume(
-                    s,
-                    id,
-                    &name,
-                    &decision,
-                    &placed.layout,
-                    hard_limit,
-                    claim_ref,
-                    &self.config.lvm_root,
-                    || self.ids.next(),
-                )
-            })
-            .map_err(EngineError::Invalid)?;
-        new.volume.parameters = request.parameters.clone();
-        let operation = OperationRecord {
-            id: self.ids.next(),
-            operation: Operation::CreateVolume { volume: id },
-            done: Vec::new(),
-            rolling_back: false,
+        // Decide with no lock held (see `reserve`), then reserve what still
+        // holds under the planning lock.
+        let mut attempt = 1;
+        let (new, operation, _busy) = loop {
+            let quota = self.quota(&set, &claim, 0, None).await?;
+            let placed = self.place(&set, placement.clone(), topology()).await?;
+            let planning = self.planning.lock().await;
+            if let Some(taken) = taken() {
+                return Err(taken);
+            }
+            let holds = self
+                .quota_holds(&quota, &claim.namespace, None)
+                .and_then(|()| Engine::layout_holds(&placement, &topology(), &placed.layout));
+            if let Err(why) = holds {
+                drop(planning);
+                tracing::info!(volume = %name, attempt, %why, "deciding again: the state changed while the policies decided");
+                if attempt == DECIDE_ATTEMPTS {
+                    return Err(Engine::stale(&format!("create volume {name}"), &why));
+                }
+                attempt += 1;
+                continue;
+            }
+            let mut new = self
+                .with_state(|s| {
+                    plan::new_volume(
+                        s,
+                        id,
+                        &name,
+                        &decision,
+                        &placed.layout,
+                        quota.hard_limit,
+                        claim_ref.clone(),
+                        &self.config.lvm_root,
+                        || self.ids.next(),
+                    )
+                })
+                .map_err(EngineError::Invalid)?;
+            new.volume.parameters = request.parameters.clone();
+            let operation = OperationRecord {
+                id: self.ids.next(),
+                operation: Operation::CreateVolume { volume: id },
+                done: Vec::new(),
+                rolling_back: false,
+            };
+            let busy = self.claim_busy(id, &format!("volume {name}"))?;
+            let mut changes = vec![Change::PutVolume(new.volume.clone())];
+            changes.extend(new.bricks.iter().cloned().map(Change::PutBrick));
+            changes.push(Change::PutOperation(operation.clone()));
+            self.commit(changes)?;
+            drop(planning);
+            break (new, operation, busy);
         };
-        let _busy = self.claim_busy(id, &format!("volume {name}"))?;
-        let mut changes = vec![Change::PutVolume(new.volume.clone())];
-        changes.extend(new.bricks.iter().cloned().map(Change::PutBrick));
-        changes.push(Change::PutOperation(operation.clone()));
-        self.commit(changes)?;
-        drop(planning);
         tracing::info!(volume = %name, %id, bricks = new.bricks.len(), "volume planned and journaled");
         self.config.faults.reached("create-volume:journaled");
 

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -56,6 +57,15 @@ pub enum AdmissionError {
         /// What failed.
         detail: String,
     },
+    /// The policies gave no answer within the webhook's bound, so that the
+    /// API server gets one before its own timeout.
+    #[error("StorageClass '{class}': the policies gave no answer within {} ms", within.as_millis())]
+    NoAnswer {
+        /// The class.
+        class: String,
+        /// The bound.
+        within: Duration,
+    },
 }
 
 impl AdmissionError {
@@ -66,6 +76,7 @@ impl AdmissionError {
             AdmissionError::Policy { source, .. } => source.label(),
             AdmissionError::NoUsage { .. } => "no_usage",
             AdmissionError::Task { .. } => "task",
+            AdmissionError::NoAnswer { .. } => "no_answer",
         }
     }
 }
@@ -133,19 +144,24 @@ impl Reviewer {
         }
     }
 
-    /// Answer a parsed review.
+    /// Answer a parsed review, always within [`AdmissionOptions::answer_within`]:
+    /// policies that have not answered by then are left to finish on their
+    /// own (each call ends at its deadline), and the failure policy answers.
     pub(super) async fn review(self: &Arc<Self>, request: Request) -> Response {
         let uid = request.uid.clone();
         let outcome = match self.job(request) {
             Ok(job) => {
+                let class = class_name(&job.class).to_owned();
                 let reviewer = self.clone();
-                tokio::task::spawn_blocking(move || reviewer.run(&job))
-                    .await
-                    .unwrap_or_else(|join| {
-                        Outcome::Failed(AdmissionError::Task {
-                            detail: join.to_string(),
-                        })
-                    })
+                let within = self.options.answer_within;
+                let task = tokio::task::spawn_blocking(move || reviewer.run(&job));
+                match tokio::time::timeout(within, task).await {
+                    Ok(Ok(outcome)) => outcome,
+                    Ok(Err(join)) => Outcome::Failed(AdmissionError::Task {
+                        detail: join.to_string(),
+                    }),
+                    Err(_) => Outcome::Failed(AdmissionError::NoAnswer { class, within }),
+                }
             }
             Err(outcome) => outcome,
         };

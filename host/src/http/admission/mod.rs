@@ -32,10 +32,12 @@
 //!   `volumeMode: Block`, a data source, no size) is denied with 422
 //!   `Invalid`;
 //! - when the webhook cannot decide (a policy fault such as a timeout, trap
-//!   or memory limit, a misconfigured class, usage not yet known on this
-//!   replica), the [`FailurePolicy`] says what happens: `Fail` denies with
-//!   code 500 and a message naming the class, policy and fault; `Ignore`
-//!   allows with that message as a warning;
+//!   or memory limit, a full instance pool, a misconfigured class, usage
+//!   not yet known on this replica, or no answer from the policies within
+//!   [`AdmissionOptions::answer_within`]), the [`FailurePolicy`] says what
+//!   happens: `Fail` denies with code 500 and a message naming the class,
+//!   policy and fault; `Ignore` allows with that message as a warning. So
+//!   every review is answered, and in time;
 //! - a malformed review (not JSON, not an `admission.k8s.io/v1`
 //!   AdmissionReview, no request, not a PersistentVolumeClaim) gets HTTP 400
 //!   with a plain-text reason; a body over [`MAX_BODY_BYTES`] gets 413,
@@ -52,6 +54,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -195,6 +198,11 @@ where
     }
 }
 
+/// How long the webhook takes at most to answer by default: below the 5 s
+/// `timeoutSeconds` of `deploy/base/webhook.yaml`, so that the API server
+/// always gets aplo's answer rather than its own timeout.
+pub const DEFAULT_ANSWER_WITHIN: Duration = Duration::from_secs(3);
+
 /// How the webhook is set up.
 #[derive(Debug, Clone)]
 pub struct AdmissionOptions {
@@ -202,6 +210,9 @@ pub struct AdmissionOptions {
     pub provisioner: String,
     /// What to answer when the webhook cannot decide.
     pub failure_policy: FailurePolicy,
+    /// How long the policies may take before the failure policy answers
+    /// instead; keep it below the webhook configuration's `timeoutSeconds`.
+    pub answer_within: Duration,
 }
 
 impl Default for AdmissionOptions {
@@ -209,6 +220,7 @@ impl Default for AdmissionOptions {
         AdmissionOptions {
             provisioner: DEFAULT_PROVISIONER.to_owned(),
             failure_policy: FailurePolicy::Fail,
+            answer_within: DEFAULT_ANSWER_WITHIN,
         }
     }
 }

@@ -51,7 +51,9 @@ impl Engine {
             None => default_backend,
         };
         check_device_name(backend, &spec.name)?;
-        let _planning = self.planning.lock().await;
+        // Held until the device is journaled (offline, so no placement
+        // picks it), not while it is prepared on its node.
+        let planning = self.planning.lock().await;
         let node_record = self
             .with_state(|s| s.nodes.get(&node).cloned())
             .ok_or_else(|| EngineError::NotFound {
@@ -91,6 +93,7 @@ impl Engine {
             Change::PutDevice(device.clone()),
             Change::PutOperation(operation.clone()),
         ])?;
+        drop(planning);
         self.config.faults.reached("add-device:journaled");
         match self.prepare_device(&operation).await {
             Ok(device) => Ok(device),
@@ -198,7 +201,9 @@ impl Engine {
     /// Remove a device that holds no bricks, releasing it (`vgremove`,
     /// `pvremove` for `lvm-thin`).
     pub async fn remove_device(&self, node: &str, device: &str) -> Result<(), EngineError> {
-        let _planning = self.planning.lock().await;
+        // Held until the device is journaled offline (no placement picks it
+        // from then on), not while it is released on its node.
+        let planning = self.planning.lock().await;
         let device = self.find_device(node, device)?;
         let volumes: Vec<String> = self.with_state(|s| {
             let mut names: Vec<String> = s
@@ -232,6 +237,7 @@ impl Engine {
             }),
             Change::PutOperation(operation.clone()),
         ])?;
+        drop(planning);
         self.release_device(&operation).await
     }
 
@@ -286,7 +292,11 @@ impl Engine {
     /// bricks: the drivers measure a device in use as its free space, not
     /// its size, so a measurement then would count the bricks twice.
     pub async fn resync_device(&self, id: Id) -> Result<DeviceRecord, EngineError> {
-        let _planning = self.planning.lock().await;
+        // Held while checking that the device holds no bricks and marking
+        // it busy: from then until it is measured, placement sees it
+        // offline (see `Engine::policy_topology`), so no brick lands on it
+        // meanwhile, and the lock is not held while the node answers.
+        let planning = self.planning.lock().await;
         let (node, device) = self.device_by_id(id)?;
         let holding = self.with_state(|s| super::volumes_on(s, |b| b.device == id));
         if !holding.is_empty() {
@@ -297,6 +307,7 @@ impl Engine {
             )));
         }
         let _busy = self.claim_busy(device.id, "the device")?;
+        drop(planning);
         let subject = format!("{}:{}", node.manage, device.name);
         let measured = self
             .driver
@@ -318,6 +329,10 @@ impl Engine {
             Applied::Done => device.total_bytes,
         };
         let before = device.total_bytes;
+        // The record as it is now (its state may have been set meanwhile),
+        // with the new size.
+        let _planning = self.planning.lock().await;
+        let (_, device) = self.device_by_id(id)?;
         let device = DeviceRecord {
             total_bytes,
             ..device
