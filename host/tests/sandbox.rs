@@ -220,6 +220,19 @@ fn lying_durability_and_quota_answers_are_refused() {
         matches!(&fault, Fault::Invalid { rule, .. } if rule == "hard_limit"),
         "{fault:?}"
     );
+    // A limit above the storage's raw capacity is no limit: refused where
+    // the capacity is known, as the engine knows it.
+    let huge = set(&policy, mode("lie-limit-huge"));
+    let (fault, message) = expect_fault(huge.quota_within(&quota, Some(600 * GIB)));
+    assert!(
+        matches!(&fault, Fault::Invalid { rule, .. } if rule == "hard_limit"),
+        "{fault:?}"
+    );
+    assert!(message.contains("raw capacity"), "{message}");
+    assert!(matches!(
+        huge.quota_within(&quota, None),
+        Ok(Verdict::Granted(_))
+    ));
     still_healthy(&runtime, &policy);
 }
 

@@ -8,7 +8,7 @@ use aplo_policy_sdk::prelude::*;
 /// The hostile policy.
 pub struct Hostile;
 
-const MODES: [&str; 27] = [
+const MODES: [&str; 28] = [
     "ok",
     "panic",
     "loop",
@@ -35,6 +35,7 @@ const MODES: [&str; 27] = [
     "lie-options",
     "lie-reserve",
     "lie-limit",
+    "lie-limit-huge",
     "refuse",
 ];
 
@@ -262,6 +263,9 @@ impl Quota for Hostile {
             "refuse" => Err("hostile policy refuses politely".into()),
             "lie-limit" => Ok(Allowance {
                 hard_limit: Some(request.claim.requested_bytes / 2),
+            }),
+            "lie-limit-huge" => Ok(Allowance {
+                hard_limit: Some(u64::MAX),
             }),
             _ => Ok(Allowance {
                 hard_limit: Some(request.claim.requested_bytes),
