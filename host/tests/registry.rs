@@ -499,6 +499,7 @@ fn a_huge_file_is_refused_without_being_read() {
 
     // The memory it took, measured alone in a child process: the peak
     // resident size grows by far less than the file.
+    let scratch = tempfile::tempdir().unwrap();
     let child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -506,7 +507,7 @@ fn a_huge_file_is_refused_without_being_read() {
             "--ignored",
             "--nocapture",
         ])
-        .env("APLO_TEST_HUGE_DIR", tempfile::tempdir().unwrap().path())
+        .env("APLO_TEST_HUGE_DIR", scratch.path())
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&child.stdout);
