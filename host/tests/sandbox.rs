@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use aplo::model::testing::claim;
 use aplo::model::{Decision, GIB, Pairs, PlacementRequest, QuotaRequest, Usage, Verdict};
-use aplo::policy::{Blame, Bound, Fault, Limits, LoadedPolicy, PolicyError, PolicySet, Runtime};
+use aplo::policy::{Blame, Fault, Limits, LoadedPolicy, PolicyError, PolicySet, Runtime};
 use common::{
     R3, bundled, hostile, load_bundled, runtime, six_nodes, wat_component, wat_durability,
     wat_durability_with,
@@ -21,16 +21,7 @@ fn mode(mode: &str) -> Pairs {
 }
 
 fn set(policy: &Arc<LoadedPolicy>, settings: Pairs) -> PolicySet {
-    let bound = Bound {
-        policy: policy.clone(),
-        settings,
-    };
-    PolicySet {
-        durability: bound.clone(),
-        placement: bound.clone(),
-        quota: Some(bound),
-        host: Pairs::new(),
-    }
+    common::policy_set(policy, settings)
 }
 
 fn request(bytes: u64) -> PlacementRequest {

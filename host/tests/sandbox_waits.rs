@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use aplo::model::testing::claim;
 use aplo::model::{GIB, Pairs, QuotaRequest, Usage, Verdict};
-use aplo::policy::{Bound, Fault, Limits, LoadedPolicy, PolicyError, PolicySet, Runtime};
-use common::{R3, hostile_wasm, load_bundled, runtime, six_nodes};
+use aplo::policy::{Fault, Limits, LoadedPolicy, PolicyError, PolicySet, Runtime};
+use common::{R3, hostile, hostile_wasm, load_bundled, runtime, six_nodes};
 
 const DEADLINE: Duration = Duration::from_millis(200);
 
@@ -52,16 +52,7 @@ fn pairs(entries: &[(&str, &str)]) -> Pairs {
 }
 
 fn set(policy: &Arc<LoadedPolicy>, settings: Pairs) -> PolicySet {
-    let bound = Bound {
-        policy: policy.clone(),
-        settings,
-    };
-    PolicySet {
-        durability: bound.clone(),
-        placement: bound.clone(),
-        quota: Some(bound),
-        host: Pairs::new(),
-    }
+    common::policy_set(policy, settings)
 }
 
 fn quota_request() -> QuotaRequest {
@@ -133,11 +124,7 @@ fn still_healthy(runtime: &Arc<Runtime>, policy: &Arc<LoadedPolicy>) {
 fn waits_and_floods_in_each_decision_end_within_twice_the_deadline() {
     let _serial = one_at_a_time();
     let runtime = runtime();
-    let policy = Arc::new(
-        runtime
-            .load("hostile", "test", &hostile_wasm(), limits())
-            .expect("hostile loads"),
-    );
+    let policy = hostile(&runtime, limits());
     let request = aplo::model::testing::request(10 * GIB, R3);
     for (attack, timeout) in ATTACKS {
         let set = set(&policy, pairs(&[("mode", attack)]));
@@ -180,11 +167,7 @@ fn waits_and_floods_in_each_decision_end_within_twice_the_deadline() {
 fn waits_and_floods_in_validate_end_within_twice_the_deadline() {
     let _serial = one_at_a_time();
     let runtime = runtime();
-    let policy = Arc::new(
-        runtime
-            .load("hostile", "test", &hostile_wasm(), limits())
-            .expect("hostile loads"),
-    );
+    let policy = hostile(&runtime, limits());
     for (attack, timeout) in ATTACKS {
         let started = Instant::now();
         let result = policy.validate(&pairs(&[("validate", attack)]));
@@ -255,11 +238,7 @@ fn waits_and_floods_in_describe_fail_the_load_within_twice_the_deadline() {
             took < compile + DEADLINE * 2,
             "{attack} in describe took {took:?}"
         );
-        let policy = Arc::new(
-            runtime
-                .load("hostile", "test", &hostile_wasm(), limits())
-                .unwrap(),
-        );
+        let policy = hostile(&runtime, limits());
         still_healthy(&runtime, &policy);
     }
 }

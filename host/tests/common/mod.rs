@@ -45,6 +45,23 @@ pub fn hostile(runtime: &Arc<Runtime>, limits: Limits) -> Arc<LoadedPolicy> {
     )
 }
 
+/// A set making every decision with `policy` and `settings`.
+pub fn policy_set(
+    policy: &Arc<LoadedPolicy>,
+    settings: aplo::model::Pairs,
+) -> aplo::policy::PolicySet {
+    let bound = aplo::policy::Bound {
+        policy: policy.clone(),
+        settings,
+    };
+    aplo::policy::PolicySet {
+        durability: bound.clone(),
+        placement: bound.clone(),
+        quota: Some(bound),
+        host: aplo::model::Pairs::new(),
+    }
+}
+
 /// Six nodes in three zones, two devices of 100 GiB free on each; the last
 /// node's second device has failed, for lies about offline devices.
 pub fn six_nodes() -> Topology {
