@@ -106,23 +106,6 @@ fn class(name: &str) -> Result<&'static Class, String> {
     })
 }
 
-/// `key=value;key=value`. A key given twice is refused: gluster would keep
-/// one of the two values, and which one the writer meant is not known.
-fn parse_options(text: &str) -> Result<Pairs, String> {
-    let mut options = Pairs::new();
-    for item in text.split(';').filter(|item| !item.trim().is_empty()) {
-        let (key, value) = item
-            .split_once('=')
-            .map(|(k, v)| (k.trim(), v.trim()))
-            .filter(|(k, _)| !k.is_empty())
-            .ok_or_else(|| format!("'{item}' is not key=value"))?;
-        if options.insert(key.to_owned(), value.to_owned()).is_some() {
-            return Err(format!("'{key}' is given more than once"));
-        }
-    }
-    Ok(options)
-}
-
 fn parse_reserve(settings: &Settings, key: &str, default: f64) -> Result<f64, String> {
     let reserve: f64 = settings.parse(key, default)?;
     if (1.0..=100.0).contains(&reserve) {
@@ -213,7 +196,8 @@ impl Policy for Classes {
         for c in &CLASSES {
             settings.size(&format!("{}.max-size", c.name))?;
             if let Some(text) = settings.get(&format!("{}.options", c.name)) {
-                parse_options(text).map_err(|e| format!("setting '{}.options': {e}", c.name))?;
+                aplo_policy_sdk::settings::parse_pairs(text)
+                    .map_err(|e| format!("setting '{}.options': {e}", c.name))?;
             }
             parse_reserve(settings, &format!("{}.snapshot-reserve", c.name), 1.0)?;
         }
@@ -256,7 +240,7 @@ impl Durability for Classes {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         if let Some(text) = settings.get(&format!("{}.options", chosen.name)) {
-            let options = parse_options(text)
+            let options = aplo_policy_sdk::settings::parse_pairs(text)
                 .map_err(|e| format!("setting '{}.options': {e}", chosen.name))?;
             decision.volume_options.extend(options);
         }

@@ -35,23 +35,9 @@ const KNOWN: [&str; 7] = [
     "snapshot-reserve",
 ];
 
-/// `key=value;key=value`. A key given twice is refused: gluster would keep
-/// one of the two values, and which one the caller meant is not known.
+/// `key=value;key=value`, each key once.
 fn parse_options(text: &str) -> Result<Pairs, String> {
-    let mut options = Pairs::new();
-    for item in text.split(';').filter(|item| !item.trim().is_empty()) {
-        let (key, value) = item
-            .split_once('=')
-            .map(|(k, v)| (k.trim(), v.trim()))
-            .filter(|(k, _)| !k.is_empty())
-            .ok_or_else(|| format!("setting 'options': '{item}' is not key=value"))?;
-        if options.insert(key.to_owned(), value.to_owned()).is_some() {
-            return Err(format!(
-                "setting 'options': '{key}' is given more than once"
-            ));
-        }
-    }
-    Ok(options)
+    aplo_policy_sdk::settings::parse_pairs(text).map_err(|e| format!("setting 'options': {e}"))
 }
 
 /// The scheme the settings ask for.

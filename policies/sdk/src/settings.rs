@@ -12,6 +12,31 @@ use crate::tags::TagSelector;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settings(Pairs);
 
+/// Parse a setting of the form `key=value;key=value` (volume options, for
+/// instance). Blank items are skipped and keys and values trimmed. A key
+/// given twice is refused: gluster would keep one of the two values, and
+/// which one the writer meant is not known.
+///
+/// ```
+/// let options = aplo_policy_sdk::settings::parse_pairs("a.b=1; c.d = on").unwrap();
+/// assert_eq!(options.get("c.d").map(String::as_str), Some("on"));
+/// assert!(aplo_policy_sdk::settings::parse_pairs("a.b=1;a.b=2").is_err());
+/// ```
+pub fn parse_pairs(text: &str) -> Result<Pairs, String> {
+    let mut pairs = Pairs::new();
+    for item in text.split(';').filter(|item| !item.trim().is_empty()) {
+        let (key, value) = item
+            .split_once('=')
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| format!("'{item}' is not key=value"))?;
+        if pairs.insert(key.to_owned(), value.to_owned()).is_some() {
+            return Err(format!("'{key}' is given more than once"));
+        }
+    }
+    Ok(pairs)
+}
+
 impl Settings {
     /// Settings from key/value pairs; a repeated key keeps its last value.
     pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Settings {
