@@ -19,6 +19,7 @@ const BUNDLED: [(&str, &str); 5] = [
 ];
 
 fn main() {
+    compile_csi();
     let manifest =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest
@@ -112,4 +113,18 @@ fn watch(policies: &Path, root: &Path) {
             println!("cargo:rerun-if-changed={}", dir.join("build.rs").display());
         }
     }
+}
+
+/// Generate the CSI gRPC server and client from the vendored `csi.proto`
+/// (spec v1.12.0) with protox, a protobuf compiler written in Rust, which
+/// also supplies the well-known `google/protobuf` files it imports.
+fn compile_csi() {
+    let dir = Path::new("proto/csi");
+    println!("cargo:rerun-if-changed={}", dir.join("csi.proto").display());
+    let files = protox::compile(["csi.proto"], [dir]).expect("csi.proto compiles");
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds(files)
+        .expect("the CSI bindings are generated");
 }

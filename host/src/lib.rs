@@ -15,6 +15,7 @@
 //! - [`cli`]: the `aplo` command line.
 
 pub mod cli;
+pub mod csi;
 pub mod exec;
 pub mod http;
 pub mod kube;

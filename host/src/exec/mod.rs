@@ -10,6 +10,7 @@
 //! - [`session`]: a long-lived gluster CLI per node, which saves the
 //!   CLI's ~50 ms start on every gluster command;
 //! - [`brick`]: the brick backends (`lvm-thin`, `loop`, `dir`);
+//! - [`mount`]: glusterfs FUSE and bind mounts for the CSI node service;
 //! - [`driver`]: effects applied as commands (`CommandDriver`) or to the
 //!   model only (`SimDriver`, for simulations);
 //! - [`engine`]: the storage engine, with its journal, recovery and
@@ -21,4 +22,5 @@ pub mod driver;
 pub mod engine;
 pub mod gluster;
 pub mod lvm;
+pub mod mount;
 pub mod session;
