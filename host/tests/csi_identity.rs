@@ -16,7 +16,7 @@ async fn start(identity: Identity) -> (tempfile::TempDir, IdentityClient<tonic::
     let listener = endpoint.bind().unwrap();
     let served = endpoint.clone();
     tokio::spawn(async move {
-        aplo::csi::server::serve(&served, listener, identity, std::future::pending())
+        aplo::csi::server::serve(&served, listener, identity, None, std::future::pending())
             .await
             .unwrap()
     });

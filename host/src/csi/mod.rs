@@ -7,6 +7,7 @@
 //! policies as aplo's own provisioner.
 
 pub mod identity;
+pub mod node;
 pub mod server;
 
 /// The messages and services generated from `host/proto/csi/csi.proto`.
@@ -16,4 +17,5 @@ pub mod proto {
 }
 
 pub use identity::{Identity, Readiness};
+pub use node::{Node, NodeConfig};
 pub use server::{Endpoint, EndpointError};

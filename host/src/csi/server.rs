@@ -7,7 +7,9 @@ use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 
 use super::identity::Identity;
+use super::node::Node;
 use super::proto::identity_server::IdentityServer;
+use super::proto::node_server::NodeServer;
 
 /// Where the driver listens: a unix socket, written `unix:///abs/path.sock`
 /// (the CSI convention, as in `CSI_ENDPOINT`) or as a plain absolute path.
@@ -109,15 +111,18 @@ impl Endpoint {
     }
 }
 
-/// Serve the driver's services on `listener` until `shutdown` completes.
+/// Serve the identity service, and the node service when given, on
+/// `listener` until `shutdown` completes.
 pub async fn serve(
     endpoint: &Endpoint,
     listener: UnixListener,
     identity: Identity,
+    node: Option<Node>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), EndpointError> {
     tonic::transport::Server::builder()
         .add_service(IdentityServer::new(identity))
+        .add_optional_service(node.map(NodeServer::new))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await
         .map_err(|source| EndpointError::Serve {

@@ -1,0 +1,535 @@
+//! The node service: one glusterfs FUSE mount per volume per node at the
+//! staging path, bind mounts of it into pods, stats, and recovery of a
+//! mount whose client died.
+//!
+//! Every request is checked before anything runs: the paths are absolute,
+//! free of `..` and inside the kubelet directory; the volume context names
+//! the servers and the volume; the capability is a filesystem one. Mounts
+//! and unmounts run through the exec layer.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::{Request, Response, Status};
+
+use super::proto::node_server;
+use super::proto::node_service_capability::{self, rpc};
+use super::proto::volume_capability::AccessType;
+use super::proto::volume_usage::Unit;
+use super::proto::*;
+use crate::exec::command::{ExecError, Executor};
+use crate::exec::mount::{self, GlusterMount, MountEntry, MountError};
+
+/// How a node plugin is set up.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// This node's id, as kubelet knows the node.
+    pub node_id: String,
+    /// The node's zone, when known (`topology.kubernetes.io/zone`).
+    pub zone: Option<String>,
+    /// The kubelet directory: every staging and target path lies inside.
+    pub kubelet_dir: PathBuf,
+    /// Where each staged volume's mount is recorded (servers, volume,
+    /// flags), for remounting it when a call carries no volume context.
+    pub state_dir: PathBuf,
+    /// Where each volume's client log goes.
+    pub log_dir: PathBuf,
+    /// The clients' log level.
+    pub log_level: String,
+}
+
+/// The node service.
+#[derive(Clone)]
+pub struct Node {
+    config: Arc<NodeConfig>,
+    exec: Arc<dyn Executor>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The lines of a client log a failed mount quotes.
+const LOG_TAIL_LINES: usize = 20;
+/// How long a `statvfs` on a mount may take before the mount counts as
+/// hung.
+const STAT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a staged volume was mounted with, kept in the state directory.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct StageRecord {
+    volume_id: String,
+    hosts: Vec<String>,
+    volume: String,
+    flags: Vec<String>,
+    staging_path: PathBuf,
+}
+
+/// The health of a path where a mount should be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Health {
+    /// Nothing is mounted there.
+    Unmounted,
+    /// A mount that answers.
+    Healthy(MountEntry),
+    /// A mount whose client is gone (ENOTCONN, ESTALE, EIO, EHOSTDOWN) or
+    /// that did not answer in time.
+    Stale(String),
+}
+
+fn invalid(e: MountError) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+fn internal(e: ExecError) -> Status {
+    Status::internal(e.to_string())
+}
+
+fn required<'a>(field: &str, value: &'a str) -> Result<&'a str, Status> {
+    if value.is_empty() {
+        Err(Status::invalid_argument(format!("{field} is missing")))
+    } else {
+        Ok(value)
+    }
+}
+
+/// The capability's mount flags; a block capability is refused.
+fn mount_flags(capability: Option<&VolumeCapability>) -> Result<Vec<String>, Status> {
+    let capability =
+        capability.ok_or_else(|| Status::invalid_argument("volume_capability is missing"))?;
+    match &capability.access_type {
+        Some(AccessType::Mount(m)) => {
+            if !(m.fs_type.is_empty() || m.fs_type == "glusterfs") {
+                return Err(Status::invalid_argument(format!(
+                    "fs_type '{}': aplo volumes are glusterfs",
+                    m.fs_type.escape_default()
+                )));
+            }
+            Ok(m.mount_flags.clone())
+        }
+        Some(AccessType::Block(_)) => Err(Status::invalid_argument(
+            "block access is not offered: aplo volumes are glusterfs filesystems",
+        )),
+        None => Err(Status::invalid_argument("volume_capability has no access type")),
+    }
+}
+
+/// The servers and volume from a PV's volume context (`hosts`, `volume`),
+/// as aplo's PVs carry them.
+fn volume_source(context: &HashMap<String, String>) -> Result<(Vec<String>, String), Status> {
+    let get = |key: &str| {
+        context
+            .get(key)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| Status::invalid_argument(format!("volume_context has no '{key}'")))
+    };
+    let hosts: Vec<String> = get("hosts")?
+        .split(',')
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .collect();
+    Ok((hosts, get("volume")?.clone()))
+}
+
+impl Node {
+    /// A node service running its commands through `exec`.
+    pub fn new(config: NodeConfig, exec: Arc<dyn Executor>) -> Node {
+        Node {
+            config: Arc::new(config),
+            exec,
+        }
+    }
+
+    /// `path` checked: absolute, no `..`, inside the kubelet directory.
+    fn inside(&self, field: &str, path: &str) -> Result<PathBuf, Status> {
+        let path = PathBuf::from(required(field, path)?);
+        mount::check_path(field, &path).map_err(invalid)?;
+        if !path.starts_with(&self.config.kubelet_dir) {
+            return Err(Status::invalid_argument(format!(
+                "{field}: '{}' is outside the kubelet directory {}",
+                path.display(),
+                self.config.kubelet_dir.display()
+            )));
+        }
+        Ok(path)
+    }
+
+    fn record_path(&self, volume_id: &str) -> PathBuf {
+        use sha2::Digest;
+        let digest = hex::encode(sha2::Sha256::digest(volume_id.as_bytes()));
+        self.config.state_dir.join(format!("{digest}.json"))
+    }
+
+    fn log_file(&self, volume: &str) -> PathBuf {
+        self.config.log_dir.join(format!("{volume}.log"))
+    }
+
+    /// What is mounted at `path`, and whether it answers.
+    async fn health(&self, path: &Path) -> Result<Health, Status> {
+        let cmd = mount::find_mount(path).map_err(invalid)?;
+        let entry = match self.exec.run(&cmd).await {
+            // findmnt exits 1 when nothing is mounted there.
+            Err(ExecError::Failed { status: 1, .. }) => return Ok(Health::Unmounted),
+            Err(e) => return Err(internal(e)),
+            Ok(out) => mount::parse_findmnt(&out.stdout)
+                .map_err(|e| Status::internal(e.to_string()))?
+                .pop()
+                .ok_or_else(|| Status::internal("findmnt listed no mount"))?,
+        };
+        let probe = path.to_owned();
+        let stat = tokio::time::timeout(
+            STAT_TIMEOUT,
+            tokio::task::spawn_blocking(move || rustix::fs::statvfs(&probe)),
+        )
+        .await;
+        Ok(match stat {
+            Err(_) => Health::Stale(format!("statvfs did not answer in {STAT_TIMEOUT:?}")),
+            Ok(Err(join)) => return Err(Status::internal(join.to_string())),
+            Ok(Ok(Ok(_))) => Health::Healthy(entry),
+            Ok(Ok(Err(errno))) => Health::Stale(format!("statvfs: {errno}")),
+        })
+    }
+
+    /// Unmount whatever is at `path`, lazily when it is stale.
+    async fn unmount(&self, path: &Path, lazy: bool) -> Result<(), Status> {
+        let cmd = mount::unmount(path, lazy).map_err(invalid)?;
+        self.exec.run(&cmd).await.map(|_| ()).map_err(internal)
+    }
+
+    /// Mount the volume at `staging`, retrying without `auto_unmount` for a
+    /// client too old for it; a failure quotes the client's log.
+    async fn mount_volume(&self, record: &StageRecord) -> Result<(), Status> {
+        let log = self.log_file(&record.volume);
+        std::fs::create_dir_all(&self.config.log_dir)
+            .map_err(|e| Status::internal(format!("{}: {e}", self.config.log_dir.display())))?;
+        let mut auto_unmount = true;
+        loop {
+            let cmd = mount::mount_glusterfs(&GlusterMount {
+                hosts: &record.hosts,
+                volume: &record.volume,
+                target: &record.staging_path,
+                log_file: Some(&log),
+                log_level: Some(&self.config.log_level),
+                auto_unmount,
+                flags: &record.flags,
+            })
+            .map_err(invalid)?;
+            match self.exec.run(&cmd).await {
+                Ok(_) => return Ok(()),
+                Err(ExecError::Failed { stderr, .. })
+                    if auto_unmount && stderr.contains("Invalid option auto_unmount") =>
+                {
+                    auto_unmount = false;
+                }
+                Err(e) => {
+                    return Err(Status::internal(format!(
+                        "{e}\nlast lines of {}:\n{}",
+                        log.display(),
+                        tail(&log, LOG_TAIL_LINES)
+                    )));
+                }
+            }
+        }
+    }
+
+    fn save(&self, record: &StageRecord) -> Result<(), Status> {
+        let io = |e: std::io::Error| Status::internal(format!("{}: {e}", self.config.state_dir.display()));
+        std::fs::create_dir_all(&self.config.state_dir).map_err(io)?;
+        let path = self.record_path(&record.volume_id);
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec(record).expect("a record serializes")).map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)
+    }
+
+    fn load(&self, volume_id: &str) -> Option<StageRecord> {
+        let bytes = std::fs::read(self.record_path(volume_id)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Stage `record`: mount it unless a healthy mount of the same volume
+    /// is there; a stale one is unmounted first; another volume's mount is
+    /// a conflict.
+    async fn stage(&self, record: &StageRecord) -> Result<(), Status> {
+        match self.health(&record.staging_path).await? {
+            Health::Healthy(entry) => {
+                let expected = format!("/{}", record.volume);
+                return if entry.fstype == "fuse.glusterfs" && entry.source.ends_with(&expected) {
+                    Ok(())
+                } else {
+                    Err(Status::already_exists(format!(
+                        "{} already holds {} ({})",
+                        record.staging_path.display(),
+                        entry.source,
+                        entry.fstype
+                    )))
+                };
+            }
+            Health::Stale(why) => {
+                tracing::warn!(path = %record.staging_path.display(), %why, "remounting a stale staged volume");
+                self.unmount(&record.staging_path, true).await?;
+            }
+            Health::Unmounted => {}
+        }
+        std::fs::create_dir_all(&record.staging_path).map_err(|e| {
+            Status::internal(format!("{}: {e}", record.staging_path.display()))
+        })?;
+        self.mount_volume(record).await?;
+        self.save(record)
+    }
+}
+
+/// The last `lines` lines of a file, or a note that it cannot be read.
+fn tail(path: &Path, lines: usize) -> String {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        }
+        Err(e) => format!("(cannot read it: {e})"),
+    }
+}
+
+#[tonic::async_trait]
+impl node_server::Node for Node {
+    async fn node_stage_volume(
+        &self,
+        request: Request<NodeStageVolumeRequest>,
+    ) -> Result<Response<NodeStageVolumeResponse>, Status> {
+        let r = request.into_inner();
+        let volume_id = required("volume_id", &r.volume_id)?.to_owned();
+        let staging_path = self.inside("staging_target_path", &r.staging_target_path)?;
+        let flags = mount_flags(r.volume_capability.as_ref())?;
+        let (hosts, volume) = volume_source(&r.volume_context)?;
+        let record = StageRecord {
+            volume_id,
+            hosts,
+            volume,
+            flags,
+            staging_path,
+        };
+        self.stage(&record).await?;
+        Ok(Response::new(NodeStageVolumeResponse {}))
+    }
+
+    async fn node_unstage_volume(
+        &self,
+        request: Request<NodeUnstageVolumeRequest>,
+    ) -> Result<Response<NodeUnstageVolumeResponse>, Status> {
+        let r = request.into_inner();
+        let volume_id = required("volume_id", &r.volume_id)?;
+        let staging_path = self.inside("staging_target_path", &r.staging_target_path)?;
+        match self.health(&staging_path).await? {
+            Health::Unmounted => {}
+            Health::Healthy(_) => self.unmount(&staging_path, false).await?,
+            Health::Stale(_) => self.unmount(&staging_path, true).await?,
+        }
+        let _ = std::fs::remove_file(self.record_path(volume_id));
+        Ok(Response::new(NodeUnstageVolumeResponse {}))
+    }
+
+    async fn node_publish_volume(
+        &self,
+        request: Request<NodePublishVolumeRequest>,
+    ) -> Result<Response<NodePublishVolumeResponse>, Status> {
+        let r = request.into_inner();
+        let volume_id = required("volume_id", &r.volume_id)?.to_owned();
+        let target = self.inside("target_path", &r.target_path)?;
+        let flags = mount_flags(r.volume_capability.as_ref())?;
+        if r.staging_target_path.is_empty() {
+            return Err(Status::failed_precondition(
+                "staging_target_path is missing: the volume must be staged first",
+            ));
+        }
+        let staging_path = self.inside("staging_target_path", &r.staging_target_path)?;
+        // A staged mount whose client died is mounted again first.
+        if let Health::Stale(_) | Health::Unmounted = self.health(&staging_path).await? {
+            let record = match self.load(&volume_id) {
+                Some(record) => record,
+                None => {
+                    let (hosts, volume) = volume_source(&r.volume_context)?;
+                    StageRecord {
+                        volume_id: volume_id.clone(),
+                        hosts,
+                        volume,
+                        flags: flags.clone(),
+                        staging_path: staging_path.clone(),
+                    }
+                }
+            };
+            self.stage(&record).await?;
+        }
+        match self.health(&target).await? {
+            Health::Healthy(entry) => {
+                if entry.read_only() == r.readonly {
+                    return Ok(Response::new(NodePublishVolumeResponse {}));
+                }
+                return Err(Status::already_exists(format!(
+                    "{} is already published {}",
+                    target.display(),
+                    if entry.read_only() { "read-only" } else { "read-write" }
+                )));
+            }
+            Health::Stale(_) => self.unmount(&target, true).await?,
+            Health::Unmounted => {}
+        }
+        std::fs::create_dir_all(&target)
+            .map_err(|e| Status::internal(format!("{}: {e}", target.display())))?;
+        let bind = mount::bind(&staging_path, &target).map_err(invalid)?;
+        self.exec.run(&bind).await.map_err(internal)?;
+        if r.readonly || flags.iter().any(|f| f == "ro") {
+            let ro = mount::remount_read_only(&target).map_err(invalid)?;
+            if let Err(e) = self.exec.run(&ro).await {
+                let _ = self.unmount(&target, false).await;
+                return Err(internal(e));
+            }
+        }
+        Ok(Response::new(NodePublishVolumeResponse {}))
+    }
+
+    async fn node_unpublish_volume(
+        &self,
+        request: Request<NodeUnpublishVolumeRequest>,
+    ) -> Result<Response<NodeUnpublishVolumeResponse>, Status> {
+        let r = request.into_inner();
+        required("volume_id", &r.volume_id)?;
+        let target = self.inside("target_path", &r.target_path)?;
+        match self.health(&target).await? {
+            Health::Unmounted => {}
+            Health::Healthy(_) => self.unmount(&target, false).await?,
+            Health::Stale(_) => self.unmount(&target, true).await?,
+        }
+        match std::fs::remove_dir(&target) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Status::internal(format!("{}: {e}", target.display()))),
+        }
+        Ok(Response::new(NodeUnpublishVolumeResponse {}))
+    }
+
+    async fn node_get_volume_stats(
+        &self,
+        request: Request<NodeGetVolumeStatsRequest>,
+    ) -> Result<Response<NodeGetVolumeStatsResponse>, Status> {
+        let r = request.into_inner();
+        let volume_id = required("volume_id", &r.volume_id)?;
+        let path = PathBuf::from(required("volume_path", &r.volume_path)?);
+        if !path.is_absolute() || !path.starts_with(&self.config.kubelet_dir) {
+            return Err(Status::not_found(format!(
+                "volume {volume_id} is not published at '{}'",
+                path.display()
+            )));
+        }
+        let probe = path.clone();
+        let stat = tokio::time::timeout(
+            STAT_TIMEOUT,
+            tokio::task::spawn_blocking(move || rustix::fs::statvfs(&probe)),
+        )
+        .await;
+        let condition = |abnormal: bool, message: String| Some(VolumeCondition { abnormal, message });
+        match stat {
+            Ok(Ok(Ok(s))) => {
+                let frsize = s.f_frsize;
+                let bytes = VolumeUsage {
+                    total: (s.f_blocks * frsize) as i64,
+                    available: (s.f_bavail * frsize) as i64,
+                    used: (s.f_blocks.saturating_sub(s.f_bfree) * frsize) as i64,
+                    unit: Unit::Bytes as i32,
+                };
+                let inodes = VolumeUsage {
+                    total: s.f_files as i64,
+                    available: s.f_ffree as i64,
+                    used: s.f_files.saturating_sub(s.f_ffree) as i64,
+                    unit: Unit::Inodes as i32,
+                };
+                Ok(Response::new(NodeGetVolumeStatsResponse {
+                    usage: vec![bytes, inodes],
+                    volume_condition: condition(false, "the mount answers".into()),
+                }))
+            }
+            Ok(Ok(Err(errno))) if errno == rustix::io::Errno::NOENT => Err(Status::not_found(
+                format!("volume {volume_id} is not published at '{}'", path.display()),
+            )),
+            other => {
+                let why = match other {
+                    Err(_) => format!("statvfs did not answer in {STAT_TIMEOUT:?}"),
+                    Ok(Err(join)) => join.to_string(),
+                    Ok(Ok(Err(errno))) => format!("statvfs: {errno}"),
+                    Ok(Ok(Ok(_))) => unreachable!("handled above"),
+                };
+                Ok(Response::new(NodeGetVolumeStatsResponse {
+                    usage: Vec::new(),
+                    volume_condition: condition(
+                        true,
+                        format!("the gluster client of this mount is gone ({why}); staging or publishing it again remounts it"),
+                    ),
+                }))
+            }
+        }
+    }
+
+    async fn node_expand_volume(
+        &self,
+        request: Request<NodeExpandVolumeRequest>,
+    ) -> Result<Response<NodeExpandVolumeResponse>, Status> {
+        let r = request.into_inner();
+        let volume_id = required("volume_id", &r.volume_id)?;
+        let path = PathBuf::from(required("volume_path", &r.volume_path)?);
+        if !path.is_absolute() || std::fs::metadata(&path).is_err() {
+            return Err(Status::not_found(format!(
+                "volume {volume_id} is not published at '{}'",
+                path.display()
+            )));
+        }
+        // Gluster clients see a volume's new size by themselves.
+        let bytes = r.capacity_range.map_or(0, |c| c.required_bytes);
+        Ok(Response::new(NodeExpandVolumeResponse {
+            capacity_bytes: bytes,
+        }))
+    }
+
+    async fn node_get_capabilities(
+        &self,
+        _request: Request<NodeGetCapabilitiesRequest>,
+    ) -> Result<Response<NodeGetCapabilitiesResponse>, Status> {
+        let capability = |kind: rpc::Type| NodeServiceCapability {
+            r#type: Some(node_service_capability::Type::Rpc(node_service_capability::Rpc {
+                r#type: kind as i32,
+            })),
+        };
+        Ok(Response::new(NodeGetCapabilitiesResponse {
+            capabilities: [
+                rpc::Type::StageUnstageVolume,
+                rpc::Type::GetVolumeStats,
+                rpc::Type::VolumeCondition,
+                rpc::Type::ExpandVolume,
+                rpc::Type::SingleNodeMultiWriter,
+            ]
+            .into_iter()
+            .map(capability)
+            .collect(),
+        }))
+    }
+
+    async fn node_get_info(
+        &self,
+        _request: Request<NodeGetInfoRequest>,
+    ) -> Result<Response<NodeGetInfoResponse>, Status> {
+        let segments = self
+            .config
+            .zone
+            .iter()
+            .map(|zone| ("topology.kubernetes.io/zone".to_owned(), zone.clone()))
+            .collect();
+        Ok(Response::new(NodeGetInfoResponse {
+            node_id: self.config.node_id.clone(),
+            max_volumes_per_node: 0,
+            accessible_topology: Some(Topology { segments }),
+        }))
+    }
+}
