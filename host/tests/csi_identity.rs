@@ -8,7 +8,9 @@ use aplo::csi::proto::plugin_capability::{self, service};
 use aplo::csi::proto::{GetPluginCapabilitiesRequest, GetPluginInfoRequest, ProbeRequest};
 use aplo::csi::{Endpoint, Identity};
 
-async fn start(identity: Identity) -> (tempfile::TempDir, IdentityClient<tonic::transport::Channel>) {
+async fn start(
+    identity: Identity,
+) -> (tempfile::TempDir, IdentityClient<tonic::transport::Channel>) {
     let dir = tempfile::tempdir().unwrap();
     let endpoint: Endpoint = format!("unix://{}/csi.sock", dir.path().display())
         .parse()
@@ -67,10 +69,11 @@ async fn identity_names_the_driver_and_its_capabilities() {
             service::Type::VolumeAccessibilityConstraints as i32
         ]
     );
-    assert!(capabilities.iter().any(|c| matches!(
-        &c.r#type,
-        Some(plugin_capability::Type::VolumeExpansion(_))
-    )));
+    assert!(
+        capabilities
+            .iter()
+            .any(|c| matches!(&c.r#type, Some(plugin_capability::Type::VolumeExpansion(_))))
+    );
     let probe = client.probe(ProbeRequest {}).await.unwrap().into_inner();
     assert_eq!(probe.ready, Some(true));
 }
@@ -90,5 +93,8 @@ async fn a_node_only_process_does_not_offer_the_controller_and_probes_not_ready_
     )));
     let status = client.probe(ProbeRequest {}).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::FailedPrecondition);
-    assert!(status.message().contains("/dev/fuse is missing"), "{status}");
+    assert!(
+        status.message().contains("/dev/fuse is missing"),
+        "{status}"
+    );
 }

@@ -45,9 +45,11 @@ impl Identity {
     /// expansion.
     pub fn capabilities(&self) -> Vec<PluginCapability> {
         let service = |kind: service::Type| PluginCapability {
-            r#type: Some(plugin_capability::Type::Service(plugin_capability::Service {
-                r#type: kind as i32,
-            })),
+            r#type: Some(plugin_capability::Type::Service(
+                plugin_capability::Service {
+                    r#type: kind as i32,
+                },
+            )),
         };
         let mut capabilities = Vec::new();
         if self.controller {
@@ -91,7 +93,11 @@ impl identity_server::Identity for Identity {
         &self,
         _request: Request<ProbeRequest>,
     ) -> Result<Response<ProbeResponse>, Status> {
-        let failures: Vec<String> = self.checks.iter().filter_map(|check| check().err()).collect();
+        let failures: Vec<String> = self
+            .checks
+            .iter()
+            .filter_map(|check| check().err())
+            .collect();
         if failures.is_empty() {
             Ok(Response::new(ProbeResponse { ready: Some(true) }))
         } else {

@@ -116,7 +116,9 @@ fn mount_flags(capability: Option<&VolumeCapability>) -> Result<Vec<String>, Sta
         Some(AccessType::Block(_)) => Err(Status::invalid_argument(
             "block access is not offered: aplo volumes are glusterfs filesystems",
         )),
-        None => Err(Status::invalid_argument("volume_capability has no access type")),
+        None => Err(Status::invalid_argument(
+            "volume_capability has no access type",
+        )),
     }
 }
 
@@ -239,11 +241,17 @@ impl Node {
     }
 
     fn save(&self, record: &StageRecord) -> Result<(), Status> {
-        let io = |e: std::io::Error| Status::internal(format!("{}: {e}", self.config.state_dir.display()));
+        let io = |e: std::io::Error| {
+            Status::internal(format!("{}: {e}", self.config.state_dir.display()))
+        };
         std::fs::create_dir_all(&self.config.state_dir).map_err(io)?;
         let path = self.record_path(&record.volume_id);
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec(record).expect("a record serializes")).map_err(io)?;
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec(record).expect("a record serializes"),
+        )
+        .map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(io)
     }
 
@@ -276,9 +284,8 @@ impl Node {
             }
             Health::Unmounted => {}
         }
-        std::fs::create_dir_all(&record.staging_path).map_err(|e| {
-            Status::internal(format!("{}: {e}", record.staging_path.display()))
-        })?;
+        std::fs::create_dir_all(&record.staging_path)
+            .map_err(|e| Status::internal(format!("{}: {e}", record.staging_path.display())))?;
         self.mount_volume(record).await?;
         self.save(record)
     }
@@ -372,7 +379,11 @@ impl node_server::Node for Node {
                 return Err(Status::already_exists(format!(
                     "{} is already published {}",
                     target.display(),
-                    if entry.read_only() { "read-only" } else { "read-write" }
+                    if entry.read_only() {
+                        "read-only"
+                    } else {
+                        "read-write"
+                    }
                 )));
             }
             Health::Stale(_) => self.unmount(&target, true).await?,
@@ -431,7 +442,8 @@ impl node_server::Node for Node {
             tokio::task::spawn_blocking(move || rustix::fs::statvfs(&probe)),
         )
         .await;
-        let condition = |abnormal: bool, message: String| Some(VolumeCondition { abnormal, message });
+        let condition =
+            |abnormal: bool, message: String| Some(VolumeCondition { abnormal, message });
         match stat {
             Ok(Ok(Ok(s))) => {
                 let frsize = s.f_frsize;
@@ -452,9 +464,12 @@ impl node_server::Node for Node {
                     volume_condition: condition(false, "the mount answers".into()),
                 }))
             }
-            Ok(Ok(Err(errno))) if errno == rustix::io::Errno::NOENT => Err(Status::not_found(
-                format!("volume {volume_id} is not published at '{}'", path.display()),
-            )),
+            Ok(Ok(Err(errno))) if errno == rustix::io::Errno::NOENT => {
+                Err(Status::not_found(format!(
+                    "volume {volume_id} is not published at '{}'",
+                    path.display()
+                )))
+            }
             other => {
                 let why = match other {
                     Err(_) => format!("statvfs did not answer in {STAT_TIMEOUT:?}"),
@@ -466,7 +481,9 @@ impl node_server::Node for Node {
                     usage: Vec::new(),
                     volume_condition: condition(
                         true,
-                        format!("the gluster client of this mount is gone ({why}); staging or publishing it again remounts it"),
+                        format!(
+                            "the gluster client of this mount is gone ({why}); staging or publishing it again remounts it"
+                        ),
                     ),
                 }))
             }
@@ -498,9 +515,11 @@ impl node_server::Node for Node {
         _request: Request<NodeGetCapabilitiesRequest>,
     ) -> Result<Response<NodeGetCapabilitiesResponse>, Status> {
         let capability = |kind: rpc::Type| NodeServiceCapability {
-            r#type: Some(node_service_capability::Type::Rpc(node_service_capability::Rpc {
-                r#type: kind as i32,
-            })),
+            r#type: Some(node_service_capability::Type::Rpc(
+                node_service_capability::Rpc {
+                    r#type: kind as i32,
+                },
+            )),
         };
         Ok(Response::new(NodeGetCapabilitiesResponse {
             capabilities: [

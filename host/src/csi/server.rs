@@ -139,9 +139,16 @@ mod tests {
     fn endpoints_are_absolute_unix_paths() {
         let plain: Endpoint = "/csi/csi.sock".parse().unwrap();
         assert_eq!(plain.path(), Path::new("/csi/csi.sock"));
-        let url: Endpoint = "unix:///var/lib/kubelet/plugins/x/csi.sock".parse().unwrap();
+        let url: Endpoint = "unix:///var/lib/kubelet/plugins/x/csi.sock"
+            .parse()
+            .unwrap();
         assert_eq!(url.path(), Path::new("/var/lib/kubelet/plugins/x/csi.sock"));
-        for bad in ["tcp://127.0.0.1:10000", "unix://relative.sock", "csi.sock", "/a/../b.sock"] {
+        for bad in [
+            "tcp://127.0.0.1:10000",
+            "unix://relative.sock",
+            "csi.sock",
+            "/a/../b.sock",
+        ] {
             let err = bad.parse::<Endpoint>().unwrap_err();
             assert!(err.to_string().contains(bad), "{err}");
         }

@@ -39,13 +39,22 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> MountError {
 pub fn check_path(field: &str, path: &Path) -> Result<(), MountError> {
     let text = path.to_string_lossy();
     if !path.is_absolute() {
-        return Err(invalid(field, format!("'{}' is not an absolute path", text.escape_default())));
+        return Err(invalid(
+            field,
+            format!("'{}' is not an absolute path", text.escape_default()),
+        ));
     }
     if path.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(invalid(field, format!("'{}' contains '..'", text.escape_default())));
+        return Err(invalid(
+            field,
+            format!("'{}' contains '..'", text.escape_default()),
+        ));
     }
     if text.chars().any(char::is_control) {
-        return Err(invalid(field, format!("'{}' contains control characters", text.escape_default())));
+        return Err(invalid(
+            field,
+            format!("'{}' contains control characters", text.escape_default()),
+        ));
     }
     Ok(())
 }
@@ -132,11 +141,17 @@ pub fn mount_glusterfs(m: &GlusterMount<'_>) -> Result<Cmd, MountError> {
         options.push(format!("log-file={log}"));
     }
     if let Some(level) = m.log_level {
-        let known = ["TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "NONE"];
+        let known = [
+            "TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "NONE",
+        ];
         if !known.contains(&level.to_ascii_uppercase().as_str()) {
             return Err(invalid(
                 "log_level",
-                format!("'{}' is not one of {}", level.escape_default(), known.join(", ")),
+                format!(
+                    "'{}' is not one of {}",
+                    level.escape_default(),
+                    known.join(", ")
+                ),
             ));
         }
         options.push(format!("log-level={}", level.to_ascii_uppercase()));
@@ -261,9 +276,17 @@ mod tests {
             flags: &flags,
         })
         .unwrap();
+        assert_eq!(cmd.program, "mount");
         assert_eq!(
-            cmd.display(),
-            "mount -t glusterfs -o backup-volfile-servers=10.0.0.2:[fd00::3],log-file=/var/log/aplo/pvc-1.log,log-level=ERROR,auto_unmount,ro,noatime 10.0.0.1:/pvc-1 /var/lib/kubelet/plugins/x/globalmount"
+            cmd.args,
+            [
+                "-t",
+                "glusterfs",
+                "-o",
+                "backup-volfile-servers=10.0.0.2:[fd00::3],log-file=/var/log/aplo/pvc-1.log,log-level=ERROR,auto_unmount,ro,noatime",
+                "10.0.0.1:/pvc-1",
+                "/var/lib/kubelet/plugins/x/globalmount",
+            ]
         );
     }
 
@@ -291,7 +314,11 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().starts_with("hosts[1]"), "{err}");
         for volume in ["a;b", "../x", ""] {
-            let err = mount_glusterfs(&GlusterMount { volume, ..base.clone() }).unwrap_err();
+            let err = mount_glusterfs(&GlusterMount {
+                volume,
+                ..base.clone()
+            })
+            .unwrap_err();
             assert!(err.to_string().starts_with("volume"), "{volume}: {err}");
         }
         for target in ["relative/path", "/a/../b"] {
@@ -309,7 +336,10 @@ mod tests {
                 ..base.clone()
             })
             .unwrap_err();
-            assert!(err.to_string().starts_with("mount_flags[0]"), "{flag}: {err}");
+            assert!(
+                err.to_string().starts_with("mount_flags[0]"),
+                "{flag}: {err}"
+            );
         }
         let err = mount_glusterfs(&GlusterMount {
             log_level: Some("LOUD"),
