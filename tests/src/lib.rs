@@ -11,6 +11,7 @@
 //! (`10.213.0.0/24`). Everything started is recorded by process id and torn
 //! down by process id when the cluster is dropped.
 
+pub mod csi;
 pub mod http;
 pub mod kube;
 

@@ -1,6 +1,7 @@
 //! The `aplo` command line: configuration, telemetry and the commands.
 
 mod client;
+mod csi;
 mod db;
 mod demo;
 #[cfg(feature = "dev-apiserver")]
@@ -217,6 +218,9 @@ pub enum Command {
     /// Run the Kubernetes provisioner: watch claims, provision, bind,
     /// expand and delete volumes, with leader election and metrics.
     Serve(Box<serve::ServeArgs>),
+    /// Run the CSI driver: the node role mounts volumes for pods, the
+    /// controller role creates them (behind the stock sidecars).
+    Csi(Box<csi::CsiArgs>),
     /// DEVELOPMENT ONLY: an in-memory Kubernetes API server to try `aplo
     /// serve` and kubectl against (no auth, no TLS; not for production).
     #[cfg(feature = "dev-apiserver")]
@@ -268,6 +272,7 @@ impl Cli {
             Command::Repair => storage::repair(&self.config),
             Command::Simulate(args) => simulate::run(&self.config, args),
             Command::Serve(args) => serve::run(&self.config, *args),
+            Command::Csi(args) => csi::run(&self.config, *args),
             #[cfg(feature = "dev-apiserver")]
             Command::DevApiserver(args) => dev::run(args),
         }

@@ -360,11 +360,11 @@ async fn spawn_tls(
 }
 
 /// Resolves once shutdown is asked; every task that must stop holds a clone.
-type Stop = futures::future::Shared<futures::future::BoxFuture<'static, ()>>;
+pub(super) type Stop = futures::future::Shared<futures::future::BoxFuture<'static, ()>>;
 
 /// Resolves on SIGTERM or SIGINT. The handlers are installed now (inside
 /// the runtime), so that a signal that comes early is not missed.
-fn shutdown_signal() -> anyhow::Result<Stop> {
+pub(super) fn shutdown_signal() -> anyhow::Result<Stop> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;

@@ -38,6 +38,8 @@ pub struct NodeConfig {
     pub log_dir: PathBuf,
     /// The clients' log level.
     pub log_level: String,
+    /// Cgroups the mount commands, and so the FUSE clients, run in.
+    pub client_cgroups: Vec<PathBuf>,
 }
 
 /// The node service.
@@ -212,6 +214,8 @@ impl Node {
             .map_err(|e| Status::internal(format!("{}: {e}", self.config.log_dir.display())))?;
         let mut auto_unmount = true;
         loop {
+            // Only what this attempt writes to the log is quoted.
+            let log_start = std::fs::metadata(&log).map_or(0, |m| m.len());
             let cmd = mount::mount_glusterfs(&GlusterMount {
                 hosts: &record.hosts,
                 volume: &record.volume,
@@ -221,7 +225,8 @@ impl Node {
                 auto_unmount,
                 flags: &record.flags,
             })
-            .map_err(invalid)?;
+            .map_err(invalid)?
+            .in_cgroups(&self.config.client_cgroups);
             match self.exec.run(&cmd).await {
                 Ok(_) => return Ok(()),
                 Err(ExecError::Failed { stderr, .. })
@@ -230,11 +235,19 @@ impl Node {
                     auto_unmount = false;
                 }
                 Err(e) => {
-                    return Err(Status::internal(format!(
-                        "{e}\nlast lines of {}:\n{}",
-                        log.display(),
-                        tail(&log, LOG_TAIL_LINES)
-                    )));
+                    let lines = tail(&log, log_start, LOG_TAIL_LINES);
+                    let message = format!("{e}\nlast lines of {}:\n{lines}", log.display());
+                    // The servers answered that they have no such volume.
+                    let unknown = format!("failed to fetch volume file (key:/{})", record.volume);
+                    return Err(if lines.contains(&unknown) {
+                        Status::not_found(format!(
+                            "gluster volume '{}' does not exist on {}: {message}",
+                            record.volume,
+                            record.hosts.join(", ")
+                        ))
+                    } else {
+                        Status::internal(message)
+                    });
                 }
             }
         }
@@ -291,9 +304,19 @@ impl Node {
     }
 }
 
-/// The last `lines` lines of a file, or a note that it cannot be read.
-fn tail(path: &Path, lines: usize) -> String {
-    match std::fs::read_to_string(path) {
+/// The last `lines` lines a file gained past byte `from`, or a note that
+/// it cannot be read.
+fn tail(path: &Path, from: u64, lines: usize) -> String {
+    use std::io::{Read, Seek};
+    let read = || -> std::io::Result<String> {
+        let mut file = std::fs::File::open(path)?;
+        file.seek(std::io::SeekFrom::Start(from))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    };
+    match read() {
+        Ok(text) if text.trim().is_empty() => "(the client wrote nothing to it)".into(),
         Ok(text) => {
             let all: Vec<&str> = text.lines().collect();
             all[all.len().saturating_sub(lines)..].join("\n")

@@ -28,6 +28,12 @@ pub struct Cmd {
     /// ([`super::session`]) instead of starting `program`, when its
     /// arguments can be said as a session line ([`super::session::line_for`]).
     pub gluster_session: bool,
+    /// Cgroup directories (one per hierarchy on cgroup v1, one on v2) the
+    /// command moves itself into before it starts, so that it and every
+    /// process it leaves behind (a daemonized FUSE client) live outside
+    /// the caller's cgroup: a container runtime that kills the caller's
+    /// cgroup does not kill them.
+    pub cgroups: Vec<std::path::PathBuf>,
 }
 
 impl Cmd {
@@ -42,6 +48,7 @@ impl Cmd {
             timeout: Self::DEFAULT_TIMEOUT,
             stdin: None,
             gluster_session: false,
+            cgroups: Vec::new(),
         }
     }
 
@@ -60,6 +67,12 @@ impl Cmd {
     /// Set the timeout.
     pub fn timeout(mut self, timeout: Duration) -> Cmd {
         self.timeout = timeout;
+        self
+    }
+
+    /// Start the command inside `cgroups` (see [`Cmd::cgroups`]).
+    pub fn in_cgroups(mut self, cgroups: &[std::path::PathBuf]) -> Cmd {
+        self.cgroups = cgroups.to_vec();
         self
     }
 
@@ -336,7 +349,17 @@ impl NodeExecutor {
         }
         let (program, args) = self.transport.argv(cmd);
         let command = cmd.display();
-        let mut child = tokio::process::Command::new(&program)
+        let mut command_line = tokio::process::Command::new(&program);
+        if !cmd.cgroups.is_empty() {
+            join_cgroups_before_exec(&mut command_line, &cmd.cgroups).map_err(|source| {
+                ExecError::Spawn {
+                    node: self.node.clone(),
+                    command: command.clone(),
+                    source,
+                }
+            })?;
+        }
+        let mut child = command_line
             .args(&args)
             .env("LC_ALL", "C")
             .env("LVM_SUPPRESS_FD_WARNINGS", "1")
@@ -397,6 +420,44 @@ impl NodeExecutor {
             duration,
         })
     }
+}
+
+/// Make `command` move itself into each of `cgroups` between fork and
+/// exec, by writing `0` (the writer itself) to the cgroup's
+/// `cgroup.procs`. Its children, such as the FUSE client a mount helper
+/// daemonizes, inherit the cgroup. A cgroup that cannot be joined fails
+/// the command before it runs.
+fn join_cgroups_before_exec(
+    command: &mut tokio::process::Command,
+    cgroups: &[std::path::PathBuf],
+) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    // Everything the child needs is made here, before the fork: between
+    // fork and exec only async-signal-safe calls (open, write, close) run.
+    let files: Vec<std::ffi::CString> = cgroups
+        .iter()
+        .map(|dir| {
+            std::ffi::CString::new(dir.join("cgroup.procs").as_os_str().as_bytes())
+                .map_err(|_| std::io::Error::other(format!("cgroup path {dir:?} holds a NUL")))
+        })
+        .collect::<std::io::Result<_>>()?;
+    #[allow(unsafe_code)]
+    // SAFETY: the closure only calls open(2), write(2) and close(2) through
+    // rustix on paths built before the fork; it allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            for file in &files {
+                let fd = rustix::fs::open(
+                    file.as_c_str(),
+                    rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )?;
+                rustix::io::write(&fd, b"0")?;
+            }
+            Ok(())
+        });
+    }
+    Ok(())
 }
 
 impl Executor for NodeExecutor {

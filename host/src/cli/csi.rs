@@ -1,0 +1,200 @@
+//! `aplo csi`: the CSI driver's gRPC server on a unix socket, with the node
+//! role, the controller role, or both.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::ValueEnum;
+
+use super::Config;
+use super::engine::runtime;
+use crate::csi::{Endpoint, Identity, Node, NodeConfig, Readiness};
+use crate::exec::command::{NodeExecutor, Transport};
+use crate::kube::claim::DEFAULT_PROVISIONER;
+
+/// A role the server plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// Mount volumes for pods on this node (a DaemonSet on every node).
+    Node,
+    /// Create, expand and delete volumes (behind external-provisioner).
+    Controller,
+}
+
+/// `aplo csi`.
+#[derive(Debug, clap::Args)]
+pub struct CsiArgs {
+    /// The unix socket to serve on (`unix:///path` or an absolute path).
+    #[arg(long, env = "CSI_ENDPOINT", default_value = "unix:///csi/csi.sock")]
+    pub endpoint: String,
+    /// The roles to serve, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "node")]
+    pub role: Vec<Role>,
+    /// The driver's name: the provisioner name StorageClasses and PVs carry.
+    #[arg(long, env = "APLO_PROVISIONER_NAME", default_value = DEFAULT_PROVISIONER)]
+    pub driver_name: String,
+    /// This node's name, as kubelet knows it (node role).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_id: Option<String>,
+    /// This node's zone, reported as `topology.kubernetes.io/zone`.
+    #[arg(long, env = "NODE_ZONE")]
+    pub zone: Option<String>,
+    /// Kubelet's root directory: every staging and target path must lie
+    /// inside it.
+    #[arg(long, default_value = "/var/lib/kubelet")]
+    pub kubelet_dir: PathBuf,
+    /// Where the node keeps a record of each staged volume, for remounting
+    /// it in place when its client dies (not next to the socket).
+    #[arg(long, default_value = "/var/lib/aplo/csi")]
+    pub state_dir: PathBuf,
+    /// Where each volume's glusterfs client log goes (a hostPath, so that
+    /// it outlives the plugin's container).
+    #[arg(long, default_value = "/var/log/glusterfs/aplo")]
+    pub client_log_dir: PathBuf,
+    /// The glusterfs clients' log level.
+    #[arg(long, default_value = "WARNING")]
+    pub client_log_level: String,
+    /// Run mount commands in this mount namespace (e.g. `/proc/1/ns/mnt`
+    /// with `hostPID: true`: the host's), through `nsenter`; the host's
+    /// glusterfs client then does the mounting.
+    #[arg(long)]
+    pub mount_namespace: Option<PathBuf>,
+    /// A cgroup directory to move mount commands, and the FUSE clients
+    /// they leave running, into (repeat it once per hierarchy on cgroup
+    /// v1), so that the clients outlive the plugin's container.
+    #[arg(long)]
+    pub client_cgroup: Vec<PathBuf>,
+}
+
+/// The log levels the glusterfs client takes.
+const CLIENT_LOG_LEVELS: [&str; 7] = [
+    "TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "NONE",
+];
+
+impl CsiArgs {
+    fn node_config(&self) -> anyhow::Result<NodeConfig> {
+        let node_id = self
+            .node_id
+            .clone()
+            .filter(|id| !id.is_empty())
+            .context("the node role needs --node-id (or NODE_NAME)")?;
+        anyhow::ensure!(
+            CLIENT_LOG_LEVELS.contains(&self.client_log_level.to_ascii_uppercase().as_str()),
+            "--client-log-level '{}': one of {}",
+            self.client_log_level,
+            CLIENT_LOG_LEVELS.join(", ")
+        );
+        for (flag, dir) in [
+            ("--kubelet-dir", &self.kubelet_dir),
+            ("--state-dir", &self.state_dir),
+            ("--client-log-dir", &self.client_log_dir),
+        ] {
+            anyhow::ensure!(dir.is_absolute(), "{flag} must be an absolute path");
+        }
+        for cgroup in &self.client_cgroup {
+            anyhow::ensure!(
+                cgroup.join("cgroup.procs").is_file(),
+                "--client-cgroup {}: not a cgroup directory (no cgroup.procs)",
+                cgroup.display()
+            );
+        }
+        Ok(NodeConfig {
+            node_id,
+            zone: self.zone.clone().filter(|z| !z.is_empty()),
+            kubelet_dir: self.kubelet_dir.clone(),
+            state_dir: self.state_dir.clone(),
+            log_dir: self.client_log_dir.clone(),
+            log_level: self.client_log_level.to_ascii_uppercase(),
+            client_cgroups: self.client_cgroup.clone(),
+        })
+    }
+
+    /// How mount commands reach the mount namespace they run in.
+    fn transport(&self) -> anyhow::Result<Transport> {
+        Ok(match &self.mount_namespace {
+            None => Transport::Local,
+            Some(ns) => {
+                anyhow::ensure!(
+                    ns.exists(),
+                    "--mount-namespace {}: no such file",
+                    ns.display()
+                );
+                Transport::Prefix(vec![
+                    "nsenter".into(),
+                    format!("--mount={}", ns.display()),
+                    "--".into(),
+                ])
+            }
+        })
+    }
+
+    /// The root of the filesystem mount commands see: `/proc/PID/root` for
+    /// `--mount-namespace /proc/PID/ns/mnt`, else `/`.
+    fn client_root(&self) -> PathBuf {
+        self.mount_namespace
+            .as_deref()
+            .and_then(|ns| ns.parent()?.parent())
+            .map_or_else(|| PathBuf::from("/"), |proc| proc.join("root"))
+    }
+}
+
+/// The node role is ready when the glusterfs client is installed where
+/// mounts run and `/dev/fuse` exists.
+fn node_readiness(root: PathBuf) -> Readiness {
+    Arc::new(move || {
+        let helper = ["sbin/mount.glusterfs", "usr/sbin/mount.glusterfs"]
+            .iter()
+            .map(|p| root.join(p))
+            .find(|p| p.exists());
+        if helper.is_none() {
+            return Err(format!(
+                "the glusterfs client is not installed (no mount.glusterfs under {})",
+                root.display()
+            ));
+        }
+        if !Path::new("/dev/fuse").exists() {
+            return Err("/dev/fuse does not exist (mount /dev from the host)".into());
+        }
+        Ok(())
+    })
+}
+
+/// Run `aplo csi`.
+pub fn run(_config: &Config, args: CsiArgs) -> anyhow::Result<ExitCode> {
+    let endpoint: Endpoint = args.endpoint.parse()?;
+    anyhow::ensure!(
+        !args.role.is_empty(),
+        "--role needs node, controller or both"
+    );
+    let serves = |role| args.role.contains(&role);
+    anyhow::ensure!(
+        !serves(Role::Controller),
+        "the controller role is not built yet: run `aplo csi --role node`"
+    );
+    let mut checks = Vec::new();
+    let node = if serves(Role::Node) {
+        let config = args.node_config()?;
+        let exec = NodeExecutor::one_shot(config.node_id.clone(), args.transport()?);
+        checks.push(node_readiness(args.client_root()));
+        Some(Node::new(config, exec))
+    } else {
+        None
+    };
+    let identity = Identity {
+        name: args.driver_name.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        controller: serves(Role::Controller),
+        checks,
+    };
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let listener = endpoint.bind()?;
+        let stop = super::serve::shutdown_signal()?;
+        tracing::info!(endpoint = %endpoint.path().display(), roles = ?args.role, driver = %args.driver_name, "serving CSI");
+        crate::csi::server::serve(&endpoint, listener, identity, node, stop).await?;
+        let _ = std::fs::remove_file(endpoint.path());
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,282 @@
+//! The CSI node plugin as kubelet meets it: `aplo csi` started as its own
+//! process on a unix socket, optionally inside a cgroup standing in for its
+//! container, and a gRPC client calling it with kubelet's paths.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use aplo::csi::proto::identity_client::IdentityClient;
+use aplo::csi::proto::node_client::NodeClient;
+use aplo::csi::proto::volume_capability::{AccessMode, AccessType, MountVolume, access_mode};
+use aplo::csi::proto::{ProbeRequest, VolumeCapability};
+use tonic::transport::Channel;
+
+/// The driver name aplo's PVs carry.
+pub const DRIVER: &str = "glusterfs.aplo.dev";
+
+/// A cgroup v1 `pids` (or v2) cgroup made for a test, standing in for a
+/// container's cgroup: a container runtime stops a container by killing
+/// every process in it. Removed when dropped, after its processes are
+/// killed.
+pub struct Cgroup {
+    /// The cgroup's directory.
+    pub dir: PathBuf,
+}
+
+impl Cgroup {
+    /// A fresh cgroup named `name` (with this process's id, so parallel
+    /// runs do not meet).
+    pub fn new(name: &str) -> Cgroup {
+        let root = if Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists() {
+            PathBuf::from("/sys/fs/cgroup/pids")
+        } else {
+            PathBuf::from("/sys/fs/cgroup")
+        };
+        let dir = root.join(format!("aplo-test-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| {
+            panic!(
+                "cannot make cgroup {}: {e} (the test needs root)",
+                dir.display()
+            )
+        });
+        Cgroup { dir }
+    }
+
+    /// The processes in it.
+    pub fn pids(&self) -> Vec<i32> {
+        std::fs::read_to_string(self.dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// SIGKILL every process in it, as a runtime stopping the container
+    /// does, and wait until it is empty.
+    pub fn kill_all(&self) {
+        for _ in 0..100 {
+            let pids = self.pids();
+            if pids.is_empty() {
+                return;
+            }
+            for pid in pids {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "cgroup {} did not empty: {:?}",
+            self.dir.display(),
+            self.pids()
+        );
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        self.kill_all();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// A running `aplo csi` process.
+pub struct Plugin {
+    /// Its socket.
+    pub socket: PathBuf,
+    child: Child,
+}
+
+/// Where a node plugin keeps its files, as a DaemonSet's hostPaths would.
+/// When dropped, whatever is still mounted under its kubelet directory (a
+/// test that failed half-way) is lazily unmounted, which ends the clients.
+pub struct PluginDirs {
+    /// Kubelet's root directory.
+    pub kubelet: PathBuf,
+    /// The socket's directory.
+    pub socket_dir: PathBuf,
+    /// The staged-volume records.
+    pub state: PathBuf,
+    /// The glusterfs client logs.
+    pub logs: PathBuf,
+}
+
+impl PluginDirs {
+    /// The directories under `root`.
+    pub fn under(root: &Path) -> PluginDirs {
+        let dirs = PluginDirs {
+            kubelet: root.join("kubelet"),
+            socket_dir: root.join("plugin"),
+            state: root.join("state"),
+            logs: root.join("logs"),
+        };
+        std::fs::create_dir_all(&dirs.kubelet).unwrap();
+        dirs
+    }
+
+    /// The staging path kubelet passes for a volume handle.
+    pub fn staging(&self, handle: &str) -> PathBuf {
+        use sha2::Digest;
+        let hex = hex::encode(sha2::Sha256::digest(handle.as_bytes()));
+        self.kubelet
+            .join("plugins/kubernetes.io/csi")
+            .join(DRIVER)
+            .join(hex)
+            .join("globalmount")
+    }
+
+    /// The publish target kubelet passes for a pod and PV; kubelet makes
+    /// the parent, the driver the target.
+    pub fn target(&self, pod_uid: &str, pv: &str) -> PathBuf {
+        self.kubelet
+            .join("pods")
+            .join(pod_uid)
+            .join("volumes/kubernetes.io~csi")
+            .join(pv)
+            .join("mount")
+    }
+}
+
+impl Drop for PluginDirs {
+    fn drop(&mut self) {
+        for mount in mounts_under(&self.kubelet).iter().rev() {
+            let _ = Command::new("umount").args(["-l", mount]).status();
+        }
+    }
+}
+
+impl Plugin {
+    /// Start `aplo csi --role node` from `binary` with `dirs`, plus `extra`
+    /// arguments; inside `cgroup` when given (its container).
+    pub fn start(
+        binary: &Path,
+        dirs: &PluginDirs,
+        extra: &[String],
+        cgroup: Option<&Cgroup>,
+    ) -> Plugin {
+        let socket = dirs.socket_dir.join("csi.sock");
+        let mut args: Vec<String> = vec![
+            "--log".into(),
+            "info".into(),
+            "csi".into(),
+            "--endpoint".into(),
+            format!("unix://{}", socket.display()),
+            "--node-id".into(),
+            "node-a".into(),
+            "--kubelet-dir".into(),
+            dirs.kubelet.display().to_string(),
+            "--state-dir".into(),
+            dirs.state.display().to_string(),
+            "--client-log-dir".into(),
+            dirs.logs.display().to_string(),
+        ];
+        args.extend(extra.iter().cloned());
+        let child = match cgroup {
+            // The shell joins the cgroup, then becomes the plugin.
+            Some(cgroup) => Command::new("sh")
+                .arg("-c")
+                .arg("echo $$ > \"$0/cgroup.procs\" && exec \"$@\"")
+                .arg(&cgroup.dir)
+                .arg(binary)
+                .args(&args)
+                .spawn(),
+            None => Command::new(binary).args(&args).spawn(),
+        }
+        .expect("aplo csi starts");
+        Plugin { socket, child }
+    }
+
+    /// Wait until the socket answers `Probe` with ready (a positive
+    /// signal, not a sleep), and return a node client.
+    pub async fn ready(&mut self) -> NodeClient<Channel> {
+        let url = format!("unix://{}", self.socket.display());
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("aplo csi exited early: {status}");
+            }
+            if let Ok(mut identity) = IdentityClient::connect(url.clone()).await
+                && let Ok(reply) = identity.probe(ProbeRequest {}).await
+            {
+                assert_eq!(reply.into_inner().ready, Some(true));
+                return NodeClient::connect(url)
+                    .await
+                    .expect("the node service answers");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "aplo csi did not answer on {} within 30 s",
+            self.socket.display()
+        );
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Reap the process after something else killed it.
+    pub fn reap(mut self) {
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A filesystem capability, as kubelet sends it for an RWX claim.
+pub fn capability(flags: &[&str]) -> VolumeCapability {
+    VolumeCapability {
+        access_type: Some(AccessType::Mount(MountVolume {
+            fs_type: String::new(),
+            mount_flags: flags.iter().map(|f| f.to_string()).collect(),
+            volume_mount_group: String::new(),
+        })),
+        access_mode: Some(AccessMode {
+            mode: access_mode::Mode::MultiNodeMultiWriter as i32,
+        }),
+    }
+}
+
+/// The processes of the glusterfs client mounted at `mountpoint` (the
+/// client and, with `auto_unmount`, its unmount helper): their command
+/// line ends with the mount point.
+pub fn client_pids(mountpoint: &Path) -> Vec<i32> {
+    let want = mountpoint.as_os_str().as_encoded_bytes();
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .collect();
+        let is_client = args.first().is_some_and(|a| a.ends_with(b"glusterfs"))
+            && args
+                .windows(2)
+                .any(|w| w[0] == b"--process-name" && w[1] == b"fuse");
+        if is_client && args.last() == Some(&want) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Every mount under `dir`, from this process's mount table.
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let prefix = dir.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
+        .filter(|m| m.starts_with(&prefix))
+        .collect()
+}
