@@ -18,9 +18,18 @@ async fn start(
     let listener = endpoint.bind().unwrap();
     let served = endpoint.clone();
     tokio::spawn(async move {
-        aplo::csi::server::serve(&served, listener, identity, None, std::future::pending())
-            .await
-            .unwrap()
+        aplo::csi::server::serve(
+            &served,
+            listener,
+            aplo::csi::server::Services {
+                identity,
+                node: None,
+                controller: None,
+            },
+            std::future::pending(),
+        )
+        .await
+        .unwrap()
     });
     let client = IdentityClient::connect(format!("unix://{}", endpoint.path().display()))
         .await

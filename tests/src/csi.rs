@@ -154,10 +154,21 @@ impl Plugin {
         extra: &[String],
         cgroup: Option<&Cgroup>,
     ) -> Plugin {
+        Self::start_with(binary, dirs, &[], extra, cgroup)
+    }
+
+    /// The same, with `global` arguments before the `csi` command.
+    pub fn start_with(
+        binary: &Path,
+        dirs: &PluginDirs,
+        global: &[String],
+        extra: &[String],
+        cgroup: Option<&Cgroup>,
+    ) -> Plugin {
         let socket = dirs.socket_dir.join("csi.sock");
-        let mut args: Vec<String> = vec![
-            "--log".into(),
-            "info".into(),
+        let mut args: Vec<String> = vec!["--log".into(), "info".into()];
+        args.extend(global.iter().cloned());
+        args.extend([
             "csi".into(),
             "--endpoint".into(),
             format!("unix://{}", socket.display()),
@@ -169,7 +180,7 @@ impl Plugin {
             dirs.state.display().to_string(),
             "--client-log-dir".into(),
             dirs.logs.display().to_string(),
-        ];
+        ]);
         args.extend(extra.iter().cloned());
         let child = match cgroup {
             // The shell joins the cgroup, then becomes the plugin.

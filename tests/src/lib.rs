@@ -14,6 +14,7 @@
 pub mod csi;
 pub mod http;
 pub mod kube;
+pub mod peers;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

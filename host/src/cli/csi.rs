@@ -10,7 +10,8 @@ use clap::ValueEnum;
 
 use super::Config;
 use super::engine::runtime;
-use crate::csi::{Endpoint, Identity, Node, NodeConfig, Readiness};
+use crate::csi::server::Services;
+use crate::csi::{Controller, Endpoint, Identity, Node, NodeConfig, Readiness};
 use crate::exec::command::{NodeExecutor, Transport};
 use crate::kube::claim::DEFAULT_PROVISIONER;
 
@@ -66,6 +67,13 @@ pub struct CsiArgs {
     /// v1), so that the clients outlive the plugin's container.
     #[arg(long)]
     pub client_cgroup: Vec<PathBuf>,
+    /// A heketi topology file loaded at start (controller role); nodes and
+    /// devices already present are left as they are.
+    #[arg(long, env = "APLO_TOPOLOGY")]
+    pub topology: Option<PathBuf>,
+    /// The brick backend of topology devices without a `backend` tag.
+    #[arg(long, value_enum, default_value = "lvm-thin")]
+    pub backend: crate::model::storage::Backend,
 }
 
 /// The log levels the glusterfs client takes.
@@ -162,17 +170,13 @@ fn node_readiness(root: PathBuf) -> Readiness {
 }
 
 /// Run `aplo csi`.
-pub fn run(_config: &Config, args: CsiArgs) -> anyhow::Result<ExitCode> {
+pub fn run(config: &Config, args: CsiArgs) -> anyhow::Result<ExitCode> {
     let endpoint: Endpoint = args.endpoint.parse()?;
     anyhow::ensure!(
         !args.role.is_empty(),
         "--role needs node, controller or both"
     );
     let serves = |role| args.role.contains(&role);
-    anyhow::ensure!(
-        !serves(Role::Controller),
-        "the controller role is not built yet: run `aplo csi --role node`"
-    );
     let mut checks = Vec::new();
     let node = if serves(Role::Node) {
         let config = args.node_config()?;
@@ -190,10 +194,29 @@ pub fn run(_config: &Config, args: CsiArgs) -> anyhow::Result<ExitCode> {
     };
     let runtime = runtime()?;
     runtime.block_on(async {
+        let controller = if serves(Role::Controller) {
+            // The policies are loaded and the store opened before the
+            // socket answers: Probe is ready only then.
+            let engine = Arc::new(config.open_engine_with(config.open_registry()?)?);
+            match &args.topology {
+                Some(path) => super::serve::load_topology_file(&engine, path, args.backend).await?,
+                None => {
+                    engine.recover().await?;
+                }
+            }
+            Some(Controller::new(engine))
+        } else {
+            None
+        };
         let listener = endpoint.bind()?;
         let stop = super::serve::shutdown_signal()?;
         tracing::info!(endpoint = %endpoint.path().display(), roles = ?args.role, driver = %args.driver_name, "serving CSI");
-        crate::csi::server::serve(&endpoint, listener, identity, node, stop).await?;
+        let services = Services {
+            identity,
+            node,
+            controller,
+        };
+        crate::csi::server::serve(&endpoint, listener, services, stop).await?;
         let _ = std::fs::remove_file(endpoint.path());
         Ok(ExitCode::SUCCESS)
     })

@@ -3,7 +3,7 @@
 //! `aplo serve --api-only`: the REST API alone, without Kubernetes.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -284,29 +284,33 @@ async fn open_engine(
     };
     let engine = Arc::new(engine);
     if let Some(path) = &args.topology {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let spec = parse_topology(&text).with_context(|| path.display().to_string())?;
-        // Interrupted operations are finished before anything new starts.
-        engine.recover().await?;
-        let report = engine
-            .load_topology(
-                &spec,
-                LoadOptions {
-                    backend: args.backend,
-                },
-            )
-            .await?;
-        tracing::info!(
-            nodes_added = report.nodes_added.len(),
-            devices_added = report.devices_added.len(),
-            "topology loaded"
-        );
-        for failure in &report.failures {
-            tracing::warn!(%failure, "topology: not loaded");
-        }
+        load_topology_file(&engine, path, args.backend).await?;
     }
     Ok(engine)
+}
+
+/// Finish interrupted operations, then load a heketi topology file (nodes
+/// and devices already present are left as they are).
+pub(super) async fn load_topology_file(
+    engine: &Engine,
+    path: &Path,
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let spec = parse_topology(&text).with_context(|| path.display().to_string())?;
+    // Interrupted operations are finished before anything new starts.
+    engine.recover().await?;
+    let report = engine.load_topology(&spec, LoadOptions { backend }).await?;
+    tracing::info!(
+        nodes_added = report.nodes_added.len(),
+        devices_added = report.devices_added.len(),
+        "topology loaded"
+    );
+    for failure in &report.failures {
+        tracing::warn!(%failure, "topology: not loaded");
+    }
+    Ok(())
 }
 
 /// The Kubernetes client, from `--kubeconfig` or the environment.

@@ -6,6 +6,7 @@
 //! every other command, and controller calls go to the same engine and
 //! policies as aplo's own provisioner.
 
+pub mod controller;
 pub mod identity;
 pub mod node;
 pub mod server;
@@ -16,6 +17,7 @@ pub mod proto {
     tonic::include_proto!("csi.v1");
 }
 
+pub use controller::Controller;
 pub use identity::{Identity, Readiness};
 pub use node::{Node, NodeConfig};
 pub use server::{Endpoint, EndpointError};

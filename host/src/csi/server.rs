@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 
+use super::controller::Controller;
 use super::identity::Identity;
 use super::node::Node;
+use super::proto::controller_server::ControllerServer;
 use super::proto::identity_server::IdentityServer;
 use super::proto::node_server::NodeServer;
 
@@ -111,18 +113,29 @@ impl Endpoint {
     }
 }
 
-/// Serve the identity service, and the node service when given, on
-/// `listener` until `shutdown` completes.
+/// The services one server offers: identity always, node and controller
+/// for the roles it plays.
+#[derive(Debug)]
+pub struct Services {
+    /// The identity service.
+    pub identity: Identity,
+    /// The node service (node role).
+    pub node: Option<Node>,
+    /// The controller service (controller role).
+    pub controller: Option<Controller>,
+}
+
+/// Serve `services` on `listener` until `shutdown` completes.
 pub async fn serve(
     endpoint: &Endpoint,
     listener: UnixListener,
-    identity: Identity,
-    node: Option<Node>,
+    services: Services,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), EndpointError> {
     tonic::transport::Server::builder()
-        .add_service(IdentityServer::new(identity))
-        .add_optional_service(node.map(NodeServer::new))
+        .add_service(IdentityServer::new(services.identity))
+        .add_optional_service(services.node.map(NodeServer::new))
+        .add_optional_service(services.controller.map(ControllerServer::new))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await
         .map_err(|source| EndpointError::Serve {

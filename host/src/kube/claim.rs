@@ -178,7 +178,12 @@ pub struct ClassOptions {
 /// Read a StorageClass's host parameters; the policy parameters are left
 /// for the policy registry to check.
 pub fn class_options(class: &StorageClass) -> Result<ClassOptions, String> {
-    let parameters = class.parameters.clone().unwrap_or_default();
+    parameter_options(class.parameters.clone().unwrap_or_default())
+}
+
+/// Read StorageClass parameters (as a class has them, or as a CSI
+/// `CreateVolume` carries them without the sidecar's own keys).
+pub fn parameter_options(parameters: BTreeMap<String, String>) -> Result<ClassOptions, String> {
     let mut policy_parameters = Pairs::new();
     let mut host = BTreeMap::new();
     for (key, value) in parameters {
