@@ -539,7 +539,7 @@ async fn dead_clients_are_reported_and_remounted_and_clients_outlive_the_plugin(
     // Publish alone also recovers: the record on the node says how to
     // mount it.
     kill_client(&staging, true);
-    while client_pids(&staging).len() > 0 {
+    while !client_pids(&staging).is_empty() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     publish(&mut node, &dirs, pv, &target, false).await;
@@ -550,7 +550,7 @@ async fn dead_clients_are_reported_and_remounted_and_clients_outlive_the_plugin(
 
     // --- The plugin's container is killed while the volume is published. ---
     assert!(
-        clients.pids().len() >= 1,
+        !clients.pids().is_empty(),
         "the client runs in the clients' cgroup"
     );
     container.kill_all();
