@@ -200,6 +200,15 @@ impl Plugin {
     /// Wait until the socket answers `Probe` with ready (a positive
     /// signal, not a sleep), and return a node client.
     pub async fn ready(&mut self) -> NodeClient<Channel> {
+        self.ready_identity().await;
+        let url = format!("unix://{}", self.socket.display());
+        NodeClient::connect(url)
+            .await
+            .expect("the node service answers")
+    }
+
+    /// Wait until the socket answers `Probe` with ready.
+    pub async fn ready_identity(&mut self) {
         let url = format!("unix://{}", self.socket.display());
         for _ in 0..300 {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -209,9 +218,7 @@ impl Plugin {
                 && let Ok(reply) = identity.probe(ProbeRequest {}).await
             {
                 assert_eq!(reply.into_inner().ready, Some(true));
-                return NodeClient::connect(url)
-                    .await
-                    .expect("the node service answers");
+                return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
