@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run aplo's whole test suite: host unit and integration tests (sandbox,
 # registry, golden cases through the sandbox, engine, CLI), end-to-end and
-# crash-recovery tests on a real three-node gluster cluster, the provisioner
+# crash-recovery tests on a real three-node gluster cluster, the CSI driver
+# (its node and controller services, and csi-sanity, the Kubernetes CSI
+# conformance suite built from the Go module proxy), the provisioner
 # against the development API server (and on the gluster cluster), the
 # deploy manifests (rendered with kubectl, validated with kubernetes-validate
 # from PyPI in a venv under target/), the policies' native golden tests,
@@ -21,6 +23,9 @@ if ! command -v pvcreate >/dev/null || ! command -v glusterd >/dev/null || ! com
   echo "== installing lvm2, glusterfs-server, xfsprogs, openssh-server and python3-venv from Debian (the tests run the real tools)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lvm2 glusterfs-server glusterfs-client xfsprogs python3-venv openssh-server >/dev/null
 fi
+# Go builds the upstream test peers from source (csi-sanity), cached
+# outside the repository by version (tests/src/peers.rs).
+command -v go >/dev/null || { echo "go is needed to build csi-sanity from the Go module proxy (this machine kind ships Go 1.26)"; exit 1; }
 command -v kubectl >/dev/null || { echo "kubectl is needed to render deploy/ (it ships on these machines; Debian's is too old)"; exit 1; }
 export LVM_SUPPRESS_FD_WARNINGS=1
 
