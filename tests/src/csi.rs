@@ -298,3 +298,164 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
         .filter(|m| m.starts_with(&prefix))
         .collect()
 }
+
+/// aplo's node service served in this process on a unix socket, and a
+/// gRPC client calling it as kubelet does: stage into
+/// `plugins/kubernetes.io/csi/<driver>/<sha256>/globalmount`, publish into
+/// `pods/<uid>/volumes/kubernetes.io~csi/<pv>/mount`, with the PV's volume
+/// handle, attributes and mount options.
+pub struct Kubelet {
+    /// Its directories.
+    pub dirs: PluginDirs,
+    node: NodeClient<Channel>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A PV as the node service sees it.
+#[derive(Debug, Clone)]
+pub struct PvSource {
+    /// `spec.csi.volumeHandle`.
+    pub handle: String,
+    /// `spec.csi.volumeAttributes`.
+    pub attributes: std::collections::HashMap<String, String>,
+    /// `spec.mountOptions`.
+    pub mount_options: Vec<String>,
+}
+
+impl Kubelet {
+    /// Serve the node service under `root` (kubelet's directory is
+    /// `root/kubelet`), running its mounts on this machine.
+    pub async fn start(root: &Path) -> Kubelet {
+        use aplo::csi::{Identity, Node, NodeConfig};
+        use aplo::exec::command::{NodeExecutor, Transport};
+        let dirs = PluginDirs::under(root);
+        let endpoint: aplo::csi::Endpoint =
+            format!("unix://{}/csi.sock", dirs.socket_dir.display())
+                .parse()
+                .expect("an endpoint");
+        let listener = endpoint.bind().expect("the socket binds");
+        let node = Node::new(
+            NodeConfig {
+                node_id: "demo-node".into(),
+                zone: None,
+                kubelet_dir: dirs.kubelet.clone(),
+                state_dir: dirs.state.clone(),
+                log_dir: dirs.logs.clone(),
+                log_level: "WARNING".into(),
+                client_cgroups: Vec::new(),
+            },
+            NodeExecutor::one_shot("demo-node", Transport::Local),
+        );
+        let services = aplo::csi::server::Services {
+            identity: Identity {
+                name: DRIVER.into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                controller: false,
+                checks: Vec::new(),
+            },
+            node: Some(node),
+            controller: None,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let _ = aplo::csi::server::serve(&endpoint, listener, services, async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        let url = format!("unix://{}/csi.sock", dirs.socket_dir.display());
+        let node = NodeClient::connect(url)
+            .await
+            .expect("the node service answers");
+        Kubelet {
+            dirs,
+            node,
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    /// NodeStageVolume, as kubelet calls it for a PV's first pod on the
+    /// node; returns the staging path.
+    pub async fn stage(&mut self, pv: &PvSource) -> Result<PathBuf, tonic::Status> {
+        let staging = self.dirs.staging(&pv.handle);
+        let _ = std::fs::create_dir_all(&staging);
+        self.node
+            .node_stage_volume(aplo::csi::proto::NodeStageVolumeRequest {
+                volume_id: pv.handle.clone(),
+                staging_target_path: staging.display().to_string(),
+                volume_capability: Some(capability(
+                    &pv.mount_options
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>(),
+                )),
+                volume_context: pv.attributes.clone(),
+                ..Default::default()
+            })
+            .await?;
+        Ok(staging)
+    }
+
+    /// NodePublishVolume into pod `pod_uid`'s directory for PV `pv_name`;
+    /// returns the target path the pod's container sees.
+    pub async fn publish(
+        &mut self,
+        pv: &PvSource,
+        pv_name: &str,
+        pod_uid: &str,
+    ) -> Result<PathBuf, tonic::Status> {
+        let target = self.dirs.target(pod_uid, pv_name);
+        let _ = std::fs::create_dir_all(target.parent().expect("a parent"));
+        self.node
+            .node_publish_volume(aplo::csi::proto::NodePublishVolumeRequest {
+                volume_id: pv.handle.clone(),
+                staging_target_path: self.dirs.staging(&pv.handle).display().to_string(),
+                target_path: target.display().to_string(),
+                volume_capability: Some(capability(
+                    &pv.mount_options
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>(),
+                )),
+                readonly: false,
+                volume_context: pv.attributes.clone(),
+                ..Default::default()
+            })
+            .await?;
+        Ok(target)
+    }
+
+    /// NodeUnpublishVolume then NodeUnstageVolume.
+    pub async fn tear_down(
+        &mut self,
+        pv: &PvSource,
+        pv_name: &str,
+        pod_uid: &str,
+    ) -> Result<(), tonic::Status> {
+        self.node
+            .node_unpublish_volume(aplo::csi::proto::NodeUnpublishVolumeRequest {
+                volume_id: pv.handle.clone(),
+                target_path: self.dirs.target(pod_uid, pv_name).display().to_string(),
+            })
+            .await?;
+        self.node
+            .node_unstage_volume(aplo::csi::proto::NodeUnstageVolumeRequest {
+                volume_id: pv.handle.clone(),
+                staging_target_path: self.dirs.staging(&pv.handle).display().to_string(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Stop serving.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}

@@ -3,8 +3,9 @@
 //! stand-in for kube-apiserver, for demos and tests only); aplo's
 //! provisioner provisions it through the StorageClass's policies on three
 //! gluster nodes running in namespaces on this machine (real loop bricks);
-//! the PV binds; the volume is FUSE-mounted and `I love GlusterFS!` is
-//! written and read back. Deleting the claim deletes the volume. Everything
+//! the PV binds; aplo's CSI node service stages and publishes it as kubelet
+//! would (one FUSE mount, a bind mount into the pod's directory), and `I
+//! love GlusterFS!` is written and read back through the published path. Deleting the claim deletes the volume. Everything
 //! is torn down at the end (with `--keep`, after Ctrl-C).
 //!
 //! It needs root (namespaces, loop devices, mounts). Without root it says
@@ -19,10 +20,14 @@ use std::time::Duration;
 use aplo::exec::engine::LoadOptions;
 use aplo::model::format_size;
 use aplo::model::topology::parse_topology;
+use aplo_e2e::Cluster;
+use aplo_e2e::csi::{Kubelet, PvSource};
 use aplo_e2e::kube::{Provisioner, World};
-use aplo_e2e::{Cluster, FuseMount};
 use clap::Parser;
 use kube::api::DeleteParams;
+
+/// The pod the demo publishes the volume into.
+const POD_UID: &str = "0f1e2d3c-demo-pod";
 
 /// Arguments.
 #[derive(Debug, Parser)]
@@ -210,31 +215,58 @@ async fn run(args: Args) -> Result<(), String> {
         .get(&name)
         .await
         .map_err(|e| e.to_string())?;
-    let attributes = pv
+    let csi = pv
         .spec
-        .and_then(|s| s.csi)
-        .and_then(|c| c.volume_attributes)
-        .ok_or("the PV has no CSI volume attributes")?;
-    let host = attributes["hosts"]
-        .split(',')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+        .as_ref()
+        .and_then(|s| s.csi.clone())
+        .ok_or("the PV has no CSI source")?;
+    let source = PvSource {
+        handle: csi.volume_handle.clone(),
+        attributes: csi
+            .volume_attributes
+            .clone()
+            .ok_or("the PV has no CSI volume attributes")?
+            .into_iter()
+            .collect(),
+        mount_options: pv
+            .spec
+            .as_ref()
+            .and_then(|s| s.mount_options.clone())
+            .unwrap_or_default(),
+    };
 
     step(
         started,
         &format!(
-            "4. mounting {host}:/{} with the gluster FUSE client",
-            attributes["volume"]
+            "4. aplo's CSI node service (gRPC on a unix socket) stages {} from {} and publishes it into a pod, as kubelet calls it",
+            source.attributes["volume"], source.attributes["hosts"]
         ),
     );
-    let mount = FuseMount::new(&host, &attributes["volume"])?;
-    let file = mount.path.join("hello.txt");
+    let mut kubelet = Kubelet::start(dir.path()).await;
+    let t = Instant::now();
+    let staging = kubelet
+        .stage(&source)
+        .await
+        .map_err(|e| e.message().to_owned())?;
+    let target = kubelet
+        .publish(&source, &name, POD_UID)
+        .await
+        .map_err(|e| e.message().to_owned())?;
+    println!(
+        "           staged (one FUSE mount) at {}\n           published (a bind mount) at {} in {:.2}s",
+        staging.display(),
+        target.display(),
+        t.elapsed().as_secs_f64()
+    );
+    let file = target.join("index.html");
     std::fs::write(&file, "I love GlusterFS!\n").map_err(|e| e.to_string())?;
     let back = std::fs::read_to_string(&file).map_err(|e| e.to_string())?;
     step(
         started,
-        &format!("5. wrote and read back {}: {}", file.display(), back.trim()),
+        &format!(
+            "5. the pod's volume serves index.html: {} (read back through the published path)",
+            back.trim()
+        ),
     );
     if back != "I love GlusterFS!\n" {
         return Err(format!("read back {back:?}"));
@@ -251,16 +283,24 @@ async fn run(args: Args) -> Result<(), String> {
             other => format!("{other:?}"),
         };
         println!(
-            "\nEverything is up and {} is mounted. Try:\n  \
+            "\nEverything is up and {} is the pod's volume. Try:\n  \
              kubectl --kubeconfig {} describe pvc gluster-claim\n  \
              {enter} gluster volume info {name}\n\
              Press Ctrl-C to delete the claim and tear everything down.",
-            mount.path.display(),
+            target.display(),
             kubeconfig.display()
         );
         let _ = tokio::signal::ctrl_c().await;
     }
-    drop(mount);
+    kubelet
+        .tear_down(&source, &name, POD_UID)
+        .await
+        .map_err(|e| e.message().to_owned())?;
+    kubelet.stop().await;
+    step(
+        started,
+        "the pod is gone: unpublished and unstaged, nothing mounted",
+    );
     step(
         started,
         "deleting the claim: the PV is released, aplo deletes the gluster volume and its bricks",
