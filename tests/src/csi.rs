@@ -77,6 +77,15 @@ impl Drop for Cgroup {
     fn drop(&mut self) {
         self.kill_all();
         let _ = std::fs::remove_dir(&self.dir);
+        // Cgroups of the same name a plugin made in other hierarchies
+        // (`--client-cgroup-root`); empty by now.
+        if let (Some(name), Ok(hierarchies)) =
+            (self.dir.file_name(), std::fs::read_dir("/sys/fs/cgroup"))
+        {
+            for hierarchy in hierarchies.flatten() {
+                let _ = std::fs::remove_dir(hierarchy.path().join(name));
+            }
+        }
     }
 }
 

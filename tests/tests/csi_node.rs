@@ -494,9 +494,19 @@ async fn dead_clients_are_reported_and_remounted_and_clients_outlive_the_plugin(
         cluster_with_volumes("csc", dir.path(), &["csi-c", "csi-d"]).await;
     let dirs = PluginDirs::under(dir.path());
     let clients = Cgroup::new("clients");
+    // The clients' cgroup is made by the plugin under every hierarchy
+    // (`--client-cgroup-root`), with the name of the test's `clients`
+    // cgroup, so that the test sees and cleans up the pids one.
     let survive = vec![
-        "--client-cgroup".to_owned(),
-        clients.dir.display().to_string(),
+        "--client-cgroup-root".to_owned(),
+        "/sys/fs/cgroup".to_owned(),
+        "--client-cgroup-name".to_owned(),
+        clients
+            .dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned(),
     ];
 
     // --- A SIGKILLed client: reported, then mounted again in place. ---

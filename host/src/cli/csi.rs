@@ -67,6 +67,15 @@ pub struct CsiArgs {
     /// v1), so that the clients outlive the plugin's container.
     #[arg(long)]
     pub client_cgroup: Vec<PathBuf>,
+    /// The host's cgroup filesystem as the plugin sees it (e.g.
+    /// `/host/sys/fs/cgroup`): a cgroup named `--client-cgroup-name` is made
+    /// under it (under each hierarchy on cgroup v1, cpuset aside) and mount
+    /// commands move there. Instead of listing `--client-cgroup`s.
+    #[arg(long, conflicts_with = "client_cgroup")]
+    pub client_cgroup_root: Option<PathBuf>,
+    /// The cgroup `--client-cgroup-root` makes.
+    #[arg(long, default_value = "aplo-glusterfs")]
+    pub client_cgroup_name: String,
     /// A heketi topology file loaded at start (controller role); nodes and
     /// devices already present are left as they are.
     #[arg(long, env = "APLO_TOPOLOGY")]
@@ -101,7 +110,11 @@ impl CsiArgs {
         ] {
             anyhow::ensure!(dir.is_absolute(), "{flag} must be an absolute path");
         }
-        for cgroup in &self.client_cgroup {
+        let client_cgroups = match &self.client_cgroup_root {
+            Some(root) => client_cgroups_under(root, &self.client_cgroup_name)?,
+            None => self.client_cgroup.clone(),
+        };
+        for cgroup in &client_cgroups {
             anyhow::ensure!(
                 cgroup.join("cgroup.procs").is_file(),
                 "--client-cgroup {}: not a cgroup directory (no cgroup.procs)",
@@ -115,7 +128,7 @@ impl CsiArgs {
             state_dir: self.state_dir.clone(),
             log_dir: self.client_log_dir.clone(),
             log_level: self.client_log_level.to_ascii_uppercase(),
-            client_cgroups: self.client_cgroup.clone(),
+            client_cgroups,
         })
     }
 
@@ -146,6 +159,52 @@ impl CsiArgs {
             .and_then(|ns| ns.parent()?.parent())
             .map_or_else(|| PathBuf::from("/"), |proc| proc.join("root"))
     }
+}
+
+/// The cgroups named `name` under a cgroup filesystem at `root`, made when
+/// missing: one on cgroup v2; one per hierarchy on v1, except cpuset (whose
+/// new cgroups take no process until their CPUs and memory nodes are set,
+/// and which no container runtime kills by).
+fn client_cgroups_under(root: &Path, name: &str) -> anyhow::Result<Vec<PathBuf>> {
+    anyhow::ensure!(
+        !name.is_empty() && !name.contains('/') && name != "." && name != "..",
+        "--client-cgroup-name '{name}' must be one path element"
+    );
+    let hierarchies: Vec<PathBuf> = if root.join("cgroup.procs").is_file() {
+        vec![root.to_owned()]
+    } else {
+        let entries = std::fs::read_dir(root)
+            .with_context(|| format!("--client-cgroup-root {}", root.display()))?;
+        let mut found = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            // v1 aliases such as cpu -> cpu,cpuacct are symlinks.
+            if entry.file_type()?.is_symlink()
+                || entry.file_name().to_string_lossy().contains("cpuset")
+            {
+                continue;
+            }
+            if entry.path().join("cgroup.procs").is_file() {
+                found.push(entry.path());
+            }
+        }
+        found.sort();
+        found
+    };
+    anyhow::ensure!(
+        !hierarchies.is_empty(),
+        "--client-cgroup-root {}: no cgroup hierarchy there",
+        root.display()
+    );
+    hierarchies
+        .into_iter()
+        .map(|h| {
+            let dir = h.join(name);
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("making cgroup {}", dir.display()))?;
+            Ok(dir)
+        })
+        .collect()
 }
 
 /// The node role is ready when the glusterfs client is installed where
