@@ -1131,3 +1131,232 @@ async fn the_rbac_allows_every_call_of_a_live_run_and_no_more() {
         "granted but never used in a live run: {unused:?}"
     );
 }
+
+#[test]
+fn the_csi_sidecars_overlay_validates_against_the_kubernetes_schemas() {
+    validate("overlays/csi-sidecars", KUBERNETES_VERSION);
+}
+
+/// The container called `name` in a pod spec.
+fn container<'a>(pod: &'a Value, called: &str) -> &'a Value {
+    pod["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == called)
+        .unwrap_or_else(|| panic!("no container {called}"))
+}
+
+/// The value of `--flag=value` in a container's arguments.
+fn flag<'a>(container: &'a Value, flag: &str) -> Option<&'a str> {
+    strings(&container["args"])
+        .into_iter()
+        .find_map(|a| a.strip_prefix(&format!("{flag}=")))
+}
+
+/// Where a container mounts the pod volume `volume`.
+fn mount_path<'a>(container: &'a Value, volume: &str) -> Option<&'a str> {
+    container["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["name"] == volume)
+        .and_then(|m| m["mountPath"].as_str())
+}
+
+/// The pod volume mounted at `path` in a container, by name.
+fn volume_at<'a>(container: &'a Value, path: &str) -> &'a str {
+    container["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| {
+            m["mountPath"] == path
+                || path.starts_with(&format!("{}/", m["mountPath"].as_str().unwrap_or("-")))
+        })
+        .and_then(|m| m["name"].as_str())
+        .unwrap_or_else(|| panic!("nothing mounts {path}"))
+}
+
+/// `aplo` accepts a container's arguments (with `$(VAR)`s expanded) as an
+/// `aplo csi` command line.
+fn assert_csi_command(container: &Value, what: &str) {
+    let mut argv: Vec<String> = vec!["aplo".into()];
+    argv.extend(
+        strings(&container["args"])
+            .iter()
+            .map(|a| a.replace("$(NODE_NAME)", "node-1")),
+    );
+    let cli = aplo::cli::Cli::try_parse_from(&argv)
+        .unwrap_or_else(|e| panic!("{what}: aplo refuses {argv:?}:\n{e}"));
+    assert!(
+        matches!(cli.command, aplo::cli::Command::Csi(_)),
+        "{what}: runs `aplo csi`"
+    );
+}
+
+/// The sidecar images are pinned to a release, not a moving tag.
+fn assert_pinned(container: &Value) {
+    let image = container["image"].as_str().unwrap_or_default();
+    let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or_default();
+    assert!(
+        image.starts_with("registry.k8s.io/sig-storage/")
+            && tag.starts_with('v')
+            && tag.contains('.'),
+        "{image} is not a pinned sig-storage release"
+    );
+}
+
+#[test]
+fn the_csi_driver_and_node_plugin_match_what_kubelet_needs() {
+    for dir in ["base", "overlays/in-tree", "overlays/csi-sidecars"] {
+        let objects = render(dir);
+        let driver = only(&objects, "CSIDriver", PROVISIONER);
+        let spec = &driver["spec"];
+        assert_eq!(spec["attachRequired"], false, "deploy/{dir}");
+        assert_eq!(strings(&spec["volumeLifecycleModes"]), ["Persistent"]);
+        // The volume's gid gives non-root pods write access; kubelet never
+        // chowns a shared filesystem (README, "Non-root pods").
+        assert_eq!(spec["fsGroupPolicy"], "None");
+
+        let daemonset = only(&objects, "DaemonSet", "aplo-csi-node");
+        assert_eq!(namespace(daemonset), NAMESPACE);
+        let pod = &daemonset["spec"]["template"]["spec"];
+        // The FUSE clients outlive the plugin: host PID namespace, mounts
+        // in the host's mount namespace, clients in their own cgroup.
+        assert_eq!(pod["hostPID"], true, "deploy/{dir}");
+        let aplo = container(pod, "aplo");
+        assert_csi_command(aplo, &format!("deploy/{dir}: the node plugin"));
+        assert_eq!(strings(&aplo["args"])[..2], ["csi", "--role=node"]);
+        assert_eq!(flag(aplo, "--mount-namespace"), Some("/proc/1/ns/mnt"));
+        let cgroups = flag(aplo, "--client-cgroup-root").expect("--client-cgroup-root");
+        assert_eq!(aplo["securityContext"]["privileged"], true);
+        let hostpath = |volume: &str| -> String {
+            pod["volumes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|v| v["name"] == volume)
+                .and_then(|v| v["hostPath"]["path"].as_str())
+                .unwrap_or_else(|| panic!("volume {volume} is not a hostPath"))
+                .to_owned()
+        };
+        assert_eq!(hostpath(volume_at(aplo, cgroups)), "/sys/fs/cgroup");
+        // kubelet's paths are the host's, and mounts must reach the host.
+        let kubelet = aplo["volumeMounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["mountPath"] == "/var/lib/kubelet")
+            .expect("/var/lib/kubelet is mounted");
+        assert_eq!(kubelet["mountPropagation"], "Bidirectional");
+        assert_eq!(
+            hostpath(kubelet["name"].as_str().unwrap()),
+            "/var/lib/kubelet"
+        );
+        assert_eq!(flag(aplo, "--kubelet-dir"), Some("/var/lib/kubelet"));
+        assert_eq!(hostpath(volume_at(aplo, "/dev")), "/dev");
+        // The stage records and client logs outlive the pod; the records
+        // are not next to the socket.
+        for (flag_name, what) in [("--state-dir", "state"), ("--client-log-dir", "logs")] {
+            let path = flag(aplo, flag_name).unwrap_or_else(|| panic!("{flag_name}"));
+            let volume = volume_at(aplo, path);
+            assert!(hostpath(volume).starts_with('/'), "{what} on a hostPath");
+            assert_ne!(volume, "plugin-dir", "{what} next to the socket");
+        }
+        // The socket: aplo serves it, the registrar tells kubelet its
+        // host path, livenessprobe probes it.
+        let endpoint = flag(aplo, "--endpoint").expect("--endpoint");
+        let socket = endpoint.strip_prefix("unix://").expect("a unix endpoint");
+        let socket_volume = volume_at(aplo, socket);
+        let registrar = container(pod, "node-driver-registrar");
+        let probe = container(pod, "livenessprobe");
+        for sidecar in [registrar, probe] {
+            assert_pinned(sidecar);
+            let address = flag(sidecar, "--csi-address").expect("--csi-address");
+            assert_eq!(volume_at(sidecar, address), socket_volume);
+            assert_eq!(
+                address.strip_prefix(mount_path(sidecar, socket_volume).unwrap()),
+                socket.strip_prefix(mount_path(aplo, socket_volume).unwrap())
+            );
+        }
+        assert_eq!(
+            flag(registrar, "--kubelet-registration-path"),
+            Some(format!("{}/csi.sock", hostpath(socket_volume)).as_str())
+        );
+        assert_eq!(
+            hostpath(socket_volume),
+            format!("/var/lib/kubelet/plugins/{PROVISIONER}")
+        );
+        assert_eq!(
+            mount_path(registrar, "registration-dir"),
+            Some("/registration")
+        );
+        assert_eq!(
+            hostpath("registration-dir"),
+            "/var/lib/kubelet/plugins_registry"
+        );
+        assert_eq!(
+            aplo["livenessProbe"]["httpGet"]["port"], "healthz",
+            "deploy/{dir}"
+        );
+        assert_eq!(flag(probe, "--health-port"), Some("9808"));
+    }
+}
+
+#[test]
+fn the_csi_sidecars_overlay_runs_the_controller_role_behind_the_stock_sidecars() {
+    let objects = render("overlays/csi-sidecars");
+    let deployment = only(&objects, "Deployment", "aplo");
+    assert_eq!(deployment["spec"]["replicas"], 1, "one writer of the store");
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let aplo = container(pod, "aplo");
+    assert_csi_command(aplo, "the controller");
+    assert_eq!(strings(&aplo["args"])[..2], ["csi", "--role=controller"]);
+    assert_eq!(flag(aplo, "--driver-name"), Some(PROVISIONER));
+    let socket = flag(aplo, "--endpoint")
+        .and_then(|e| e.strip_prefix("unix://"))
+        .expect("a unix endpoint");
+    let socket_volume = volume_at(aplo, socket);
+    let provisioner = container(pod, "csi-provisioner");
+    assert!(
+        strings(&provisioner["args"]).contains(&"--extra-create-metadata"),
+        "quota policies need the claim's name and namespace"
+    );
+    for name in ["csi-provisioner", "csi-resizer", "livenessprobe"] {
+        let sidecar = container(pod, name);
+        assert_pinned(sidecar);
+        let address = flag(sidecar, "--csi-address").expect("--csi-address");
+        assert_eq!(volume_at(sidecar, address), socket_volume, "{name}");
+    }
+    // `aplo serve` does not run: nothing may call it.
+    assert_eq!(
+        of_kind(&objects, "ValidatingWebhookConfiguration").count(),
+        0
+    );
+    assert_eq!(of_kind(&objects, "Service").count(), 0);
+    assert!(pod_references(pod).iter().all(|(_, n)| n != WEBHOOK_SECRET));
+    assert_eq!(aplo["livenessProbe"]["httpGet"]["port"], "healthz");
+    assert!(aplo.get("readinessProbe").is_none_or(Value::is_null));
+    // The sidecars can do their work: PVs, claims, leases.
+    let roles: Vec<&Value> = of_kind(&objects, "ClusterRole").collect();
+    let all: BTreeSet<Grant> = roles.iter().flat_map(|r| grants(r)).collect();
+    for (group, resource, verb) in [
+        ("", "persistentvolumes", "create"),
+        ("", "persistentvolumes", "delete"),
+        ("", "persistentvolumeclaims", "update"),
+        ("", "persistentvolumeclaims/status", "patch"),
+        ("storage.k8s.io", "storageclasses", "get"),
+        ("storage.k8s.io", "csinodes", "get"),
+    ] {
+        assert!(
+            all.contains(&(group.to_owned(), resource.to_owned(), verb.to_owned())),
+            "no ClusterRole grants {verb} {resource}"
+        );
+    }
+    assert!(
+        !roles.iter().any(|r| name(r) == "aplo-provisioner"),
+        "the provisioner loop's RBAC is not needed"
+    );
+}
