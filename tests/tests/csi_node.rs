@@ -530,26 +530,45 @@ async fn dead_clients_are_reported_and_remounted_and_clients_outlive_the_plugin(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(dead(&seen), "the dead client's mount: {seen:?}");
+    // Stats report it, and mount it again in place: staged mount from the
+    // node's record, the target bound anew.
     let reply = stats(&mut node, pv, &target).await;
     assert!(abnormal(&reply), "{reply:?}");
     let message = &reply.volume_condition.as_ref().unwrap().message;
     assert!(
-        message.contains("client of this mount is gone"),
+        message.contains("client of this mount is gone")
+            && message.contains("mounted again in place"),
         "{message}"
     );
-    // kubelet retries stage and publish: both mount again in place.
-    stage(&mut node, &dirs, pv).await;
-    publish(&mut node, &dirs, pv, &target, false).await;
+    assert!(
+        !reply.usage.is_empty(),
+        "usage after the remount: {reply:?}"
+    );
     assert_eq!(
         read(&target, "index.html"),
         Ok("I love GlusterFS!\n".into())
     );
     let reply = stats(&mut node, pv, &target).await;
     assert!(!abnormal(&reply), "{reply:?}");
-    // Publish alone also recovers: the record on the node says how to
-    // mount it.
+
+    // The client and its helper killed: the staged mount stays, dead.
+    // kubelet retries stage and publish: both mount again in place.
     kill_client(&staging, true);
     while !client_pids(&staging).is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(dead(&read(&target, "index.html")));
+    stage(&mut node, &dirs, pv).await;
+    publish(&mut node, &dirs, pv, &target, false).await;
+    assert_eq!(
+        read(&target, "index.html"),
+        Ok("I love GlusterFS!\n".into())
+    );
+
+    // Publish alone also recovers: the record on the node says how to
+    // mount it.
+    kill_client(&staging, false);
+    while !dead(&read(&target, "index.html")) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     publish(&mut node, &dirs, pv, &target, false).await;

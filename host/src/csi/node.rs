@@ -81,8 +81,8 @@ enum Health {
     /// A mount that answers.
     Healthy(MountEntry),
     /// A mount whose client is gone (ENOTCONN, ESTALE, EIO, EHOSTDOWN) or
-    /// that did not answer in time.
-    Stale(String),
+    /// that did not answer in time: why, and whether it was read-only.
+    Stale(String, bool),
 }
 
 fn invalid(e: MountError) -> Status {
@@ -186,17 +186,14 @@ impl Node {
                 .pop()
                 .ok_or_else(|| Status::internal("findmnt listed no mount"))?,
         };
-        let probe = path.to_owned();
-        let stat = tokio::time::timeout(
-            STAT_TIMEOUT,
-            tokio::task::spawn_blocking(move || rustix::fs::statvfs(&probe)),
-        )
-        .await;
-        Ok(match stat {
-            Err(_) => Health::Stale(format!("statvfs did not answer in {STAT_TIMEOUT:?}")),
-            Ok(Err(join)) => return Err(Status::internal(join.to_string())),
-            Ok(Ok(Ok(_))) => Health::Healthy(entry),
-            Ok(Ok(Err(errno))) => Health::Stale(format!("statvfs: {errno}")),
+        let read_only = entry.read_only();
+        Ok(match statvfs(path).await {
+            Ok(_) => Health::Healthy(entry),
+            Err(Some(errno)) => Health::Stale(format!("statvfs: {errno}"), read_only),
+            Err(None) => Health::Stale(
+                format!("statvfs did not answer in {STAT_TIMEOUT:?}"),
+                read_only,
+            ),
         })
     }
 
@@ -253,6 +250,50 @@ impl Node {
         }
     }
 
+    /// Bind the staged mount into `target`, made if missing, read-only when
+    /// asked; a failed read-only remount leaves nothing mounted.
+    async fn bind_target(
+        &self,
+        staging: &Path,
+        target: &Path,
+        read_only: bool,
+    ) -> Result<(), Status> {
+        std::fs::create_dir_all(target)
+            .map_err(|e| Status::internal(format!("{}: {e}", target.display())))?;
+        let bind = mount::bind(staging, target).map_err(invalid)?;
+        self.exec.run(&bind).await.map_err(internal)?;
+        if read_only {
+            let ro = mount::remount_read_only(target).map_err(invalid)?;
+            if let Err(e) = self.exec.run(&ro).await {
+                let _ = self.unmount(target, false).await;
+                return Err(internal(e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Mount a published volume whose client died again in place: the
+    /// staged mount from its record, then the target bound to it anew
+    /// (read-only if it was).
+    async fn remount_published(&self, volume_id: &str, target: &Path) -> Result<(), Status> {
+        let record = self.load(volume_id).ok_or_else(|| {
+            Status::failed_precondition(format!(
+                "no stage record for volume {volume_id} on this node"
+            ))
+        })?;
+        self.stage(&record).await?;
+        let read_only = match self.health(target).await? {
+            Health::Healthy(_) => return Ok(()),
+            Health::Stale(_, read_only) => {
+                self.unmount(target, true).await?;
+                read_only
+            }
+            Health::Unmounted => record.flags.iter().any(|f| f == "ro"),
+        };
+        self.bind_target(&record.staging_path, target, read_only)
+            .await
+    }
+
     fn save(&self, record: &StageRecord) -> Result<(), Status> {
         let io = |e: std::io::Error| {
             Status::internal(format!("{}: {e}", self.config.state_dir.display()))
@@ -291,7 +332,7 @@ impl Node {
                     )))
                 };
             }
-            Health::Stale(why) => {
+            Health::Stale(why, _) => {
                 tracing::warn!(path = %record.staging_path.display(), %why, "remounting a stale staged volume");
                 self.unmount(&record.staging_path, true).await?;
             }
@@ -302,6 +343,41 @@ impl Node {
         self.mount_volume(record).await?;
         self.save(record)
     }
+}
+
+/// `statvfs` of a path off the reactor: `Err(None)` when it did not answer
+/// within [`STAT_TIMEOUT`] (a hung mount).
+async fn statvfs(path: &Path) -> Result<rustix::fs::StatVfs, Option<rustix::io::Errno>> {
+    let probe = path.to_owned();
+    match tokio::time::timeout(
+        STAT_TIMEOUT,
+        tokio::task::spawn_blocking(move || rustix::fs::statvfs(&probe)),
+    )
+    .await
+    {
+        Ok(Ok(result)) => result.map_err(Some),
+        Ok(Err(_)) | Err(_) => Err(None),
+    }
+}
+
+/// Bytes and inodes from a `statvfs`.
+fn usage(s: &rustix::fs::StatVfs) -> Vec<VolumeUsage> {
+    let frsize = s.f_frsize;
+    let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    vec![
+        VolumeUsage {
+            total: clamp(s.f_blocks.saturating_mul(frsize)),
+            available: clamp(s.f_bavail.saturating_mul(frsize)),
+            used: clamp(s.f_blocks.saturating_sub(s.f_bfree).saturating_mul(frsize)),
+            unit: Unit::Bytes as i32,
+        },
+        VolumeUsage {
+            total: clamp(s.f_files),
+            available: clamp(s.f_ffree),
+            used: clamp(s.f_files.saturating_sub(s.f_ffree)),
+            unit: Unit::Inodes as i32,
+        },
+    ]
 }
 
 /// The last `lines` lines a file gained past byte `from`, or a note that
@@ -357,7 +433,7 @@ impl node_server::Node for Node {
         match self.health(&staging_path).await? {
             Health::Unmounted => {}
             Health::Healthy(_) => self.unmount(&staging_path, false).await?,
-            Health::Stale(_) => self.unmount(&staging_path, true).await?,
+            Health::Stale(..) => self.unmount(&staging_path, true).await?,
         }
         let _ = std::fs::remove_file(self.record_path(volume_id));
         Ok(Response::new(NodeUnstageVolumeResponse {}))
@@ -378,7 +454,7 @@ impl node_server::Node for Node {
         }
         let staging_path = self.inside("staging_target_path", &r.staging_target_path)?;
         // A staged mount whose client died is mounted again first.
-        if let Health::Stale(_) | Health::Unmounted = self.health(&staging_path).await? {
+        if let Health::Stale(..) | Health::Unmounted = self.health(&staging_path).await? {
             let record = match self.load(&volume_id) {
                 Some(record) => record,
                 None => {
@@ -409,20 +485,11 @@ impl node_server::Node for Node {
                     }
                 )));
             }
-            Health::Stale(_) => self.unmount(&target, true).await?,
+            Health::Stale(..) => self.unmount(&target, true).await?,
             Health::Unmounted => {}
         }
-        std::fs::create_dir_all(&target)
-            .map_err(|e| Status::internal(format!("{}: {e}", target.display())))?;
-        let bind = mount::bind(&staging_path, &target).map_err(invalid)?;
-        self.exec.run(&bind).await.map_err(internal)?;
-        if r.readonly || flags.iter().any(|f| f == "ro") {
-            let ro = mount::remount_read_only(&target).map_err(invalid)?;
-            if let Err(e) = self.exec.run(&ro).await {
-                let _ = self.unmount(&target, false).await;
-                return Err(internal(e));
-            }
-        }
+        let read_only = r.readonly || flags.iter().any(|f| f == "ro");
+        self.bind_target(&staging_path, &target, read_only).await?;
         Ok(Response::new(NodePublishVolumeResponse {}))
     }
 
@@ -436,7 +503,7 @@ impl node_server::Node for Node {
         match self.health(&target).await? {
             Health::Unmounted => {}
             Health::Healthy(_) => self.unmount(&target, false).await?,
-            Health::Stale(_) => self.unmount(&target, true).await?,
+            Health::Stale(..) => self.unmount(&target, true).await?,
         }
         match std::fs::remove_dir(&target) {
             Ok(()) => {}
@@ -459,58 +526,44 @@ impl node_server::Node for Node {
                 path.display()
             )));
         }
-        let probe = path.clone();
-        let stat = tokio::time::timeout(
-            STAT_TIMEOUT,
-            tokio::task::spawn_blocking(move || rustix::fs::statvfs(&probe)),
-        )
-        .await;
         let condition =
             |abnormal: bool, message: String| Some(VolumeCondition { abnormal, message });
-        match stat {
-            Ok(Ok(Ok(s))) => {
-                let frsize = s.f_frsize;
-                let bytes = VolumeUsage {
-                    total: (s.f_blocks * frsize) as i64,
-                    available: (s.f_bavail * frsize) as i64,
-                    used: (s.f_blocks.saturating_sub(s.f_bfree) * frsize) as i64,
-                    unit: Unit::Bytes as i32,
-                };
-                let inodes = VolumeUsage {
-                    total: s.f_files as i64,
-                    available: s.f_ffree as i64,
-                    used: s.f_files.saturating_sub(s.f_ffree) as i64,
-                    unit: Unit::Inodes as i32,
-                };
-                Ok(Response::new(NodeGetVolumeStatsResponse {
-                    usage: vec![bytes, inodes],
+        let why = match statvfs(&path).await {
+            Ok(s) => {
+                return Ok(Response::new(NodeGetVolumeStatsResponse {
+                    usage: usage(&s),
                     volume_condition: condition(false, "the mount answers".into()),
-                }))
+                }));
             }
-            Ok(Ok(Err(errno))) if errno == rustix::io::Errno::NOENT => {
-                Err(Status::not_found(format!(
+            Err(Some(errno)) if errno == rustix::io::Errno::NOENT => {
+                return Err(Status::not_found(format!(
                     "volume {volume_id} is not published at '{}'",
                     path.display()
-                )))
+                )));
             }
-            other => {
-                let why = match other {
-                    Err(_) => format!("statvfs did not answer in {STAT_TIMEOUT:?}"),
-                    Ok(Err(join)) => join.to_string(),
-                    Ok(Ok(Err(errno))) => format!("statvfs: {errno}"),
-                    Ok(Ok(Ok(_))) => unreachable!("handled above"),
-                };
-                Ok(Response::new(NodeGetVolumeStatsResponse {
-                    usage: Vec::new(),
-                    volume_condition: condition(
-                        true,
-                        format!(
-                            "the gluster client of this mount is gone ({why}); staging or publishing it again remounts it"
-                        ),
-                    ),
-                }))
-            }
-        }
+            Err(Some(errno)) => format!("statvfs: {errno}"),
+            Err(None) => format!("statvfs did not answer in {STAT_TIMEOUT:?}"),
+        };
+        tracing::warn!(volume = volume_id, path = %path.display(), %why, "remounting a published volume whose client is gone");
+        let (outcome, usage) = match self.remount_published(volume_id, &path).await {
+            Ok(()) => (
+                "it was mounted again in place; containers see the new mount only with \
+                 mountPropagation HostToContainer, others need a restart"
+                    .to_owned(),
+                statvfs(&path).await.map(|s| usage(&s)).unwrap_or_default(),
+            ),
+            Err(e) => (
+                format!("mounting it again failed: {}", e.message()),
+                Vec::new(),
+            ),
+        };
+        Ok(Response::new(NodeGetVolumeStatsResponse {
+            usage,
+            volume_condition: condition(
+                true,
+                format!("the gluster client of this mount is gone ({why}); {outcome}"),
+            ),
+        }))
     }
 
     async fn node_expand_volume(
