@@ -61,8 +61,24 @@ async fn claims_become_real_gluster_volumes_and_go_without_leftovers() {
     pv_names.sort();
     assert_eq!(gluster, pv_names, "each PV is a real gluster volume");
 
-    // Mount each from the hosts its PV names, and write to it.
+    // Each volume has a group of its own, from the in-tree default range,
+    // named on its PV for kubelet (heketi's and the in-tree plugin's way
+    // to let non-root pods write).
+    let mut gids: Vec<u32> = pvs
+        .iter()
+        .map(|pv| {
+            pv.metadata.annotations.as_ref().unwrap()["pv.beta.kubernetes.io/gid"]
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    gids.sort();
+    assert_eq!(gids, vec![2000, 2001, 2002, 2003]);
+
+    // Mount each from the hosts its PV names, and write to it: as root,
+    // and as a non-root user whose only way in is the volume's group.
     for pv in &pvs {
+        let gid = &pv.metadata.annotations.as_ref().unwrap()["pv.beta.kubernetes.io/gid"];
         let csi = pv.spec.as_ref().unwrap().csi.as_ref().unwrap();
         let attributes = csi.volume_attributes.as_ref().unwrap();
         let host = attributes["hosts"].split(',').next().unwrap();
@@ -74,6 +90,21 @@ async fn claims_become_real_gluster_volumes_and_go_without_leftovers() {
             "I love GlusterFS!\n"
         );
         assert!(mount.size() >= 250 << 20, "{} bytes", mount.size());
+        let as_pod = |groups: &str| {
+            std::process::Command::new("setpriv")
+                .args([
+                    "--reuid=4321",
+                    "--regid=4321",
+                    &format!("--groups={groups}"),
+                ])
+                .args(["sh", "-c", "echo from-a-pod > \"$0/pod.txt\""])
+                .arg(&mount.path)
+                .status()
+                .expect("setpriv runs")
+                .success()
+        };
+        assert!(!as_pod("4321"), "a user outside the group cannot write");
+        assert!(as_pod(gid), "a user in the volume's group {gid} writes");
     }
 
     for name in &names {

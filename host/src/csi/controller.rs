@@ -227,7 +227,7 @@ fn policy_request(
     parameters: &HashMap<String, String>,
     bytes: u64,
     modes: Vec<AccessMode>,
-) -> Result<(crate::model::Pairs, Claim), Status> {
+) -> Result<(crate::model::Pairs, Claim, (u32, u32)), Status> {
     let class: BTreeMap<String, String> = parameters
         .iter()
         .filter(|(k, _)| !k.starts_with(SIDECAR_PREFIX))
@@ -251,7 +251,7 @@ fn policy_request(
         requested_bytes: bytes,
         access_modes: modes,
     };
-    Ok((options.policy_parameters, claim))
+    Ok((options.policy_parameters, claim, options.gid_range))
 }
 
 /// The zone the scheduler prefers, from the first preferred (else
@@ -286,7 +286,7 @@ impl controller_server::Controller for Controller {
         }
         let (bytes, limit) = wanted_bytes(r.capacity_range.as_ref())?;
         let name = volume_name(csi_name);
-        let (parameters, claim) = policy_request(csi_name, &r.parameters, bytes, modes)?;
+        let (parameters, claim, gid_range) = policy_request(csi_name, &r.parameters, bytes, modes)?;
         let record = match self.engine.volume(&name) {
             Ok((volume, _)) => {
                 if !fits(volume.bytes, bytes, limit) {
@@ -317,6 +317,7 @@ impl controller_server::Controller for Controller {
                         claim: Some(claim),
                         preferred_zone: preferred_zone(r.accessibility_requirements.as_ref()),
                         preferred_node: None,
+                        gid_range: Some(gid_range),
                     })
                     .await
                     .map_err(status)?;

@@ -199,6 +199,18 @@ pub async fn create_dir_brick(
     finish_brick(node, root, brick, volume).await
 }
 
+/// Give a brick directory (the volume's root on that brick) the volume's
+/// group, group write and setgid (mode 2775), as heketi did for a volume
+/// with a gid: members of the group may write, and what they make keeps
+/// the group.
+pub async fn give_group(node: &dyn Executor, dir: &Path, gid: u32) -> Result<(), BrickError> {
+    node.run(&Cmd::new("chown").arg(format!(":{gid}")).arg(path(dir)))
+        .await?;
+    node.run(&Cmd::new("chmod").arg("2775").arg(path(dir)))
+        .await?;
+    Ok(())
+}
+
 /// Remove a `dir` brick and everything in it. Safe to repeat.
 pub async fn destroy_dir_brick(
     node: &dyn Executor,

@@ -29,7 +29,7 @@ pub use self::faults::Faults;
 pub use self::recover::RecoveryReport;
 pub use self::replace::Evacuation;
 pub use self::topology::{LoadOptions, LoadReport};
-pub use self::volume::CreateRequest;
+pub use self::volume::{CreateRequest, OWNER_GID};
 
 use super::driver::{Driver, DriverError};
 use crate::model::paths::BrickRoot;

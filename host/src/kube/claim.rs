@@ -32,7 +32,21 @@ pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
 /// StorageClass parameters the host reads itself (the rest choose and
 /// configure policies).
-const HOST_PARAMETERS: [&str; 3] = ["volumeSource", "endpoints", "endpointsNamespace"];
+const HOST_PARAMETERS: [&str; 5] = [
+    "volumeSource",
+    "endpoints",
+    "endpointsNamespace",
+    "gidMin",
+    "gidMax",
+];
+
+/// The in-tree glusterfs provisioner's default gid range, kept for classes
+/// that name none.
+pub const DEFAULT_GID_RANGE: (u32, u32) = (2000, 2_147_483_647);
+
+/// The PV annotation kubelet reads to add a supplemental group to the pods
+/// that use the volume (any volume type, CSI too).
+pub const ANN_GID: &str = "pv.beta.kubernetes.io/gid";
 
 /// The PV (and gluster volume) name for a claim: `pvc-<uid>`, so that a
 /// retry or a restart can never make a second volume for the same claim.
@@ -173,6 +187,8 @@ pub struct ClassOptions {
     pub source: VolumeSource,
     /// The parameters that choose and configure policies (for the engine).
     pub policy_parameters: Pairs,
+    /// The range each volume's own gid comes from (`gidMin`, `gidMax`).
+    pub gid_range: (u32, u32),
 }
 
 /// Read a StorageClass's host parameters; the policy parameters are left
@@ -224,9 +240,36 @@ pub fn parameter_options(parameters: BTreeMap<String, String>) -> Result<ClassOp
             ));
         }
     };
+    let gid = |key: &str, default: u32| -> Result<u32, String> {
+        match host.get(key) {
+            None => Ok(default),
+            Some(text) => text
+                .parse::<u32>()
+                .ok()
+                .filter(|g| (1..=DEFAULT_GID_RANGE.1).contains(g))
+                .ok_or_else(|| {
+                    format!(
+                        "StorageClass parameter {key} is '{}'; it must be a group id from 1 to {}",
+                        text.escape_default(),
+                        DEFAULT_GID_RANGE.1
+                    )
+                }),
+        }
+    };
+    let gid_range = (
+        gid("gidMin", DEFAULT_GID_RANGE.0)?,
+        gid("gidMax", DEFAULT_GID_RANGE.1)?,
+    );
+    if gid_range.0 > gid_range.1 {
+        return Err(format!(
+            "StorageClass parameters gidMin {} and gidMax {}: gidMin must not be above gidMax",
+            gid_range.0, gid_range.1
+        ));
+    }
     Ok(ClassOptions {
         source,
         policy_parameters,
+        gid_range,
     })
 }
 
@@ -336,6 +379,8 @@ pub struct Backend {
     pub bytes: u64,
     /// The gluster servers to mount from, first one first.
     pub hosts: Vec<String>,
+    /// The volume's own group id, if it has one.
+    pub gid: Option<u32>,
 }
 
 /// The PV for a provisioned claim.
@@ -386,10 +431,11 @@ pub fn build_pv(
     PersistentVolume {
         metadata: ObjectMeta {
             name: Some(backend.name.clone()),
-            annotations: Some(BTreeMap::from([(
-                ANN_PROVISIONED_BY.to_owned(),
-                provisioner.to_owned(),
-            )])),
+            annotations: Some(
+                std::iter::once((ANN_PROVISIONED_BY.to_owned(), provisioner.to_owned()))
+                    .chain(backend.gid.map(|gid| (ANN_GID.to_owned(), gid.to_string())))
+                    .collect(),
+            ),
             finalizers: Some(vec![FINALIZER.to_owned()]),
             ..ObjectMeta::default()
         },

@@ -315,6 +315,7 @@ async fn provision(
                 claim: Some(request.claim.clone()),
                 preferred_zone,
                 preferred_node: request.selected_node.clone(),
+                gid_range: Some(options.gid_range),
             })
             .await
             .map_err(engine_error)?,
@@ -326,6 +327,10 @@ async fn provision(
         name: record.name.clone(),
         bytes: record.bytes,
         hosts: ctx.engine.volume_hosts(record.id),
+        gid: record
+            .options
+            .get(crate::exec::engine::OWNER_GID)
+            .and_then(|g| g.parse().ok()),
     };
     let pv = claim::build_pv(&ctx.settings.provisioner, claim, class, &options, &backend);
     let pvs: Api<PersistentVolume> = Api::all(ctx.client.clone());

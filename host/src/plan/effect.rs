@@ -33,6 +33,10 @@ pub struct Placed {
     pub device: DeviceRecord,
     /// The brick (for a grow, with its new size).
     pub brick: BrickRecord,
+    /// The volume's own group id (`storage.owner-gid`), if it has one: the
+    /// brick directory gets that group, group write and setgid, as heketi
+    /// made it.
+    pub gid: Option<u32>,
 }
 
 /// A gluster volume and the nodes its commands may run on, in order of

@@ -213,10 +213,16 @@ pub fn placed(snapshot: &Snapshot, brick: &BrickRecord) -> Result<Placed, String
             brick.id, brick.node
         )
     })?;
+    let gid = snapshot
+        .volumes
+        .get(&brick.volume)
+        .and_then(|v| v.options.get("storage.owner-gid"))
+        .and_then(|g| g.parse().ok());
     Ok(Placed {
         node: node.clone(),
         device: device.clone(),
         brick: brick.clone(),
+        gid,
     })
 }
 

@@ -307,15 +307,27 @@ impl CommandDriver {
         let node: &dyn Executor = exec.as_ref();
         let (brick, volume, bytes) = (p.brick.id, p.brick.volume, p.brick.bytes);
         match (effect, p.device.backend) {
-            (Effect::CreateBrick(_), Backend::Loop) => {
-                brick::create_loop_brick(node, &Self::root(&p.device)?, brick, volume, bytes)
-                    .await?;
-            }
-            (Effect::CreateBrick(_), Backend::Dir) => {
-                brick::create_dir_brick(node, &Self::root(&p.device)?, brick, volume).await?;
-            }
-            (Effect::CreateBrick(_), Backend::LvmThin) => {
-                brick::create_lvm_brick(node, &self.lvm_brick(p)).await?;
+            (Effect::CreateBrick(_), backend) => {
+                let dir = match backend {
+                    Backend::Loop => {
+                        brick::create_loop_brick(
+                            node,
+                            &Self::root(&p.device)?,
+                            brick,
+                            volume,
+                            bytes,
+                        )
+                        .await?
+                    }
+                    Backend::Dir => {
+                        brick::create_dir_brick(node, &Self::root(&p.device)?, brick, volume)
+                            .await?
+                    }
+                    Backend::LvmThin => brick::create_lvm_brick(node, &self.lvm_brick(p)).await?,
+                };
+                if let Some(gid) = p.gid {
+                    brick::give_group(node, &dir, gid).await?;
+                }
             }
             (Effect::GrowBrick(_), Backend::Loop) => {
                 brick::grow_loop_brick(node, &Self::root(&p.device)?, brick, volume, bytes).await?;

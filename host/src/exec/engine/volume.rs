@@ -35,6 +35,29 @@ pub struct CreateRequest {
     pub preferred_zone: Option<String>,
     /// Preferred node (manage hostname) for the first brick of each set.
     pub preferred_node: Option<String>,
+    /// Give the volume a group id of its own from this range (inclusive),
+    /// as the `storage.owner-gid` option: the lowest one no other volume
+    /// has. Members of that group (a pod's supplemental group, which
+    /// kubelet adds from the PV's `pv.beta.kubernetes.io/gid`) may write,
+    /// as with heketi and the in-tree glusterfs plugin.
+    pub gid_range: Option<(u32, u32)>,
+}
+
+/// The option that holds a volume's group id.
+pub const OWNER_GID: &str = "storage.owner-gid";
+
+/// The lowest gid in `range` that no volume in `s` has.
+fn free_gid(s: &crate::model::storage::Snapshot, (low, high): (u32, u32)) -> Result<u32, String> {
+    let taken: std::collections::BTreeSet<u32> = s
+        .volumes
+        .values()
+        .filter_map(|v| v.options.get(OWNER_GID)?.parse().ok())
+        .collect();
+    (low..=high)
+        .find(|gid| !taken.contains(gid))
+        .ok_or_else(|| {
+            format!("every gid from {low} to {high} is taken by a volume (widen gidMin/gidMax)")
+        })
 }
 
 pub(super) fn refused<T>(
@@ -237,6 +260,13 @@ impl Engine {
             requested_bytes: request.bytes,
             access_modes: Vec::new(),
         });
+        if let Some((low, high)) = request.gid_range
+            && (low == 0 || low > high)
+        {
+            return Err(EngineError::Invalid(format!(
+                "the gid range {low} to {high} is empty or starts at 0 (root's group)"
+            )));
+        }
         let known = self.option_names().await;
         let decision = refused(
             set.durability_async(claim.clone(), known).await?,
@@ -309,6 +339,13 @@ impl Engine {
                 })
                 .map_err(EngineError::Invalid)?;
             new.volume.parameters = request.parameters.clone();
+            // Chosen under the planning lock, so two creates never share one.
+            if let Some(range) = request.gid_range {
+                let gid = self
+                    .with_state(|s| free_gid(s, range))
+                    .map_err(EngineError::Invalid)?;
+                new.volume.options.insert(OWNER_GID.into(), gid.to_string());
+            }
             let operation = OperationRecord {
                 id: self.ids.next(),
                 operation: Operation::CreateVolume { volume: id },
