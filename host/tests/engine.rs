@@ -1192,3 +1192,66 @@ async fn concurrent_creates_never_overcommit_a_device() {
     }
     setup.assert_consistent();
 }
+
+#[tokio::test]
+async fn volumes_get_the_lowest_free_gid_of_their_range() {
+    let setup = Setup::new().await;
+    let engine = setup.engine(Trouble::None);
+    let with_gid = |name: &str, range: (u32, u32)| CreateRequest {
+        gid_range: Some(range),
+        ..request(name, GIB)
+    };
+    let gid =
+        |v: &aplo::model::storage::VolumeRecord| v.options[aplo::exec::engine::OWNER_GID].clone();
+    let a = engine
+        .create_volume(with_gid("a", (2000, 2002)))
+        .await
+        .unwrap();
+    let b = engine
+        .create_volume(with_gid("b", (2000, 2002)))
+        .await
+        .unwrap();
+    assert_eq!((gid(&a), gid(&b)), ("2000".into(), "2001".into()));
+    // A freed gid is used again; the range runs out with a clear error.
+    engine.delete_volume("a").await.unwrap();
+    let c = engine
+        .create_volume(with_gid("c", (2000, 2002)))
+        .await
+        .unwrap();
+    assert_eq!(gid(&c), "2000");
+    engine
+        .create_volume(with_gid("d", (2000, 2002)))
+        .await
+        .unwrap();
+    let before = setup.store.read().unwrap();
+    let full = engine
+        .create_volume(with_gid("e", (2000, 2002)))
+        .await
+        .unwrap_err();
+    assert!(
+        full.to_string()
+            .contains("every gid from 2000 to 2002 is taken"),
+        "{full}"
+    );
+    // An empty range, and a durability policy that sets the gid too.
+    let empty = engine
+        .create_volume(with_gid("e", (5, 4)))
+        .await
+        .unwrap_err();
+    assert!(empty.to_string().contains("empty"), "{empty}");
+    let twice = engine
+        .create_volume(CreateRequest {
+            parameters: Pairs::from([(
+                "classes.replica3.options".into(),
+                "storage.owner-gid=7".into(),
+            )]),
+            ..with_gid("e", (3000, 3999))
+        })
+        .await
+        .unwrap_err();
+    assert!(twice.to_string().contains("storage.owner-gid"), "{twice}");
+    assert_eq!(setup.store.read().unwrap(), before, "nothing was created");
+    // Without a range, no gid.
+    let plain = engine.create_volume(request("plain", GIB)).await.unwrap();
+    assert!(!plain.options.contains_key(aplo::exec::engine::OWNER_GID));
+}

@@ -436,6 +436,9 @@ impl node_server::Node for Node {
             Health::Stale(..) => self.unmount(&staging_path, true).await?,
         }
         let _ = std::fs::remove_file(self.record_path(volume_id));
+        // kubelet removes the directory too; one that is not empty is
+        // left alone.
+        let _ = std::fs::remove_dir(&staging_path);
         Ok(Response::new(NodeUnstageVolumeResponse {}))
     }
 

@@ -198,13 +198,19 @@ pub fn unmount(target: &Path, lazy: bool) -> Result<Cmd, MountError> {
     Ok(cmd.arg(target.display().to_string()))
 }
 
+/// How long `findmnt` may take.
+pub const FIND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// `findmnt -J -o TARGET,SOURCE,FSTYPE,OPTIONS --mountpoint <target>`: what
 /// is mounted there (it exits 1 when nothing is).
 pub fn find_mount(target: &Path) -> Result<Cmd, MountError> {
     check_path("target", target)?;
+    // A hung FUSE mount can hang findmnt's look at the path; it must not
+    // hold the node's command queue for long.
     Ok(Cmd::new("findmnt")
         .args(["-J", "-o", "TARGET,SOURCE,FSTYPE,OPTIONS", "--mountpoint"])
-        .arg(target.display().to_string()))
+        .arg(target.display().to_string())
+        .timeout(FIND_TIMEOUT))
 }
 
 /// One mount, as `findmnt` describes it.

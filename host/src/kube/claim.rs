@@ -642,6 +642,7 @@ mod tests {
             name: volume_name("0b9a"),
             bytes: 1 << 30,
             hosts: vec!["g1".into(), "g2".into()],
+            gid: Some(2001),
         };
         let class = class(&[]);
         let pv = build_pv(
@@ -652,6 +653,7 @@ mod tests {
             &backend,
         );
         assert_eq!(pv.metadata.name.as_deref(), Some("pvc-0b9a"));
+        assert_eq!(pv.metadata.annotations.as_ref().unwrap()[ANN_GID], "2001");
         assert_eq!(pv.metadata.finalizers, Some(vec![FINALIZER.to_owned()]));
         let spec = pv.spec.as_ref().unwrap();
         assert_eq!(
@@ -680,6 +682,28 @@ mod tests {
         assert_eq!(gluster.endpoints_namespace.as_deref(), Some("shop"));
         assert_eq!(claim_uid_of("pvc-0b9a"), Some("0b9a"));
         assert_eq!(claim_uid_of("vol_1"), None);
+    }
+
+    #[test]
+    fn gid_ranges_come_from_the_class() {
+        assert_eq!(
+            class_options(&class(&[])).unwrap().gid_range,
+            DEFAULT_GID_RANGE
+        );
+        let range = class_options(&class(&[("gidMin", "3000"), ("gidMax", "3999")]));
+        assert_eq!(range.unwrap().gid_range, (3000, 3999));
+        for (pairs, words) in [
+            (&[("gidMin", "0")][..], "gidMin is '0'"),
+            (&[("gidMax", "-5")][..], "gidMax is '-5'"),
+            (&[("gidMin", "ten")][..], "gidMin is 'ten'"),
+            (
+                &[("gidMin", "5000"), ("gidMax", "4000")][..],
+                "must not be above",
+            ),
+        ] {
+            let err = class_options(&class(pairs)).unwrap_err();
+            assert!(err.contains(words), "{err}");
+        }
     }
 
     fn class_with_legacy() -> StorageClass {

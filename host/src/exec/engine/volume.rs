@@ -273,6 +273,12 @@ impl Engine {
             Decision::Durability,
             &set.durability,
         )?;
+        if request.gid_range.is_some() && decision.volume_options.contains_key(OWNER_GID) {
+            return Err(EngineError::Invalid(format!(
+                "the durability policy sets {OWNER_GID}, and the volume gets a gid of its own \
+                 too (gidMin, gidMax); drop one of them"
+            )));
+        }
         self.recent_health().await;
         let taken = || {
             self.with_state(|s| s.volume_named(&name).is_some())
