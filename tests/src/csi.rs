@@ -206,6 +206,36 @@ impl Plugin {
         Plugin { socket, child }
     }
 
+    /// Start `aplo csi --role <roles>` from `binary` against `cluster`: its
+    /// config and a topology of one `brick_size` device per node are
+    /// written into `dir`, with the database.
+    pub fn on_cluster(
+        binary: &Path,
+        cluster: &crate::Cluster,
+        dir: &Path,
+        dirs: &PluginDirs,
+        brick_size: &str,
+        roles: &str,
+    ) -> Plugin {
+        let topology = dir.join("topology.json");
+        std::fs::write(&topology, cluster.topology(&[brick_size])).unwrap();
+        let config = dir.join("aplo.yaml");
+        std::fs::write(&config, cluster.config_yaml()).unwrap();
+        let global = [
+            "--config".into(),
+            config.display().to_string(),
+            "--db".into(),
+            dir.join("aplo.redb").display().to_string(),
+        ];
+        let extra = [
+            "--role".into(),
+            roles.into(),
+            "--topology".into(),
+            topology.display().to_string(),
+        ];
+        Self::start_with(binary, dirs, &global, &extra, None)
+    }
+
     /// Wait until the socket answers `Probe` with ready (a positive
     /// signal, not a sleep), and return a node client.
     pub async fn ready(&mut self) -> NodeClient<Channel> {

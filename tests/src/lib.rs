@@ -7,9 +7,13 @@
 //! and is reached through a `nsenter -t PID -m -n` command prefix: the same
 //! executor transport production uses for prefixed nodes.
 //!
-//! Only addresses inside namespaces this harness creates are used
-//! (`10.213.0.0/24`). Everything started is recorded by process id and torn
-//! down by process id when the cluster is dropped.
+//! Only addresses inside namespaces this harness creates are used: each
+//! cluster leases a `/24` of `10.213.0.0/16` of its own (a lock file held
+//! while it lives), because the host reaches the nodes through the
+//! cluster's bridge, and two bridges with one subnet would make the host's
+//! mounts reach whichever cluster the kernel routes to. Everything started
+//! is recorded by process id and torn down by process id when the cluster
+//! is dropped.
 
 pub mod csi;
 pub mod http;
@@ -24,8 +28,44 @@ use std::time::Duration;
 use aplo::exec::command::{Cmd, Executor, NodeExecutor, Transport};
 use aplo::exec::gluster;
 
-/// The subnet of the harness's bridge.
-pub const SUBNET: &str = "10.213.0";
+/// The subnets clusters lease from: `10.213.N.0/24`.
+const SUBNETS: &str = "10.213";
+
+/// How many clusters may run on this machine at once.
+const MAX_CLUSTERS: u8 = 64;
+
+/// A `/24` this process holds while a cluster lives: an exclusive lock on
+/// a file named after it, which the kernel releases when the process dies.
+struct SubnetLease {
+    prefix: String,
+    _lock: std::fs::File,
+}
+
+impl SubnetLease {
+    fn take() -> Result<SubnetLease, String> {
+        let dir = Path::new("/run/aplo-e2e");
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for n in 0..MAX_CLUSTERS {
+            let path = dir.join(format!("subnet-{n}.lock"));
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if file.try_lock().is_ok() {
+                return Ok(SubnetLease {
+                    prefix: format!("{SUBNETS}.{n}"),
+                    _lock: file,
+                });
+            }
+        }
+        Err(format!(
+            "all {MAX_CLUSTERS} test subnets are in use (locks in {})",
+            dir.display()
+        ))
+    }
+}
 
 /// One gluster node.
 pub struct GlusterNode {
@@ -51,6 +91,7 @@ pub struct Cluster {
     /// The nodes.
     pub nodes: Vec<GlusterNode>,
     bridge: String,
+    subnet: SubnetLease,
     _dir: tempfile::TempDir,
 }
 
@@ -82,6 +123,7 @@ impl Cluster {
         }
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let bridge = format!("aplo{tag}br");
+        let subnet = SubnetLease::take()?;
         // Leftovers of a run that was killed before it could clean up: only
         // names this harness owns.
         for n in 1..=9 {
@@ -93,18 +135,18 @@ impl Cluster {
         let mut cluster = Cluster {
             nodes: Vec::new(),
             bridge: bridge.clone(),
+            subnet,
             _dir: dir,
         };
-        sh(
-            "ip",
-            &["addr", "add", &format!("{SUBNET}.254/24"), "dev", &bridge],
-        )?;
+        let gateway = format!("{}.254/24", cluster.subnet());
+        sh("ip", &["addr", "add", &gateway, "dev", &bridge])?;
         sh("ip", &["link", "set", &bridge, "up"])?;
         // Each glusterd takes about a second to start: start them together.
         // Every node that did start joins the cluster, so that dropping it
         // on an error cleans them all up.
         let started = futures::future::join_all(
-            (1..=count).map(|n| Self::start_node(cluster._dir.path(), tag, &bridge, n)),
+            (1..=count)
+                .map(|n| Self::start_node(cluster._dir.path(), tag, &bridge, cluster.subnet(), n)),
         )
         .await;
         let mut failure = None;
@@ -151,11 +193,12 @@ impl Cluster {
         dir: &Path,
         tag: &str,
         bridge: &str,
+        subnet: &str,
         n: usize,
     ) -> Result<GlusterNode, String> {
         let netns = format!("aplo{tag}n{n}");
         let veth = format!("aplo{tag}v{n}");
-        let address = format!("{SUBNET}.{n}");
+        let address = format!("{subnet}.{n}");
         let state = dir.join(format!("node{n}"));
         for sub in ["glusterd", "log", "run", "bricks"] {
             std::fs::create_dir_all(state.join(sub)).map_err(|e| e.to_string())?;
@@ -323,6 +366,14 @@ fn detach_loops_under(dir: &Path) {
             let _ = sh("umount", &["-l", device]);
             let _ = sh("losetup", &["-d", device]);
         }
+    }
+}
+
+impl Cluster {
+    /// The first three octets of this cluster's `/24` (its nodes are
+    /// `.1` to `.9`, the host's end of its bridge `.254`).
+    pub fn subnet(&self) -> &str {
+        &self.subnet.prefix
     }
 }
 

@@ -65,27 +65,14 @@ async fn the_controller_creates_through_the_policies() {
         .await
         .expect("the three-node cluster starts");
     let dir = tempfile::tempdir().unwrap();
-    let topology = dir.path().join("topology.json");
-    std::fs::write(&topology, cluster.topology(&["6Gi"])).unwrap();
-    let config = dir.path().join("aplo.yaml");
-    std::fs::write(&config, cluster.config_yaml()).unwrap();
     let dirs = PluginDirs::under(dir.path());
-    let mut plugin = Plugin::start_with(
+    let mut plugin = Plugin::on_cluster(
         Path::new(APLO),
+        &cluster,
+        dir.path(),
         &dirs,
-        &[
-            "--config".into(),
-            config.display().to_string(),
-            "--db".into(),
-            dir.path().join("aplo.redb").display().to_string(),
-        ],
-        &[
-            "--role".into(),
-            "controller".into(),
-            "--topology".into(),
-            topology.display().to_string(),
-        ],
-        None,
+        "6Gi",
+        "controller",
     );
     plugin.ready_identity().await;
     let mut controller: ControllerClient<Channel> =

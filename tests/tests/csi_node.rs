@@ -373,9 +373,13 @@ async fn bad_requests_are_refused_with_nothing_mounted() {
         .insert("volume".into(), "csi-b;touch /tmp/pwned".into());
     expect(refused(request).await, Code::InvalidArgument, "volume");
     let mut request = stage_request(&dirs, pv);
-    request
-        .volume_context
-        .insert("hosts".into(), "-oremount,10.213.0.2".into());
+    request.volume_context.insert(
+        "hosts".into(),
+        format!(
+            "-oremount,{}",
+            pv.context["hosts"].split(',').nth(1).unwrap()
+        ),
+    );
     expect(refused(request).await, Code::InvalidArgument, "hosts[0]");
     // A block capability and a missing capability.
     let mut request = stage_request(&dirs, pv);

@@ -56,27 +56,14 @@ async fn csi_sanity_passes_on_real_gluster() {
         .await
         .expect("the three-node cluster starts");
     let dir = tempfile::tempdir().unwrap();
-    let topology = dir.path().join("topology.json");
-    std::fs::write(&topology, cluster.topology(&["8Gi"])).unwrap();
-    let config = dir.path().join("aplo.yaml");
-    std::fs::write(&config, cluster.config_yaml()).unwrap();
     let dirs = PluginDirs::under(dir.path());
-    let mut plugin = Plugin::start_with(
+    let mut plugin = Plugin::on_cluster(
         Path::new(APLO),
+        &cluster,
+        dir.path(),
         &dirs,
-        &[
-            "--config".into(),
-            config.display().to_string(),
-            "--db".into(),
-            dir.path().join("aplo.redb").display().to_string(),
-        ],
-        &[
-            "--role".into(),
-            "node,controller".into(),
-            "--topology".into(),
-            topology.display().to_string(),
-        ],
-        None,
+        "8Gi",
+        "node,controller",
     );
     plugin.ready().await;
 

@@ -21,8 +21,8 @@ use aplo::http::auth::{Keys, Role, sign};
 use aplo::http::queue::Queue;
 use aplo::model::topology::parse_topology;
 use aplo::model::{GIB, Pairs};
+use aplo_e2e::Cluster;
 use aplo_e2e::http::{Reply, call};
-use aplo_e2e::{Cluster, SUBNET};
 
 const TAG: &str = "vo";
 const ADMIN: &[u8] = b"admin-key-for-options";
@@ -50,12 +50,12 @@ struct Listener {
 }
 
 impl Listener {
-    fn start(dir: &Path) -> Listener {
+    fn start(dir: &Path, subnet: &str) -> Listener {
         let netns = format!("aplo{TAG}lsn");
         let veth = format!("aplo{TAG}lv");
         let _ = Command::new("ip").args(["netns", "del", &netns]).output();
         let _ = Command::new("ip").args(["link", "del", &veth]).output();
-        let address = format!("{SUBNET}.200");
+        let address = format!("{subnet}.200");
         sh("ip", &["netns", "add", &netns]);
         sh(
             "ip",
@@ -201,7 +201,7 @@ async fn option_values_never_reach_the_gluster_cli_as_flags() {
         .await
         .expect("the one-node cluster starts");
     let dir = tempfile::tempdir().unwrap();
-    let listener = Listener::start(dir.path());
+    let listener = Listener::start(dir.path(), cluster.subnet());
     let node = &cluster.nodes[0];
     let remote = format!("--remote-host={}", listener.address);
 
