@@ -20,6 +20,7 @@ const BUNDLED: [(&str, &str); 5] = [
 
 fn main() {
     compile_csi();
+    compile_plugin_registration();
     let manifest =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest
@@ -127,4 +128,18 @@ fn compile_csi() {
         .build_client(true)
         .compile_fds(files)
         .expect("the CSI bindings are generated");
+}
+
+/// Generate kubelet's plugin registration service (the vendored
+/// `pluginregistration/api.proto`, kubelet v1), which the node plugin
+/// serves so that kubelet finds it.
+fn compile_plugin_registration() {
+    let dir = Path::new("proto/pluginregistration");
+    println!("cargo:rerun-if-changed={}", dir.join("api.proto").display());
+    let files = protox::compile(["api.proto"], [dir]).expect("api.proto compiles");
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds(files)
+        .expect("the plugin registration bindings are generated");
 }

@@ -272,6 +272,16 @@ impl Plugin {
         self.child.try_wait().unwrap().is_none()
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait for it to exit.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("aplo csi is waited for")
+    }
+
     /// Reap the process after something else killed it.
     pub fn reap(mut self) {
         let _ = self.child.wait();

@@ -626,3 +626,91 @@ async fn dead_clients_are_reported_and_remounted_and_clients_outlive_the_plugin(
     assert_eq!(mounts_under(&dirs.kubelet), Vec::<String>::new());
     assert!(plugin.running());
 }
+
+/// A port nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The plugin registers itself as kubelet's plugin watcher expects (the
+/// real kubelet is in the Kubernetes tests), answers its liveness probe,
+/// fails it after kubelet refuses the registration, and removes its
+/// registration socket when stopped, which is how kubelet learns it left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plugin_registers_itself_and_answers_its_health_probe() {
+    use aplo::csi::registration::proto::registration_client::RegistrationClient;
+    use aplo::csi::registration::proto::{InfoRequest, RegistrationStatus};
+
+    let dir = tempfile::tempdir().unwrap();
+    let dirs = PluginDirs::under(dir.path());
+    let registry = dir.path().join("plugins_registry");
+    std::fs::create_dir_all(&registry).unwrap();
+    let health: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let extra = [
+        "--registration-dir".to_owned(),
+        registry.display().to_string(),
+        "--kubelet-endpoint".to_owned(),
+        "/var/lib/kubelet/plugins/glusterfs.aplo.dev/csi.sock".to_owned(),
+        "--health-address".to_owned(),
+        health.to_string(),
+    ];
+    let mut plugin = Plugin::start(Path::new(PLUGIN), &dirs, &extra, None);
+    plugin.ready().await;
+    let socket = registry.join("glusterfs.aplo.dev-reg.sock");
+    let mut registration = RegistrationClient::connect(format!("unix://{}", socket.display()))
+        .await
+        .expect("the registration socket answers");
+    let info = registration
+        .get_info(InfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.r#type, "CSIPlugin");
+    assert_eq!(info.name, "glusterfs.aplo.dev");
+    assert_eq!(
+        info.endpoint,
+        "/var/lib/kubelet/plugins/glusterfs.aplo.dev/csi.sock"
+    );
+    assert_eq!(info.supported_versions, vec!["1.0.0"]);
+
+    let healthz = || aplo_e2e::http::call(health, "GET", "/healthz", None, "");
+    let reply = healthz().await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    registration
+        .notify_registration_status(RegistrationStatus {
+            plugin_registered: false,
+            error: "plugin name in use".into(),
+        })
+        .await
+        .unwrap();
+    let reply = healthz().await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert!(
+        reply
+            .body
+            .contains("kubelet refused the registration: plugin name in use"),
+        "{reply:?}"
+    );
+
+    // SIGTERM: both sockets go.
+    let pid = plugin.pid().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = plugin.wait();
+    assert!(status.success(), "{status}");
+    assert!(!socket.exists(), "the registration socket is removed");
+    assert!(!plugin_socket_exists(&dirs));
+}
+
+fn plugin_socket_exists(dirs: &PluginDirs) -> bool {
+    dirs.socket_dir.join("csi.sock").exists()
+}

@@ -1185,7 +1185,10 @@ fn assert_csi_command(container: &Value, what: &str) {
     argv.extend(
         strings(&container["args"])
             .iter()
-            .map(|a| a.replace("$(NODE_NAME)", "node-1")),
+            .map(|a| {
+                a.replace("$(NODE_NAME)", "node-1")
+                    .replace("$(POD_IP)", "192.0.2.10")
+            }),
     );
     let cli = aplo::cli::Cli::try_parse_from(&argv)
         .unwrap_or_else(|e| panic!("{what}: aplo refuses {argv:?}:\n{e}"));
@@ -1264,43 +1267,38 @@ fn the_csi_driver_and_node_plugin_match_what_kubelet_needs() {
             assert!(hostpath(volume).starts_with('/'), "{what} on a hostPath");
             assert_ne!(volume, "plugin-dir", "{what} next to the socket");
         }
-        // The socket: aplo serves it, the registrar tells kubelet its
-        // host path, livenessprobe probes it.
+        // The socket: aplo serves it and registers it with kubelet under
+        // its host path; kubelet probes aplo's own health endpoint.
         let endpoint = flag(aplo, "--endpoint").expect("--endpoint");
         let socket = endpoint.strip_prefix("unix://").expect("a unix endpoint");
         let socket_volume = volume_at(aplo, socket);
-        let registrar = container(pod, "node-driver-registrar");
-        let probe = container(pod, "livenessprobe");
-        for sidecar in [registrar, probe] {
-            assert_pinned(sidecar);
-            let address = flag(sidecar, "--csi-address").expect("--csi-address");
-            assert_eq!(volume_at(sidecar, address), socket_volume);
-            assert_eq!(
-                address.strip_prefix(mount_path(sidecar, socket_volume).unwrap()),
-                socket.strip_prefix(mount_path(aplo, socket_volume).unwrap())
-            );
-        }
-        assert_eq!(
-            flag(registrar, "--kubelet-registration-path"),
-            Some(format!("{}/csi.sock", hostpath(socket_volume)).as_str())
-        );
         assert_eq!(
             hostpath(socket_volume),
             format!("/var/lib/kubelet/plugins/{PROVISIONER}")
         );
+        let in_volume = socket
+            .strip_prefix(mount_path(aplo, socket_volume).unwrap())
+            .unwrap();
         assert_eq!(
-            mount_path(registrar, "registration-dir"),
-            Some("/registration")
+            flag(aplo, "--kubelet-endpoint"),
+            Some(format!("{}{in_volume}", hostpath(socket_volume)).as_str())
         );
+        let registry = flag(aplo, "--registration-dir").expect("--registration-dir");
+        assert_eq!(volume_at(aplo, registry), "registration-dir");
         assert_eq!(
             hostpath("registration-dir"),
             "/var/lib/kubelet/plugins_registry"
         );
         assert_eq!(
+            pod["containers"].as_array().map(Vec::len),
+            Some(1),
+            "deploy/{dir}: no sidecars"
+        );
+        assert_eq!(
             aplo["livenessProbe"]["httpGet"]["port"], "healthz",
             "deploy/{dir}"
         );
-        assert_eq!(flag(probe, "--health-port"), Some("9808"));
+        assert_eq!(flag(aplo, "--health-address"), Some("$(POD_IP):9808"));
     }
 }
 

@@ -11,7 +11,8 @@ use clap::ValueEnum;
 use super::Config;
 use super::engine::runtime;
 use crate::csi::server::Services;
-use crate::csi::{Controller, Endpoint, Identity, Node, NodeConfig, Readiness};
+use crate::csi::registration::health_router;
+use crate::csi::{Controller, Endpoint, Identity, Node, NodeConfig, Readiness, Registrar};
 use crate::exec::command::{NodeExecutor, Transport};
 use crate::kube::claim::DEFAULT_PROVISIONER;
 
@@ -83,6 +84,20 @@ pub struct CsiArgs {
     /// The brick backend of topology devices without a `backend` tag.
     #[arg(long, value_enum, default_value = "lvm-thin")]
     pub backend: crate::model::storage::Backend,
+    /// Register with kubelet through this directory (kubelet's
+    /// `plugins_registry`, e.g. `/var/lib/kubelet/plugins_registry`), so
+    /// that no node-driver-registrar sidecar is needed (node role).
+    #[arg(long)]
+    pub registration_dir: Option<PathBuf>,
+    /// The path at which kubelet reaches `--endpoint` on the node, when the
+    /// plugin sees it elsewhere (e.g. `/csi/csi.sock` in the container is
+    /// `/var/lib/kubelet/plugins/glusterfs.aplo.dev/csi.sock` on the node).
+    #[arg(long, requires = "registration_dir")]
+    pub kubelet_endpoint: Option<PathBuf>,
+    /// Serve `GET /healthz` here (e.g. `$(POD_IP):9808`) for a liveness
+    /// probe: 200 when ready, 503 naming what is wrong.
+    #[arg(long)]
+    pub health_address: Option<std::net::SocketAddr>,
 }
 
 /// The log levels the glusterfs client takes.
@@ -270,13 +285,61 @@ pub fn run(config: &Config, args: CsiArgs) -> anyhow::Result<ExitCode> {
         let listener = endpoint.bind()?;
         let stop = super::serve::shutdown_signal()?;
         tracing::info!(endpoint = %endpoint.path().display(), roles = ?args.role, driver = %args.driver_name, "serving CSI");
+        // The health endpoint and the registration socket come up once the
+        // CSI socket is bound: kubelet calls it as soon as it registers it.
+        let registration = match &args.registration_dir {
+            Some(dir) => {
+                let registrar = Registrar::new(
+                    args.driver_name.clone(),
+                    args.kubelet_endpoint
+                        .clone()
+                        .unwrap_or_else(|| endpoint.path().to_owned()),
+                );
+                let socket = registrar.socket(dir)?;
+                let listener = socket.bind()?;
+                tracing::info!(socket = %socket.path().display(), "registering with kubelet");
+                Some((registrar, socket, listener))
+            }
+            None => None,
+        };
+        let health = match args.health_address {
+            Some(address) => {
+                let listener = tokio::net::TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("--health-address {address}"))?;
+                let router = health_router(
+                    identity.clone(),
+                    registration.as_ref().map(|(r, _, _)| r.clone()),
+                );
+                let stop = stop.clone();
+                Some(tokio::spawn(async move {
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(stop)
+                        .await
+                }))
+            }
+            None => None,
+        };
         let services = Services {
             identity,
             node,
             controller,
         };
-        crate::csi::server::serve(&endpoint, listener, services, stop).await?;
+        let csi = crate::csi::server::serve(&endpoint, listener, services, stop.clone());
+        let register = async {
+            match registration {
+                Some((registrar, socket, listener)) => {
+                    crate::csi::registration::serve(&socket, listener, registrar, stop.clone()).await
+                }
+                None => Ok(()),
+            }
+        };
+        let served = tokio::try_join!(csi, register);
         let _ = std::fs::remove_file(endpoint.path());
+        served?;
+        if let Some(health) = health {
+            health.await.context("the health endpoint")??;
+        }
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -40,6 +40,14 @@ impl std::fmt::Debug for Identity {
 }
 
 impl Identity {
+    /// What each role served lacks now; empty when all are ready.
+    pub fn failures(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter_map(|check| check().err())
+            .collect()
+    }
+
     /// The capabilities `GetPluginCapabilities` answers: the controller
     /// service when this process runs it, topology constraints, and online
     /// expansion.
@@ -93,11 +101,7 @@ impl identity_server::Identity for Identity {
         &self,
         _request: Request<ProbeRequest>,
     ) -> Result<Response<ProbeResponse>, Status> {
-        let failures: Vec<String> = self
-            .checks
-            .iter()
-            .filter_map(|check| check().err())
-            .collect();
+        let failures = self.failures();
         if failures.is_empty() {
             Ok(Response::new(ProbeResponse { ready: Some(true) }))
         } else {

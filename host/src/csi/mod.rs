@@ -9,6 +9,7 @@
 pub mod controller;
 pub mod identity;
 pub mod node;
+pub mod registration;
 pub mod server;
 
 /// The messages and services generated from `host/proto/csi/csi.proto`.
@@ -20,4 +21,5 @@ pub mod proto {
 pub use controller::Controller;
 pub use identity::{Identity, Readiness};
 pub use node::{Node, NodeConfig};
+pub use registration::Registrar;
 pub use server::{Endpoint, EndpointError};
