@@ -63,7 +63,6 @@ check_binary() {
 
 need_mmdebstrap() {
 	command -v mmdebstrap >/dev/null && command -v mmtarfilter >/dev/null && return 0
-	[ "$(id -u)" -eq 0 ] || fail "mmdebstrap is missing; install it (apt-get install mmdebstrap) or run as root"
 	echo "deploy/image/build.sh: installing mmdebstrap" >&2
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q mmdebstrap >&2 ||
 		fail "apt-get install mmdebstrap failed (run apt-get update first?)"
@@ -75,9 +74,13 @@ need_mmdebstrap() {
 bootstrap() {
 	mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 	security=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
-	# Read by the hook below, which mmdebstrap runs with our environment.
+	# Read by the hook that installs the binary: mmdebstrap runs hooks with
+	# our environment.
 	APLO_IMAGE_BINARY=$binary
 	export APLO_IMAGE_BINARY
+	# The path excludes are those of Debian's slim images (kept in the
+	# image's /etc/dpkg/dpkg.cfg.d, as there). The groupadd and useradd
+	# hooks are the Containerfile's RUN commands; keep them alike.
 	mmdebstrap --mode=root --variant=minbase --format=tar \
 		--include="$(echo "$packages" | tr -s ' ' ',')" \
 		--dpkgopt='path-exclude=/usr/share/doc/*' \

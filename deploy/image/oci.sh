@@ -20,11 +20,14 @@
 # Needs GNU tar, gzip, sha256sum and GNU date (Debian's coreutils).
 
 # Every timestamp written (layer mtimes, config "created"): the environment's
-# SOURCE_DATE_EPOCH, else the repository's last commit, else now.
-if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
-	SOURCE_DATE_EPOCH=$(git -C "$(dirname "$0")" log -1 --format=%ct 2>/dev/null) ||
-		SOURCE_DATE_EPOCH=$(date +%s)
-fi
+# SOURCE_DATE_EPOCH, else the last commit that touched the calling script's
+# directory, else the last commit, else now.
+oci_epoch() {
+	git -C "$(dirname "$0")" log -1 --format=%ct -- . 2>/dev/null | grep . ||
+		git -C "$(dirname "$0")" log -1 --format=%ct 2>/dev/null | grep . ||
+		date +%s
+}
+[ -n "${SOURCE_DATE_EPOCH:-}" ] || SOURCE_DATE_EPOCH=$(oci_epoch)
 export SOURCE_DATE_EPOCH
 
 oci_fail() {

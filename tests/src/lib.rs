@@ -17,6 +17,7 @@
 
 pub mod csi;
 pub mod http;
+pub mod k8s;
 pub mod kube;
 pub mod peers;
 
@@ -34,19 +35,21 @@ const SUBNETS: &str = "10.213";
 /// How many clusters may run on this machine at once.
 const MAX_CLUSTERS: u8 = 64;
 
-/// A `/24` this process holds while a cluster lives: an exclusive lock on
-/// a file named after it, which the kernel releases when the process dies.
-struct SubnetLease {
-    prefix: String,
+/// A numbered resource this process holds while it lives (a cluster's
+/// `/24`, a Kubernetes node's address): an exclusive lock on a file named
+/// after it, which the kernel releases when the process dies.
+pub(crate) struct Lease {
+    pub(crate) index: u8,
     _lock: std::fs::File,
 }
 
-impl SubnetLease {
-    fn take() -> Result<SubnetLease, String> {
+impl Lease {
+    /// The lowest free `kind` below `max`.
+    pub(crate) fn take(kind: &str, max: u8) -> Result<Lease, String> {
         let dir = Path::new("/run/aplo-e2e");
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        for n in 0..MAX_CLUSTERS {
-            let path = dir.join(format!("subnet-{n}.lock"));
+        for index in 0..max {
+            let path = dir.join(format!("{kind}-{index}.lock"));
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .truncate(false)
@@ -54,16 +57,29 @@ impl SubnetLease {
                 .open(&path)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             if file.try_lock().is_ok() {
-                return Ok(SubnetLease {
-                    prefix: format!("{SUBNETS}.{n}"),
-                    _lock: file,
-                });
+                return Ok(Lease { index, _lock: file });
             }
         }
         Err(format!(
-            "all {MAX_CLUSTERS} test subnets are in use (locks in {})",
+            "all {max} {kind} leases are in use (locks in {})",
             dir.display()
         ))
+    }
+}
+
+/// A `/24` of the cluster's own.
+struct SubnetLease {
+    prefix: String,
+    _lease: Lease,
+}
+
+impl SubnetLease {
+    fn take() -> Result<SubnetLease, String> {
+        let lease = Lease::take("subnet", MAX_CLUSTERS)?;
+        Ok(SubnetLease {
+            prefix: format!("{SUBNETS}.{}", lease.index),
+            _lease: lease,
+        })
     }
 }
 
@@ -95,7 +111,7 @@ pub struct Cluster {
     _dir: tempfile::TempDir,
 }
 
-fn sh(program: &str, args: &[&str]) -> Result<String, String> {
+pub(crate) fn sh(program: &str, args: &[&str]) -> Result<String, String> {
     let out = Command::new(program)
         .args(args)
         .output()
@@ -353,7 +369,7 @@ impl GlusterNode {
 }
 
 /// Detach every loop device whose backing file is under `dir`.
-fn detach_loops_under(dir: &Path) {
+pub(crate) fn detach_loops_under(dir: &Path) {
     let Ok(list) = sh("losetup", &["-n", "-l", "-O", "NAME,BACK-FILE"]) else {
         return;
     };

@@ -56,3 +56,60 @@ pub fn go_binary((module, version): (&str, &str)) -> PathBuf {
     );
     binary
 }
+
+/// The Kubernetes and etcd builds: `tests/k8s/build.sh` builds what is
+/// missing (the versions are pinned there, once) and prints the two
+/// directories.
+pub struct KubernetesBuild {
+    /// kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and
+    /// kubectl.
+    pub kubernetes: PathBuf,
+    /// etcd.
+    pub etcd: PathBuf,
+}
+
+/// Build (once) and locate the Kubernetes peers. Panics, saying what is
+/// missing, when they cannot be built.
+pub fn kubernetes() -> KubernetesBuild {
+    static BUILT: std::sync::OnceLock<Result<(PathBuf, PathBuf), String>> =
+        std::sync::OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("k8s/build.sh");
+        let out = Command::new(&script)
+            .env("APLO_PEERS_CACHE", cache_dir())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| format!("{}: {e}", script.display()))?;
+        if !out.status.success() {
+            return Err(format!("{} failed: {}", script.display(), out.status));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut dirs = text.lines().map(PathBuf::from);
+        match (dirs.next(), dirs.next()) {
+            (Some(kubernetes), Some(etcd)) => Ok((kubernetes, etcd)),
+            _ => Err(format!("{} printed no directories: {text}", script.display())),
+        }
+    });
+    match built {
+        Ok((kubernetes, etcd)) => KubernetesBuild {
+            kubernetes: kubernetes.clone(),
+            etcd: etcd.clone(),
+        },
+        Err(e) => panic!("the Kubernetes peers cannot be built: {e}"),
+    }
+}
+
+/// The test cluster's images as OCI archives (`tests/images/build.sh`,
+/// rebuilt only when the recipe changes): the pod sandbox
+/// (`aplo.test/pause:1`) and a web server (`aplo.test/web:1`, busybox
+/// httpd serving `/srv/www` on `$PORT`, default 8080).
+pub fn test_images() -> Vec<PathBuf> {
+    let out = cache_dir().join("images");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("images/build.sh");
+    let status = Command::new(&script)
+        .arg(&out)
+        .status()
+        .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
+    assert!(status.success(), "{} failed: {status}", script.display());
+    vec![out.join("pause.tar"), out.join("web.tar")]
+}
