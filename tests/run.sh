@@ -19,13 +19,19 @@ rustup target add wasm32-wasip2 >/dev/null
 
 # The LVM and gluster tests run the real tools (as root, like CI): lvm2 on
 # loop devices, and a glusterd the test starts and stops.
-if ! command -v pvcreate >/dev/null || ! command -v glusterd >/dev/null || ! command -v mkfs.xfs >/dev/null || ! command -v mount.glusterfs >/dev/null || ! test -x /usr/sbin/sshd || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-  echo "== installing lvm2, glusterfs-server, xfsprogs, openssh-server and python3-venv from Debian (the tests run the real tools)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lvm2 glusterfs-server glusterfs-client xfsprogs python3-venv openssh-server >/dev/null
+# The Kubernetes node runs Debian's containerd and runc; the images are
+# built from Debian packages (mmdebstrap, busybox-static via apt-get
+# download).
+if ! command -v pvcreate >/dev/null || ! command -v glusterd >/dev/null || ! command -v mkfs.xfs >/dev/null || ! command -v mount.glusterfs >/dev/null || ! test -x /usr/sbin/sshd || ! python3 -c 'import venv, ensurepip' 2>/dev/null || ! command -v containerd >/dev/null || ! command -v runc >/dev/null || ! test -x /usr/lib/cni/loopback || ! command -v mmdebstrap >/dev/null || ! command -v curl >/dev/null; then
+  echo "== installing lvm2, glusterfs-server, xfsprogs, openssh-server, python3-venv, containerd, runc, containernetworking-plugins and mmdebstrap from Debian (the tests run the real tools)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lvm2 glusterfs-server glusterfs-client xfsprogs python3-venv openssh-server containerd runc containernetworking-plugins mmdebstrap curl >/dev/null
 fi
-# Go builds the upstream test peers from source (csi-sanity), cached
-# outside the repository by version (tests/src/peers.rs).
-command -v go >/dev/null || { echo "go is needed to build csi-sanity from the Go module proxy (this machine kind ships Go 1.26)"; exit 1; }
+# Go builds the upstream test peers from source (csi-sanity, Kubernetes
+# v1.34.4 and etcd), cached outside the repository by version
+# (tests/src/peers.rs, tests/k8s/build.sh; about 10 minutes the first time).
+command -v go >/dev/null || { echo "go is needed to build csi-sanity, Kubernetes and etcd from the Go module proxy (this machine kind ships Go 1.26)"; exit 1; }
+echo "== the Kubernetes test peers (built once, then cached)"
+./tests/k8s/build.sh
 command -v kubectl >/dev/null || { echo "kubectl is needed to render deploy/ (it ships on these machines; Debian's is too old)"; exit 1; }
 export LVM_SUPPRESS_FD_WARNINGS=1
 

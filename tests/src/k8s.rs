@@ -90,7 +90,14 @@ impl Ca {
 
     /// Issue `name.crt` and `name.key` in `dir` for `cn` in `groups`, with
     /// `sans` (DNS names or IP addresses) when it serves.
-    fn issue(&self, dir: &Path, name: &str, cn: &str, groups: &[&str], sans: &[&str]) -> (PathBuf, PathBuf) {
+    fn issue(
+        &self,
+        dir: &Path,
+        name: &str,
+        cn: &str,
+        groups: &[&str],
+        sans: &[&str],
+    ) -> (PathBuf, PathBuf) {
         let mut params =
             rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
                 .unwrap();
@@ -109,7 +116,10 @@ impl Ca {
         ];
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let (crt, pem) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+        let (crt, pem) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        );
         std::fs::write(&crt, cert.pem()).unwrap();
         std::fs::write(&pem, key.serialize_pem()).unwrap();
         (crt, pem)
@@ -186,7 +196,8 @@ impl Kubernetes {
         k8s.start_etcd(&build.etcd.join("etcd"))?;
         k8s.start_apiserver(&build.kubernetes.join("kube-apiserver"), port)
             .await?;
-        k8s.start_times.push(("etcd and kube-apiserver", started.elapsed()));
+        k8s.start_times
+            .push(("etcd and kube-apiserver", started.elapsed()));
         let step = Instant::now();
         k8s.start_controllers(&build.kubernetes).await?;
         k8s.start_times
@@ -195,7 +206,8 @@ impl Kubernetes {
             let step = Instant::now();
             k8s.start_node(&build.kubernetes.join("kubelet"), &options)
                 .await?;
-            k8s.start_times.push(("containerd and kubelet", step.elapsed()));
+            k8s.start_times
+                .push(("containerd and kubelet", step.elapsed()));
         }
         k8s.start_times.push(("total", started.elapsed()));
         Ok(k8s)
@@ -219,8 +231,9 @@ impl Kubernetes {
 
     /// The last lines of a component's log, for a failure message.
     pub fn log_tail(&self, name: &str) -> String {
-        let text = std::fs::read_to_string(self.dir.path().join("logs").join(format!("{name}.log")))
-            .unwrap_or_default();
+        let text =
+            std::fs::read_to_string(self.dir.path().join("logs").join(format!("{name}.log")))
+                .unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
@@ -298,7 +311,10 @@ impl Kubernetes {
                 .arg(format!("--tls-private-key-file={}", key.display()))
                 .arg(format!("--client-ca-file={}", self.ca.cert.display()))
                 .arg("--service-account-issuer=https://kubernetes.default.svc")
-                .arg(format!("--service-account-key-file={}", pki.join("sa.pub").display()))
+                .arg(format!(
+                    "--service-account-key-file={}",
+                    pki.join("sa.pub").display()
+                ))
                 .arg(format!(
                     "--service-account-signing-key-file={}",
                     pki.join("sa.key").display()
@@ -307,9 +323,15 @@ impl Kubernetes {
                 .arg("--authorization-mode=Node,RBAC")
                 .arg("--enable-admission-plugins=NodeRestriction")
                 .arg("--allow-privileged=true")
-                .arg(format!("--kubelet-client-certificate={}", kubelet_crt.display()))
+                .arg(format!(
+                    "--kubelet-client-certificate={}",
+                    kubelet_crt.display()
+                ))
                 .arg(format!("--kubelet-client-key={}", kubelet_key.display()))
-                .arg(format!("--kubelet-certificate-authority={}", self.ca.cert.display()))
+                .arg(format!(
+                    "--kubelet-certificate-authority={}",
+                    self.ca.cert.display()
+                ))
                 .arg("--kubelet-preferred-address-types=InternalIP")
                 // One API server on loopback: no kubernetes Endpoints to
                 // reconcile.
@@ -358,8 +380,14 @@ impl Kubernetes {
                     ))
                     .arg(format!("--root-ca-file={}", self.ca.cert.display()))
                     .arg("--use-service-account-credentials=true")
-                    .arg(format!("--cluster-signing-cert-file={}", self.ca.cert.display()))
-                    .arg(format!("--cluster-signing-key-file={}", pki.join("ca.key").display()))
+                    .arg(format!(
+                        "--cluster-signing-cert-file={}",
+                        self.ca.cert.display()
+                    ))
+                    .arg(format!(
+                        "--cluster-signing-key-file={}",
+                        pki.join("ca.key").display()
+                    ))
                     // The PV binder, PVC protection, the garbage collector,
                     // service accounts and the rest of the defaults.
                     .arg("--controllers=*");
@@ -375,7 +403,12 @@ impl Kubernetes {
             let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
             let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
             if accounts.get_opt("default").await.ok().flatten().is_some()
-                && maps.get_opt("kube-root-ca.crt").await.ok().flatten().is_some()
+                && maps
+                    .get_opt("kube-root-ca.crt")
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some()
             {
                 return Ok(());
             }
@@ -491,7 +524,12 @@ state = "{root}/state"
             self.ca
                 .issue(&pki, "kubelet", NODE, &[], &[&ip, "127.0.0.1", NODE]);
         let node_config = root.join("kubelet.kubeconfig");
-        kubeconfig(&node_config, &self.url, &self.ca.cert, (&client_crt, &client_key));
+        kubeconfig(
+            &node_config,
+            &self.url,
+            &self.ca.cert,
+            (&client_crt, &client_key),
+        );
         let kubelet_dir = options
             .kubelet_dir
             .clone()
@@ -573,10 +611,7 @@ volumeStatsAggPeriod: 5s
 
     /// `ctr` in the node's containerd, namespace `k8s.io`.
     pub fn ctr(&self, args: &[&str]) -> Output {
-        let socket = self
-            .containerd_socket
-            .as_ref()
-            .expect("a node is running");
+        let socket = self.containerd_socket.as_ref().expect("a node is running");
         Command::new("ctr")
             .arg("--address")
             .arg(socket)
@@ -634,15 +669,11 @@ volumeStatsAggPeriod: 5s
     /// with a real token from the API server (TokenRequest, one day), so
     /// that RBAC applies as in a pod.
     pub fn service_account_kubeconfig(&self, namespace: &str, name: &str) -> PathBuf {
-        let token = self.kubectl(&[
-            "create",
-            "token",
-            name,
-            "-n",
-            namespace,
-            "--duration=24h",
-        ]);
-        let path = self.dir.path().join(format!("sa-{namespace}-{name}.kubeconfig"));
+        let token = self.kubectl(&["create", "token", name, "-n", namespace, "--duration=24h"]);
+        let path = self
+            .dir
+            .path()
+            .join(format!("sa-{namespace}-{name}.kubeconfig"));
         let text = format!(
             "apiVersion: v1\nkind: Config\n\
              clusters: [{{name: test, cluster: {{server: \"{}\", certificate-authority: \"{}\"}}}}]\n\
@@ -695,10 +726,12 @@ volumeStatsAggPeriod: 5s
 /// A client from a kubeconfig file.
 pub async fn client_from(path: &Path) -> Client {
     let kubeconfig = kube::config::Kubeconfig::read_from(path).expect("a kubeconfig");
-    let config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-            .await
-            .expect("a client configuration");
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("a client configuration");
     Client::try_from(config).expect("a client")
 }
 
@@ -727,7 +760,8 @@ fn mounts_under(dir: &Path) -> Vec<String> {
 /// kubelet checks that it exists); cpuset's needs its parent's CPUs and
 /// memory nodes before anything can join it.
 fn make_cgroups(name: &str) -> Result<(), String> {
-    let hierarchies = std::fs::read_dir("/sys/fs/cgroup").map_err(|e| format!("/sys/fs/cgroup: {e}"))?;
+    let hierarchies =
+        std::fs::read_dir("/sys/fs/cgroup").map_err(|e| format!("/sys/fs/cgroup: {e}"))?;
     for hierarchy in hierarchies.flatten() {
         let base = hierarchy.path();
         if !base.join("cgroup.procs").exists() || base.ends_with("unified") {
@@ -749,7 +783,11 @@ fn make_cgroups(name: &str) -> Result<(), String> {
 /// The processes in a cgroup tree (the `pids` hierarchy, or v2's).
 fn cgroup_pids(root: &str) -> Vec<i32> {
     let mut pids = Vec::new();
-    for base in ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory", "/sys/fs/cgroup"] {
+    for base in [
+        "/sys/fs/cgroup/pids",
+        "/sys/fs/cgroup/memory",
+        "/sys/fs/cgroup",
+    ] {
         let top = Path::new(base).join(root.trim_start_matches('/'));
         let mut stack = vec![top];
         while let Some(dir) = stack.pop() {

@@ -15,6 +15,7 @@
 //! is recorded by process id and torn down by process id when the cluster
 //! is dropped.
 
+pub mod classic;
 pub mod csi;
 pub mod http;
 pub mod k8s;

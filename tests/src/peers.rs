@@ -87,7 +87,10 @@ pub fn kubernetes() -> KubernetesBuild {
         let mut dirs = text.lines().map(PathBuf::from);
         match (dirs.next(), dirs.next()) {
             (Some(kubernetes), Some(etcd)) => Ok((kubernetes, etcd)),
-            _ => Err(format!("{} printed no directories: {text}", script.display())),
+            _ => Err(format!(
+                "{} printed no directories: {text}",
+                script.display()
+            )),
         }
     });
     match built {

@@ -1182,14 +1182,10 @@ fn volume_at<'a>(container: &'a Value, path: &str) -> &'a str {
 /// `aplo csi` command line.
 fn assert_csi_command(container: &Value, what: &str) {
     let mut argv: Vec<String> = vec!["aplo".into()];
-    argv.extend(
-        strings(&container["args"])
-            .iter()
-            .map(|a| {
-                a.replace("$(NODE_NAME)", "node-1")
-                    .replace("$(POD_IP)", "192.0.2.10")
-            }),
-    );
+    argv.extend(strings(&container["args"]).iter().map(|a| {
+        a.replace("$(NODE_NAME)", "node-1")
+            .replace("$(POD_IP)", "192.0.2.10")
+    }));
     let cli = aplo::cli::Cli::try_parse_from(&argv)
         .unwrap_or_else(|e| panic!("{what}: aplo refuses {argv:?}:\n{e}"));
     assert!(

@@ -63,3 +63,46 @@ spec:
     let logs = k8s.kubectl(&["exec", "web", "--", "cat", "/srv/www/index.html"]);
     assert_eq!(logs, "hello from a hostPath\n");
 }
+
+/// The classic demo, asserted: a PVC through aplo's policies to a real
+/// replica-3 gluster volume, bound by kube-controller-manager, mounted by
+/// the kubelet through aplo's CSI node plugin into a web server whose
+/// `curl` returns what was written into the volume; then the pod and the
+/// claim are deleted and the gluster volume is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_is_served_by_a_pod_from_a_real_gluster_volume() {
+    use aplo_e2e::classic::{LOVE, Stack};
+    let say = |s: &str| eprintln!("{s}");
+    let stack = Stack::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_aplo-faulty")),
+        &say,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the stack starts: {e}"));
+    stack.class(
+        "glusterfs",
+        &[("classes.class".to_owned(), "replica3".to_owned())],
+    );
+    let port = aplo_e2e::k8s::free_port();
+    let (timings, body) = stack
+        .claim_to_curl("gluster-claim", "glusterfs", port, &say)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("{timings:?}");
+    assert_eq!(body, LOVE);
+    let pv = stack.k8s.kubectl(&[
+        "get",
+        "pvc",
+        "gluster-claim",
+        "-o",
+        "jsonpath={.spec.volumeName}",
+    ]);
+    let info = stack.cluster.volume_names().await;
+    assert!(info.contains(&pv), "{pv} not in {info:?}");
+    stack
+        .delete("gluster-claim")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stack.cluster.brick_leftovers(), Vec::<String>::new());
+    stack.stop().await.unwrap();
+}

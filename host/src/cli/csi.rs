@@ -10,8 +10,8 @@ use clap::ValueEnum;
 
 use super::Config;
 use super::engine::runtime;
-use crate::csi::server::Services;
 use crate::csi::registration::health_router;
+use crate::csi::server::Services;
 use crate::csi::{Controller, Endpoint, Identity, Node, NodeConfig, Readiness, Registrar};
 use crate::exec::command::{NodeExecutor, Transport};
 use crate::kube::claim::DEFAULT_PROVISIONER;

@@ -6,6 +6,7 @@
 //! every other command, and controller calls go to the same engine and
 //! policies as aplo's own provisioner.
 
+mod authority;
 pub mod controller;
 pub mod identity;
 pub mod node;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::UnixListener;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Request, Response, Status};
 
@@ -126,9 +127,13 @@ pub async fn serve(
     registrar: Registrar,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), EndpointError> {
+    // kubelet sends the socket's path as the HTTP/2 authority, which the
+    // server would refuse: every connection goes through the front.
+    let incoming =
+        UnixListenerStream::new(listener).map(|accepted| accepted.map(super::authority::front));
     let served = tonic::transport::Server::builder()
         .add_service(RegistrationServer::new(registrar))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     let _ = std::fs::remove_file(socket.path());
     served.map_err(|source| EndpointError::Serve {
