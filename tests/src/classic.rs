@@ -293,7 +293,7 @@ spec:
         let provisioned = started.elapsed();
         let (volume, _) = self.engine.volume(&pv).map_err(|e| e.to_string())?;
         say(&format!(
-            "2-3. the class's policies chose {}: gluster volume {pv} on {}",
+            "2. the class's policies chose {}: gluster volume {pv} on {}",
             aplo::model::validate::describe(&volume.scheme),
             self.bricks(volume.id).join(", ")
         ));
