@@ -55,7 +55,7 @@ pub struct Timings {
 /// Kubernetes (its pods and their mounts), then the gluster nodes.
 pub struct Stack {
     provisioner: Option<Provisioner>,
-    _plugin: Plugin,
+    _plugin: Option<Plugin>,
     /// The Kubernetes fixture.
     pub k8s: Kubernetes,
     _dirs: PluginDirs,
@@ -81,6 +81,45 @@ const DEPLOY_KINDS: [&str; 7] = [
     "RoleBinding",
     "CSIDriver",
 ];
+
+/// How the CSI node plugin runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodePlugin {
+    /// `aplo csi --role node` as a process on the host, registering itself
+    /// with the kubelet.
+    Process,
+    /// `deploy/base`'s DaemonSet, from aplo's image built locally.
+    DaemonSet,
+}
+
+/// `deploy/base`'s node plugin DaemonSet, as shipped but for one flag:
+/// this machine's PID 1 is a sandbox supervisor whose namespaces nobody
+/// may enter (`nsenter: cannot open /proc/1/ns/mnt: Permission denied`),
+/// so `--mount-namespace` names this process's mount namespace, which is
+/// the host's and the kubelet's.
+pub fn node_daemonset(k8s: &Kubernetes) -> String {
+    let shipped = deploy_base(k8s, &["DaemonSet"]);
+    assert!(
+        shipped.contains("--mount-namespace=/proc/1/ns/mnt"),
+        "the DaemonSet no longer enters PID 1's mount namespace: update the test"
+    );
+    shipped.replace(
+        "--mount-namespace=/proc/1/ns/mnt",
+        &format!("--mount-namespace=/proc/{}/ns/mnt", std::process::id()),
+    )
+}
+
+/// A cluster tag no other stack uses now, in this process or another
+/// (interface names allow at most 15 characters: `aplo` + tag + `br`).
+fn unique_tag() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "s{}{}",
+        std::process::id() % 100_000,
+        NEXT.fetch_add(1, Ordering::Relaxed) % 10
+    )
+}
 
 /// The repository's root.
 fn repository() -> PathBuf {
@@ -111,13 +150,29 @@ impl Stack {
     /// Start everything; `aplo` is the binary the node plugin runs from.
     /// `say` hears what is being done.
     pub async fn start(aplo: &Path, say: &dyn Fn(&str)) -> Result<Stack, String> {
+        Self::start_with(aplo, NodePlugin::Process, say).await
+    }
+
+    /// [`Stack::start`], with the node plugin run as `plugin` says.
+    pub async fn start_with(
+        aplo: &Path,
+        plugin: NodePlugin,
+        say: &dyn Fn(&str),
+    ) -> Result<Stack, String> {
+        let mut images = crate::peers::test_images();
+        let daemonset = plugin == NodePlugin::DaemonSet;
+        if daemonset {
+            say("building aplo's image from deploy/image/Containerfile (no registry)");
+            images.push(crate::peers::aplo_image(aplo));
+        }
         say(
             "building (once) and starting Kubernetes v1.34.4: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd and a kubelet",
         );
         let k8s = Kubernetes::start(Options {
             node: true,
-            images: crate::peers::test_images(),
-            kubelet_dir: None,
+            images,
+            // The DaemonSet's hostPaths name the kubelet's usual directory.
+            kubelet_dir: daemonset.then(|| PathBuf::from("/var/lib/kubelet")),
         })
         .await?;
         let times: Vec<String> = k8s
@@ -131,7 +186,7 @@ impl Stack {
             k8s.node_ip.as_deref().unwrap_or("?")
         ));
         say("starting three gluster nodes in network and mount namespaces");
-        let cluster = Cluster::start("demo", 3).await?;
+        let cluster = Cluster::start(&unique_tag(), 3).await?;
         let state = tempfile::tempdir().map_err(|e| e.to_string())?;
         let engine = Arc::new(cluster.engine(&state.path().join("aplo.redb"))?);
         let topology = parse_topology(&cluster.topology(&["4Gi"])).map_err(|e| e.to_string())?;
@@ -150,9 +205,6 @@ impl Stack {
         let token = k8s.service_account_kubeconfig("aplo-system", "aplo");
         let as_aplo = client_from(&token).await;
         let provisioner = Provisioner::start(as_aplo, engine.clone(), Provisioner::options());
-        say(
-            "starting aplo's provisioner as ServiceAccount aplo-system/aplo, and aplo's CSI node plugin, which registers with the kubelet",
-        );
         let kubelet = k8s.kubelet_dir.clone().expect("the fixture has a node");
         let dirs = PluginDirs {
             socket_dir: kubelet.join("plugins").join(DRIVER),
@@ -160,23 +212,34 @@ impl Stack {
             state: state.path().join("csi-state"),
             logs: state.path().join("client-logs"),
         };
-        let plugin = Plugin::start(
-            aplo,
-            &dirs,
-            &[
-                "--registration-dir".into(),
-                kubelet.join("plugins_registry").display().to_string(),
-            ],
-            None,
-        );
+        let plugin = if daemonset {
+            say(
+                "starting aplo's provisioner as ServiceAccount aplo-system/aplo; deploying deploy/base's node plugin DaemonSet",
+            );
+            k8s.apply(&node_daemonset(&k8s));
+            None
+        } else {
+            say(
+                "starting aplo's provisioner as ServiceAccount aplo-system/aplo, and aplo's CSI node plugin, which registers with the kubelet",
+            );
+            Some(Plugin::start(
+                aplo,
+                &dirs,
+                &[
+                    "--registration-dir".into(),
+                    kubelet.join("plugins_registry").display().to_string(),
+                ],
+                None,
+            ))
+        };
         let stack = Stack {
+            provisioner: Some(provisioner),
+            _plugin: plugin,
             k8s,
+            _dirs: dirs,
             cluster,
             engine,
             admin,
-            provisioner: Some(provisioner),
-            _plugin: plugin,
-            _dirs: dirs,
             _state: state,
         };
         stack.wait_registered().await?;
@@ -194,9 +257,23 @@ impl Stack {
                 return Ok(());
             }
             if Instant::now() > deadline {
+                let pods =
+                    self.k8s
+                        .kubectl_output(&["describe", "daemonsets,pods", "-n", "aplo-system"]);
+                let logs = self.k8s.kubectl_output(&[
+                    "logs",
+                    "-n",
+                    "aplo-system",
+                    "-l",
+                    "app.kubernetes.io/name=aplo-csi-node",
+                    "--tail=20",
+                ]);
                 return Err(format!(
-                    "the kubelet did not register {DRIVER} within 60 s:\n{}",
-                    self.k8s.log_tail("kubelet")
+                    "the kubelet did not register {DRIVER} within 60 s:\n{}\n{}{}\n{}",
+                    self.k8s.log_tail("kubelet"),
+                    String::from_utf8_lossy(&pods.stdout),
+                    String::from_utf8_lossy(&logs.stdout),
+                    String::from_utf8_lossy(&logs.stderr),
                 ));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -384,6 +461,57 @@ spec:
             },
             body,
         ))
+    }
+
+    /// Resize `claim` to `size` (e.g. `2Gi`) and wait until its status
+    /// shows it; returns the size the pod's `df` then reports for its
+    /// document root, in KiB.
+    pub async fn expand(&self, claim: &str, size: &str) -> Result<u64, String> {
+        self.k8s.kubectl(&[
+            "patch",
+            "pvc",
+            claim,
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"spec":{{"resources":{{"requests":{{"storage":"{size}"}}}}}}}}"#),
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let capacity = self.k8s.kubectl(&[
+                "get",
+                "pvc",
+                claim,
+                "-o",
+                "jsonpath={.status.capacity.storage}",
+            ]);
+            if capacity == size {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the claim's capacity is {capacity}, not {size}, after 120 s:\n{}",
+                    self.k8s.kubectl(&["describe", "pvc", claim])
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let df = self.k8s.kubectl(&[
+            "exec",
+            &format!("{claim}-web"),
+            "--",
+            "df",
+            "-k",
+            "/srv/www",
+        ]);
+        // busybox df -k: "Filesystem 1K-blocks Used Available Use% Mounted on".
+        // A long source wraps onto a line of its own: the size is the
+        // second field after the header, wherever the line breaks.
+        df.lines()
+            .skip(1)
+            .flat_map(str::split_whitespace)
+            .nth(1)
+            .and_then(|k| k.parse().ok())
+            .ok_or_else(|| format!("cannot read df's output: {df}"))
     }
 
     /// Where a volume's bricks are, as `node:path (zone z)`.

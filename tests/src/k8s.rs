@@ -65,6 +65,8 @@ pub struct Kubernetes {
     containerd_socket: Option<PathBuf>,
     node_net: Option<(String, Lease)>,
     cgroup_root: Option<String>,
+    kubelet_lease: Option<Lease>,
+    remove_kubelet_dir: bool,
 }
 
 /// The fixture's CA: it signs every serving and client certificate.
@@ -190,6 +192,8 @@ impl Kubernetes {
             containerd_socket: None,
             node_net: None,
             cgroup_root: None,
+            kubelet_lease: None,
+            remove_kubelet_dir: false,
             dir,
         };
         let started = Instant::now();
@@ -530,10 +534,26 @@ state = "{root}/state"
             &self.ca.cert,
             (&client_crt, &client_key),
         );
-        let kubelet_dir = options
-            .kubelet_dir
-            .clone()
-            .unwrap_or_else(|| root.join("kubelet"));
+        let kubelet_dir = match &options.kubelet_dir {
+            Some(dir) => {
+                // A shared path (e.g. /var/lib/kubelet, which manifests
+                // name): one fixture at a time, and it must be fresh.
+                self.kubelet_lease = Some(
+                    Lease::take("k8s-kubelet-dir", 1)
+                        .map_err(|e| format!("another fixture uses {}: {e}", dir.display()))?,
+                );
+                if dir.exists() {
+                    for point in mounts_under(dir) {
+                        let _ = sh("umount", &["-l", &point]);
+                    }
+                    std::fs::remove_dir_all(dir)
+                        .map_err(|e| format!("clearing {}: {e}", dir.display()))?;
+                }
+                self.remove_kubelet_dir = true;
+                dir.clone()
+            }
+            None => root.join("kubelet"),
+        };
         std::fs::create_dir_all(&kubelet_dir).map_err(|e| e.to_string())?;
         let config = format!(
             r#"apiVersion: kubelet.config.k8s.io/v1beta1
@@ -865,6 +885,11 @@ impl Drop for Kubernetes {
             for point in mounts_under(dir) {
                 let _ = sh("umount", &["-l", &point]);
             }
+        }
+        if self.remove_kubelet_dir
+            && let Some(kubelet) = &self.kubelet_dir
+        {
+            let _ = std::fs::remove_dir_all(kubelet);
         }
         if let Some(root) = &self.cgroup_root {
             // Killed processes leave their cgroups a moment later.

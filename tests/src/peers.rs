@@ -116,3 +116,50 @@ pub fn test_images() -> Vec<PathBuf> {
     assert!(status.success(), "{} failed: {status}", script.display());
     vec![out.join("pause.tar"), out.join("web.tar")]
 }
+
+/// aplo's image (`ghcr.io/aplo-dev/aplo:0.1.0`, the name `deploy/base`
+/// uses) with `binary` as its `aplo`, built by `deploy/image/build.sh` from
+/// `deploy/image/Containerfile` as an OCI archive, cached by the binary's
+/// and the recipe's hashes (a build takes about two minutes: mmdebstrap).
+pub fn aplo_image(binary: &std::path::Path) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the repository")
+        .to_owned();
+    let image = repository.join("deploy/image");
+    let mut hash = Sha256::new();
+    for part in [
+        binary.to_owned(),
+        image.join("Containerfile"),
+        image.join("build.sh"),
+        image.join("oci.sh"),
+    ] {
+        hash.update(std::fs::read(&part).unwrap_or_else(|e| panic!("{}: {e}", part.display())));
+    }
+    let key = hex::encode(&hash.finalize()[..8]);
+    let dir = cache_dir().join("images");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("aplo-{key}.tar"));
+    if out.is_file() {
+        return out;
+    }
+    // Older builds of other binaries are of no further use.
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("aplo-") && name.ends_with(".tar") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    eprintln!(
+        "building aplo's image from deploy/image/Containerfile into {} (about two minutes)",
+        out.display()
+    );
+    let status = Command::new(image.join("build.sh"))
+        .arg(binary)
+        .arg(&out)
+        .status()
+        .unwrap_or_else(|e| panic!("deploy/image/build.sh: {e}"));
+    assert!(status.success(), "deploy/image/build.sh failed: {status}");
+    out
+}

@@ -99,10 +99,152 @@ async fn a_claim_is_served_by_a_pod_from_a_real_gluster_volume() {
     ]);
     let info = stack.cluster.volume_names().await;
     assert!(info.contains(&pv), "{pv} not in {info:?}");
+    // Expansion reaches the running pod: its df shows the new size.
+    let before = stack
+        .k8s
+        .kubectl(&["exec", "gluster-claim-web", "--", "df", "-k", "/srv/www"]);
+    let kib = stack
+        .expand("gluster-claim", "2Gi")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        (1_900_000..=2_097_152).contains(&kib),
+        "df in the pod shows {kib} KiB after the resize to 2Gi; before: {before}"
+    );
+    // And the pod still serves.
+    let again = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "-m",
+            "2",
+            &format!("http://{}:{port}/", stack.k8s.node_ip.as_deref().unwrap()),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&again.stdout), LOVE);
     stack
         .delete("gluster-claim")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(stack.cluster.brick_leftovers(), Vec::<String>::new());
     stack.stop().await.unwrap();
+}
+
+/// The node plugin as deployed: `deploy/base`'s DaemonSet runs aplo's CSI
+/// node role from aplo's image (built locally from the Containerfile) on
+/// the kubelet. Its container is killed while the web-server pod has the
+/// volume mounted: the pod keeps reading and writing, with no restart of
+/// its own, while the kubelet restarts the plugin; then the claim is
+/// deleted through the restarted plugin. This is the failure GlusterFS CSI
+/// users report most.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pod_keeps_its_volume_while_the_deployed_node_plugin_restarts() {
+    use aplo_e2e::classic::{LOVE, NodePlugin, Stack};
+    let say = |s: &str| eprintln!("{s}");
+    let stack = Stack::start_with(
+        std::path::Path::new(env!("CARGO_BIN_EXE_aplo-faulty")),
+        NodePlugin::DaemonSet,
+        &say,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the stack starts: {e}"));
+    stack.class(
+        "glusterfs",
+        &[("classes.class".to_owned(), "replica3".to_owned())],
+    );
+    let port = aplo_e2e::k8s::free_port();
+    let (_, body) = stack
+        .claim_to_curl("kept", "glusterfs", port, &say)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(body, LOVE);
+    let k8s = &stack.k8s;
+    let plugin_pod = k8s.kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        "aplo-system",
+        "-l",
+        "app.kubernetes.io/name=aplo-csi-node",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    let container = |field: &str| {
+        k8s.kubectl(&[
+            "get",
+            "pod",
+            "-n",
+            "aplo-system",
+            &plugin_pod,
+            "-o",
+            &format!("jsonpath={{.status.containerStatuses[?(@.name==\"aplo\")].{field}}}"),
+        ])
+    };
+    let id = container("containerID");
+    let id = id.strip_prefix("containerd://").expect("a containerd id");
+    let killed = k8s.ctr(&["tasks", "kill", "--signal", "SIGKILL", id]);
+    assert!(
+        killed.status.success(),
+        "ctr tasks kill: {}",
+        String::from_utf8_lossy(&killed.stderr)
+    );
+    // Until the kubelet has the plugin back and ready: every read through
+    // HTTP and every write through `kubectl exec` works.
+    let url = format!("http://{}:{port}/", k8s.node_ip.as_deref().unwrap());
+    let started = std::time::Instant::now();
+    let mut rounds = 0;
+    loop {
+        let line = format!("write {rounds} while the plugin restarts");
+        let wrote = k8s.kubectl_output(&[
+            "exec",
+            "kept-web",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo '{line}' >> /srv/www/log.txt && tail -n 1 /srv/www/log.txt"),
+        ]);
+        assert!(
+            wrote.status.success(),
+            "write {rounds} failed: {}",
+            String::from_utf8_lossy(&wrote.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&wrote.stdout).trim(), line);
+        let read = std::process::Command::new("curl")
+            .args(["-sf", "-m", "2", &url])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&read.stdout),
+            LOVE,
+            "read {rounds} failed"
+        );
+        rounds += 1;
+        let restarts: u32 = container("restartCount").trim().parse().unwrap_or(0);
+        if restarts >= 1 && container("ready").trim() == "true" {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the kubelet did not restart the plugin within 120 s"
+        );
+    }
+    assert!(
+        rounds >= 2,
+        "only {rounds} rounds while the plugin was down"
+    );
+    let web_restarts = k8s.kubectl(&[
+        "get",
+        "pod",
+        "kept-web",
+        "-o",
+        "jsonpath={.status.containerStatuses[0].restartCount}",
+    ]);
+    assert_eq!(web_restarts, "0", "the web-server pod was not restarted");
+    // The restarted plugin unpublishes and unstages; the volume goes.
+    stack.delete("kept").await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stack.cluster.brick_leftovers(), Vec::<String>::new());
+    stack.stop().await.unwrap();
+    // The DaemonSet's hostPaths on this machine.
+    let _ = std::fs::remove_dir_all("/var/lib/aplo-csi");
+    let _ = std::fs::remove_dir_all("/var/log/glusterfs/aplo");
 }
