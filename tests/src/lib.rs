@@ -77,11 +77,57 @@ struct SubnetLease {
 impl SubnetLease {
     fn take() -> Result<SubnetLease, String> {
         let lease = Lease::take("subnet", MAX_CLUSTERS)?;
+        let prefix = format!("{SUBNETS}.{}", lease.index);
+        remove_leftovers_on(&prefix);
         Ok(SubnetLease {
-            prefix: format!("{SUBNETS}.{}", lease.index),
+            prefix,
             _lease: lease,
         })
     }
+}
+
+/// A cluster of a run that was killed (no Drop ran) still holds `prefix`:
+/// its bridge keeps the address, so the host's mounts would reach its
+/// glusterds (which know none of this run's volumes) instead of this run's.
+/// The free lease proves its owner is dead: stop its processes and remove
+/// its namespaces, veths and bridge, saying so.
+fn remove_leftovers_on(prefix: &str) {
+    let gateway = format!("{prefix}.254/");
+    let Ok(listing) = sh("ip", &["-o", "-4", "addr", "show"]) else {
+        return;
+    };
+    for line in listing.lines().filter(|l| l.contains(&gateway)) {
+        let Some(bridge) = line.split_whitespace().nth(1) else {
+            continue;
+        };
+        eprintln!("removing {bridge}, a cluster left by a killed run on {prefix}.0/24");
+        match bridge
+            .strip_prefix("aplo")
+            .and_then(|b| b.strip_suffix("br"))
+        {
+            Some(tag) => remove_tag_leftovers(tag),
+            None => {
+                let _ = sh("ip", &["link", "del", bridge]);
+            }
+        }
+    }
+}
+
+/// Remove what a killed run left under cluster tag `tag`: the processes in
+/// its nodes' network namespaces (glusterd, bricks, the holders), the
+/// namespaces, veths and bridge.
+fn remove_tag_leftovers(tag: &str) {
+    for n in 1..=9 {
+        let netns = format!("aplo{tag}n{n}");
+        if let Ok(pids) = sh("ip", &["netns", "pids", &netns]) {
+            for pid in pids.split_whitespace() {
+                let _ = sh("kill", &["-9", pid]);
+            }
+        }
+        let _ = sh("ip", &["netns", "del", &netns]);
+        let _ = sh("ip", &["link", "del", &format!("aplo{tag}v{n}")]);
+    }
+    let _ = sh("ip", &["link", "del", &format!("aplo{tag}br")]);
 }
 
 /// One gluster node.
@@ -143,11 +189,7 @@ impl Cluster {
         let subnet = SubnetLease::take()?;
         // Leftovers of a run that was killed before it could clean up: only
         // names this harness owns.
-        for n in 1..=9 {
-            let _ = sh("ip", &["netns", "del", &format!("aplo{tag}n{n}")]);
-            let _ = sh("ip", &["link", "del", &format!("aplo{tag}v{n}")]);
-        }
-        let _ = sh("ip", &["link", "del", &bridge]);
+        remove_tag_leftovers(tag);
         sh("ip", &["link", "add", &bridge, "type", "bridge"])?;
         let mut cluster = Cluster {
             nodes: Vec::new(),

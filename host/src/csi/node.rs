@@ -200,7 +200,16 @@ impl Node {
     /// Unmount whatever is at `path`, lazily when it is stale.
     async fn unmount(&self, path: &Path, lazy: bool) -> Result<(), Status> {
         let cmd = mount::unmount(path, lazy).map_err(invalid)?;
-        self.exec.run(&cmd).await.map(|_| ()).map_err(internal)
+        match self.exec.run(&cmd).await {
+            Ok(_) => Ok(()),
+            // The mount can go between the check and the umount: the
+            // glusterfs client's auto_unmount helper unmounts when its
+            // client dies. Nothing mounted there is the goal reached.
+            Err(e) => match self.health(path).await {
+                Ok(Health::Unmounted) => Ok(()),
+                _ => Err(internal(e)),
+            },
+        }
     }
 
     /// Mount the volume at `staging`, retrying without `auto_unmount` for a
