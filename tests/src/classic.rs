@@ -82,6 +82,24 @@ const DEPLOY_KINDS: [&str; 7] = [
     "CSIDriver",
 ];
 
+/// Poll `phase` every 20 ms until it is `wanted` (true) or `deadline`
+/// passes (false).
+async fn wait_for_phase<F, Fut>(phase: F, wanted: &str, deadline: Instant) -> Result<bool, String>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<String>, String>>,
+{
+    loop {
+        if phase().await?.as_deref() == Some(wanted) {
+            return Ok(true);
+        }
+        if Instant::now() > deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// How the CSI node plugin runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodePlugin {
@@ -375,20 +393,12 @@ spec:
             self.bricks(volume.id).join(", ")
         ));
         // Bind: kube-controller-manager's binder.
-        loop {
-            let phase = claims
-                .get(claim)
-                .await
-                .map_err(|e| e.to_string())?
-                .status
-                .and_then(|s| s.phase);
-            if phase.as_deref() == Some("Bound") {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(timeout("the claim was not Bound"));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let claim_phase = || async {
+            let claim = claims.get(claim).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(claim.status.and_then(|s| s.phase))
+        };
+        if !wait_for_phase(claim_phase, "Bound", deadline).await? {
+            return Err(timeout("the claim was not Bound"));
         }
         let bound = started.elapsed();
         say(&format!(
@@ -396,20 +406,12 @@ spec:
             bound.as_secs_f64()
         ));
         // Mount and start: the pod runs.
-        loop {
-            let phase = pods
-                .get(&pod)
-                .await
-                .map_err(|e| e.to_string())?
-                .status
-                .and_then(|s| s.phase);
-            if phase.as_deref() == Some("Running") {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(timeout("the pod was not Running"));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let pod_phase = || async {
+            let pod = pods.get(&pod).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(pod.status.and_then(|s| s.phase))
+        };
+        if !wait_for_phase(pod_phase, "Running", deadline).await? {
+            return Err(timeout("the pod was not Running"));
         }
         let running = started.elapsed();
         say(&format!(
@@ -436,18 +438,8 @@ spec:
         say("5. kubectl exec wrote index.html into the volume");
         let ip = self.k8s.node_ip.clone().unwrap_or_default();
         let url = format!("http://{ip}:{port}/");
-        let body = loop {
-            let out = std::process::Command::new("curl")
-                .args(["-sf", "-m", "2", &url])
-                .output()
-                .map_err(|e| format!("curl: {e}"))?;
-            if out.status.success() {
-                break String::from_utf8_lossy(&out.stdout).into_owned();
-            }
-            if Instant::now() > deadline {
-                return Err(timeout(&format!("{url} did not answer")));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let Some(body) = crate::k8s::curl_until(&url, deadline).await else {
+            return Err(timeout(&format!("{url} did not answer")));
         };
         let total = started.elapsed();
         say(&format!("6. curl {url}: {}", body.trim_end()));

@@ -743,6 +743,24 @@ volumeStatsAggPeriod: 5s
     }
 }
 
+/// `curl` `url` every 20 ms until it answers with success (its body) or
+/// `deadline` passes (None).
+pub async fn curl_until(url: &str, deadline: Instant) -> Option<String> {
+    loop {
+        let out = Command::new("curl")
+            .args(["-sf", "-m", "2", url])
+            .output()
+            .expect("curl runs");
+        if out.status.success() {
+            return Some(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A client from a kubeconfig file.
 pub async fn client_from(path: &Path) -> Client {
     let kubeconfig = kube::config::Kubeconfig::read_from(path).expect("a kubeconfig");

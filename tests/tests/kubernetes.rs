@@ -40,23 +40,16 @@ spec:
 "#,
         www.display()
     ));
-    let started = Instant::now();
-    let body = loop {
-        let out = std::process::Command::new("curl")
-            .args(["-sf", "-m", "2", &format!("http://{ip}:{port}/")])
-            .output()
-            .unwrap();
-        if out.status.success() {
-            break String::from_utf8_lossy(&out.stdout).into_owned();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the pod did not serve within 60 s: {}\n{}",
-            k8s.kubectl(&["describe", "pod", "web"]),
-            k8s.log_tail("kubelet")
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let body = aplo_e2e::k8s::curl_until(&format!("http://{ip}:{port}/"), deadline)
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "the pod did not serve within 60 s: {}\n{}",
+                k8s.kubectl(&["describe", "pod", "web"]),
+                k8s.log_tail("kubelet")
+            )
+        });
     assert_eq!(body, "hello from a hostPath\n");
     // The API server reaches the kubelet over TLS with its client
     // certificate (what `kubectl logs` and `exec` need).
