@@ -241,3 +241,143 @@ async fn a_pod_keeps_its_volume_while_the_deployed_node_plugin_restarts() {
     let _ = std::fs::remove_dir_all("/var/lib/aplo-csi");
     let _ = std::fs::remove_dir_all("/var/log/glusterfs/aplo");
 }
+
+/// A child process killed when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The admission webhook registered for real: `aplo serve` (the binary,
+/// as ServiceAccount aplo-system/aplo with a real token, holding its
+/// Lease) serves HTTPS with a certificate from the cluster's CA; deploy/base's
+/// ValidatingWebhookConfiguration points the API server at it (by URL, as
+/// no Service reaches a host process) with that CA bundle. `kubectl apply`
+/// of a claim over deploy/base's gluster-quota class's limits is denied
+/// with the policy's message, the API server having called aplo over TLS;
+/// a claim within them is admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_server_calls_the_admission_webhook_over_tls() {
+    use aplo_e2e::classic::deploy_base;
+    let k8s = Kubernetes::start(Options::default())
+        .await
+        .unwrap_or_else(|e| panic!("the control plane starts: {e}"));
+    k8s.apply(&deploy_base(
+        &k8s,
+        &[
+            "Namespace",
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+            "StorageClass",
+        ],
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let topology = dir.path().join("topology.json");
+    std::fs::write(&topology, aplo_e2e::kube::sim_topology(3)).unwrap();
+    let (cert, key) = k8s.issue_serving("aplo-webhook", &["127.0.0.1", "localhost"]);
+    let http: std::net::SocketAddr = format!("127.0.0.1:{}", aplo_e2e::k8s::free_port())
+        .parse()
+        .unwrap();
+    let https = format!("127.0.0.1:{}", aplo_e2e::k8s::free_port());
+    let kubeconfig = k8s.service_account_kubeconfig("aplo-system", "aplo");
+    let mut serve = Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_aplo-faulty"))
+            .arg("--db")
+            .arg(dir.path().join("aplo.db"))
+            .args([
+                "--log",
+                "warn",
+                "serve",
+                "--driver",
+                "simulate",
+                "--topology",
+            ])
+            .arg(&topology)
+            .args(["--listen", &http.to_string(), "--tls-listen", &https])
+            .arg("--tls-cert")
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("APLO_ADMIN_KEY", "an-admin-key-of-the-test-0123456789")
+            .env_remove("POD_NAME")
+            .spawn()
+            .expect("aplo serve starts"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if tokio::net::TcpStream::connect(http).await.is_ok()
+            && aplo_e2e::http::call(http, "GET", "/readyz", None, "")
+                .await
+                .status
+                == 200
+        {
+            break;
+        }
+        if let Ok(Some(status)) = serve.0.try_wait() {
+            panic!("aplo serve exited: {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "aplo serve was not ready within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // deploy/base's webhook, its Service reference swapped for the URL.
+    let rendered = deploy_base(&k8s, &["ValidatingWebhookConfiguration"]);
+    let mut webhook: serde_json::Value = serde_yaml::from_str(&rendered).unwrap();
+    let hook = &mut webhook["webhooks"][0];
+    let path = hook["clientConfig"]["service"]["path"]
+        .as_str()
+        .expect("the webhook names a path")
+        .to_owned();
+    use base64::Engine as _;
+    hook["clientConfig"] = serde_json::json!({
+        "url": format!("https://{https}{path}"),
+        "caBundle": base64::engine::general_purpose::STANDARD.encode(k8s.ca_pem()),
+    });
+    k8s.apply(&serde_json::to_string(&webhook).unwrap());
+    let claim = |name: &str, size: &str| {
+        format!(
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: {name}, namespace: default}}\n\
+             spec: {{storageClassName: gluster-quota, accessModes: [ReadWriteMany], resources: {{requests: {{storage: {size}}}}}}}\n"
+        )
+    };
+    // A moment may pass before the API server uses a new webhook: apply an
+    // over-quota claim until it is denied (a positive signal).
+    let path_over = dir.path().join("over.yaml");
+    std::fs::write(&path_over, claim("too-big", "200Gi")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let denied = loop {
+        let out = k8s.kubectl_output(&["apply", "-f", &path_over.display().to_string()]);
+        if !out.status.success() {
+            break String::from_utf8_lossy(&out.stderr).into_owned();
+        }
+        // Admitted before the webhook took effect: remove it and retry.
+        k8s.kubectl(&["delete", "pvc", "too-big", "--wait=false"]);
+        assert!(
+            Instant::now() < deadline,
+            "the over-quota claim was never denied"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        denied.contains("admission webhook \"pvc.glusterfs.aplo.dev\" denied the request"),
+        "{denied}"
+    );
+    assert!(
+        denied.contains("100Gi") || denied.contains("max-volume-size"),
+        "the policy's reason: {denied}"
+    );
+    // Within the limits: admitted (and left pending, WaitForFirstConsumer).
+    k8s.apply(&claim("fits", "1Gi"));
+    let fits = k8s.kubectl(&["get", "pvc", "fits", "-o", "jsonpath={.metadata.name}"]);
+    assert_eq!(fits, "fits");
+}
