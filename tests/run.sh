@@ -3,8 +3,11 @@
 # registry, golden cases through the sandbox, engine, CLI), end-to-end and
 # crash-recovery tests on a real three-node gluster cluster, the CSI driver
 # (its node and controller services, and csi-sanity, the Kubernetes CSI
-# conformance suite built from the Go module proxy), the provisioner
-# against the development API server (and on the gluster cluster), the
+# conformance suite built from the Go module proxy), a real Kubernetes
+# built from source (the classic flow from PVC to curl, the node plugin
+# DaemonSet surviving its restart, the admission webhook called by the API
+# server), the provisioner against the development API server (and on the
+# gluster cluster), the
 # deploy manifests (rendered with kubectl, validated with kubernetes-validate
 # from PyPI in a venv under target/), the policies' native golden tests,
 # every bundled policy's golden cases through `aplo policy test`, and the
