@@ -137,8 +137,8 @@ async fn run(args: Args) -> Result<(), String> {
         timings.serve.as_secs_f64(),
     ));
     println!(
-        "           (the pool's first redundant volume also waits about 2s for glusterd to start \
-         its self-heal daemons; docs/benchmarks.md measures later claims)"
+        "           (provisioning makes three loop-device XFS bricks for the volume, then \
+         creates and starts it; docs/benchmarks.md measures repeated claims)"
     );
     if args.keep {
         let kubectl = format!(
