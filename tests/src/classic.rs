@@ -17,7 +17,7 @@ use aplo::exec::engine::{Engine, LoadOptions};
 use aplo::model::topology::parse_topology;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::CSINode;
-use kube::api::{DeleteParams, ListParams};
+use kube::api::DeleteParams;
 use kube::{Api, Client};
 
 use crate::Cluster;
@@ -561,20 +561,5 @@ spec:
             provisioner.stop().await.map_err(|e| format!("{e:#}"))?;
         }
         Ok(())
-    }
-
-    /// Claims that exist now.
-    pub async fn claims(&self) -> Vec<String> {
-        let claims: Api<PersistentVolumeClaim> = Api::namespaced(self.admin.clone(), "default");
-        claims
-            .list(&ListParams::default())
-            .await
-            .map(|l| {
-                l.items
-                    .into_iter()
-                    .filter_map(|c| c.metadata.name)
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 }

@@ -10,7 +10,6 @@
 //! when it is dropped; containers, mounts under its directory and the
 //! kubelet's cgroups go with it.
 
-use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -924,12 +923,4 @@ impl Drop for Kubernetes {
             let _ = sh("ip", &["link", "del", bridge]);
         }
     }
-}
-
-/// A map of labels or parameters from pairs.
-pub fn pairs(items: &[(&str, &str)]) -> BTreeMap<String, String> {
-    items
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
