@@ -35,6 +35,9 @@ pub struct Options {
 /// The node's name.
 pub const NODE: &str = "node-a";
 
+/// How many fixtures may run on this machine at once.
+const MAX_FIXTURES: u8 = 32;
+
 /// How many fixtures with a node may run on this machine at once.
 const MAX_NODES: u8 = 8;
 
@@ -66,6 +69,7 @@ pub struct Kubernetes {
     cgroup_root: Option<String>,
     kubelet_lease: Option<Lease>,
     remove_kubelet_dir: bool,
+    processes_lease: Lease,
 }
 
 /// The fixture's CA: it signs every serving and client certificate.
@@ -164,6 +168,8 @@ impl Kubernetes {
                 .map_err(|_| format!("{tool} is missing"))?;
         }
         let build = peers::kubernetes();
+        // The processes of a fixture whose test was killed are stopped here.
+        let processes_lease = Lease::take("k8s", MAX_FIXTURES)?;
         let dir = tempfile::Builder::new()
             .prefix("aplo-k8s-")
             .tempdir()
@@ -193,6 +199,7 @@ impl Kubernetes {
             cgroup_root: None,
             kubelet_lease: None,
             remove_kubelet_dir: false,
+            processes_lease,
             dir,
         };
         let started = Instant::now();
@@ -222,12 +229,14 @@ impl Kubernetes {
 
     fn spawn(&mut self, name: &'static str, command: &mut Command) -> Result<(), String> {
         let log = self.log(name);
+        let program = command.get_program().to_string_lossy().into_owned();
         let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .map_err(|e| format!("{name}: {e}"))?;
+        self.processes_lease.record(child.id(), &program);
         self.processes.push(Process { name, child });
         Ok(())
     }
@@ -443,6 +452,10 @@ impl Kubernetes {
         sh("ip", &["link", "set", &bridge, "up"])?;
         self.node_ip = Some(ip.clone());
         self.cgroup_root = Some(format!("/{bridge}"));
+        // Containers a killed run's kubelet left in this cgroup root.
+        for pid in cgroup_pids(&format!("/{bridge}")) {
+            let _ = sh("kill", &["-9", &pid.to_string()]);
+        }
         make_cgroups(&bridge)?;
 
         let root = self.dir.path().to_owned();
@@ -894,6 +907,7 @@ impl Drop for Kubernetes {
             let _ = process.child.kill();
             let _ = process.child.wait();
         }
+        self.processes_lease.clear();
         let mut dirs = vec![self.dir.path().to_owned()];
         if let Some(kubelet) = &self.kubelet_dir {
             dirs.push(kubelet.clone());

@@ -39,9 +39,13 @@ const MAX_CLUSTERS: u8 = 64;
 /// A numbered resource this process holds while it lives (a cluster's
 /// `/24`, a Kubernetes node's address): an exclusive lock on a file named
 /// after it, which the kernel releases when the process dies.
+///
+/// The lock file also lists the processes its holder started
+/// ([`Lease::record`]): whoever takes a free lease next kills those that
+/// are still running, since their owner died without stopping them.
 pub(crate) struct Lease {
     pub(crate) index: u8,
-    _lock: std::fs::File,
+    lock: std::fs::File,
 }
 
 impl Lease {
@@ -54,17 +58,51 @@ impl Lease {
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .truncate(false)
+                .read(true)
                 .write(true)
                 .open(&path)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             if file.try_lock().is_ok() {
-                return Ok(Lease { index, _lock: file });
+                // "pid program" lines; a pid is killed only if it still runs
+                // that program (pids are reused).
+                let left = std::fs::read_to_string(&path).unwrap_or_default();
+                for (pid, program) in left.lines().filter_map(|l| l.split_once(' ')) {
+                    let cmdline = std::fs::read(Path::new("/proc").join(pid).join("cmdline"))
+                        .unwrap_or_default();
+                    let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+                    if !program.is_empty() && String::from_utf8_lossy(argv0).ends_with(program) {
+                        eprintln!(
+                            "killing {program} ({pid}), left running by a killed run ({})",
+                            path.display()
+                        );
+                        let _ = sh("kill", &["-9", pid]);
+                    }
+                }
+                file.set_len(0)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                return Ok(Lease { index, lock: file });
             }
         }
         Err(format!(
             "all {max} {kind} leases are in use (locks in {})",
             dir.display()
         ))
+    }
+}
+
+impl Lease {
+    /// Note a process this holder started, for the next holder to stop if
+    /// this one dies first.
+    pub(crate) fn record(&mut self, pid: u32, program: &str) {
+        use std::io::Write;
+        let _ = writeln!(self.lock, "{pid} {program}");
+    }
+
+    /// Its holder stopped everything it recorded.
+    pub(crate) fn clear(&mut self) {
+        use std::io::Seek;
+        let _ = self.lock.set_len(0);
+        let _ = self.lock.rewind();
     }
 }
 
