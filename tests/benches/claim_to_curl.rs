@@ -14,7 +14,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use aplo_e2e::classic::{LOVE, Stack, Timings};
+use aplo_e2e::classic::{LOVE, NodePlugin, Stack, Timings};
 
 fn quantile(samples: &[Duration], q: f64) -> Duration {
     let mut sorted = samples.to_vec();
@@ -32,13 +32,13 @@ async fn main() {
     let benching = std::env::args().any(|a| a == "--bench");
     let rounds = if benching { 20 } else { 1 };
     let quiet = |_: &str| {};
-    let stack = Stack::start(Path::new(env!("CARGO_BIN_EXE_aplo-faulty")), &quiet)
-        .await
-        .unwrap_or_else(|e| panic!("the stack starts: {e}"));
-    stack.class(
-        "glusterfs",
-        &[("classes.class".to_owned(), "replica3".to_owned())],
-    );
+    let stack = Stack::with_replica3(
+        Path::new(env!("CARGO_BIN_EXE_aplo-faulty")),
+        NodePlugin::Process,
+        &quiet,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the stack starts: {e}"));
     // The pool's first redundant volume (self-heal daemons start).
     let port = aplo_e2e::k8s::free_port();
     let (first, body) = stack

@@ -82,6 +82,29 @@ const DEPLOY_KINDS: [&str; 7] = [
     "CSIDriver",
 ];
 
+/// A host-network busybox httpd pod serving `/srv/www` on `port`, with
+/// `source` (a volume source, e.g. `persistentVolumeClaim: {...}`) there.
+pub fn web_pod(name: &str, port: u16, source: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, namespace: default}}
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: aplo.test/web:1
+    imagePullPolicy: Never
+    env: [{{name: PORT, value: "{port}"}}]
+    volumeMounts: [{{name: www, mountPath: /srv/www}}]
+  volumes:
+  - name: www
+    {source}
+"#
+    )
+}
+
 /// Poll `phase` every 20 ms until it is `wanted` (true) or `deadline`
 /// passes (false).
 async fn wait_for_phase<F, Fut>(phase: F, wanted: &str, deadline: Instant) -> Result<bool, String>
@@ -264,6 +287,21 @@ impl Stack {
         Ok(stack)
     }
 
+    /// [`Stack::start_with`], then StorageClass `glusterfs`: replica 3
+    /// across the zones through the default policies.
+    pub async fn with_replica3(
+        aplo: &Path,
+        plugin: NodePlugin,
+        say: &dyn Fn(&str),
+    ) -> Result<Stack, String> {
+        let stack = Self::start_with(aplo, plugin, say).await?;
+        stack.class(
+            "glusterfs",
+            &[("classes.class".to_owned(), "replica3".to_owned())],
+        );
+        Ok(stack)
+    }
+
     /// Wait until the kubelet lists aplo's driver on its CSINode.
     async fn wait_registered(&self) -> Result<(), String> {
         let nodes: Api<CSINode> = Api::all(self.admin.clone());
@@ -337,22 +375,12 @@ spec:
   accessModes: [ReadWriteMany]
   resources: {{requests: {{storage: 1Gi}}}}
 ---
-apiVersion: v1
-kind: Pod
-metadata: {{name: {pod}, namespace: default}}
-spec:
-  hostNetwork: true
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: web
-    image: aplo.test/web:1
-    imagePullPolicy: Never
-    env: [{{name: PORT, value: "{port}"}}]
-    volumeMounts: [{{name: www, mountPath: /srv/www}}]
-  volumes:
-  - name: www
-    persistentVolumeClaim: {{claimName: {claim}}}
-"#
+{}"#,
+            web_pod(
+                &pod,
+                port,
+                &format!("persistentVolumeClaim: {{claimName: {claim}}}")
+            )
         ));
         let claims: Api<PersistentVolumeClaim> = Api::namespaced(self.admin.clone(), "default");
         let volumes: Api<PersistentVolume> = Api::all(self.admin.clone());

@@ -110,30 +110,12 @@ fn publish_request(
 }
 
 /// Stage as kubelet does: it makes `globalmount` itself first (which
-/// fails on a dead mount; kubelet retries, and the driver recovers), and
-/// retries a failed call. Under a loaded machine, glusterd sometimes
-/// refuses the volume file of a volume created a moment before ("failed to
-/// fetch volume file"); the retry, as kubelet's, mounts it.
+/// fails on a dead mount; kubelet retries, and the driver recovers).
 async fn stage(node: &mut NodeClient<Channel>, dirs: &PluginDirs, pv: &Pv) {
     let _ = std::fs::create_dir_all(dirs.staging(&pv.handle));
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        match node.node_stage_volume(stage_request(dirs, pv)).await {
-            Ok(_) => return,
-            Err(status)
-                if status.code() == Code::NotFound
-                    && status.message().contains("failed to fetch volume file")
-                    && std::time::Instant::now() < deadline =>
-            {
-                eprintln!(
-                    "stage refused, retrying as kubelet would: {}",
-                    status.message()
-                );
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(status) => panic!("NodeStageVolume: {status:?}"),
-        }
-    }
+    node.node_stage_volume(stage_request(dirs, pv))
+        .await
+        .unwrap();
 }
 
 /// Publish as kubelet does: it makes the target's parent, the driver the

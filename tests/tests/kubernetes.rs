@@ -22,23 +22,10 @@ async fn a_pod_runs_and_serves_on_the_real_kubelet() {
     std::fs::write(www.join("index.html"), "hello from a hostPath\n").unwrap();
     let ip = k8s.node_ip.clone().unwrap();
     let port = aplo_e2e::k8s::free_port();
-    k8s.apply(&format!(
-        r#"apiVersion: v1
-kind: Pod
-metadata: {{name: web, namespace: default}}
-spec:
-  hostNetwork: true
-  containers:
-  - name: web
-    image: aplo.test/web:1
-    imagePullPolicy: Never
-    env: [{{name: PORT, value: "{port}"}}]
-    volumeMounts: [{{name: www, mountPath: /srv/www}}]
-  volumes:
-  - name: www
-    hostPath: {{path: "{}", type: Directory}}
-"#,
-        www.display()
+    k8s.apply(&aplo_e2e::classic::web_pod(
+        "web",
+        port,
+        &format!("hostPath: {{path: \"{}\", type: Directory}}", www.display()),
     ));
     let deadline = Instant::now() + Duration::from_secs(60);
     let body = aplo_e2e::k8s::curl_until(&format!("http://{ip}:{port}/"), deadline)
@@ -64,18 +51,15 @@ spec:
 /// claim are deleted and the gluster volume is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_claim_is_served_by_a_pod_from_a_real_gluster_volume() {
-    use aplo_e2e::classic::{LOVE, Stack};
+    use aplo_e2e::classic::{LOVE, NodePlugin, Stack};
     let say = |s: &str| eprintln!("{s}");
-    let stack = Stack::start(
+    let stack = Stack::with_replica3(
         std::path::Path::new(env!("CARGO_BIN_EXE_aplo-faulty")),
+        NodePlugin::Process,
         &say,
     )
     .await
     .unwrap_or_else(|e| panic!("the stack starts: {e}"));
-    stack.class(
-        "glusterfs",
-        &[("classes.class".to_owned(), "replica3".to_owned())],
-    );
     let port = aplo_e2e::k8s::free_port();
     let (timings, body) = stack
         .claim_to_curl("gluster-claim", "glusterfs", port, &say)
@@ -134,17 +118,13 @@ async fn a_claim_is_served_by_a_pod_from_a_real_gluster_volume() {
 async fn a_pod_keeps_its_volume_while_the_deployed_node_plugin_restarts() {
     use aplo_e2e::classic::{LOVE, NodePlugin, Stack};
     let say = |s: &str| eprintln!("{s}");
-    let stack = Stack::start_with(
+    let stack = Stack::with_replica3(
         std::path::Path::new(env!("CARGO_BIN_EXE_aplo-faulty")),
         NodePlugin::DaemonSet,
         &say,
     )
     .await
     .unwrap_or_else(|e| panic!("the stack starts: {e}"));
-    stack.class(
-        "glusterfs",
-        &[("classes.class".to_owned(), "replica3".to_owned())],
-    );
     let port = aplo_e2e::k8s::free_port();
     let (_, body) = stack
         .claim_to_curl("kept", "glusterfs", port, &say)
