@@ -6,8 +6,8 @@
 # conformance suite built from the Go module proxy), a real Kubernetes
 # built from source (the classic flow from PVC to curl, the node plugin
 # DaemonSet surviving its restart, the admission webhook called by the API
-# server), the provisioner against the development API server (and on the
-# gluster cluster), the
+# server), the provisioner, leader election, events, metrics and RBAC
+# against that real control plane (and on the gluster cluster), the
 # deploy manifests (rendered with kubectl, validated with kubernetes-validate
 # from PyPI in a venv under target/), the policies' native golden tests,
 # every bundled policy's golden cases through `aplo policy test`, and the

@@ -1,10 +1,11 @@
-//! 1,000 claims through the provisioner against the development API server,
+//! 1,000 claims through the provisioner against a real control plane (etcd,
+//! kube-apiserver and kube-controller-manager built from source),
 //! on the simulate executor: claims per second, and p50/p99 time from
 //! creation to Bound; the controller's own CPU time and peak memory.
 //!
 //! The controller runs as its own process (`aplo serve --driver simulate`,
 //! release build, a redb store on disk) so that its CPU and memory are its
-//! own; the API server, its PV binder and the claim writer run here.
+//! own; the claim writer runs here, the control plane in its own processes.
 //! Results go to stdout and `target/bench-provisioner.json`.
 //!
 //! `cargo bench -p aplo-e2e --bench provisioner [-- --claims N --writers N]`;
@@ -74,8 +75,8 @@ async fn main() {
         .class("bench", &[("classes.class", "replica3")], "Delete")
         .await;
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, world.server.kubeconfig()).unwrap();
+    // `aplo serve` as aplo's ServiceAccount, under deploy/base's RBAC.
+    let kubeconfig = world.aplo_kubeconfig.clone();
     let topology = dir.path().join("topology.json");
     std::fs::write(&topology, sim_topology(12)).unwrap();
 

@@ -72,7 +72,7 @@ pub struct Stack {
 /// from the API server: the namespace, ServiceAccounts, RBAC and the
 /// CSIDriver (the Deployment and DaemonSet themselves are run as host
 /// processes here).
-const DEPLOY_KINDS: [&str; 7] = [
+pub const DEPLOY_KINDS: [&str; 7] = [
     "Namespace",
     "ServiceAccount",
     "ClusterRole",
@@ -214,6 +214,7 @@ impl Stack {
             images,
             // The DaemonSet's hostPaths name the kubelet's usual directory.
             kubelet_dir: daemonset.then(|| PathBuf::from("/var/lib/kubelet")),
+            ..Options::default()
         })
         .await?;
         let times: Vec<String> = k8s

@@ -30,6 +30,26 @@ pub struct Options {
     /// The kubelet's root directory (default: one inside the fixture's
     /// directory). Manifests that name `/var/lib/kubelet` need that.
     pub kubelet_dir: Option<PathBuf>,
+    /// Have the API server write an audit log (every request, at level
+    /// Metadata), read back with [`Kubernetes::audit`].
+    pub audit: bool,
+}
+
+/// One request, from the API server's audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Who made it (e.g. `system:serviceaccount:aplo-system:aplo`).
+    pub user: String,
+    /// Its verb: get, list, watch, create, update, patch, delete, ...
+    pub verb: String,
+    /// The API group (`""` for the core group).
+    pub group: String,
+    /// The resource, with its subresource after a `/` (`pods/status`).
+    pub resource: String,
+    /// The namespace, for a namespaced resource.
+    pub namespace: Option<String>,
+    /// The response's status code.
+    pub code: u16,
 }
 
 /// The node's name.
@@ -70,6 +90,7 @@ pub struct Kubernetes {
     kubelet_lease: Option<Lease>,
     remove_kubelet_dir: bool,
     processes_lease: Lease,
+    apiserver: Option<(PathBuf, Vec<String>)>,
 }
 
 /// The fixture's CA: it signs every serving and client certificate.
@@ -200,12 +221,17 @@ impl Kubernetes {
             kubelet_lease: None,
             remove_kubelet_dir: false,
             processes_lease,
+            apiserver: None,
             dir,
         };
         let started = Instant::now();
         k8s.start_etcd(&build.etcd.join("etcd"))?;
-        k8s.start_apiserver(&build.kubernetes.join("kube-apiserver"), port)
-            .await?;
+        k8s.start_apiserver(
+            &build.kubernetes.join("kube-apiserver"),
+            port,
+            options.audit,
+        )
+        .await?;
         k8s.start_times
             .push(("etcd and kube-apiserver", started.elapsed()));
         let step = Instant::now();
@@ -223,8 +249,14 @@ impl Kubernetes {
         Ok(k8s)
     }
 
+    /// A component's log, appended to (a restarted component keeps its
+    /// earlier lines).
     fn log(&self, name: &str) -> std::fs::File {
-        std::fs::File::create(self.dir.path().join("logs").join(format!("{name}.log"))).unwrap()
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("logs").join(format!("{name}.log")))
+            .unwrap()
     }
 
     fn spawn(&mut self, name: &'static str, command: &mut Command) -> Result<(), String> {
@@ -285,7 +317,12 @@ impl Kubernetes {
         Ok(())
     }
 
-    async fn start_apiserver(&mut self, binary: &Path, port: u16) -> Result<(), String> {
+    async fn start_apiserver(
+        &mut self,
+        binary: &Path,
+        port: u16,
+        audit: bool,
+    ) -> Result<(), String> {
         let pki = self.dir.path().join("pki");
         let (crt, key) = self.ca.issue(
             &pki,
@@ -313,42 +350,90 @@ impl Kubernetes {
         std::fs::write(pki.join("sa.key"), sa.serialize_pem()).unwrap();
         std::fs::write(pki.join("sa.pub"), sa.public_key_pem()).unwrap();
         let etcd = std::fs::read_to_string(self.dir.path().join("etcd.url")).unwrap();
-        self.spawn(
-            "kube-apiserver",
-            Command::new(binary)
-                .arg(format!("--etcd-servers={etcd}"))
-                .arg(format!("--secure-port={port}"))
-                .args(["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1"])
-                .arg(format!("--tls-cert-file={}", crt.display()))
-                .arg(format!("--tls-private-key-file={}", key.display()))
-                .arg(format!("--client-ca-file={}", self.ca.cert.display()))
-                .arg("--service-account-issuer=https://kubernetes.default.svc")
-                .arg(format!(
-                    "--service-account-key-file={}",
-                    pki.join("sa.pub").display()
-                ))
-                .arg(format!(
-                    "--service-account-signing-key-file={}",
-                    pki.join("sa.key").display()
-                ))
-                .arg("--service-cluster-ip-range=10.0.0.0/24")
-                .arg("--authorization-mode=Node,RBAC")
-                .arg("--enable-admission-plugins=NodeRestriction")
-                .arg("--allow-privileged=true")
-                .arg(format!(
-                    "--kubelet-client-certificate={}",
-                    kubelet_crt.display()
-                ))
-                .arg(format!("--kubelet-client-key={}", kubelet_key.display()))
-                .arg(format!(
-                    "--kubelet-certificate-authority={}",
-                    self.ca.cert.display()
-                ))
-                .arg("--kubelet-preferred-address-types=InternalIP")
-                // One API server on loopback: no kubernetes Endpoints to
-                // reconcile.
-                .arg("--endpoint-reconciler-type=none"),
-        )?;
+        let mut args = vec![
+            format!("--etcd-servers={etcd}"),
+            format!("--secure-port={port}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--tls-cert-file={}", crt.display()),
+            format!("--tls-private-key-file={}", key.display()),
+            format!("--client-ca-file={}", self.ca.cert.display()),
+            "--service-account-issuer=https://kubernetes.default.svc".into(),
+            format!(
+                "--service-account-key-file={}",
+                pki.join("sa.pub").display()
+            ),
+            format!(
+                "--service-account-signing-key-file={}",
+                pki.join("sa.key").display()
+            ),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--authorization-mode=Node,RBAC".into(),
+            "--enable-admission-plugins=NodeRestriction".into(),
+            "--allow-privileged=true".into(),
+            format!("--kubelet-client-certificate={}", kubelet_crt.display()),
+            format!("--kubelet-client-key={}", kubelet_key.display()),
+            format!("--kubelet-certificate-authority={}", self.ca.cert.display()),
+            "--kubelet-preferred-address-types=InternalIP".into(),
+            // One API server on loopback: no kubernetes Endpoints to
+            // reconcile.
+            "--endpoint-reconciler-type=none".into(),
+        ];
+        if audit {
+            let policy = self.dir.path().join("audit-policy.yaml");
+            std::fs::write(
+                &policy,
+                "apiVersion: audit.k8s.io/v1\nkind: Policy\n\
+                 omitStages: [RequestReceived, ResponseStarted]\n\
+                 rules: [{level: Metadata}]\n",
+            )
+            .unwrap();
+            args.push(format!("--audit-policy-file={}", policy.display()));
+            args.push(format!("--audit-log-path={}", self.audit_log().display()));
+            // Written as each request completes, not batched.
+            args.push("--audit-log-mode=blocking".into());
+        }
+        self.apiserver = Some((binary.to_owned(), args));
+        self.spawn_apiserver().await
+    }
+
+    fn audit_log(&self) -> PathBuf {
+        self.dir.path().join("logs").join("audit.jsonl")
+    }
+
+    /// Every request the API server has finished, in order, from its audit
+    /// log (the fixture must start with [`Options::audit`]).
+    pub fn audit(&self) -> Vec<Request> {
+        let text = std::fs::read_to_string(self.audit_log())
+            .expect("the API server writes an audit log (Options::audit)");
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|event| event["stage"] == "ResponseComplete")
+            .map(|event| {
+                let object = &event["objectRef"];
+                let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+                let mut resource = text(&object["resource"]);
+                if let Some(sub) = object["subresource"].as_str() {
+                    resource = format!("{resource}/{sub}");
+                }
+                Request {
+                    user: text(&event["user"]["username"]),
+                    verb: text(&event["verb"]),
+                    group: text(&object["apiGroup"]),
+                    resource,
+                    namespace: object["namespace"].as_str().map(str::to_owned),
+                    code: event["responseStatus"]["code"].as_u64().unwrap_or(0) as u16,
+                }
+            })
+            .collect()
+    }
+
+    async fn spawn_apiserver(&mut self) -> Result<(), String> {
+        let (binary, args) = self
+            .apiserver
+            .clone()
+            .expect("the API server was configured");
+        self.spawn("kube-apiserver", Command::new(binary).args(args))?;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             self.check_alive()?;
@@ -365,6 +450,22 @@ impl Kubernetes {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Kill the API server (SIGKILL, as a crash) and start it again on the
+    /// same port and etcd. Every watch is cut, and its watch cache starts
+    /// over, so a client that resumes from an older resourceVersion gets
+    /// 410 Gone and must list again.
+    pub async fn restart_apiserver(&mut self) -> Result<(), String> {
+        let at = self
+            .processes
+            .iter()
+            .position(|p| p.name == "kube-apiserver")
+            .expect("the API server runs");
+        let mut old = self.processes.remove(at);
+        let _ = old.child.kill();
+        let _ = old.child.wait();
+        self.spawn_apiserver().await
     }
 
     async fn start_controllers(&mut self, bin: &Path) -> Result<(), String> {

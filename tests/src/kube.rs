@@ -1,8 +1,11 @@
-//! The provisioner against the development API server: a world with a
-//! real `kube::Client`, helpers to make classes and claims, and waits that
-//! read the outcome from objects and events.
+//! The provisioner against a real control plane (etcd, kube-apiserver,
+//! kube-controller-manager and kube-scheduler built from source, see
+//! [`crate::k8s`]): a world with an admin client and a client as aplo's
+//! ServiceAccount under deploy/base's RBAC, helpers to make classes and
+//! claims, and waits that read the outcome from objects and events.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,9 +16,9 @@ use aplo::model::storage::Backend;
 use aplo::model::topology::parse_topology;
 use aplo::policy::Registry;
 use aplo::store::MemoryStore;
-use aplo_dev_apiserver::{ApiServer, Options};
 use k8s_openapi::api::core::v1::{
-    PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements,
+    Namespace, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -24,25 +27,90 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 
+use crate::k8s::{Kubernetes, Options, client_from};
+
 /// The provisioner name the tests use.
 pub const PROVISIONER: &str = aplo::kube::claim::DEFAULT_PROVISIONER;
 
-/// A development API server and a client for it.
+/// aplo's namespace and ServiceAccount in deploy/base.
+pub const NAMESPACE: &str = "aplo-system";
+/// See [`NAMESPACE`].
+pub const SERVICE_ACCOUNT: &str = "aplo";
+
+/// A real control plane with deploy/base's namespace, ServiceAccounts,
+/// RBAC and CSIDriver applied.
 pub struct World {
-    /// The server.
-    pub server: ApiServer,
-    /// A real client.
+    /// The control plane (no node).
+    pub k8s: Kubernetes,
+    /// A client as admin (`system:masters`): the test's own hand.
     pub client: Client,
+    /// A kubeconfig as ServiceAccount aplo-system/aplo, with a token the
+    /// API server issued: the provisioner's identity.
+    pub aplo_kubeconfig: PathBuf,
 }
 
 impl World {
-    /// Start a server (with its PV binder) and connect.
+    /// Start a control plane and apply deploy/base's RBAC.
     pub async fn start() -> World {
-        let server = ApiServer::start(Options::default())
+        World::start_with(Options::default()).await
+    }
+
+    /// [`World::start`] with the API server's audit log on, to read back
+    /// every request ([`Kubernetes::audit`]).
+    pub async fn audited() -> World {
+        World::start_with(Options {
+            audit: true,
+            ..Options::default()
+        })
+        .await
+    }
+
+    async fn start_with(options: Options) -> World {
+        let k8s = Kubernetes::start(options)
             .await
-            .expect("the development API server starts");
-        let client = client_for(&server.url());
-        World { server, client }
+            .unwrap_or_else(|e| panic!("the control plane starts: {e}"));
+        k8s.apply(&crate::classic::deploy_base(
+            &k8s,
+            &crate::classic::DEPLOY_KINDS,
+        ));
+        let client = k8s.client().await;
+        let aplo_kubeconfig = k8s.service_account_kubeconfig(NAMESPACE, SERVICE_ACCOUNT);
+        World {
+            k8s,
+            client,
+            aplo_kubeconfig,
+        }
+    }
+
+    /// A client as aplo's ServiceAccount: what the provisioner uses, so
+    /// that a call deploy/base's RBAC does not grant fails.
+    pub async fn aplo(&self) -> Client {
+        client_from(&self.aplo_kubeconfig).await
+    }
+
+    /// Create `namespace` unless it exists.
+    pub async fn namespace(&self, namespace: &str) {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        if api
+            .get_opt(namespace)
+            .await
+            .expect("get a namespace")
+            .is_some()
+        {
+            return;
+        }
+        let object = Namespace {
+            metadata: ObjectMeta {
+                name: Some(namespace.into()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        match api.create(&PostParams::default(), &object).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => panic!("namespace {namespace}: {e}"),
+        }
     }
 
     /// Claims in a namespace.
@@ -95,6 +163,28 @@ impl World {
         }
     }
 
+    /// Wait until the named PV is in `phase`; returns it.
+    pub async fn wait_pv_phase(
+        &self,
+        name: &str,
+        phase: &str,
+        timeout: Duration,
+    ) -> PersistentVolume {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let pv = self.volumes().get(name).await.expect("get a PV");
+            let now = pv.status.as_ref().and_then(|s| s.phase.clone());
+            if now.as_deref() == Some(phase) {
+                return pv;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "PV {name} is {now:?}, not {phase}, after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Create a StorageClass for aplo.
     pub async fn class(&self, name: &str, parameters: &[(&str, &str)], reclaim: &str) {
         let class = StorageClass {
@@ -121,6 +211,7 @@ impl World {
 
     /// Create a claim; returns its uid.
     pub async fn claim(&self, namespace: &str, name: &str, class: &str, size: &str) -> String {
+        self.namespace(namespace).await;
         let claim = claim(name, class, size);
         self.claims(namespace)
             .create(&PostParams::default(), &claim)
@@ -207,30 +298,6 @@ impl World {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-}
-
-/// A client for a development API server.
-pub fn client_for(url: &str) -> Client {
-    let config = kube::Config::new(url.parse().expect("a URL"));
-    Client::try_from(config).expect("a client")
-}
-
-/// A client that presents `user` as its bearer token, so that the
-/// server's request log says who made each call.
-pub async fn client_as(url: &str, user: &str) -> Client {
-    let kubeconfig = format!(
-        "apiVersion: v1\nkind: Config\nclusters: [{{name: dev, cluster: {{server: \"{url}\"}}}}]\n\
-         users: [{{name: {user}, user: {{token: \"{user}\"}}}}]\n\
-         contexts: [{{name: dev, context: {{cluster: dev, user: {user}}}}}]\ncurrent-context: dev\n"
-    );
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(&kubeconfig).expect("a kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .expect("a client configuration");
-    Client::try_from(config).expect("a client")
 }
 
 /// A claim for `size` of a class, ReadWriteMany.

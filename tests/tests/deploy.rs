@@ -954,12 +954,13 @@ const RARE_CALLS: &[(&str, &str, &str)] = &[
     ("", "persistentvolumes", "get"),
 ];
 
-/// A live run against the development API server, its requests recorded
-/// by user: every call the provisioner makes is granted by the shipped
-/// RBAC (in the right scope), and every grant is used.
+/// A live run against the real API server, as aplo's ServiceAccount with
+/// the shipped RBAC applied, its requests read back from the audit log:
+/// the server refuses none of the provisioner's calls, each is granted by
+/// the shipped RBAC in the right scope, and every grant is used.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_rbac_allows_every_call_of_a_live_run_and_no_more() {
-    use aplo_e2e::kube::{Provisioner, World, client_as};
+    use aplo_e2e::kube::{Provisioner, World};
     use k8s_openapi::api::core::v1::Node;
     use kube::Api;
     use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -969,9 +970,9 @@ async fn the_rbac_allows_every_call_of_a_live_run_and_no_more() {
     let cluster = grants(only(&objects, "ClusterRole", "aplo-provisioner"));
     let namespaced = grants(only(&objects, "Role", "aplo-leader-election"));
 
-    let world = World::start().await;
+    let world = World::audited().await;
     let user = format!("system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}");
-    let client = client_as(&world.server.url(), &user).await;
+    let client = world.aplo().await;
     let mut options = Provisioner::options();
     options.lease = Some(aplo::kube::LeaseConfig {
         lease_duration: Duration::from_secs(4),
@@ -984,7 +985,11 @@ async fn the_rbac_allows_every_call_of_a_live_run_and_no_more() {
         Api::namespaced(world.client.clone(), NAMESPACE);
     let pod = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "aplo-audit", "namespace": NAMESPACE, "labels": {"app.kubernetes.io/name": "aplo"}},
-        "spec": {"containers": [{"name": "aplo", "image": "aplo"}]}
+        "spec": {
+            "serviceAccountName": SERVICE_ACCOUNT,
+            "automountServiceAccountToken": false,
+            "containers": [{"name": "aplo", "image": "aplo"}]
+        }
     }))
     .unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
@@ -1101,15 +1106,24 @@ async fn the_rbac_allows_every_call_of_a_live_run_and_no_more() {
     );
 
     let mut seen = BTreeSet::new();
-    for request in world.server.requests() {
-        if request.user.as_deref() != Some(user.as_str()) {
+    let requests = world.k8s.audit();
+    assert!(
+        requests.iter().any(|r| r.user == user),
+        "the audit log has no request by {user}"
+    );
+    for request in requests {
+        if request.user != user {
             continue;
         }
-        let resource = match &request.subresource {
-            Some(sub) => format!("{}/{sub}", request.resource),
-            None => request.resource.clone(),
-        };
-        let grant = (request.group.clone(), resource, request.verb.clone());
+        assert_ne!(
+            request.code, 403,
+            "the API server refused the provisioner's call: {request:?}"
+        );
+        let grant = (
+            request.group.clone(),
+            request.resource.clone(),
+            request.verb.clone(),
+        );
         let allowed = match request.namespace.as_deref() {
             Some(NAMESPACE) if namespaced.contains(&grant) => true,
             _ => cluster.contains(&grant),

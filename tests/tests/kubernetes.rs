@@ -12,7 +12,7 @@ async fn a_pod_runs_and_serves_on_the_real_kubelet() {
     let k8s = Kubernetes::start(Options {
         node: true,
         images: peers::test_images(),
-        kubelet_dir: None,
+        ..Options::default()
     })
     .await
     .unwrap_or_else(|e| panic!("the cluster starts: {e}"));

@@ -1,6 +1,7 @@
-//! The provisioner with a real `kube::Client` against the development API
-//! server (and its PV binder), on the simulate executor. Every outcome is
-//! read back from Kubernetes objects and events.
+//! The provisioner against a real control plane (kube-apiserver, etcd and
+//! kube-controller-manager's PV binder, built from source), as aplo's
+//! ServiceAccount under deploy/base's RBAC, on the simulate executor. Every
+//! outcome is read back from Kubernetes objects and events.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -10,7 +11,11 @@ use aplo::exec::driver::SimDriver;
 use aplo::exec::engine::{Engine, EngineConfig};
 use aplo::kube::{LeaseConfig, Phase};
 use aplo::store::MemoryStore;
-use aplo_e2e::kube::{Provisioner, World, registry, sim_engine, sim_engine_on};
+use aplo::store::Store;
+use aplo_e2e::kube::{
+    BreakableDriver, NAMESPACE, Provisioner, SERVICE_ACCOUNT, World, registry, sim_engine,
+    sim_engine_on,
+};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{DeleteParams, Patch, PatchParams};
@@ -41,7 +46,7 @@ async fn fifty_claims_across_three_classes_are_each_bound_exactly_once() {
         .await;
     let engine = sim_engine(6).await;
     let provisioner =
-        Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
+        Provisioner::start(world.aplo().await, engine.clone(), Provisioner::options());
 
     let classes = ["replica3", "arbiter", "disperse"];
     let claims = names("claim", 50);
@@ -139,7 +144,7 @@ async fn a_quota_refusal_is_a_warning_event_with_the_policy_reason_and_is_retrie
         .await;
     let engine = sim_engine(3).await;
     let provisioner =
-        Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
+        Provisioner::start(world.aplo().await, engine.clone(), Provisioner::options());
     world.claim("default", "first", "capped", "1Gi").await;
     world.wait_bound("default", &["first".into()], WAIT).await;
     world.claim("default", "second", "capped", "1Gi").await;
@@ -150,6 +155,14 @@ async fn a_quota_refusal_is_a_warning_event_with_the_policy_reason_and_is_retrie
     let note = event.note.unwrap_or_default();
     assert!(note.contains("namespace-quota"), "{note}");
     assert!(note.contains("refused"), "{note}");
+    // What an admin reads: kubectl describe shows the policy's reason.
+    let described = world
+        .k8s
+        .kubectl(&["describe", "pvc", "second", "-n", "default"]);
+    assert!(
+        described.contains("ProvisioningFailed") && described.contains("namespace-quota"),
+        "{described}"
+    );
     // Backoff: 0.5 s, 1 s, 2 s, ... so in 3 s at most four attempts (a hot
     // loop would make hundreds).
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -181,7 +194,7 @@ async fn delete_removes_the_volume_and_retain_keeps_it() {
     world.class("kept", &[], "Retain").await;
     let engine = sim_engine(3).await;
     let provisioner =
-        Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
+        Provisioner::start(world.aplo().await, engine.clone(), Provisioner::options());
     let gone = world.claim("default", "gone", "gone", "1Gi").await;
     let kept = world.claim("default", "kept", "kept", "1Gi").await;
     world
@@ -202,9 +215,11 @@ async fn delete_removes_the_volume_and_retain_keeps_it() {
         engine.volume(&format!("pvc-{gone}")).is_err(),
         "the backend volume was deleted"
     );
-    // Retain: Released, and both the PV and its volume stay.
-    let kept_pv = pvs.get(&format!("pvc-{kept}")).await.unwrap();
-    assert_eq!(kept_pv.status.unwrap().phase.as_deref(), Some("Released"));
+    // Retain: Released (by kube-controller-manager's PV binder), and both
+    // the PV and its volume stay.
+    world
+        .wait_pv_phase(&format!("pvc-{kept}"), "Released", WAIT)
+        .await;
     assert!(engine.volume(&format!("pvc-{kept}")).is_ok());
     // Deleting a retained PV lets it go and leaves the volume.
     pvs.delete(&format!("pvc-{kept}"), &DeleteParams::default())
@@ -232,7 +247,7 @@ async fn a_bigger_request_expands_the_volume_the_pv_and_the_claim_status() {
     world.class("grow", &[], "Delete").await;
     let engine = sim_engine(3).await;
     let provisioner =
-        Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
+        Provisioner::start(world.aplo().await, engine.clone(), Provisioner::options());
     let uid = world.claim("default", "data", "grow", "1Gi").await;
     world.wait_bound("default", &["data".into()], WAIT).await;
     world
@@ -267,60 +282,53 @@ async fn a_bigger_request_expands_the_volume_the_pv_and_the_claim_status() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn dropped_watches_and_expired_versions_lose_no_claim() {
-    let world = World::start().await;
+async fn an_api_server_restart_cuts_watches_and_expires_versions_and_loses_no_claim() {
+    let mut world = World::audited().await;
     world.class("flaky", &[], "Delete").await;
     let engine = sim_engine(3).await;
     let provisioner =
-        Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
+        Provisioner::start(world.aplo().await, engine.clone(), Provisioner::options());
     let claims = names("flaky", 30);
     for (i, name) in claims.iter().enumerate() {
         world.claim("default", name, "flaky", "1Gi").await;
-        if i % 5 == 4 {
-            // Drop every watch, and expire what a resume would need, while
-            // claims keep arriving.
-            world.server.drop_watches();
-            world.server.expire_history();
+        if i % 10 == 9 {
+            // A crash of the API server while claims keep arriving: every
+            // watch is cut, and the new server's watch cache starts at the
+            // current revision, so resuming from an older one is 410 Gone.
+            world.k8s.restart_apiserver().await.unwrap();
         }
     }
-    world.server.drop_watches();
-    world.server.expire_history();
     world.wait_bound("default", &claims, WAIT).await;
     assert_eq!(engine.volumes().len(), 30);
     let pvs = world.pvs().await;
     assert_eq!(pvs.len(), 30);
-    // The watch really was cut: the controller listed again.
+    // The watch really was cut: the controller listed claims again.
+    let user = format!("system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}");
     let lists = world
-        .server
-        .requests()
+        .k8s
+        .audit()
         .iter()
-        .filter(|r| r.verb == "list" && r.resource == "persistentvolumeclaims")
+        .filter(|r| r.user == user && r.verb == "list" && r.resource == "persistentvolumeclaims")
         .count();
     assert!(
         lists >= 2,
-        "the controller re-listed after the expiry ({lists} lists)"
+        "the controller re-listed claims after the restarts ({lists} lists)"
     );
     provisioner.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_standby_takes_over_when_the_leader_dies() {
+async fn a_standby_takes_over_when_the_leader_dies_mid_provision() {
     let world = World::start().await;
     world.class("ha", &[], "Delete").await;
     // Both instances share one store, as two replicas share the state
-    // volume; each opens it only once it leads.
+    // volume; each opens it only once it leads. The first one's brick
+    // creations pass only while `gate` is open.
     let store = Arc::new(MemoryStore::default());
     drop(sim_engine_on(store.clone(), 3).await);
-    let open = |store: Arc<MemoryStore>| {
-        Arc::new(
-            Engine::new(
-                store,
-                Arc::new(SimDriver::new(1 << 40)),
-                registry(),
-                EngineConfig::default(),
-            )
-            .unwrap(),
-        )
+    let (gate, gated) = tokio::sync::watch::channel(true);
+    let open = |store: Arc<MemoryStore>, driver: Arc<dyn aplo::exec::driver::Driver>| {
+        Arc::new(Engine::new(store, driver, registry(), EngineConfig::default()).unwrap())
     };
     let elected = |identity: &str| {
         let mut options = Provisioner::options();
@@ -329,49 +337,71 @@ async fn a_standby_takes_over_when_the_leader_dies() {
             lease_duration: Duration::from_secs(4),
             renew_deadline: Duration::from_secs(3),
             retry_period: Duration::from_millis(250),
-            ..LeaseConfig::new("aplo-system", "aplo-test", identity)
+            ..LeaseConfig::new(NAMESPACE, "aplo-test", identity)
         });
         options
     };
     let first = Provisioner::start_with(
-        world.client.clone(),
+        world.aplo().await,
         {
             let store = store.clone();
-            move || open(store)
+            move || open(store, Arc::new(BreakableDriver::gated(gated)))
         },
         elected("first"),
     );
     wait_phase(&first, Phase::Leading).await;
-    let second_client = aplo_e2e::kube::client_for(&world.server.url());
+    let second_engine = Arc::new(std::sync::OnceLock::new());
     let second = Provisioner::start_with(
-        second_client,
+        world.aplo().await,
         {
             let store = store.clone();
-            move || open(store)
+            let second_engine = second_engine.clone();
+            move || {
+                let engine = open(store, Arc::new(SimDriver::new(1 << 40)));
+                second_engine.set(engine.clone()).ok();
+                engine
+            }
         },
         elected("second"),
-    );
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(
-        second.status.phase(),
-        Phase::Standby,
-        "only one instance leads"
     );
     let before = names("before", 5);
     for name in &before {
         world.claim("default", name, "ha", "1Gi").await;
     }
     world.wait_bound("default", &before, WAIT).await;
+    assert_eq!(
+        second.status.phase(),
+        Phase::Standby,
+        "only one instance leads"
+    );
 
+    // The leader starts a volume and stops at its bricks: the operation is
+    // journaled, unfinished, when it dies.
+    gate.send(false).unwrap();
+    world.claim("default", "midway", "ha", "1Gi").await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while store.read().unwrap().operations.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the leader never started provisioning"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     first.kill();
-    let after = names("after", 5);
+    let after = names("after", 4);
     for name in &after {
         world.claim("default", name, "ha", "1Gi").await;
     }
     wait_phase(&second, Phase::Leading).await;
-    world.wait_bound("default", &after, WAIT).await;
+    let everything: Vec<String> = before
+        .iter()
+        .chain(&after)
+        .cloned()
+        .chain(["midway".to_owned()])
+        .collect();
+    world.wait_bound("default", &everything, WAIT).await;
     assert_eq!(second.status.phase(), Phase::Leading);
-    let lease = Api::<Lease>::namespaced(world.client.clone(), "aplo-system")
+    let lease = Api::<Lease>::namespaced(world.client.clone(), NAMESPACE)
         .get("aplo-test")
         .await
         .unwrap()
@@ -379,8 +409,24 @@ async fn a_standby_takes_over_when_the_leader_dies() {
         .unwrap();
     assert_eq!(lease.holder_identity.as_deref(), Some("second"));
     assert!(lease.lease_transitions.unwrap_or(0) >= 1);
+
+    // Nothing orphaned: one PV and one volume per claim, every brick in a
+    // volume, no operation left in the journal.
     let pvs = world.pvs().await;
     assert_eq!(pvs.len(), 10, "no claim was provisioned twice");
+    let engine = second_engine
+        .get()
+        .expect("the second instance opened the store");
+    assert_eq!(engine.volumes().len(), 10, "no volume was left behind");
+    let snapshot = store.read().unwrap();
+    assert!(snapshot.operations.is_empty(), "{:?}", snapshot.operations);
+    assert!(
+        snapshot
+            .bricks
+            .values()
+            .all(|b| snapshot.volumes.contains_key(&b.volume)),
+        "a brick outside every volume"
+    );
     second.stop().await.unwrap();
 }
 
@@ -420,7 +466,7 @@ async fn metrics_and_readiness_are_served_over_http() {
     let world = World::start().await;
     world.class("gold", &[], "Delete").await;
     let engine = sim_engine(3).await;
-    let provisioner = Provisioner::start(world.client.clone(), engine, Provisioner::options());
+    let provisioner = Provisioner::start(world.aplo().await, engine, Provisioner::options());
     let (addr, serving) = aplo::http::bind(
         "127.0.0.1:0".parse().unwrap(),
         aplo::http::HttpState::new(provisioner.metrics.clone(), provisioner.status.clone()),
@@ -467,10 +513,10 @@ async fn a_failed_delete_is_a_pv_event_and_is_retried_until_it_succeeds() {
     use std::sync::atomic::Ordering;
     let world = World::start().await;
     world.class("gone", &[], "Delete").await;
-    let driver = Arc::new(aplo_e2e::kube::BreakableDriver::new());
+    let driver = Arc::new(BreakableDriver::new());
     let engine = aplo_e2e::kube::engine_with(driver.clone(), 3).await;
     let provisioner =
-        Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
+        Provisioner::start(world.aplo().await, engine.clone(), Provisioner::options());
     let uid = world.claim("default", "data", "gone", "1Gi").await;
     world.wait_bound("default", &["data".into()], WAIT).await;
     let pv = format!("pvc-{uid}");
@@ -531,7 +577,7 @@ async fn a_refused_expansion_is_a_resize_error_on_the_claim() {
         .await;
     let engine = sim_engine(3).await;
     let provisioner =
-        Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
+        Provisioner::start(world.aplo().await, engine.clone(), Provisioner::options());
     let uid = world.claim("default", "data", "small", "1Gi").await;
     world.wait_bound("default", &["data".into()], WAIT).await;
     world
@@ -580,30 +626,4 @@ async fn a_refused_expansion_is_a_resize_error_on_the_claim() {
     let pv = world.volumes().get(&format!("pvc-{uid}")).await.unwrap();
     assert_eq!(pv.spec.unwrap().capacity.unwrap()["storage"].0, "1Gi");
     provisioner.stop().await.unwrap();
-}
-
-#[test]
-fn aplo_demo_kube_binds_a_claim_and_shows_a_refusal() {
-    let run = |args: &[&str]| {
-        let argv = [&["aplo", "demo", "--kube"], args].concat();
-        <aplo::cli::Cli as clap::Parser>::parse_from(argv)
-            .run()
-            .expect("the demo runs")
-    };
-    assert_eq!(
-        run(&["--param", "classes.class=arbiter"]),
-        std::process::ExitCode::SUCCESS
-    );
-    assert_eq!(
-        run(&[
-            "--size",
-            "5Gi",
-            "--param",
-            "quota=namespace-quota",
-            "--param",
-            "namespace-quota.max-volume-size=1Gi",
-        ]),
-        std::process::ExitCode::FAILURE,
-        "a refused claim is not bound"
-    );
 }

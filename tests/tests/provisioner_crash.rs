@@ -22,8 +22,8 @@ struct Files {
 
 fn files(world: &World) -> Files {
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, world.server.kubeconfig()).unwrap();
+    // `aplo serve` as aplo's ServiceAccount, under deploy/base's RBAC.
+    let kubeconfig = world.aplo_kubeconfig.clone();
     let topology = dir.path().join("topology.json");
     std::fs::write(&topology, sim_topology(3)).unwrap();
     Files {

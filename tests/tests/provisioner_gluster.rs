@@ -1,6 +1,6 @@
 //! The provisioner end to end on the real three-node gluster harness: claims
 //! of three classes (replica 3, arbiter, disperse 2+1) through the
-//! development API server become real gluster volumes on loop bricks, bind,
+//! real control plane (as aplo's ServiceAccount) become real gluster volumes on loop bricks, bind,
 //! mount and hold data; deleting the claims deletes the volumes and leaves
 //! no brick behind.
 
@@ -40,7 +40,7 @@ async fn claims_become_real_gluster_volumes_and_go_without_leftovers() {
         .class("disperse", &[("classes.class", "disperse-2-1")], "Delete")
         .await;
     let provisioner =
-        Provisioner::start(world.client.clone(), engine.clone(), Provisioner::options());
+        Provisioner::start(world.aplo().await, engine.clone(), Provisioner::options());
 
     let claims: Vec<(String, &str)> = vec![
         ("web".into(), "replica3"),

@@ -296,9 +296,7 @@ async fn the_controller_serves_the_webhook_with_its_classes_and_the_api_with_its
             "Delete",
         )
         .await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, world.server.kubeconfig()).unwrap();
+    let kubeconfig = world.aplo_kubeconfig.clone();
     let (served, ready) = Served::start_with(
         &[],
         &[
@@ -555,8 +553,7 @@ async fn sigterm_stops_serve_promptly_while_a_slow_policy_decides() {
     // It spins for a minute before its deadline stops it.
     let config = dir.path().join("aplo.yaml");
     std::fs::write(&config, "policies:\n  looper:\n    deadline: 60000\n").unwrap();
-    let kubeconfig_path = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig_path, world.server.kubeconfig()).unwrap();
+    let kubeconfig_path = world.aplo_kubeconfig.clone();
     let served = Served::start_in(
         &[
             "--policy-dir",

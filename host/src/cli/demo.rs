@@ -22,12 +22,6 @@ pub struct DemoArgs {
     /// StorageClass parameters, `key=value` (e.g. `classes.class=arbiter`).
     #[arg(long = "param", value_name = "KEY=VALUE")]
     params: Vec<String>,
-    /// Go through Kubernetes: submit the class and a claim to the
-    /// DEVELOPMENT-ONLY in-memory API server and let the provisioner bind
-    /// it, on the simulate executor (no disks touched, no root needed).
-    #[cfg(feature = "dev-apiserver")]
-    #[arg(long)]
-    kube: bool,
 }
 
 /// Run the demo.
@@ -49,11 +43,6 @@ pub fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("--param '{p}' is not key=value"))?;
         params.insert(k.to_owned(), v.to_owned());
     }
-    #[cfg(feature = "dev-apiserver")]
-    if args.kube {
-        return kube_demo(config, params, bytes);
-    }
-
     let registry = config.open_registry()?;
     let policies = registry.resolve(&params)?;
     println!(
@@ -135,88 +124,4 @@ pub fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     println!("every brick set is on distinct nodes; the layout passed all host validation rules.");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Six simulated nodes over three zones, two 1 TiB devices each (heketi's
-/// topology format).
-#[cfg(feature = "dev-apiserver")]
-fn kube_topology() -> String {
-    let nodes: Vec<String> = (1..=6)
-        .map(|i| {
-            format!(
-                r#"{{"node": {{"hostnames": {{"manage": ["node{i}"], "storage": ["192.0.2.{i}"]}}, "zone": {}}}, "devices": ["/dev/sdb", "/dev/sdc"]}}"#,
-                (i - 1) % 3 + 1
-            )
-        })
-        .collect();
-    format!(r#"{{"clusters": [{{"nodes": [{}]}}]}}"#, nodes.join(", "))
-}
-
-/// `aplo demo --kube`.
-#[cfg(feature = "dev-apiserver")]
-fn kube_demo(config: &Config, params: model::Pairs, bytes: u64) -> anyhow::Result<ExitCode> {
-    use std::sync::Arc;
-
-    use crate::exec::driver::SimDriver;
-    use crate::exec::engine::{Engine, EngineConfig, LoadOptions};
-    use crate::store::MemoryStore;
-
-    super::engine::runtime()?.block_on(async {
-        let engine = Engine::new(
-            Arc::new(MemoryStore::default()),
-            Arc::new(SimDriver::new(model::TIB)),
-            config.open_registry()?,
-            EngineConfig::default(),
-        )?;
-        let spec = crate::model::topology::parse_topology(&kube_topology())?;
-        engine.load_topology(&spec, LoadOptions::default()).await?;
-        let engine = Arc::new(engine);
-        println!(
-            "development API server: in memory, no auth, no TLS; for demos and tests only, \
-             NOT FOR PRODUCTION"
-        );
-        let outcome = crate::kube::demo::run(engine.clone(), params.clone(), bytes).await?;
-        println!("API server: {}", outcome.url);
-        let shown: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!(
-            "submitted: StorageClass glusterfs ({}), PVC default/gluster-claim ({}, ReadWriteMany)",
-            if shown.is_empty() {
-                "defaults".to_owned()
-            } else {
-                shown.join(", ")
-            },
-            format_size(bytes)
-        );
-        for (kind, reason, note) in &outcome.events {
-            println!("  event {kind} {reason}: {note}");
-        }
-        println!("claim phase: {}", outcome.phase);
-        let Some(pv) = outcome.volume else {
-            return Ok(ExitCode::FAILURE);
-        };
-        let name = pv.metadata.name.clone().unwrap_or_default();
-        let (volume, bricks) = engine.volume(&name)?;
-        println!(
-            "PV {name}: {} {}, {} bricks, source {:?}",
-            format_size(volume.bytes),
-            model::validate::describe(&volume.scheme),
-            bricks.len(),
-            pv.spec
-                .and_then(|s| s.csi)
-                .and_then(|c| c.volume_attributes)
-                .unwrap_or_default()
-        );
-        let snapshot = engine.snapshot();
-        for brick in &bricks {
-            let node = &snapshot.nodes[&brick.node];
-            println!(
-                "  {:?} brick {} on {} (zone {})",
-                brick.role,
-                format_size(brick.bytes),
-                node.manage,
-                node.zone
-            );
-        }
-        Ok(ExitCode::SUCCESS)
-    })
 }

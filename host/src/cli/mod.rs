@@ -4,8 +4,6 @@ mod client;
 mod csi;
 mod db;
 mod demo;
-#[cfg(feature = "dev-apiserver")]
-mod dev;
 mod engine;
 mod policy;
 pub mod serve;
@@ -221,10 +219,6 @@ pub enum Command {
     /// Run the CSI driver: the node role mounts volumes for pods, the
     /// controller role creates them (behind the stock sidecars).
     Csi(Box<csi::CsiArgs>),
-    /// DEVELOPMENT ONLY: an in-memory Kubernetes API server to try `aplo
-    /// serve` and kubectl against (no auth, no TLS; not for production).
-    #[cfg(feature = "dev-apiserver")]
-    DevApiserver(dev::DevArgs),
 }
 
 /// The binary's whole life: parse the command line, start telemetry, run,
@@ -273,8 +267,6 @@ impl Cli {
             Command::Simulate(args) => simulate::run(&self.config, args),
             Command::Serve(args) => serve::run(&self.config, *args),
             Command::Csi(args) => csi::run(&self.config, *args),
-            #[cfg(feature = "dev-apiserver")]
-            Command::DevApiserver(args) => dev::run(args),
         }
     }
 }

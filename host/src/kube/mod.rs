@@ -13,8 +13,6 @@
 
 pub mod claim;
 pub mod controller;
-#[cfg(feature = "dev-apiserver")]
-pub mod demo;
 pub mod leader;
 pub mod metrics;
 
