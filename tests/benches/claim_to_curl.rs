@@ -9,7 +9,8 @@
 //!
 //! `cargo bench -p aplo-e2e --bench claim_to_curl` runs 20 rounds and
 //! writes `target/bench-claim-to-curl.json`; under `cargo test` one round
-//! runs as a check.
+//! runs as a check. `APLO_LOG=aplo=debug` logs the in-process
+//! provisioner's steps (every command with its duration) on stderr.
 
 use std::path::Path;
 use std::time::Duration;
@@ -31,6 +32,10 @@ fn ms(d: Duration) -> f64 {
 async fn main() {
     let benching = std::env::args().any(|a| a == "--bench");
     let rounds = if benching { 20 } else { 1 };
+    if let Ok(filter) = std::env::var("APLO_LOG") {
+        aplo::cli::telemetry::init(aplo::cli::LogFormat::Text, &filter)
+            .unwrap_or_else(|e| panic!("APLO_LOG: {e}"));
+    }
     let quiet = |_: &str| {};
     let stack = Stack::with_replica3(
         Path::new(env!("CARGO_BIN_EXE_aplo-faulty")),
@@ -71,6 +76,7 @@ async fn main() {
     };
     let phases = [
         ("provision", phase(|t| t.provision)),
+        ("  of it, aplo", phase(|t| t.aplo_provision)),
         ("bind", phase(|t| t.bind)),
         ("mount_and_start", phase(|t| t.mount_and_start)),
         ("serve", phase(|t| t.serve)),
@@ -83,7 +89,7 @@ async fn main() {
     for (name, (p50, p99)) in &phases {
         println!("  {name:<16} p50 {p50:>8.1} ms   p99 {p99:>8.1} ms");
     }
-    let total_p50 = phases[4].1.0;
+    let total_p50 = phases[5].1.0;
     println!(
         "  target: p50 within 3 s after the pool's first redundant volume: {}",
         if total_p50 <= 3000.0 {

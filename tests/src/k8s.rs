@@ -33,6 +33,9 @@ pub struct Options {
     /// Have the API server write an audit log (every request, at level
     /// Metadata), read back with [`Kubernetes::audit`].
     pub audit: bool,
+    /// kube-controller-manager's `--kube-api-qps` and `--kube-api-burst`
+    /// (default: its own, 20 and 30), for load runs.
+    pub controller_qps: Option<(u32, u32)>,
 }
 
 /// One request, from the API server's audit log.
@@ -235,7 +238,8 @@ impl Kubernetes {
         k8s.start_times
             .push(("etcd and kube-apiserver", started.elapsed()));
         let step = Instant::now();
-        k8s.start_controllers(&build.kubernetes).await?;
+        k8s.start_controllers(&build.kubernetes, options.controller_qps)
+            .await?;
         k8s.start_times
             .push(("kube-controller-manager and kube-scheduler", step.elapsed()));
         if options.node {
@@ -468,7 +472,11 @@ impl Kubernetes {
         self.spawn_apiserver().await
     }
 
-    async fn start_controllers(&mut self, bin: &Path) -> Result<(), String> {
+    async fn start_controllers(
+        &mut self,
+        bin: &Path,
+        qps: Option<(u32, u32)>,
+    ) -> Result<(), String> {
         let pki = self.dir.path().join("pki");
         for (name, cn) in [
             ("kube-controller-manager", "system:kube-controller-manager"),
@@ -504,6 +512,11 @@ impl Kubernetes {
                     // The PV binder, PVC protection, the garbage collector,
                     // service accounts and the rest of the defaults.
                     .arg("--controllers=*");
+                if let Some((qps, burst)) = qps {
+                    command
+                        .arg(format!("--kube-api-qps={qps}"))
+                        .arg(format!("--kube-api-burst={burst}"));
+                }
             }
             self.spawn(name, &mut command)?;
         }

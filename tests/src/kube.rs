@@ -65,7 +65,9 @@ impl World {
         .await
     }
 
-    async fn start_with(options: Options) -> World {
+    /// [`World::start`] with the fixture's options (e.g. the controller
+    /// manager's API rate for a load run).
+    pub async fn start_with(options: Options) -> World {
         let k8s = Kubernetes::start(options)
             .await
             .unwrap_or_else(|e| panic!("the control plane starts: {e}"));
