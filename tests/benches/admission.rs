@@ -7,7 +7,7 @@
 //! generator keeps `--connections` HTTP/1.1 keep-alive connections busy
 //! for `--seconds` on its own 2-worker runtime (so both halves share the
 //! machine, as with any loopback load run). Results go to stdout and
-//! `target/bench-admission.json`.
+//! `bench-admission.json` in cargo's target directory.
 //!
 //! `cargo bench -p aplo-e2e --bench admission [-- --seconds N --connections N]`;
 //! under `cargo test`, a one-second run checks that the benchmark works.
@@ -241,9 +241,7 @@ fn main() {
         "webhook": {"rate": reviews.rate(), "p50_ms": reviews.p50_ms, "p99_ms": reviews.p99_ms},
         "ratio": ratio,
     });
-    let target =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-admission.json");
-    std::fs::write(target, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    aplo_e2e::write_bench_results("admission", &serde_json::to_string_pretty(&json).unwrap());
     assert!(
         reviews.requests > 0 && ceiling.requests > 0,
         "no request completed"

@@ -9,9 +9,10 @@
 //! replicated volume and stops them with its last.
 //!
 //! `cargo bench -p aplo-e2e --bench claim_to_curl` runs 20 rounds and
-//! writes `target/bench-claim-to-curl.json`; under `cargo test` one round
-//! runs as a check. `APLO_LOG=aplo=debug` logs the in-process
-//! provisioner's steps (every command with its duration) on stderr.
+//! writes `bench-claim-to-curl.json` in cargo's target directory; under
+//! `cargo test` one round runs as a check. `APLO_LOG=aplo=debug` logs the
+//! in-process provisioner's steps (every command with its duration) on
+//! stderr.
 
 use std::path::Path;
 use std::time::Duration;
@@ -104,8 +105,10 @@ async fn main() {
         "phases": phases.iter().map(|(n, (p50, p99))| serde_json::json!({"phase": n, "p50_ms": p50, "p99_ms": p99})).collect::<Vec<_>>(),
     });
     if benching {
-        let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-claim-to-curl.json");
-        std::fs::write(&out, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+        aplo_e2e::write_bench_results(
+            "claim-to-curl",
+            &serde_json::to_string_pretty(&json).unwrap(),
+        );
     }
     stack
         .delete("warm-up")

@@ -17,7 +17,8 @@
 //! difference.
 //!
 //! `cargo bench -p aplo-e2e --bench create` runs 15 rounds and writes
-//! `target/bench-create.json`; under `cargo test` one round runs as a check.
+//! `bench-create.json` in cargo's target directory; under `cargo test` one
+//! round runs as a check.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -198,9 +199,6 @@ async fn main() {
             ms(&same_calls),
             ms(&aplo_one_shot)
         );
-        let target =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-create.json");
-        std::fs::write(&target, json).unwrap();
-        println!("written to {}", target.display());
+        aplo_e2e::write_bench_results("create", &json);
     }
 }

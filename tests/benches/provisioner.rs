@@ -6,7 +6,8 @@
 //! The controller runs as its own process (`aplo serve --driver simulate`,
 //! release build, a redb store on disk) so that its CPU and memory are its
 //! own; the claim writer runs here, the control plane in its own processes.
-//! Results go to stdout and `target/bench-provisioner.json`.
+//! Results go to stdout and `bench-provisioner.json` in cargo's target
+//! directory.
 //!
 //! `cargo bench -p aplo-e2e --bench provisioner [-- --claims N --writers N --kcm-qps N]`;
 //! under `cargo test`, 30 claims run as a check.
@@ -223,8 +224,6 @@ async fn main() {
         "controller_peak_rss_bytes": peak_rss,
     });
     if benching {
-        let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/bench-provisioner.json");
-        std::fs::write(&out, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+        aplo_e2e::write_bench_results("provisioner", &serde_json::to_string_pretty(&json).unwrap());
     }
 }

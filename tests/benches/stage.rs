@@ -6,7 +6,8 @@
 //! same run (rotating which goes first). Teardown is not timed.
 //!
 //! `cargo bench -p aplo-e2e --bench stage` runs 25 rounds and writes
-//! `target/bench-stage.json`; under `cargo test` one round runs as a check.
+//! `bench-stage.json` in cargo's target directory; under `cargo test` one
+//! round runs as a check.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -134,10 +135,7 @@ async fn main() {
             a.as_secs_f64() * 1e3,
             p.as_secs_f64() * 1e3
         );
-        let target =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-stage.json");
-        std::fs::write(&target, json).unwrap();
-        println!("written to {}", target.display());
+        aplo_e2e::write_bench_results("stage", &json);
     }
     engine.delete_volume("bench-stage").await.unwrap();
 }

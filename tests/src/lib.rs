@@ -722,3 +722,16 @@ pub fn kill_at_fault(mut child: Child, point: &str, timeout: Duration) {
     let status = child.wait().expect("the killed process is reaped");
     assert!(!status.success(), "killed at {point}");
 }
+
+/// Write a benchmark's results as `bench-NAME.json` in cargo's target
+/// directory (`CARGO_TARGET_DIR`, else the workspace's `target/`), and say
+/// where.
+pub fn write_bench_results(name: &str, json: &str) {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let path = dir.join(format!("bench-{name}.json"));
+    std::fs::write(&path, json).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    println!("results: {}", path.display());
+}
