@@ -10,7 +10,8 @@
 //! is `409`; long operations answer `202` with `Location: /queue/{id}`,
 //! and `429` with `Retry-After` when too many run. Every route but volume
 //! operations, `/queue/{id}`, `/hello` and `GET /clusters` needs the admin
-//! role.
+//! role. A malformed `Authorization` header is `400`, every other
+//! authentication failure `401`.
 //!
 //! Routes, by file: clusters, nodes and devices in `api/topology.rs`;
 //! volumes in `api/volumes.rs`; `/operations` and `/db/dump` in
@@ -32,7 +33,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
 
-use super::auth::{self, Keys, Role};
+use super::auth::{self, AuthError, Keys, Role};
 use super::queue::{Finished, Poll, Queue};
 use crate::exec::engine::{Engine, EngineError};
 use crate::policy::PolicyError;
@@ -78,6 +79,23 @@ fn now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// The status of an authentication failure: heketi answers a malformed
+/// header `400`, everything else `401`.
+fn auth_status(e: &AuthError) -> StatusCode {
+    match e {
+        AuthError::BadHeader => StatusCode::BAD_REQUEST,
+        AuthError::Missing
+        | AuthError::Malformed(_)
+        | AuthError::Algorithm(_)
+        | AuthError::Issuer(_)
+        | AuthError::Signature
+        | AuthError::Expired(_)
+        | AuthError::IssuedInFuture
+        | AuthError::NotYetValid
+        | AuthError::Qsh => StatusCode::UNAUTHORIZED,
+    }
+}
+
 /// Routes a user (not only an admin) may call.
 fn user_may(method: &Method, path: &str) -> bool {
     path == "/hello"
@@ -101,7 +119,7 @@ async fn authenticate(State(state): State<ApiState>, mut request: Request, next:
                     return text(StatusCode::UNAUTHORIZED, "Administrator access required");
                 }
                 Ok(role) => Caller(Some(role)),
-                Err(e) => return text(StatusCode::UNAUTHORIZED, e.to_string()),
+                Err(e) => return text(auth_status(&e), e.to_string()),
             }
         }
     };
@@ -382,6 +400,18 @@ mod tests {
         }));
         assert_eq!(timeout.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(timeout.headers().get(header::RETRY_AFTER).is_none());
+    }
+
+    #[test]
+    fn a_malformed_header_is_400_and_every_other_failure_401() {
+        assert_eq!(auth_status(&AuthError::BadHeader), StatusCode::BAD_REQUEST);
+        for e in [
+            AuthError::Missing,
+            AuthError::Signature,
+            AuthError::Expired("Token is expired by 1s".into()),
+        ] {
+            assert_eq!(auth_status(&e), StatusCode::UNAUTHORIZED, "{e}");
+        }
     }
 
     #[test]

@@ -3,6 +3,11 @@
 //! `user`, each with its own key), `qsh` is the hex SHA-256 of
 //! `METHOD&PATH`, `exp` is required, and `iat` may be at most a leeway in
 //! the future (clocks differ). Pure: no I/O, the time is passed in.
+//!
+//! Times are whole seconds, and a token is valid through the second its
+//! `exp` names (`now <= exp`), as heketi's JWT library has it: heketi's
+//! clients sign `exp = iat + 1`, so a request that crosses into the next
+//! second on its way is still accepted.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -52,10 +57,11 @@ impl std::fmt::Debug for Keys {
 /// Why a request is not authenticated; the text is what the client sees.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
-    /// No `Authorization` header.
+    /// No `Authorization` header, or an empty one.
     #[error("Required authorization token not found")]
     Missing,
-    /// The header is not `Bearer <token>`.
+    /// The header is not `Bearer <token>` (heketi answers this one `400`,
+    /// every other `401`).
     #[error("Authorization header format must be Bearer {{token}}")]
     BadHeader,
     /// The token is not a well-formed JWT.
@@ -114,12 +120,17 @@ pub fn verify(
     path: &str,
     now: i64,
 ) -> Result<Role, AuthError> {
-    let header = header.ok_or(AuthError::Missing)?;
-    let (scheme, token) = header.split_once(' ').ok_or(AuthError::BadHeader)?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+    let header = header
+        .filter(|h| !h.trim().is_empty())
+        .ok_or(AuthError::Missing)?;
+    // Exactly two words, the first `bearer` in any case, as heketi reads it.
+    let mut words = header.split_whitespace();
+    let (Some(scheme), Some(token), None) = (words.next(), words.next(), words.next()) else {
+        return Err(AuthError::BadHeader);
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AuthError::BadHeader);
     }
-    let token = token.trim();
     let mut parts = token.split('.');
     let (Some(head), Some(body), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -158,10 +169,10 @@ pub fn verify(
         .map_err(|_| AuthError::Signature)?;
     match claims.exp {
         None => return Err(AuthError::Expired("Token missing exp claim".into())),
-        Some(exp) if now >= exp => {
+        Some(exp) if now > exp => {
             return Err(AuthError::Expired(format!(
-                "Token is expired by {}s",
-                now - exp
+                "Token is expired by {}",
+                go_duration(now.saturating_sub(exp))
             )));
         }
         Some(_) => {}
@@ -180,6 +191,17 @@ pub fn verify(
         return Err(AuthError::Qsh);
     }
     Ok(role)
+}
+
+/// Whole seconds as Go prints a duration (`1s`, `2m5s`, `1h0m0s`), as in
+/// heketi's messages.
+fn go_duration(seconds: i64) -> String {
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, m) => format!("{m}m{s}s"),
+        (h, m) => format!("{h}h{m}m{s}s"),
+    }
 }
 
 /// A token for one request, as heketi's clients make them: valid for
@@ -265,6 +287,13 @@ mod tests {
         let cases: Vec<(Option<String>, &str, AuthError)> = vec![
             (None, "/clusters", AuthError::Missing),
             (Some("Basic abc".into()), "/clusters", AuthError::BadHeader),
+            (Some("Bearer".into()), "/clusters", AuthError::BadHeader),
+            (
+                Some(format!("Bearer {good} extra")),
+                "/clusters",
+                AuthError::BadHeader,
+            ),
+            (Some("   ".into()), "/clusters", AuthError::Missing),
             (
                 Some(bearer("a.b")),
                 "/clusters",
@@ -291,7 +320,10 @@ mod tests {
             );
         }
         let expired = verify(&keys(), Some(&bearer(&good)), "GET", "/clusters", NOW + 61);
-        assert!(matches!(expired, Err(AuthError::Expired(m)) if m.contains("expired by")));
+        assert_eq!(
+            expired,
+            Err(AuthError::Expired("Token is expired by 1s".into()))
+        );
         // A token within the iat leeway passes.
         let skewed = sign(
             Role::Admin,
@@ -302,6 +334,43 @@ mod tests {
             600,
         );
         assert!(verify(&keys(), Some(&bearer(&skewed)), "GET", "/clusters", NOW).is_ok());
+    }
+
+    #[test]
+    fn a_token_is_valid_through_the_second_its_exp_names() {
+        // heketi's clients: exp = iat + 1.
+        let token = sign(Role::Admin, b"admin-secret", "GET", "/clusters", NOW, 1);
+        let at = |now| verify(&keys(), Some(&bearer(&token)), "GET", "/clusters", now);
+        assert_eq!(at(NOW), Ok(Role::Admin));
+        assert_eq!(at(NOW + 1), Ok(Role::Admin), "exp itself is accepted");
+        assert_eq!(
+            at(NOW + 2),
+            Err(AuthError::Expired("Token is expired by 1s".into()))
+        );
+        assert_eq!(
+            at(NOW + 1 + 3725),
+            Err(AuthError::Expired("Token is expired by 1h2m5s".into()))
+        );
+        // A token signed with exp = iat passes in that second only.
+        let now_only = sign(Role::Admin, b"admin-secret", "GET", "/clusters", NOW, 0);
+        let at = |now| verify(&keys(), Some(&bearer(&now_only)), "GET", "/clusters", now);
+        assert_eq!(at(NOW), Ok(Role::Admin));
+        assert!(matches!(at(NOW + 1), Err(AuthError::Expired(_))));
+    }
+
+    #[test]
+    fn durations_read_as_go_prints_them() {
+        for (seconds, text) in [
+            (0, "0s"),
+            (1, "1s"),
+            (59, "59s"),
+            (60, "1m0s"),
+            (125, "2m5s"),
+            (3600, "1h0m0s"),
+            (90061, "25h1m1s"),
+        ] {
+            assert_eq!(go_duration(seconds), text);
+        }
     }
 
     #[test]
