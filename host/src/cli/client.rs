@@ -1,7 +1,8 @@
 //! The storage commands in two modes, one command line: `aplo cluster`,
 //! `topology`, `node`, `device` and `volume` call a REST API (aplo's or
 //! heketi's) when a server is given, and act on the local store (`--db`)
-//! otherwise.
+//! otherwise. heketi-cli's `server`, `loglevel` and `db dump|check` need a
+//! server (`db dump` and `db check` fall back to the local store).
 //!
 //! The server comes from `--server` or `APLO_SERVER`, the role from
 //! `--user` or `APLO_USER` (`admin` unless said), the key from `--secret`
@@ -32,6 +33,7 @@ mod commands;
 mod http;
 mod lookup;
 mod render;
+mod server;
 mod topology;
 mod volume;
 mod wire;
@@ -51,6 +53,7 @@ pub use args::{
     VolumeCommand,
 };
 use http::Api;
+pub use server::{LogLevelArgs, ServerArgs};
 
 impl Remote {
     /// The server, if one is given (an empty value counts as none).
@@ -83,6 +86,31 @@ fn server_only(what: &str) -> anyhow::Error {
         "`aplo {what}` needs a server: give --server URL or set APLO_SERVER (the local store \
          has no such command)"
     )
+}
+
+/// `aplo server …`.
+pub fn server(config: &Config, args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let Some(api) = config.remote.connect()? else {
+        return Err(server_only("server"));
+    };
+    api.run(server::server(&api, args.command))
+}
+
+/// `aplo loglevel …`.
+pub fn loglevel(config: &Config, args: LogLevelArgs) -> anyhow::Result<ExitCode> {
+    let Some(api) = config.remote.connect()? else {
+        return Err(server_only("loglevel"));
+    };
+    api.run(server::loglevel(&api, args.command))
+}
+
+/// Print what the server answers to `GET path` (`db dump`: `/db/dump`,
+/// `db check`: `/db/check`); `None` without a server.
+pub fn from_server(config: &Config, path: &str) -> anyhow::Result<Option<ExitCode>> {
+    let Some(api) = config.remote.connect()? else {
+        return Ok(None);
+    };
+    api.run(server::print_get(&api, path)).map(Some)
 }
 
 /// `aplo cluster …`.

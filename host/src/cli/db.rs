@@ -1,4 +1,6 @@
-//! `aplo db export|import`: move the store to and from JSON.
+//! `aplo db export|import`: move the store to and from JSON; `aplo db
+//! dump|check` (heketi-cli's): the store as JSON and the reconcile report,
+//! from the server when one is given.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 
-use super::Config;
+use super::{Config, client, storage};
 use crate::store::{self, Export, RedbStore};
 
 /// Database commands.
@@ -23,10 +25,33 @@ pub enum DbCommand {
         /// The export file (`-` for stdin).
         file: PathBuf,
     },
+    /// Print the whole store as JSON (heketi-cli's `db dump`): the
+    /// server's (`GET /db/dump`) with --server, else the local store's (as
+    /// `export`). aplo's export format, not heketi's.
+    Dump,
+    /// Compare the store with gluster and the nodes (heketi-cli's `db
+    /// check`): the server's report in heketi's JSON (`GET /db/check`)
+    /// with --server, else `aplo check` on the local store.
+    Check,
 }
 
 /// Run a database command.
 pub fn run(config: &Config, command: DbCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        DbCommand::Dump => {
+            if let Some(code) = client::from_server(config, "/db/dump")? {
+                return Ok(code);
+            }
+            return run(config, DbCommand::Export { out: None });
+        }
+        DbCommand::Check => {
+            if let Some(code) = client::from_server(config, "/db/check")? {
+                return Ok(code);
+            }
+            return storage::check(config);
+        }
+        DbCommand::Export { .. } | DbCommand::Import { .. } => {}
+    }
     let store = RedbStore::open(&config.db)?;
     match command {
         DbCommand::Export { out } => {
@@ -50,6 +75,7 @@ pub fn run(config: &Config, command: DbCommand) -> anyhow::Result<ExitCode> {
             store::import(&store, export)?;
             eprintln!("imported into {}", config.db.display());
         }
+        DbCommand::Dump | DbCommand::Check => unreachable!("answered above"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -12,7 +12,7 @@ use crate::exec::engine::{Engine, EngineConfig, Faults};
 use crate::exec::lvm::LvmOptions;
 use crate::model::paths::BrickRoot;
 use crate::policy::Registry;
-use crate::store::RedbStore;
+use crate::store::{RedbStore, Store};
 
 /// The `nodes:` section of the configuration file.
 #[derive(Debug, serde::Deserialize)]
@@ -128,6 +128,15 @@ impl Config {
 
     /// [`Config::open_engine`] with policies already loaded.
     pub fn open_engine_with(&self, registry: Arc<Registry>) -> anyhow::Result<Engine> {
+        self.open_engine_on(Arc::new(RedbStore::open(&self.db)?), registry)
+    }
+
+    /// [`Config::open_engine_with`] over a store already open.
+    pub fn open_engine_on(
+        &self,
+        store: Arc<dyn Store>,
+        registry: Arc<Registry>,
+    ) -> anyhow::Result<Engine> {
         let file = self.file()?.nodes;
         let lvm_root = match &file.lvm_root {
             Some(root) => {
@@ -162,9 +171,8 @@ impl Config {
                 ..CommandConfig::default()
             },
         );
-        let store = RedbStore::open(&self.db)?;
         Ok(Engine::new(
-            Arc::new(store),
+            store,
             Arc::new(driver),
             registry,
             EngineConfig {

@@ -181,7 +181,8 @@ pub enum Command {
     Policy(policy::PolicyCommand),
     /// The demo: the default policies decide a volume on an example topology.
     Demo(demo::DemoArgs),
-    /// Export or import the store as JSON.
+    /// Export or import the store as JSON; dump or check it (the local
+    /// store, or the REST API with --server or APLO_SERVER).
     #[command(subcommand)]
     Db(db::DbCommand),
     /// Create, list, inspect and delete clusters (through the REST API:
@@ -202,6 +203,12 @@ pub enum Command {
     /// Move a brick elsewhere (the local store, or the REST API with
     /// --server or APLO_SERVER).
     Brick(client::BrickArgs),
+    /// The server's admin mode and unfinished operations (through the
+    /// REST API: --server or APLO_SERVER).
+    Server(client::ServerArgs),
+    /// The server's log level (through the REST API: --server or
+    /// APLO_SERVER).
+    Loglevel(client::LogLevelArgs),
     /// Compare the store with gluster and the nodes; exit 1 on any drift.
     Check,
     /// Finish or undo the journal's unfinished operations, as every
@@ -226,11 +233,14 @@ pub enum Command {
 /// `aplo-faulty`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(err) = init_telemetry(cli.config.log_format, cli.log_filter()) {
-        eprintln!("aplo: {err:#}");
-        return ExitCode::from(2);
-    }
-    match cli.run() {
+    let logging = match telemetry::init_reloadable(cli.config.log_format, cli.log_filter()) {
+        Ok(logging) => logging,
+        Err(err) => {
+            eprintln!("aplo: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.run_logged(Some(Arc::new(logging))) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("aplo: {err:#}");
@@ -251,6 +261,15 @@ impl Cli {
 
     /// Run the command.
     pub fn run(self) -> anyhow::Result<ExitCode> {
+        self.run_logged(None)
+    }
+
+    /// Run the command; `aplo serve` lets the REST API change the log
+    /// level through `logging` (the installed subscriber's filter).
+    pub fn run_logged(
+        self,
+        logging: Option<Arc<dyn crate::http::control::LogControl>>,
+    ) -> anyhow::Result<ExitCode> {
         match self.command {
             Command::Policy(command) => policy::run(&self.config, command),
             Command::Demo(args) => demo::run(&self.config, args),
@@ -261,11 +280,13 @@ impl Cli {
             Command::Device(args) => client::device(&self.config, args),
             Command::Volume(args) => client::volume(&self.config, args),
             Command::Brick(args) => client::brick(&self.config, args),
+            Command::Server(args) => client::server(&self.config, args),
+            Command::Loglevel(args) => client::loglevel(&self.config, args),
             Command::Check => storage::check(&self.config),
             Command::Recover => storage::recover(&self.config),
             Command::Repair => storage::repair(&self.config),
             Command::Simulate(args) => simulate::run(&self.config, args),
-            Command::Serve(args) => serve::run(&self.config, *args),
+            Command::Serve(args) => serve::run(&self.config, *args, logging),
             Command::Csi(args) => csi::run(&self.config, *args),
         }
     }

@@ -23,6 +23,7 @@ use crate::exec::engine::{Engine, EngineConfig, LoadOptions};
 use crate::http::admission::{self, AdmissionOptions, AdmissionState, FailurePolicy, UsageSource};
 use crate::http::api::KEEP_RESULTS;
 use crate::http::auth::Keys;
+use crate::http::control::{AdminGate, LogControl, ServerControl};
 use crate::http::queue::Queue;
 use crate::http::{self, ApiConfig, HttpState, tls};
 use crate::kube::claim::DEFAULT_PROVISIONER;
@@ -32,7 +33,10 @@ use crate::model::parse_size;
 use crate::model::storage::Backend;
 use crate::model::topology::parse_topology;
 use crate::policy::Registry;
-use crate::store::RedbStore;
+use crate::store::{RedbStore, Store};
+
+/// The shortest key the REST API takes.
+const MIN_KEY_LENGTH: usize = 16;
 
 /// What runs the storage commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -205,12 +209,21 @@ impl ServeArgs {
         })
     }
 
-    /// The REST API's configuration, or `None` when it is not configured.
-    fn api(&self) -> anyhow::Result<Option<ApiConfig>> {
+    /// The REST API's configuration, or `None` when it is not configured;
+    /// `logging` lets it change the log level.
+    fn api(&self, logging: Option<Arc<dyn LogControl>>) -> anyhow::Result<Option<ApiConfig>> {
         let key = |flag: &str, key: &Option<String>| -> anyhow::Result<Option<Vec<u8>>> {
             match key {
-                Some(k) if k.len() < 16 => {
-                    anyhow::bail!("--{flag} is too short: use at least 16 characters")
+                // A security floor, kept although heketi's own examples and
+                // test setups use shorter keys.
+                Some(k) if k.len() < MIN_KEY_LENGTH => {
+                    anyhow::bail!(
+                        "--{flag} is too short ({} characters): use at least {MIN_KEY_LENGTH}. \
+                         heketi accepts shorter keys and its examples use them; aplo does not. To \
+                         migrate, generate a key with `openssl rand -hex 32` and give the same \
+                         key to the clients (heketi-cli --secret, the StorageClass's secret)",
+                        k.chars().count()
+                    )
                 }
                 Some(k) => Ok(Some(k.clone().into_bytes())),
                 None => Ok(None),
@@ -256,23 +269,35 @@ impl ServeArgs {
         Ok(Some(ApiConfig {
             keys,
             queue: Queue::new(self.max_operations, KEEP_RESULTS),
+            control: ServerControl {
+                // The store is attached when it opens.
+                mode: Arc::new(AdminGate::in_memory()),
+                logging,
+            },
         }))
     }
 }
 
-/// Open the engine with the chosen driver and load the topology file.
+/// Open the store and the engine with the chosen driver, and load the
+/// topology file; the REST API's admin mode (`mode`) is kept in the store
+/// from now on.
 async fn open_engine(
     config: &Config,
     args: &ServeArgs,
     registry: Arc<Registry>,
+    mode: Option<Arc<AdminGate>>,
 ) -> anyhow::Result<Arc<Engine>> {
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(&config.db)?);
+    if let Some(mode) = mode {
+        mode.attach(store.clone())?;
+    }
     let engine = match args.driver {
-        DriverKind::Commands => config.open_engine_with(registry)?,
+        DriverKind::Commands => config.open_engine_on(store, registry)?,
         DriverKind::Simulate => {
             let size = parse_size(&args.simulate_device_size)
                 .map_err(|e| anyhow::anyhow!("--simulate-device-size: {e}"))?;
             Engine::new(
-                Arc::new(RedbStore::open(&config.db)?),
+                store,
                 Arc::new(SimDriver::new(size)),
                 registry,
                 EngineConfig {
@@ -394,10 +419,15 @@ const EXIT_WITHIN: Duration = Duration::from_secs(
 /// way, a name lookup): they are abandoned, not waited for.
 const BLOCKING_WAIT: Duration = Duration::from_millis(500);
 
-/// Run `aplo serve`.
-pub fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
+/// Run `aplo serve`; `logging` (the installed log filter) lets the REST
+/// API change the log level.
+pub fn run(
+    config: &Config,
+    args: ServeArgs,
+    logging: Option<Arc<dyn LogControl>>,
+) -> anyhow::Result<ExitCode> {
     let options = args.options()?;
-    let api = args.api()?;
+    let api = args.api(logging)?;
     let answer_within = seconds("admission-timeout", args.admission_timeout)?;
     // Loaded now, so that a bad policy directory fails before any lease;
     // the webhook and the engine share these compiled policies.
@@ -444,12 +474,13 @@ async fn serve(
 ) -> anyhow::Result<ExitCode> {
     let metrics = Arc::new(Metrics::new());
     let status = Arc::new(Status::default());
+    let mode = api.as_ref().map(|api| api.control.mode.clone());
     let mut state = HttpState::new(metrics.clone(), status.clone());
     if let Some(api) = api {
         state = state.with_api(api);
     }
     if args.api_only {
-        return api_only(config, args, registry, state, stop).await;
+        return api_only(config, args, registry, state, mode, stop).await;
     }
     // Reading the configuration may run a credential plugin: not past a
     // shutdown.
@@ -488,7 +519,7 @@ async fn serve(
     let http = tokio::spawn(http);
     let result = crate::kube::serve(
         client,
-        || open_engine(config, args, registry),
+        || open_engine(config, args, registry, mode),
         options,
         metrics,
         status,
@@ -510,6 +541,7 @@ async fn api_only(
     args: &ServeArgs,
     registry: Arc<Registry>,
     state: HttpState,
+    mode: Option<Arc<AdminGate>>,
     stop: Stop,
 ) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
@@ -527,7 +559,7 @@ async fn api_only(
     // An interrupted recovery is finished by the next start, as after a
     // crash: shutdown does not wait for it.
     let opened = async {
-        let engine = open_engine(config, args, registry).await?;
+        let engine = open_engine(config, args, registry, mode).await?;
         let recovered = engine.recover().await?;
         anyhow::Ok((engine, recovered))
     };

@@ -11,14 +11,21 @@
 //! and `429` with `Retry-After` when too many run. Every route but volume
 //! operations, `/queue/{id}`, `/hello` and `GET /clusters` needs the admin
 //! role. A malformed `Authorization` header is `400`, every other
-//! authentication failure `401`.
+//! authentication failure `401`. heketi's admin mode (`/admin`) gates
+//! every request after authentication; heketi's routes that aplo does not
+//! implement answer `501` saying why, and unknown paths `404 Invalid path
+//! or request`.
 //!
 //! Routes, by file: clusters, nodes and devices in `api/topology.rs`;
-//! volumes in `api/volumes.rs`; `/operations` and `/db/dump` in
-//! `api/admin.rs`.
+//! volumes in `api/volumes.rs`; `/operations`, `/operations/pending`,
+//! `/db/dump`, `/backup/db` and `/db/check` in `api/admin.rs`; `/admin`
+//! and `/internal/logging` in `api/server.rs`; the `501`s in
+//! `api/unsupported.rs`.
 
 mod admin;
+mod server;
 mod topology;
+mod unsupported;
 mod volumes;
 
 use std::sync::Arc;
@@ -30,10 +37,11 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use serde::Serialize;
 
 use super::auth::{self, AuthError, Keys, Role};
+use super::control::ServerControl;
 use super::queue::{Finished, Poll, Queue};
 use crate::exec::engine::{Engine, EngineError};
 use crate::policy::PolicyError;
@@ -127,8 +135,20 @@ async fn authenticate(State(state): State<ApiState>, mut request: Request, next:
     next.run(request).await
 }
 
-/// The router: heketi's API and aplo's own under `/aplo/v1/`.
+/// The router: heketi's API and aplo's own under `/aplo/v1/`, with the
+/// admin mode kept in memory only and no log level control (an embedded
+/// API; `aplo serve` uses [`router_with`]).
 pub fn router(state: ApiState) -> Router {
+    router_with(state, ServerControl::default())
+}
+
+/// The router, with the admin mode and the log filter of `control`.
+///
+/// To see a client's address (the admin mode `local-client` admits
+/// changes only from the loopback address), serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()`; without it every
+/// client counts as remote.
+pub fn router_with(state: ApiState, control: ServerControl) -> Router {
     if state.keys.is_none() {
         tracing::warn!(
             "the REST API runs WITHOUT AUTHENTICATION: anyone who can reach it can create and \
@@ -175,9 +195,41 @@ pub fn router(state: ApiState) -> Router {
         .route("/volumes/{id}/expand", post(volumes::expand_volume))
         .route("/bricks/to-evict/{id}", post(volumes::evict_brick))
         .route("/queue/{id}", get(poll))
+        .route("/volumes/{id}/clone", post(unsupported::clone_volume))
+        .route(
+            "/volumes/{id}/block-restriction",
+            post(unsupported::block_restriction),
+        )
+        .route("/blockvolumes", any(unsupported::block_volumes))
+        .route("/blockvolumes/{id}", any(unsupported::block_volumes))
+        .route("/blockvolumes/{id}/expand", any(unsupported::block_volumes))
         .route("/operations", get(admin::operations))
+        .route("/operations/pending", get(admin::pending))
+        .route("/operations/pending/{id}", get(admin::pending_one))
+        .route(
+            "/operations/pending/cleanup",
+            post(unsupported::cleanup_operations),
+        )
         .route("/db/dump", get(admin::db_dump))
+        .route("/db/check", get(admin::db_check))
+        .route("/backup/db", get(admin::backup_db))
+        .route("/admin", get(server::admin).post(server::set_admin))
+        .route(
+            "/internal/logging",
+            get(server::logging).post(server::set_logging),
+        )
+        .route(
+            "/internal/state/examine/gluster",
+            get(unsupported::examine_gluster),
+        )
         .merge(super::native::routes())
+        .fallback(unsupported::invalid_path)
+        // Outermost first: authenticate, then the admin mode.
+        .layer(middleware::from_fn_with_state(
+            control.clone(),
+            server::guard,
+        ))
+        .layer(axum::Extension(control))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
 }
@@ -424,6 +476,14 @@ mod tests {
             (Method::POST, "/nodes"),
             (Method::GET, "/operations"),
             (Method::GET, "/db/dump"),
+            (Method::GET, "/backup/db"),
+            (Method::GET, "/db/check"),
+            (Method::POST, "/admin"),
+            (Method::GET, "/admin"),
+            (Method::POST, "/internal/logging"),
+            (Method::GET, "/operations/pending"),
+            (Method::POST, "/blockvolumes"),
+            (Method::POST, "/volumes/abc/block-restriction"),
             (Method::GET, "/aplo/v1/policies"),
             (Method::POST, "/devices/abc/tags"),
         ] {

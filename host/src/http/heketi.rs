@@ -9,10 +9,16 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 mod checks;
+mod server;
 
 pub use self::checks::{
     NewDevice, NewNode, TagChange, check_device_add, check_healcheck, check_node_add, check_tags,
     device_transition, node_transition, operations_info, parse_id, parse_state,
+};
+pub use self::server::{
+    AdminStatus, DbBucketCheck, DbCheckResponse, LOGGER, LogLevelInfo, PendingChangeInfo,
+    PendingOperationDetails, PendingOperationInfo, PendingOperationList, db_check,
+    operation_status, pending_details, pending_info, pending_list,
 };
 
 use crate::model::storage::{

@@ -16,6 +16,7 @@
 pub mod admission;
 pub mod api;
 pub mod auth;
+pub mod control;
 pub mod heketi;
 pub mod heketi_metrics;
 pub mod native;
@@ -45,6 +46,9 @@ pub struct ApiConfig {
     pub keys: Option<auth::Keys>,
     /// Queued operations; kept across leadership changes of this process.
     pub queue: Arc<queue::Queue>,
+    /// heketi's admin mode (attach the store when it opens) and the log
+    /// filter.
+    pub control: control::ServerControl,
 }
 
 /// What the handlers read.
@@ -107,11 +111,14 @@ impl HttpState {
         match &*built {
             Some((current, router)) if Arc::ptr_eq(current, &engine) => router.clone(),
             _ => {
-                let router = api::router(api::ApiState {
-                    engine: engine.clone(),
-                    keys: config.keys.clone(),
-                    queue: config.queue.clone(),
-                })
+                let router = api::router_with(
+                    api::ApiState {
+                        engine: engine.clone(),
+                        keys: config.keys.clone(),
+                        queue: config.queue.clone(),
+                    },
+                    config.control.clone(),
+                )
                 .layer(middleware::from_fn(label_route));
                 *built = Some((engine, router.clone()));
                 router
@@ -265,7 +272,8 @@ async fn ready(State(state): State<HttpState>, Query(query): Query<ReadyQuery>) 
 }
 
 /// Bind `addr` and serve until the future is dropped; returns the bound
-/// address (useful with port 0) and the serving future.
+/// address (useful with port 0) and the serving future. Handlers see each
+/// client's address (`ConnectInfo<SocketAddr>`).
 pub async fn bind(
     addr: SocketAddr,
     state: HttpState,
@@ -275,10 +283,13 @@ pub async fn bind(
 )> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    Ok((
-        local,
-        async move { axum::serve(listener, router(state)).await },
-    ))
+    Ok((local, async move {
+        axum::serve(
+            listener,
+            router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    }))
 }
 
 #[cfg(test)]
@@ -309,6 +320,7 @@ mod tests {
         let state = HttpState::new(Arc::new(Metrics::new()), status.clone()).with_api(ApiConfig {
             keys: None,
             queue: queue::Queue::new(1, api::KEEP_RESULTS),
+            control: control::ServerControl::default(),
         });
         (status, router(state))
     }

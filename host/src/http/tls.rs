@@ -313,9 +313,14 @@ pub async fn serve_tls_every(
     let cert = Arc::new(ReloadingCert::open(cert, key)?);
     let watcher = cert.watch(interval);
     let listener = TlsListener::new(listener, server_config(cert)?)?;
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    // Tapped, so that handlers see each client's address as over plain
+    // HTTP (`ConnectInfo<SocketAddr>`).
+    let served = axum::serve(
+        axum::serve::ListenerExt::tap_io(listener, |_| {}),
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     watcher.abort();
     served
 }

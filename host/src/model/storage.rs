@@ -339,6 +339,68 @@ pub struct OperationRecord {
     pub rolling_back: bool,
 }
 
+/// heketi's admin mode: whether the REST API accepts requests that change
+/// something, and from whom. The store keeps it beside the records (not in
+/// a [`Snapshot`]: it is the service's setting, not part of the storage it
+/// describes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdminMode {
+    /// Every request runs.
+    #[default]
+    Normal,
+    /// Only reads run; changes are refused.
+    ReadOnly,
+    /// Reads run from anywhere; changes only from a client on aplo's own
+    /// machine (the loopback address).
+    LocalClient,
+}
+
+impl AdminMode {
+    /// Every mode, in heketi's order.
+    pub const ALL: [AdminMode; 3] = [
+        AdminMode::Normal,
+        AdminMode::ReadOnly,
+        AdminMode::LocalClient,
+    ];
+
+    /// heketi's name of the mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminMode::Normal => "normal",
+            AdminMode::ReadOnly => "read-only",
+            AdminMode::LocalClient => "local-client",
+        }
+    }
+
+    /// Whether a request that changes something may run, from a local
+    /// client (`local`) or not.
+    pub fn allows_change(self, local: bool) -> bool {
+        match self {
+            AdminMode::Normal => true,
+            AdminMode::ReadOnly => false,
+            AdminMode::LocalClient => local,
+        }
+    }
+}
+
+impl std::fmt::Display for AdminMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for AdminMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<AdminMode, String> {
+        AdminMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("'{s}' is not one of normal, read-only, local-client"))
+    }
+}
+
 /// Everything the store holds, at one moment.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -430,5 +492,36 @@ impl Snapshot {
     /// The volume named `name`, if any.
     pub fn volume_named(&self, name: &str) -> Option<&VolumeRecord> {
         self.volumes.values().find(|v| v.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_modes_have_heketis_names_and_rules() {
+        for mode in AdminMode::ALL {
+            assert_eq!(mode.as_str().parse::<AdminMode>(), Ok(mode));
+            assert_eq!(
+                serde_json::to_value(mode).unwrap(),
+                serde_json::json!(mode.as_str())
+            );
+        }
+        assert!(
+            "readonly"
+                .parse::<AdminMode>()
+                .unwrap_err()
+                .contains("read-only")
+        );
+        // (mode, from a local client, from elsewhere)
+        for (mode, local, remote) in [
+            (AdminMode::Normal, true, true),
+            (AdminMode::ReadOnly, false, false),
+            (AdminMode::LocalClient, true, false),
+        ] {
+            assert_eq!(mode.allows_change(true), local, "{mode} locally");
+            assert_eq!(mode.allows_change(false), remote, "{mode} remotely");
+        }
     }
 }

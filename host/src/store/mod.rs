@@ -4,6 +4,11 @@
 //! Storage sits behind the [`Store`] trait: the embedded [`RedbStore`] is the
 //! default and needs no server; a store for highly available deployments can
 //! be added beside it. Every [`Store::write`] is one atomic transaction.
+//!
+//! Schema versions: 1 holds the records and the journal; 2 adds heketi's
+//! admin mode ([`AdminMode`]) beside them. A version-1 store is opened as
+//! version 2 (its mode is `normal`), and version-1 exports import; a store
+//! or export of a later version than this build's is refused.
 
 mod memory;
 mod redb;
@@ -15,11 +20,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::Id;
 use crate::model::storage::{
-    BrickRecord, ClusterRecord, DeviceRecord, NodeRecord, OperationRecord, Snapshot, VolumeRecord,
+    AdminMode, BrickRecord, ClusterRecord, DeviceRecord, NodeRecord, OperationRecord, Snapshot,
+    VolumeRecord,
 };
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest schema version this build opens and imports (bringing it to
+/// [`SCHEMA_VERSION`]).
+pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 
 /// One change in a write.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +58,9 @@ pub enum Change {
     PutOperation(OperationRecord),
     /// Remove a journal entry (the operation finished).
     DeleteOperation(Id),
+    /// Set heketi's admin mode (kept beside the records, not in a
+    /// [`Snapshot`]).
+    SetAdminMode(AdminMode),
 }
 
 /// A store failure.
@@ -73,6 +86,16 @@ pub enum StoreError {
         /// The version this build reads.
         expected: u32,
     },
+    /// A setting could not be decoded.
+    #[error("store {path}: setting {key} is damaged: {message}")]
+    CorruptSetting {
+        /// The database file.
+        path: String,
+        /// The setting.
+        key: &'static str,
+        /// The decoder's message.
+        message: String,
+    },
     /// A record could not be decoded.
     #[error("store {path}: record {id} in {table} is damaged: {message}")]
     Corrupt {
@@ -96,7 +119,7 @@ impl StoreError {
         match self {
             StoreError::Backend { .. } => "backend",
             StoreError::Schema { .. } => "schema",
-            StoreError::Corrupt { .. } => "corrupt",
+            StoreError::Corrupt { .. } | StoreError::CorruptSetting { .. } => "corrupt",
             StoreError::Import(_) => "import",
         }
     }
@@ -107,11 +130,15 @@ pub trait Store: Send + Sync {
     /// Everything, as of one consistent moment.
     fn read(&self) -> Result<Snapshot, StoreError>;
 
+    /// heketi's admin mode ([`AdminMode::Normal`] until one is written).
+    fn admin_mode(&self) -> Result<AdminMode, StoreError>;
+
     /// Apply changes in one atomic transaction: all or none.
     fn write(&self, changes: &[Change]) -> Result<(), StoreError>;
 }
 
-/// Apply changes to a snapshot, as a store applies a write.
+/// Apply changes to a snapshot, as a store applies a write (the admin
+/// mode is not in a snapshot: [`Change::SetAdminMode`] leaves it as it is).
 pub fn apply(snapshot: &mut Snapshot, changes: &[Change]) {
     for change in changes {
         match change {
@@ -151,6 +178,7 @@ pub fn apply(snapshot: &mut Snapshot, changes: &[Change]) {
             Change::DeleteOperation(id) => {
                 snapshot.operations.remove(id);
             }
+            Change::SetAdminMode(_) => {}
         }
     }
 }
@@ -163,6 +191,9 @@ pub struct Export {
     pub schema: u32,
     /// The data.
     pub data: Snapshot,
+    /// heketi's admin mode (schema 2; `normal` when absent).
+    #[serde(default)]
+    pub admin_mode: AdminMode,
 }
 
 /// Export a store's contents.
@@ -170,19 +201,20 @@ pub fn export(store: &dyn Store) -> Result<Export, StoreError> {
     Ok(Export {
         schema: SCHEMA_VERSION,
         data: store.read()?,
+        admin_mode: store.admin_mode()?,
     })
 }
 
 /// Import an export into an empty store, in one transaction.
 pub fn import(store: &dyn Store, export: Export) -> Result<(), StoreError> {
-    if export.schema != SCHEMA_VERSION {
+    if !(OLDEST_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&export.schema) {
         return Err(StoreError::Import(format!(
-            "the export has schema version {}; this aplo imports version {SCHEMA_VERSION}",
+            "the export has schema version {}; this aplo imports versions {OLDEST_SCHEMA_VERSION} to {SCHEMA_VERSION}",
             export.schema
         )));
     }
     let current = store.read()?;
-    if current != Snapshot::default() {
+    if current != Snapshot::default() || store.admin_mode()? != AdminMode::Normal {
         return Err(StoreError::Import(
             "the store is not empty; import only into a new store".into(),
         ));
@@ -195,5 +227,8 @@ pub fn import(store: &dyn Store, export: Export) -> Result<(), StoreError> {
     changes.extend(d.volumes.into_values().map(Change::PutVolume));
     changes.extend(d.bricks.into_values().map(Change::PutBrick));
     changes.extend(d.operations.into_values().map(Change::PutOperation));
+    if export.admin_mode != AdminMode::Normal {
+        changes.push(Change::SetAdminMode(export.admin_mode));
+    }
     store.write(&changes)
 }
