@@ -3,15 +3,24 @@
 //! this crate's tests) runs as a child process against the API served in
 //! this process on the simulate executor. Output, exit codes and the
 //! server's answers are asserted; without a server the commands keep
-//! acting on the local store.
+//! acting on the local store. heketi-cli's server commands (`server mode`,
+//! `server operations`, `loglevel`, `db dump|check`) also run against a
+//! real `aplo serve --api-only` process.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use aplo::http::api::{ApiState, KEEP_RESULTS, router};
+use aplo::exec::engine::Engine;
+use aplo::http::api::{ApiState, KEEP_RESULTS, router, router_with};
 use aplo::http::auth::Keys;
+use aplo::http::control::{LogControl, LogLevel, ServerControl};
 use aplo::http::queue::Queue;
-use aplo_e2e::kube::{sim_engine, sim_topology};
+use aplo::model::storage::AdminMode;
+use aplo::store::{MemoryStore, Store};
+use aplo_e2e::kube::{BreakableDriver, engine_on, sim_engine, sim_topology};
 
 const ADMIN: &str = "admin-key";
 const USER: &str = "user-key";
@@ -40,6 +49,31 @@ async fn start() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    format!("http://{addr}")
+}
+
+/// The API over `engine` with `control`'s admin mode and log level, on a
+/// free port; clients see their address (127.0.0.1: local).
+async fn start_with(engine: Arc<Engine>, control: ServerControl) -> String {
+    let state = ApiState {
+        engine,
+        keys: Some(Keys {
+            admin: ADMIN.as_bytes().to_vec(),
+            user: USER.as_bytes().to_vec(),
+            iat_leeway: 120,
+        }),
+        queue: Queue::new(8, KEEP_RESULTS),
+    };
+    let app = router_with(state, control);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
     format!("http://{addr}")
 }
 
@@ -759,4 +793,290 @@ async fn a_long_operation_is_polled_with_a_spinner_only_on_a_terminal() {
     assert!(text.contains("deleting the volume… 1s"), "{text:?}");
     assert!(text.contains("\r\x1b[2K"), "{text:?}");
     assert!(text.contains(&format!("Volume {id} deleted")), "{text:?}");
+}
+
+/// A log filter that remembers its level.
+struct Level(Mutex<LogLevel>);
+
+impl LogControl for Level {
+    fn level(&self) -> Option<LogLevel> {
+        Some(*self.0.lock().unwrap())
+    }
+
+    fn set_level(&self, level: LogLevel) -> Result<(), String> {
+        *self.0.lock().unwrap() = level;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heketi_clis_server_commands_work_through_the_client() {
+    let store = Arc::new(MemoryStore::default());
+    let driver = Arc::new(BreakableDriver::new());
+    let engine = engine_on(store.clone(), driver.clone(), 6).await;
+    let control = ServerControl {
+        logging: Some(Arc::new(Level(Mutex::new(LogLevel::Info)))),
+        ..ServerControl::default()
+    };
+    control.mode.attach(store.clone()).unwrap();
+    let url = start_with(engine, control).await;
+    let s = Scratch::new();
+
+    // server mode get|set: a read-only server reads and refuses changes.
+    let mode = admin(&s, &url, &["server", "mode", "get"]).await.ok();
+    assert_eq!(mode.stdout, "normal\n");
+    let set = admin(&s, &url, &["server", "mode", "set", "read-only"])
+        .await
+        .ok();
+    assert_eq!(set.stdout, "", "{set:#?}");
+    assert_eq!(store.admin_mode().unwrap(), AdminMode::ReadOnly);
+    let mode = admin(&s, &url, &["server", "mode", "get"]).await.ok();
+    assert_eq!(mode.stdout, "read-only\n");
+    let refused = admin(&s, &url, &["volume", "create", "--size", "1"])
+        .await
+        .failed();
+    assert!(
+        refused.stderr.contains("Service disabled for maintenance")
+            && refused.stderr.contains("503"),
+        "{refused:#?}"
+    );
+    admin(&s, &url, &["volume", "list"]).await.ok();
+    // This client is on the server's machine: it may set the mode back.
+    admin(&s, &url, &["server", "mode", "set", "normal"])
+        .await
+        .ok();
+    assert_eq!(store.admin_mode().unwrap(), AdminMode::Normal);
+    let bad = admin(&s, &url, &["server", "mode", "set", "sideways"])
+        .await
+        .failed();
+    assert!(bad.stderr.contains("sideways"), "{bad:#?}");
+
+    // loglevel get|set, heketi's names.
+    let level = admin(&s, &url, &["loglevel", "get"]).await.ok();
+    assert_eq!(level.stdout, "info\n");
+    let set = admin(&s, &url, &["loglevel", "set", "debug"]).await.ok();
+    assert_eq!(set.stdout, "Server log level updated\n");
+    let level = admin(&s, &url, &["loglevel", "get"]).await.ok();
+    assert_eq!(level.stdout, "debug\n");
+    let loud = admin(&s, &url, &["loglevel", "set", "loud"]).await.failed();
+    assert!(loud.stderr.contains("invalid log level: loud"), "{loud:#?}");
+
+    // server operations info|list: nothing pending, then a delete that
+    // failed half-way.
+    let counts = admin(&s, &url, &["server", "operations", "info"])
+        .await
+        .ok();
+    assert_eq!(
+        counts.stdout,
+        "Operation Counts:\n  Total: 0\n  In-Flight: 0\n  New: 0\n  Failed: 0\n  Stale: 0\n"
+    );
+    let created = admin(&s, &url, &["volume", "create", "--size", "1"])
+        .await
+        .ok();
+    let volume = created.field("Volume Id");
+    driver
+        .fail_deletes
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    admin(&s, &url, &["volume", "delete", &volume])
+        .await
+        .failed();
+    let counts = admin(&s, &url, &["server", "operations", "info"])
+        .await
+        .ok();
+    assert!(
+        counts.stdout.contains("  Total: 1\n") && counts.stdout.contains("  Stale: 1\n"),
+        "{counts:#?}"
+    );
+    let list = admin(&s, &url, &["server", "operations", "list"])
+        .await
+        .ok();
+    let line = list.stdout.trim();
+    assert!(
+        line.starts_with("Id:") && line.ends_with("  Type:delete-volume  Status:stale"),
+        "{list:#?}"
+    );
+    let op = line
+        .trim_start_matches("Id:")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(is_id(&op), "{op}");
+    let details = admin(&s, &url, &["server", "operations", "info", &op])
+        .await
+        .ok();
+    assert_eq!(details.field("Type"), "delete-volume");
+    assert_eq!(details.field("Status"), "stale");
+    assert!(
+        details
+            .stdout
+            .contains(&format!("Changes:\n    Delete volume: {volume}\n")),
+        "{details:#?}"
+    );
+    let json = admin(&s, &url, &["server", "operations", "list", "--json"])
+        .await
+        .ok();
+    assert_eq!(json.json()["pendingoperations"][0]["id"], op.as_str());
+
+    // db dump|check: the server's store and its reconcile report.
+    let dump = admin(&s, &url, &["db", "dump"]).await.ok();
+    let dump = dump.json();
+    assert_eq!(dump["schema"], 2);
+    assert_eq!(dump["admin_mode"], "normal");
+    assert_eq!(dump["data"]["volumes"].as_object().unwrap().len(), 1);
+    let check = admin(&s, &url, &["db", "check"]).await.ok();
+    let check = check.json();
+    assert_eq!(check["pendingoperations"]["total"], 1, "{check}");
+    assert_eq!(check["nodes"]["total"], 6, "{check}");
+
+    // Without a server: the server commands say so; db dump is the local
+    // store's export.
+    let local = aplo_env(&s, &[], &["server", "mode", "get"]).await.failed();
+    assert!(local.stderr.contains("needs a server"), "{local:#?}");
+    let local = aplo_env(&s, &[], &["loglevel", "get"]).await.failed();
+    assert!(local.stderr.contains("needs a server"), "{local:#?}");
+    let dump = aplo_env(&s, &[], &["db", "dump"]).await.ok();
+    let dump = dump.json();
+    assert_eq!(dump["schema"], 2);
+    assert_eq!(dump["data"]["volumes"], serde_json::json!({}));
+}
+
+const LONG_ADMIN: &str = "an-admin-key-of-at-least-16";
+
+/// A running `aplo serve --api-only` on three simulated nodes.
+struct Served {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Served {
+    /// Start it over the store in `dir` with `--log LEVEL`, and wait until
+    /// it is ready.
+    async fn start(dir: &Path, log: &str) -> Served {
+        let topology = dir.join("topology.json");
+        std::fs::write(&topology, sim_topology(3)).unwrap();
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let child = std::process::Command::new(binary())
+            .arg("--db")
+            .arg(dir.join("served.redb"))
+            .args(["--log", log, "serve", "--api-only", "--driver", "simulate"])
+            .arg("--topology")
+            .arg(&topology)
+            .args(["--listen", &addr.to_string()])
+            .env("APLO_ADMIN_KEY", LONG_ADMIN)
+            .env_remove("APLO_USER_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("aplo serve starts");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if tokio::net::TcpStream::connect(addr).await.is_ok()
+                && aplo_e2e::http::call(addr, "GET", "/readyz", None, "")
+                    .await
+                    .status
+                    == 200
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "aplo serve never got ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Served {
+            child,
+            url: format!("http://{addr}"),
+        }
+    }
+
+    /// SIGTERM, and wait for a clean exit.
+    fn stop(mut self) {
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "{exit:?}");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `aplo --server URL --secret LONG_ADMIN args…`.
+async fn long_admin(scratch: &Scratch, url: &str, args: &[&str]) -> Run {
+    let mut all = vec!["--server", url, "--secret", LONG_ADMIN];
+    all.extend_from_slice(args);
+    aplo_env(scratch, &[], &all).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aplo_serve_keeps_its_admin_mode_across_a_restart_and_changes_its_log_level() {
+    let s = Scratch::new();
+    let served = Served::start(s.0.path(), "info").await;
+    let url = served.url.clone();
+    // The real log filter: the level given at start, then changed.
+    let level = long_admin(&s, &url, &["loglevel", "get"]).await.ok();
+    assert_eq!(level.stdout, "info\n");
+    long_admin(&s, &url, &["loglevel", "set", "warning"])
+        .await
+        .ok();
+    let level = long_admin(&s, &url, &["loglevel", "get"]).await.ok();
+    assert_eq!(level.stdout, "warning\n");
+    long_admin(&s, &url, &["server", "mode", "set", "read-only"])
+        .await
+        .ok();
+    served.stop();
+
+    // The store kept the mode: the next start refuses changes.
+    let served = Served::start(s.0.path(), "warn").await;
+    let url = served.url.clone();
+    let mode = long_admin(&s, &url, &["server", "mode", "get"]).await.ok();
+    assert_eq!(mode.stdout, "read-only\n");
+    let refused = long_admin(&s, &url, &["volume", "create", "--size", "1"])
+        .await
+        .failed();
+    assert!(
+        refused.stderr.contains("Service disabled for maintenance"),
+        "{refused:#?}"
+    );
+    let backup = long_admin(&s, &url, &["db", "dump"]).await.ok();
+    assert_eq!(backup.json()["admin_mode"], "read-only");
+    // From the server's own machine the mode can be set back.
+    long_admin(&s, &url, &["server", "mode", "set", "normal"])
+        .await
+        .ok();
+    long_admin(&s, &url, &["volume", "create", "--size", "1"])
+        .await
+        .ok();
+    served.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_admin_key_is_refused_with_how_to_make_one() {
+    let s = Scratch::new();
+    let out = std::process::Command::new(binary())
+        .arg("--db")
+        .arg(s.path("short.redb"))
+        .args(["serve", "--api-only", "--driver", "simulate"])
+        .args(["--listen", "127.0.0.1:0"])
+        .env("APLO_ADMIN_KEY", ADMIN)
+        .env_remove("APLO_USER_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--admin-key is too short (9 characters): use at least 16")
+            && stderr.contains("openssl rand -hex 32"),
+        "{stderr}"
+    );
 }

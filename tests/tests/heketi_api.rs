@@ -1,20 +1,28 @@
 //! The heketi-compatible REST API over real HTTP, on the simulate
-//! executor: authentication; clusters, nodes, devices and volumes; the
-//! async queue (202, pending, 303/204/500, 429); `/operations`,
-//! `/db/dump`; and aplo's own `/aplo/v1/` endpoints, with status codes,
-//! headers and JSON bodies asserted.
+//! executor: authentication (the `exp` boundary included); clusters,
+//! nodes, devices and volumes; the async queue (202, pending, 303/204/500,
+//! 429); `/operations`, `/operations/pending`, `/db/dump`, `/backup/db`,
+//! `/db/check`; heketi's admin mode and log level; the routes aplo answers
+//! `501`; and aplo's own `/aplo/v1/` endpoints, with status codes, headers
+//! and JSON bodies asserted.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aplo::exec::engine::Engine;
-use aplo::http::api::{ApiState, KEEP_RESULTS, router};
+use aplo::http::api::{ApiState, KEEP_RESULTS, router_with};
 use aplo::http::auth::{Keys, Role, sign};
+use aplo::http::control::{LogControl, LogLevel, ServerControl};
 use aplo::http::queue::Queue;
-use aplo_e2e::http::{Reply, call};
-use aplo_e2e::kube::{engine_with, sim_engine};
+use aplo::model::storage::AdminMode;
+use aplo::store::{MemoryStore, Store};
+use aplo_e2e::http::{Reply, call, exchange};
+use aplo_e2e::kube::{engine_on, engine_with, sim_engine, sim_engine_on};
+use axum::body::Body;
+use axum::extract::ConnectInfo;
 use serde_json::{Value, json};
+use tower::ServiceExt;
 
 fn now() -> i64 {
     SystemTime::now()
@@ -34,10 +42,8 @@ fn user(method: &str, path: &str) -> String {
     sign(Role::User, USER, method, path, now(), 60)
 }
 
-/// Serve the API over `engine`, running at most `max_in_flight` queued
-/// operations.
-async fn serve(engine: Arc<Engine>, max_in_flight: usize) -> SocketAddr {
-    let state = ApiState {
+fn api_state(engine: Arc<Engine>, max_in_flight: usize) -> ApiState {
+    ApiState {
         engine,
         keys: Some(Keys {
             admin: ADMIN.to_vec(),
@@ -45,10 +51,32 @@ async fn serve(engine: Arc<Engine>, max_in_flight: usize) -> SocketAddr {
             iat_leeway: 120,
         }),
         queue: Queue::new(max_in_flight, KEEP_RESULTS),
-    };
+    }
+}
+
+/// Serve the API over `engine`, running at most `max_in_flight` queued
+/// operations.
+async fn serve(engine: Arc<Engine>, max_in_flight: usize) -> SocketAddr {
+    serve_with(engine, max_in_flight, ServerControl::default()).await
+}
+
+/// [`serve`] with the admin mode and log level of `control`; handlers see
+/// the client's address (127.0.0.1: a local client).
+async fn serve_with(
+    engine: Arc<Engine>,
+    max_in_flight: usize,
+    control: ServerControl,
+) -> SocketAddr {
+    let app = router_with(api_state(engine, max_in_flight), control);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
     addr
 }
 
@@ -1117,6 +1145,13 @@ async fn operations_count_the_journal_and_the_queue_and_a_full_queue_answers_429
         info,
         json!({"total": 1, "in_flight": 1, "stale": 0, "failed": 0, "new": 1})
     );
+    let pending = get_json(addr, "/operations/pending").await;
+    assert_eq!(
+        pending["pendingoperations"][0]["type_name"],
+        "create-volume"
+    );
+    assert_eq!(pending["pendingoperations"][0]["status"], "");
+    assert_eq!(pending["pendingoperations"][0]["sub_status"], "in-flight");
     let pending = as_admin(addr, "GET", &location, "").await;
     assert_eq!(pending.status, 200);
     assert_eq!(pending.header("X-Pending"), Some("true"));
@@ -1166,9 +1201,64 @@ async fn a_failed_delete_leaves_a_stale_operation_and_the_dump_shows_everything(
         get_json(addr, "/operations").await,
         json!({"total": 1, "in_flight": 0, "stale": 1, "failed": 0, "new": 0})
     );
+    // The journal's entry, as heketi lists a pending operation.
+    let pending = get_json(addr, "/operations/pending").await;
+    let list = pending["pendingoperations"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{pending}");
+    assert_eq!(list[0]["type_name"], "delete-volume");
+    assert_eq!(list[0]["status"], "stale");
+    assert_eq!(list[0]["sub_status"], "");
+    let op = list[0]["id"].as_str().unwrap().to_owned();
+    let details = get_json(addr, &format!("/operations/pending/{op}")).await;
+    assert_eq!(details["id"], op.as_str());
+    assert_eq!(details["type_name"], "delete-volume");
+    let volume_id = path.trim_start_matches("/volumes/");
+    let changes = details["changes"].as_array().unwrap();
+    assert_eq!(
+        changes[0],
+        json!({"id": volume_id, "description": "Delete volume"})
+    );
+    assert_eq!(
+        changes
+            .iter()
+            .filter(|c| c["description"] == "Delete brick")
+            .count(),
+        3,
+        "{details}"
+    );
+    let unknown = format!("/operations/pending/{UNKNOWN}");
+    assert_error(
+        &as_admin(addr, "GET", &unknown, "").await,
+        404,
+        "Id not found",
+    );
+    assert_error(
+        &as_user(addr, "GET", "/operations/pending", "").await,
+        401,
+        "Administrator access required",
+    );
+    // The reconcile report in heketi's shape: the unfinished delete.
+    let check = get_json(addr, "/db/check").await;
+    assert_eq!(check["pendingoperations"]["total"], 1, "{check}");
+    assert_eq!(check["pendingoperations"]["notok"], 1, "{check}");
+    let found = check["pendingoperations"]["inconsistencies"][0]
+        .as_str()
+        .unwrap();
+    assert!(found.contains("delete-volume is unfinished"), "{found}");
+    assert_eq!(check["volumes"]["total"], 1);
+    assert_eq!(check["volumes"]["pending"], 1);
+    assert_eq!(check["bricks"]["pending"], 3);
+    assert_eq!(check["nodes"]["total"], 6);
+    assert_eq!(check["devices"]["total"], 12);
+    assert_eq!(check["blockvolumes"]["total"], 0);
+    assert!(
+        check["totalinconsistencies"].as_u64().unwrap() >= 1,
+        "{check}"
+    );
 
     let dump = get_json(addr, "/db/dump").await;
-    assert_eq!(dump["schema"], 1);
+    assert_eq!(dump["schema"], 2);
+    assert_eq!(dump["admin_mode"], "normal");
     let data = &dump["data"];
     assert_eq!(data["clusters"].as_object().unwrap().len(), 1);
     assert_eq!(data["nodes"].as_object().unwrap().len(), 6);
@@ -1326,4 +1416,456 @@ async fn heketi_metrics_render_the_store_after_api_changes() {
         .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(bricks, 3);
+}
+
+/// Wait until a whole second starts; that second.
+async fn next_second() -> i64 {
+    let into = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_millis();
+    tokio::time::sleep(Duration::from_millis(u64::from(1000 - into) + 5)).await;
+    now()
+}
+
+/// `GET /clusters` with a token issued at `iat` that expires at `exp`,
+/// sent and answered within one second (tried again when a second
+/// boundary fell in between); the reply and the second it was checked in.
+async fn clusters_within_one_second(addr: SocketAddr, exp_from_now: i64) -> (Reply, i64) {
+    for _ in 0..5 {
+        let second = next_second().await;
+        let exp = second + exp_from_now;
+        // heketi's clients sign `exp = iat + 1`.
+        let token = sign(Role::Admin, ADMIN, "GET", "/clusters", exp - 1, 1);
+        let reply = call(addr, "GET", "/clusters", Some(&token), "").await;
+        if now() == second {
+            return (reply, second);
+        }
+    }
+    panic!("no request was answered within the second it was sent in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_is_accepted_through_the_second_its_exp_names_as_heketi_does() {
+    let addr = start().await;
+    // exp is the current second: heketi accepts it, so does aplo.
+    let (reply, _) = clusters_within_one_second(addr, 0).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // exp one second in the past: refused, by exactly that second.
+    let (reply, _) = clusters_within_one_second(addr, -1).await;
+    assert_error(&reply, 401, "Invalid JWT token: Token is expired by 1s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_that_is_not_bearer_is_heketis_400() {
+    let addr = start().await;
+    for header in [
+        "Authorization: Basic YWRtaW46a2V5\r\n",
+        "Authorization: Bearer\r\n",
+        "Authorization: Bearer a.b.c extra\r\n",
+    ] {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request =
+            format!("GET /clusters HTTP/1.1\r\nHost: aplo\r\nConnection: close\r\n{header}\r\n");
+        let reply = exchange(stream, request.as_bytes()).await;
+        assert_error(
+            &reply,
+            400,
+            "Authorization header format must be Bearer {token}",
+        );
+    }
+    // No header at all stays 401.
+    assert_error(
+        &call(addr, "GET", "/clusters", None, "").await,
+        401,
+        "Required authorization token not found",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heketis_routes_aplo_does_not_implement_answer_501_saying_why() {
+    let addr = start().await;
+    let volume = format!("/volumes/{UNKNOWN}");
+    let cases = [
+        ("GET", "/blockvolumes".to_owned(), "gluster-block"),
+        ("POST", "/blockvolumes".to_owned(), "gluster-block"),
+        ("GET", format!("/blockvolumes/{UNKNOWN}"), "gluster-block"),
+        (
+            "DELETE",
+            format!("/blockvolumes/{UNKNOWN}"),
+            "gluster-block",
+        ),
+        (
+            "POST",
+            format!("/blockvolumes/{UNKNOWN}/expand"),
+            "use a file volume (POST /volumes)",
+        ),
+        ("POST", format!("{volume}/clone"), "gluster snapshot"),
+        ("POST", format!("{volume}/clone"), "thin LVM"),
+        (
+            "POST",
+            format!("{volume}/block-restriction"),
+            "block-hosting volumes are not implemented",
+        ),
+        (
+            "POST",
+            "/operations/pending/cleanup".to_owned(),
+            "aplo repair",
+        ),
+        (
+            "GET",
+            "/internal/state/examine/gluster".to_owned(),
+            "GET /db/check",
+        ),
+    ];
+    for (method, path, needle) in cases {
+        let reply = as_admin(addr, method, &path, "{}").await;
+        assert_error(&reply, 501, needle);
+    }
+    // A path heketi does not have either: heketi's 404, with a body.
+    assert_error(
+        &as_admin(addr, "GET", "/nonsense", "").await,
+        404,
+        "Invalid path or request",
+    );
+    // Authentication still comes first.
+    assert_error(
+        &call(addr, "GET", "/blockvolumes", None, "").await,
+        401,
+        "Required authorization token not found",
+    );
+}
+
+/// A request as admin from `peer`, straight into the router (no TCP):
+/// the way to be a client that is not on aplo's machine.
+async fn from_peer(
+    app: &axum::Router,
+    peer: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String) {
+    let request = axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("Authorization", format!("Bearer {}", admin(method, path)))
+        .extension(ConnectInfo::<SocketAddr>(peer.parse().unwrap()))
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn set_mode(mode: &str) -> String {
+    json!({ "state": mode }).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_mode_is_heketis_and_is_kept_in_the_store() {
+    let store = Arc::new(MemoryStore::default());
+    let engine = sim_engine_on(store.clone(), 6).await;
+    let control = ServerControl::default();
+    control.mode.attach(store.clone()).unwrap();
+    let addr = serve_with(engine.clone(), 8, control.clone()).await;
+    assert_eq!(get_json(addr, "/admin").await, json!({"state": "normal"}));
+
+    // read-only: reads run, changes are refused with heketi's 503.
+    let set = as_admin(addr, "POST", "/admin", &set_mode("read-only")).await;
+    assert_eq!(set.status, 204, "{}", set.body);
+    assert_eq!(store.admin_mode().unwrap(), AdminMode::ReadOnly, "kept");
+    assert_eq!(
+        get_json(addr, "/admin").await,
+        json!({"state": "read-only"})
+    );
+    assert_eq!(
+        get_json(addr, "/clusters").await["clusters"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    for (method, path, body) in [
+        ("POST", "/volumes".to_owned(), r#"{"size": 1}"#),
+        ("DELETE", format!("/volumes/{UNKNOWN}"), ""),
+        ("POST", "/clusters".to_owned(), "{}"),
+    ] {
+        assert_error(
+            &as_admin(addr, method, &path, body).await,
+            503,
+            "Service disabled for maintenance",
+        );
+    }
+    let user = as_user(addr, "POST", "/volumes", r#"{"size": 1}"#).await;
+    assert_error(&user, 503, "Service disabled for maintenance");
+    // The dump and the backup carry the mode.
+    assert_eq!(get_json(addr, "/db/dump").await["admin_mode"], "read-only");
+    // A server opened later over the same store starts read-only.
+    let later = ServerControl::default();
+    later.mode.attach(store.clone()).unwrap();
+    assert_eq!(later.mode.mode(), AdminMode::ReadOnly);
+
+    // Only a local client may leave read-only (heketi: a signal or a
+    // restart on its machine); this test's client is 127.0.0.1.
+    let app = router_with(api_state(engine.clone(), 8), control.clone());
+    let (status, body) =
+        from_peer(&app, "10.1.2.3:4000", "POST", "/admin", &set_mode("normal")).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("Service disabled for maintenance"), "{body}");
+    let set = as_admin(addr, "POST", "/admin", &set_mode("local-client")).await;
+    assert_eq!(set.status, 204, "{}", set.body);
+
+    // local-client: changes from aplo's machine only; reads from anywhere.
+    let (status, body) = from_peer(&app, "10.1.2.3:4000", "POST", "/clusters", "{}").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("changes only from aplo's own machine"),
+        "{body}"
+    );
+    let (status, body) = from_peer(&app, "10.1.2.3:4000", "GET", "/clusters", "").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = from_peer(&app, "[::1]:4000", "POST", "/clusters", "{}").await;
+    assert_eq!(status, 201, "{body}");
+    let created = as_admin(addr, "POST", "/clusters", "{}").await;
+    assert_eq!(created.status, 201, "a local client: {}", created.body);
+    let (status, body) =
+        from_peer(&app, "10.1.2.3:4000", "POST", "/admin", &set_mode("normal")).await;
+    assert_eq!(status, 503, "{body}");
+
+    // normal again, from here; then anyone may change things.
+    let set = as_admin(addr, "POST", "/admin", &set_mode("normal")).await;
+    assert_eq!(set.status, 204, "{}", set.body);
+    let (status, body) = from_peer(&app, "10.1.2.3:4000", "POST", "/clusters", "{}").await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(store.admin_mode().unwrap(), AdminMode::Normal);
+
+    // heketi's refusals of a bad body; the admin role only.
+    assert_error(
+        &as_admin(addr, "POST", "/admin", &set_mode("maintenance")).await,
+        400,
+        "validation failed: state: 'maintenance' is not one of normal, read-only, local-client",
+    );
+    assert_error(
+        &as_admin(addr, "POST", "/admin", "read-only").await,
+        400,
+        "request unable to be parsed",
+    );
+    assert_error(
+        &as_user(addr, "GET", "/admin", "").await,
+        401,
+        "Administrator access required",
+    );
+    assert_eq!(store.admin_mode().unwrap(), AdminMode::Normal);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backup_is_a_download_of_the_export_that_imports_into_a_new_store() {
+    let store = Arc::new(MemoryStore::default());
+    let engine = engine_on(
+        store.clone(),
+        Arc::new(aplo_e2e::kube::BreakableDriver::new()),
+        6,
+    )
+    .await;
+    let control = ServerControl::default();
+    control.mode.attach(store.clone()).unwrap();
+    let addr = serve_with(engine.clone(), 8, control.clone()).await;
+    let done = queued(
+        addr,
+        "POST",
+        "/volumes",
+        r#"{"size": 1, "name": "kept", "durability": {"type": "replicate"}}"#,
+    )
+    .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    control.mode.set(AdminMode::LocalClient).unwrap();
+
+    let backup = as_admin(addr, "GET", "/backup/db", "").await;
+    assert_eq!(backup.status, 200, "{}", backup.body);
+    assert_eq!(backup.header("content-type"), Some("application/json"));
+    assert_eq!(
+        backup.header("content-disposition"),
+        Some("attachment; filename=\"aplo-db.json\"")
+    );
+    let export: aplo::store::Export = serde_json::from_str(&backup.body).unwrap();
+    assert_eq!(export.schema, aplo::store::SCHEMA_VERSION);
+    assert_eq!(export.admin_mode, AdminMode::LocalClient);
+    assert_eq!(export.data, engine.snapshot());
+    assert_eq!(export.data.volumes.len(), 1);
+    // What `aplo db import` does with it.
+    let copy = MemoryStore::default();
+    aplo::store::import(&copy, export).unwrap();
+    assert_eq!(copy.read().unwrap(), store.read().unwrap());
+    assert_eq!(copy.admin_mode().unwrap(), AdminMode::LocalClient);
+    assert_error(
+        &as_user(addr, "GET", "/backup/db", "").await,
+        401,
+        "Administrator access required",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_check_report_reads_in_heketis_buckets() {
+    let addr = start().await;
+    let check = get_json(addr, "/db/check").await;
+    // The simulate executor has no gluster and no devices to compare
+    // with: `aplo check` says so for the cluster and every device.
+    let native = get_json(addr, "/aplo/v1/check").await;
+    let drift = native["drift"].as_array().unwrap();
+    assert_eq!(drift.len(), 13, "{native}");
+    assert_eq!(check["totalinconsistencies"], 13, "{check}");
+    let clusters = &check["clusters"];
+    assert_eq!(
+        (&clusters["total"], &clusters["notok"], &clusters["ok"]),
+        (&json!(1), &json!(1), &json!(0)),
+        "{check}"
+    );
+    let found = clusters["inconsistencies"][0].as_str().unwrap();
+    assert!(found.contains("gluster could not be asked"), "{found}");
+    let devices = &check["devices"];
+    assert_eq!(
+        (&devices["total"], &devices["notok"], &devices["ok"]),
+        (&json!(12), &json!(12), &json!(0)),
+        "{check}"
+    );
+    assert_eq!(devices["inconsistencies"].as_array().unwrap().len(), 12);
+    // Each difference is in one bucket, worded as `aplo check` words it.
+    let texts: Vec<&str> = drift.iter().map(|d| d["text"].as_str().unwrap()).collect();
+    for bucket in ["clusters", "devices"] {
+        for text in check[bucket]["inconsistencies"].as_array().unwrap() {
+            assert!(texts.contains(&text.as_str().unwrap()), "{text}");
+        }
+    }
+    for (bucket, total) in [
+        ("nodes", 6),
+        ("volumes", 0),
+        ("bricks", 0),
+        ("blockvolumes", 0),
+        ("dbattributes", 0),
+        ("pendingoperations", 0),
+    ] {
+        assert_eq!(
+            check[bucket],
+            json!({"total": total, "pending": 0, "ok": total, "notok": 0, "inconsistencies": []}),
+            "{bucket}"
+        );
+    }
+    assert_error(
+        &as_user(addr, "GET", "/db/check", "").await,
+        401,
+        "Administrator access required",
+    );
+}
+
+/// A log filter that remembers its level.
+struct Level(Mutex<LogLevel>);
+
+impl LogControl for Level {
+    fn level(&self) -> Option<LogLevel> {
+        Some(*self.0.lock().unwrap())
+    }
+
+    fn set_level(&self, level: LogLevel) -> Result<(), String> {
+        *self.0.lock().unwrap() = level;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_level_is_read_and_set_as_heketi_names_it() {
+    let level = Arc::new(Level(Mutex::new(LogLevel::Info)));
+    let control = ServerControl {
+        logging: Some(level.clone()),
+        ..ServerControl::default()
+    };
+    let addr = serve_with(sim_engine(3).await, 8, control.clone()).await;
+    let logging = |name: &str| json!({"loglevel": {"glusterfs": name}});
+    assert_eq!(get_json(addr, "/internal/logging").await, logging("info"));
+    let set = as_admin(
+        addr,
+        "POST",
+        "/internal/logging",
+        &logging("debug").to_string(),
+    )
+    .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    assert_eq!(set.json(), logging("debug"));
+    assert_eq!(*level.0.lock().unwrap(), LogLevel::Debug);
+    // heketi's `critical` is tracing's error; an empty level changes nothing.
+    as_admin(
+        addr,
+        "POST",
+        "/internal/logging",
+        &logging("critical").to_string(),
+    )
+    .await;
+    assert_eq!(get_json(addr, "/internal/logging").await, logging("error"));
+    let same = as_admin(addr, "POST", "/internal/logging", &logging("").to_string()).await;
+    assert_eq!(same.json(), logging("error"));
+    assert_error(
+        &as_admin(
+            addr,
+            "POST",
+            "/internal/logging",
+            &logging("loud").to_string(),
+        )
+        .await,
+        422,
+        "invalid log level: loud",
+    );
+    assert_error(
+        &as_admin(
+            addr,
+            "POST",
+            "/internal/logging",
+            r#"{"loglevel": {"kube": "debug"}}"#,
+        )
+        .await,
+        422,
+        "Only \"glusterfs\" logger may be modified",
+    );
+    assert_error(
+        &as_admin(addr, "POST", "/internal/logging", "debug").await,
+        400,
+        "request unable to be parsed",
+    );
+    // The level is not storage: a read-only server still changes it.
+    control.mode.set(AdminMode::ReadOnly).unwrap();
+    let set = as_admin(
+        addr,
+        "POST",
+        "/internal/logging",
+        &logging("warning").to_string(),
+    )
+    .await;
+    assert_eq!(set.json(), logging("warning"));
+    assert_error(
+        &as_user(addr, "GET", "/internal/logging", "").await,
+        401,
+        "Administrator access required",
+    );
+    // An API embedded without aplo's log setup says so.
+    let embedded = start().await;
+    assert_error(
+        &as_admin(embedded, "GET", "/internal/logging", "").await,
+        501,
+        "cannot be read or changed at run time",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_operation_answers_303_again_until_it_expires() {
+    let addr = start().await;
+    let accepted = as_admin(addr, "POST", "/volumes", r#"{"size": 1}"#).await;
+    let done = finish(addr, &accepted, |p| admin("GET", p)).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    // heketi forgets a result once it is read; aplo keeps it for
+    // KEEP_RESULTS, so a client that lost the answer polls again.
+    let location = accepted.header("Location").unwrap();
+    let again = as_admin(addr, "GET", location, "").await;
+    assert_eq!(again.status, 303, "{}", again.body);
+    assert_eq!(again.header("Location"), done.header("Location"));
 }
