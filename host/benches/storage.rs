@@ -28,8 +28,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aplo::exec::driver::SimDriver;
-use aplo::exec::engine::{CreateRequest, Engine, EngineConfig};
+use aplo::engine::driver::SimDriver;
+use aplo::engine::{CreateRequest, Engine, EngineConfig};
 use aplo::model::storage::{
     Backend, BrickRecord, ClusterRecord, DeviceRecord, NodeRecord, Operation, OperationRecord,
     VolumeRecord, VolumeState,

@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use aplo::engine::driver::{Applied, DeviceFacts, Driver, DriverError, SimDriver};
+use aplo::engine::{CreateRequest, Engine, EngineConfig, EngineError, LoadOptions};
 use aplo::exec::command::BoxFuture;
-use aplo::exec::driver::{Applied, DeviceFacts, Driver, DriverError, SimDriver};
-use aplo::exec::engine::{CreateRequest, Engine, EngineConfig, EngineError, LoadOptions};
 use aplo::exec::gluster::{BrickInfo, BrickStatus, Peer, VolumeInfo};
 use aplo::model::storage::{DeviceRecord, NodeRecord, VolumeState};
 use aplo::model::topology::parse_topology;
@@ -1201,8 +1201,7 @@ async fn volumes_get_the_lowest_free_gid_of_their_range() {
         gid_range: Some(range),
         ..request(name, GIB)
     };
-    let gid =
-        |v: &aplo::model::storage::VolumeRecord| v.options[aplo::exec::engine::OWNER_GID].clone();
+    let gid = |v: &aplo::model::storage::VolumeRecord| v.options[aplo::engine::OWNER_GID].clone();
     let a = engine
         .create_volume(with_gid("a", (2000, 2002)))
         .await
@@ -1253,5 +1252,5 @@ async fn volumes_get_the_lowest_free_gid_of_their_range() {
     assert_eq!(setup.store.read().unwrap(), before, "nothing was created");
     // Without a range, no gid.
     let plain = engine.create_volume(request("plain", GIB)).await.unwrap();
-    assert!(!plain.options.contains_key(aplo::exec::engine::OWNER_GID));
+    assert!(!plain.options.contains_key(aplo::engine::OWNER_GID));
 }

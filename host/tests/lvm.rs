@@ -127,8 +127,8 @@ async fn a_device_s_volume_group_and_brick_volumes_through_real_lvm() {
 /// with nothing kept.
 #[tokio::test]
 async fn the_engine_adds_and_removes_an_lvm_device() {
-    use aplo::exec::driver::{CommandConfig, CommandDriver, Connections, Reach};
-    use aplo::exec::engine::{Engine, EngineConfig, EngineError};
+    use aplo::engine::driver::{CommandConfig, CommandDriver, Connections, Reach};
+    use aplo::engine::{Engine, EngineConfig, EngineError};
     use aplo::model::storage::{Backend, ClusterRecord, NodeRecord};
     use aplo::model::topology::DeviceSpec;
     use aplo::store::{Change, MemoryStore, Store};
@@ -186,7 +186,7 @@ async fn the_engine_adds_and_removes_an_lvm_device() {
     assert!(group.tags.contains(&format!("aplo.device={}", device.id)));
     assert_eq!(
         device.total_bytes,
-        aplo::exec::driver::usable_vg_bytes(group.free)
+        aplo::engine::driver::usable_vg_bytes(group.free)
     );
     assert!(device.total_bytes > 700 << 20 && device.total_bytes < 1 << 30);
 

@@ -16,8 +16,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aplo::front::claim::DEFAULT_PROVISIONER;
 use aplo::http::admission::{self, AdmissionOptions, AdmissionState, StaticClasses};
-use aplo::kube::claim::DEFAULT_PROVISIONER;
 use aplo::model::Usage;
 use axum::Router;
 use axum::routing::post;

@@ -24,8 +24,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aplo::engine::{CreateRequest, LoadOptions};
 use aplo::exec::command::Transport;
-use aplo::exec::engine::{CreateRequest, LoadOptions};
 use aplo::model::GIB;
 use aplo::model::topology::parse_topology;
 use aplo_e2e::Cluster;

@@ -12,7 +12,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use aplo::exec::engine::{CreateRequest, LoadOptions};
+use aplo::engine::{CreateRequest, LoadOptions};
 use aplo::model::GIB;
 use aplo::model::topology::parse_topology;
 use aplo_e2e::Cluster;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aplo::exec::engine::{Engine, LoadOptions};
+use aplo::engine::{Engine, LoadOptions};
 use aplo::model::topology::parse_topology;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::CSINode;
@@ -26,7 +26,7 @@ use crate::k8s::{Kubernetes, NODE, Options, client_from};
 use crate::kube::Provisioner;
 
 /// The driver (and provisioner) name.
-pub const DRIVER: &str = aplo::kube::claim::DEFAULT_PROVISIONER;
+pub const DRIVER: &str = aplo::front::claim::DEFAULT_PROVISIONER;
 
 /// What the web server serves.
 pub const LOVE: &str = "I love GlusterFS!\n";

@@ -9,9 +9,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aplo::exec::driver::SimDriver;
-use aplo::exec::engine::{Engine, EngineConfig, LoadOptions};
-use aplo::kube::{Metrics, ServeOptions, Settings, Status};
+use aplo::engine::driver::SimDriver;
+use aplo::engine::{Engine, EngineConfig, LoadOptions};
+use aplo::front::{Metrics, Status};
+use aplo::kube::{ServeOptions, Settings};
 use aplo::model::storage::Backend;
 use aplo::model::topology::parse_topology;
 use aplo::policy::Registry;
@@ -30,7 +31,7 @@ use kube::{Api, Client, ResourceExt};
 use crate::k8s::{Kubernetes, Options, client_from};
 
 /// The provisioner name the tests use.
-pub const PROVISIONER: &str = aplo::kube::claim::DEFAULT_PROVISIONER;
+pub const PROVISIONER: &str = aplo::front::claim::DEFAULT_PROVISIONER;
 
 /// aplo's namespace and ServiceAccount in deploy/base.
 pub const NAMESPACE: &str = "aplo-system";
@@ -372,7 +373,7 @@ pub async fn sim_engine_on(store: Arc<dyn aplo::store::Store>, nodes: usize) -> 
 /// three zones.
 pub async fn engine_on(
     store: Arc<dyn aplo::store::Store>,
-    driver: Arc<dyn aplo::exec::driver::Driver>,
+    driver: Arc<dyn aplo::engine::driver::Driver>,
     nodes: usize,
 ) -> Arc<Engine> {
     let engine =
@@ -510,8 +511,8 @@ impl Default for BreakableDriver {
 }
 
 mod breakable {
+    use aplo::engine::driver::{Applied, DeviceFacts, Driver, DriverError};
     use aplo::exec::command::BoxFuture;
-    use aplo::exec::driver::{Applied, DeviceFacts, Driver, DriverError};
     use aplo::exec::gluster::{BrickStatus, Peer, VolumeInfo};
     use aplo::model::storage::{DeviceRecord, NodeRecord};
     use aplo::plan::effect::Effect;
@@ -575,6 +576,9 @@ mod breakable {
 }
 
 /// An engine over `driver` with `nodes` simulated nodes, in memory.
-pub async fn engine_with(driver: Arc<dyn aplo::exec::driver::Driver>, nodes: usize) -> Arc<Engine> {
+pub async fn engine_with(
+    driver: Arc<dyn aplo::engine::driver::Driver>,
+    nodes: usize,
+) -> Arc<Engine> {
     engine_on(Arc::new(MemoryStore::default()), driver, nodes).await
 }

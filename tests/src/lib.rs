@@ -590,13 +590,13 @@ impl Cluster {
     }
 
     /// The command driver reaching every node.
-    pub fn driver(&self) -> aplo::exec::driver::CommandDriver {
+    pub fn driver(&self) -> aplo::engine::driver::CommandDriver {
         self.driver_with(self.connections())
     }
 
-    fn connections(&self) -> aplo::exec::driver::Connections {
-        aplo::exec::driver::Connections::new(
-            aplo::exec::driver::Reach::Local,
+    fn connections(&self) -> aplo::engine::driver::Connections {
+        aplo::engine::driver::Connections::new(
+            aplo::engine::driver::Reach::Local,
             self.nodes
                 .iter()
                 .map(|n| (n.name.clone(), n.transport.clone()))
@@ -606,35 +606,35 @@ impl Cluster {
 
     fn driver_with(
         &self,
-        connections: aplo::exec::driver::Connections,
-    ) -> aplo::exec::driver::CommandDriver {
-        use aplo::exec::driver::{CommandConfig, CommandDriver};
+        connections: aplo::engine::driver::Connections,
+    ) -> aplo::engine::driver::CommandDriver {
+        use aplo::engine::driver::{CommandConfig, CommandDriver};
         CommandDriver::new(connections, CommandConfig::default())
     }
 
     /// An engine over a redb store at `db`, with the bundled policies and
     /// the command driver reaching every node.
-    pub fn engine(&self, db: &Path) -> Result<aplo::exec::engine::Engine, String> {
+    pub fn engine(&self, db: &Path) -> Result<aplo::engine::Engine, String> {
         self.engine_with(db, self.driver())
     }
 
     /// The same, with a driver that starts a `gluster` process for every
     /// gluster command (no CLI sessions).
-    pub fn engine_one_shot(&self, db: &Path) -> Result<aplo::exec::engine::Engine, String> {
+    pub fn engine_one_shot(&self, db: &Path) -> Result<aplo::engine::Engine, String> {
         self.engine_with(db, self.driver_with(self.connections().one_shot()))
     }
 
     fn engine_with(
         &self,
         db: &Path,
-        driver: aplo::exec::driver::CommandDriver,
-    ) -> Result<aplo::exec::engine::Engine, String> {
+        driver: aplo::engine::driver::CommandDriver,
+    ) -> Result<aplo::engine::Engine, String> {
         let store = aplo::store::RedbStore::open(db).map_err(|e| e.to_string())?;
-        aplo::exec::engine::Engine::new(
+        aplo::engine::Engine::new(
             Arc::new(store),
             Arc::new(driver),
             kube::registry(),
-            aplo::exec::engine::EngineConfig::default(),
+            aplo::engine::EngineConfig::default(),
         )
         .map_err(|e| e.to_string())
     }

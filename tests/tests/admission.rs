@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 #[path = "support/looping.rs"]
 mod looping;
 
+use aplo::front::claim::DEFAULT_PROVISIONER;
 use aplo::http::admission::{
     ANN_DEFAULT_CLASS, AdmissionOptions, AdmissionState, FailurePolicy, StaticClasses, UsageSource,
     router,
 };
-use aplo::kube::claim::DEFAULT_PROVISIONER;
 use aplo::model::{GIB, Usage};
 use aplo::policy::{Limits, Registry, RegistryConfig, Runtime, RuntimeConfig};
 use aplo_e2e::http::{Reply, exchange};

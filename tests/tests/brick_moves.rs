@@ -16,8 +16,8 @@
 
 use std::time::Duration;
 
+use aplo::engine::{CreateRequest, LoadOptions};
 use aplo::exec::command::{Cmd, Executor};
-use aplo::exec::engine::{CreateRequest, LoadOptions};
 use aplo::exec::gluster;
 use aplo::model::topology::parse_topology;
 use aplo::model::{GIB, Pairs, State};

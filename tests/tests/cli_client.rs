@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aplo::exec::engine::Engine;
+use aplo::engine::Engine;
 use aplo::http::api::{ApiState, KEEP_RESULTS, router, router_with};
 use aplo::http::auth::Keys;
 use aplo::http::control::{LogControl, LogLevel, ServerControl};

@@ -21,7 +21,7 @@ use std::time::Duration;
 use aplo::csi::proto::node_client::NodeClient;
 use aplo::csi::proto::volume_usage::Unit;
 use aplo::csi::proto::*;
-use aplo::exec::engine::{CreateRequest, Engine, LoadOptions};
+use aplo::engine::{CreateRequest, Engine, LoadOptions};
 use aplo::model::topology::parse_topology;
 use aplo::model::{GIB, MIB, Pairs};
 use aplo_e2e::Cluster;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use aplo::kube::claim::VolumeSource;
+use aplo::front::claim::VolumeSource;
 use clap::{CommandFactory, Parser};
 use k8s_openapi::api::storage::v1::StorageClass;
 use serde::Deserialize;
@@ -913,7 +913,7 @@ fn aplo_accepts_the_shipped_config_topology_and_storage_classes() {
             // The controller's own reading of the class.
             let typed: StorageClass =
                 serde_json::from_value(class.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
-            let options = aplo::kube::claim::class_options(&typed)
+            let options = aplo::front::claim::class_options(&typed)
                 .unwrap_or_else(|e| panic!("{what}: the controller refuses it: {e}"));
             let source = if in_tree {
                 VolumeSource::Glusterfs {
@@ -1041,7 +1041,7 @@ async fn the_rbac_allows_every_call_of_a_live_run_and_no_more() {
     let mut waiting = aplo_e2e::kube::claim("b", "later", "1Gi");
     waiting.metadata.annotations = Some(
         [(
-            aplo::kube::claim::ANN_SELECTED_NODE.to_owned(),
+            aplo::front::claim::ANN_SELECTED_NODE.to_owned(),
             "worker-1".to_owned(),
         )]
         .into(),

@@ -180,7 +180,7 @@ fn target() -> &'static Target {
             .unwrap();
         let engine = runtime.block_on(aplo_e2e::kube::sim_engine(6));
         let volume = runtime
-            .block_on(engine.create_volume(aplo::exec::engine::CreateRequest {
+            .block_on(engine.create_volume(aplo::engine::CreateRequest {
                 bytes: aplo::model::GIB,
                 ..Default::default()
             }))
@@ -192,7 +192,7 @@ fn target() -> &'static Target {
         });
         let class: StorageClass = serde_json::from_value(json!({
             "metadata": {"name": "gold"},
-            "provisioner": aplo::kube::claim::DEFAULT_PROVISIONER,
+            "provisioner": aplo::front::claim::DEFAULT_PROVISIONER,
             "parameters": {"classes.class": "replica3"},
         }))
         .unwrap();

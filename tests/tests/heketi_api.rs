@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aplo::exec::engine::Engine;
+use aplo::engine::Engine;
 use aplo::http::api::{ApiState, KEEP_RESULTS, router_with};
 use aplo::http::auth::{Keys, Role, sign};
 use aplo::http::control::{LogControl, LogLevel, ServerControl};

@@ -7,9 +7,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aplo::exec::driver::SimDriver;
-use aplo::exec::engine::{Engine, EngineConfig};
-use aplo::kube::{LeaseConfig, Phase};
+use aplo::engine::driver::SimDriver;
+use aplo::engine::{Engine, EngineConfig};
+use aplo::front::Phase;
+use aplo::kube::LeaseConfig;
 use aplo::store::MemoryStore;
 use aplo::store::Store;
 use aplo_e2e::kube::{
@@ -79,7 +80,7 @@ async fn fifty_claims_across_three_classes_are_each_bound_exactly_once() {
         assert!(
             pv.finalizers()
                 .iter()
-                .any(|f| f == aplo::kube::claim::FINALIZER)
+                .any(|f| f == aplo::front::claim::FINALIZER)
         );
         assert_eq!(
             spec.persistent_volume_reclaim_policy.as_deref(),
@@ -327,7 +328,7 @@ async fn a_standby_takes_over_when_the_leader_dies_mid_provision() {
     let store = Arc::new(MemoryStore::default());
     drop(sim_engine_on(store.clone(), 3).await);
     let (gate, gated) = tokio::sync::watch::channel(true);
-    let open = |store: Arc<MemoryStore>, driver: Arc<dyn aplo::exec::driver::Driver>| {
+    let open = |store: Arc<MemoryStore>, driver: Arc<dyn aplo::engine::driver::Driver>| {
         Arc::new(Engine::new(store, driver, registry(), EngineConfig::default()).unwrap())
     };
     let elected = |identity: &str| {
@@ -544,7 +545,7 @@ async fn a_failed_delete_is_a_pv_event_and_is_retried_until_it_succeeds() {
     assert!(
         kept.finalizers()
             .iter()
-            .any(|f| f == aplo::kube::claim::FINALIZER)
+            .any(|f| f == aplo::front::claim::FINALIZER)
     );
     assert!(engine.volume(&pv).is_ok(), "the volume is still there");
 

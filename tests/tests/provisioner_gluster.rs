@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aplo::exec::engine::LoadOptions;
+use aplo::engine::LoadOptions;
 use aplo::model::topology::parse_topology;
 use aplo_e2e::kube::{Provisioner, World};
 use aplo_e2e::{Cluster, FuseMount};

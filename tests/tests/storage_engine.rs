@@ -8,8 +8,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use aplo::engine::{CreateRequest, EngineError, LoadOptions};
 use aplo::exec::command::Executor;
-use aplo::exec::engine::{CreateRequest, EngineError, LoadOptions};
 use aplo::model::storage::Backend;
 use aplo::model::topology::{DeviceSpec, parse_topology};
 use aplo::model::{GIB, MIB, Pairs, Scheme};

@@ -13,8 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aplo::engine::{CreateRequest, Engine, LoadOptions};
 use aplo::exec::command::{Cmd, Executor};
-use aplo::exec::engine::{CreateRequest, Engine, LoadOptions};
 use aplo::exec::gluster;
 use aplo::http::api::{ApiState, KEEP_RESULTS, router};
 use aplo::http::auth::{Keys, Role, sign};

@@ -14,7 +14,7 @@ use crate::csi::registration::health_router;
 use crate::csi::server::Services;
 use crate::csi::{Controller, Endpoint, Identity, Node, NodeConfig, Readiness, Registrar};
 use crate::exec::command::{NodeExecutor, Transport};
-use crate::kube::claim::DEFAULT_PROVISIONER;
+use crate::front::claim::DEFAULT_PROVISIONER;
 
 /// A role the server plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

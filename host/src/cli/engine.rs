@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::Config;
+use crate::engine::driver::{CommandConfig, CommandDriver, Connections, Reach};
+use crate::engine::{Engine, EngineConfig, Faults};
 use crate::exec::command::Transport;
-use crate::exec::driver::{CommandConfig, CommandDriver, Connections, Reach};
-use crate::exec::engine::{Engine, EngineConfig, Faults};
 use crate::exec::lvm::LvmOptions;
 use crate::model::paths::BrickRoot;
 use crate::policy::Registry;

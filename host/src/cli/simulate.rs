@@ -12,7 +12,7 @@ use anyhow::Context;
 use super::Config;
 use super::engine::runtime;
 use super::storage::parse_params;
-use crate::exec::engine::{Engine, LoadOptions};
+use crate::engine::{Engine, LoadOptions};
 use crate::model::storage::{Backend, Snapshot};
 use crate::model::topology::parse_topology;
 use crate::model::{PlacementRequest, Verdict, format_size, parse_size};

@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use super::Config;
 use super::engine::runtime;
-use crate::exec::engine::{CreateRequest, Engine, LoadOptions};
+use crate::engine::{CreateRequest, Engine, LoadOptions};
 use crate::model::storage::Backend;
 use crate::model::topology::{DeviceSpec, parse_topology};
 use crate::model::{Pairs, State, format_size, parse_size};

@@ -10,16 +10,13 @@
 //! - [`session`]: a long-lived gluster CLI per node, which saves the
 //!   CLI's ~50 ms start on every gluster command;
 //! - [`brick`]: the brick backends (`lvm-thin`, `loop`, `dir`);
-//! - [`mount`]: glusterfs FUSE and bind mounts for the CSI node service;
-//! - [`driver`]: effects applied as commands (`CommandDriver`) or to the
-//!   model only (`SimDriver`, for simulations);
-//! - [`engine`]: the storage engine, with its journal, recovery and
-//!   reconciliation.
+//! - [`mount`]: glusterfs FUSE and bind mounts for the CSI node service.
+//!
+//! It imports only [`crate::model`]: it knows nothing of plans, policies,
+//! the store or the engine that calls it.
 
 pub mod brick;
 pub mod command;
-pub mod driver;
-pub mod engine;
 pub mod gluster;
 pub mod lvm;
 pub mod mount;

@@ -43,7 +43,7 @@ use serde::Serialize;
 use super::auth::{self, AuthError, Keys, Role};
 use super::control::ServerControl;
 use super::queue::{Finished, Poll, Queue};
-use crate::exec::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError};
 use crate::policy::PolicyError;
 
 /// What the handlers share.

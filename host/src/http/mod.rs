@@ -35,9 +35,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower::ServiceExt;
 
-use crate::exec::engine::Engine;
-use crate::kube::metrics::{HttpRequest, HttpRoute};
-use crate::kube::{Metrics, Phase, Status};
+use crate::engine::Engine;
+use crate::front::metrics::{HttpRequest, HttpRoute};
+use crate::front::{Metrics, Phase, Status};
 
 /// How the REST API is served.
 #[derive(Clone)]

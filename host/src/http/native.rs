@@ -20,7 +20,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::api::{ApiState, body, json, text};
-use crate::exec::engine::Engine;
+use crate::engine::Engine;
 use crate::model::storage::Snapshot;
 use crate::model::{Pairs, State as Health};
 use crate::plan::simulate::{self, SimClaim};

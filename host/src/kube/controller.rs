@@ -21,9 +21,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
-use super::claim::{self, ANN_PROVISIONED_BY, Backend, FINALIZER, ZONE_LABEL};
-use super::metrics::{Class, Expansion, Metrics};
-use crate::exec::engine::{CreateRequest, Engine, EngineError};
+use crate::engine::{CreateRequest, Engine, EngineError};
+use crate::front::claim::{self, ANN_PROVISIONED_BY, Backend, FINALIZER, ZONE_LABEL};
+use crate::front::metrics::{Class, Expansion, Metrics};
 use crate::model::storage::VolumeState;
 
 /// What the reconcilers need to know about this instance.
@@ -329,7 +329,7 @@ async fn provision(
         hosts: ctx.engine.volume_hosts(record.id),
         gid: record
             .options
-            .get(crate::exec::engine::OWNER_GID)
+            .get(crate::engine::OWNER_GID)
             .and_then(|g| g.parse().ok()),
     };
     let pv = claim::build_pv(&ctx.settings.provisioner, claim, class, &options, &backend);

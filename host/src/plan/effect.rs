@@ -1,5 +1,5 @@
 //! Effects: what an operation does to the world, as data. The engine asks a
-//! [`Driver`](crate::exec::driver::Driver) to apply them; the command
+//! driver (`engine::driver`, a layer above this one) to apply them; the command
 //! driver turns each into gluster, LVM and filesystem commands, the
 //! simulation driver into nothing. Every effect can be applied again after
 //! a crash with the same result.

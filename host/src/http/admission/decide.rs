@@ -10,7 +10,7 @@ use k8s_openapi::api::storage::v1::StorageClass;
 
 use super::review::{Request, Response};
 use super::{AdmissionOptions, Classes, FailurePolicy, UsageSource};
-use crate::kube::claim::{class_options, parse_quantity, provision_request, requested_bytes};
+use crate::front::claim::{class_options, parse_quantity, provision_request, requested_bytes};
 use crate::model::{Claim, Decision, QuotaRequest, Verdict};
 use crate::policy::{PolicyError, PolicySet, Registry};
 

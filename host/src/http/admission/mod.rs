@@ -66,7 +66,7 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use kube::runtime::reflector::Store;
 
 use super::api::text;
-use crate::kube::claim::DEFAULT_PROVISIONER;
+use crate::front::claim::DEFAULT_PROVISIONER;
 use crate::model::Usage;
 use crate::policy::Registry;
 

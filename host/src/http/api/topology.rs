@@ -18,7 +18,7 @@ use super::{
     ApiState, Caller, body, engine_error, finished, found, json, not_found, optional_body, queued,
     text,
 };
-use crate::exec::engine::EngineError;
+use crate::engine::EngineError;
 use crate::http::heketi::{
     self, ClusterFlags, DeviceAddRequest, DeviceDeleteOptions, NodeAddRequest, StateRequest,
     TagChange, TagsChangeRequest, parse_id,

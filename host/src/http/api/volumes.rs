@@ -12,7 +12,7 @@ use super::{
     ApiState, Caller, body, engine_error, finished, found, json, not_found, optional_body, queued,
     text,
 };
-use crate::exec::engine::{CreateRequest, EngineError};
+use crate::engine::{CreateRequest, EngineError};
 use crate::http::heketi::{
     self, BrickEvictOptions, VolumeCreateRequest, VolumeExpandRequest, parse_id,
 };

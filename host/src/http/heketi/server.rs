@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::exec::engine::Drift;
+use crate::engine::Drift;
 use crate::model::Id;
 use crate::model::storage::{Operation, OperationRecord, Snapshot};
 

@@ -6,7 +6,7 @@
 use super::reserve::DECIDE_ATTEMPTS;
 use super::volume::apply_all;
 use super::{Engine, EngineError};
-use crate::exec::driver::DriverError;
+use crate::engine::driver::DriverError;
 use crate::model::storage::{BrickRecord, Operation, OperationRecord};
 use crate::model::{Decision, Id, PlacementRequest, Scheme, State, format_size};
 use crate::plan::effect::Effect;

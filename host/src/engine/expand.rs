@@ -4,7 +4,7 @@
 use super::reserve::DECIDE_ATTEMPTS;
 use super::volume::{apply_all, check_size};
 use super::{Engine, EngineError};
-use crate::exec::driver::DriverError;
+use crate::engine::driver::DriverError;
 use crate::model::storage::{BrickRecord, Operation, OperationRecord, VolumeRecord, VolumeState};
 use crate::model::{Claim, Id, Pairs, PlacementRequest, format_size};
 use crate::plan::effect::Effect;

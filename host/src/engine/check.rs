@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use super::{Engine, EngineError};
-use crate::exec::driver::DeviceFacts;
+use crate::engine::driver::DeviceFacts;
 use crate::exec::gluster::{BrickStatus, Peer, VolumeInfo};
 use crate::model::storage::{Backend, BrickRecord, NodeRecord, Snapshot, VolumeState};
 use crate::model::{BrickRole, Id};

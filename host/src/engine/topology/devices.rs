@@ -4,7 +4,7 @@
 
 use super::super::{Engine, EngineError};
 use super::BACKEND_TAG;
-use crate::exec::driver::{Applied, DriverError};
+use crate::engine::driver::{Applied, DriverError};
 use crate::model::paths::BrickRoot;
 use crate::model::storage::{Backend, DeviceRecord, NodeRecord, Operation, OperationRecord};
 use crate::model::topology::DeviceSpec;
@@ -254,7 +254,7 @@ impl Engine {
         .await
     }
 
-    pub(in crate::exec::engine) async fn recover_device(
+    pub(in crate::engine) async fn recover_device(
         &self,
         operation: &OperationRecord,
     ) -> Result<&'static str, EngineError> {

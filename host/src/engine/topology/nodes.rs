@@ -3,7 +3,7 @@
 //! either when it was interrupted.
 
 use super::super::{Engine, EngineError};
-use crate::exec::driver::DriverError;
+use crate::engine::driver::DriverError;
 use crate::model::storage::{NodeRecord, Operation, OperationRecord};
 use crate::model::topology::NodeSpec;
 use crate::model::{Id, State};
@@ -100,7 +100,7 @@ impl Engine {
 
     /// Finish an interrupted add (probe again; if that fails, undo it) or
     /// remove (detach again).
-    pub(in crate::exec::engine) async fn recover_node(
+    pub(in crate::engine) async fn recover_node(
         &self,
         operation: &OperationRecord,
     ) -> Result<&'static str, EngineError> {

@@ -16,10 +16,10 @@ pub use self::sim::SimDriver;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::brick::BrickError;
-use super::command::{BoxFuture, ExecError};
-use super::gluster::{BrickStatus, GlusterError, HealInfo, Peer, VolumeInfo};
-use super::lvm::LvmError;
+use crate::exec::brick::BrickError;
+use crate::exec::command::{BoxFuture, ExecError};
+use crate::exec::gluster::{BrickStatus, GlusterError, HealInfo, Peer, VolumeInfo};
+use crate::exec::lvm::LvmError;
 use crate::model::Id;
 use crate::model::options::OptionNames;
 use crate::model::storage::{DeviceRecord, NodeRecord};
@@ -147,10 +147,10 @@ pub trait Driver: Send + Sync {
     /// The volume options the gluster of `via` has, which every option
     /// set on a volume must be one of (or a custom `user.` option). This
     /// never fails: when gluster cannot be asked, the list built into aplo
-    /// ([`super::gluster::builtin_options`]) stands in. A driver with no
+    /// ([`crate::exec::gluster::builtin_options`]) stands in. A driver with no
     /// gluster (a simulation) always uses that list.
     fn option_names<'a>(&'a self, _via: &'a [NodeRecord]) -> BoxFuture<'a, Arc<OptionNames>> {
-        Box::pin(async { super::gluster::builtin_options() })
+        Box::pin(async { crate::exec::gluster::builtin_options() })
     }
 
     /// What a device holds.

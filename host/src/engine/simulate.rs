@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::{CreateRequest, Engine, EngineConfig, EngineError};
-use crate::exec::driver::SimDriver;
+use crate::engine::driver::SimDriver;
 use crate::model::storage::Snapshot;
 use crate::plan::simulate::{self, Report, SimClaim};
 use crate::policy::Registry;

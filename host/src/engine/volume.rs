@@ -8,7 +8,7 @@ use tokio::task::JoinSet;
 
 use super::reserve::DECIDE_ATTEMPTS;
 use super::{Engine, EngineError, MAX_VOLUME_BYTES, StepError};
-use crate::exec::driver::{Driver, DriverError};
+use crate::engine::driver::{Driver, DriverError};
 use crate::model::options::OptionNames;
 use crate::model::paths::check_volume_name;
 use crate::model::storage::{

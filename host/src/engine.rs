@@ -10,6 +10,7 @@
 
 mod check;
 mod delete;
+pub mod driver;
 mod expand;
 mod faults;
 mod recover;
@@ -31,7 +32,7 @@ pub use self::replace::Evacuation;
 pub use self::topology::{LoadOptions, LoadReport};
 pub use self::volume::{CreateRequest, OWNER_GID};
 
-use super::driver::{Driver, DriverError};
+use self::driver::{Driver, DriverError};
 use crate::model::paths::BrickRoot;
 use crate::model::storage::{OperationRecord, Snapshot};
 use crate::model::{Decision, Id, State, Topology};
