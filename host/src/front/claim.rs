@@ -127,7 +127,10 @@ pub fn parse_quantity(text: &str) -> Result<u64, String> {
         }
         other => return Err(bad(&format!("unknown suffix '{other}'"))),
     };
-    decimal -= scale;
+    // An exponent near i32::MIN (`1.5e-2147483648`) must not wrap.
+    decimal = decimal
+        .checked_sub(scale)
+        .ok_or_else(|| bad("the exponent is out of range"))?;
     let mut numerator = mantissa
         .checked_mul(1u128 << binary)
         .ok_or_else(|| bad("it is too large"))?;
@@ -510,6 +513,21 @@ mod tests {
         ] {
             let err = parse_quantity(bad).unwrap_err();
             assert!(err.contains("not a valid quantity"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn extreme_exponents_are_refused_not_wrapped() {
+        // The fraction's scale taken from i32::MIN used to overflow (a
+        // panic in a debug build).
+        for (text, why) in [
+            ("1.5e-2147483648", "the exponent is out of range"),
+            ("1e-2147483648", "too many decimals"),
+            ("1e2147483647", "too large"),
+            ("1e2147483648", "the exponent is not a number"),
+        ] {
+            let err = parse_quantity(text).unwrap_err();
+            assert!(err.contains(why), "{text}: {err}");
         }
     }
 
