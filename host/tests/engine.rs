@@ -41,8 +41,9 @@ enum Trouble {
     None,
     /// Fail the effect whose description starts with this, every time.
     Fail(String),
-    /// Never finish the `n`th effect (0-based), as if the process died.
-    Hang(usize),
+    /// Never finish the `n`th effect (0-based), as if the process died;
+    /// say so on the `Notify` when it is reached.
+    Hang(usize, Arc<tokio::sync::Notify>),
 }
 
 struct ModelDriver {
@@ -74,7 +75,10 @@ impl Driver for ModelDriver {
                 Trouble::Fail(prefix) if text.starts_with(prefix.as_str()) => {
                     return Err(DriverError::Refused(format!("injected failure: {text}")));
                 }
-                Trouble::Hang(at) if *at == n => std::future::pending::<()>().await,
+                Trouble::Hang(at, reached) if *at == n => {
+                    reached.notify_one();
+                    std::future::pending::<()>().await
+                }
                 _ => {}
             }
             {
@@ -505,23 +509,36 @@ async fn interrupted<F>(setup: &Setup, n: usize, work: impl FnOnce(Arc<Engine>) 
 where
     F: std::future::Future<Output = Result<(), EngineError>> + Send + 'static,
 {
-    let engine = Arc::new(setup.engine(Trouble::Hang(n)));
-    let task = tokio::spawn(work(engine));
-    // Let it run up to the hang.
-    for _ in 0..200 {
-        if task.is_finished() {
-            break;
+    let reached = Arc::new(tokio::sync::Notify::new());
+    let engine = Arc::new(setup.engine(Trouble::Hang(n, reached.clone())));
+    let mut task = tokio::spawn(work(engine));
+    // The driver says when the work reaches effect `n`; a work with fewer
+    // effects finishes instead. No guess from the clock: a busy machine
+    // only makes this slower.
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        tokio::select! {
+            () = reached.notified() => None,
+            done = &mut task => Some(done),
         }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    })
+    .await
+    .unwrap_or_else(|_| panic!("effect {n}: the work neither reached it nor ended in 120 s"));
+    match outcome {
+        Some(done) => {
+            done.unwrap().unwrap();
+            false
+        }
+        None => {
+            task.abort();
+            let _ = task.await;
+            true
+        }
     }
-    if task.is_finished() {
-        task.await.unwrap().unwrap();
-        return false;
-    }
-    task.abort();
-    let _ = task.await;
-    true
 }
+
+/// More effects than any one operation here has: the crash-point searches
+/// stop with a failure instead of running on.
+const MAX_EFFECTS: usize = 500;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_at_any_effect_of_create_expand_or_delete_ends_whole_or_nothing() {
@@ -542,7 +559,11 @@ async fn a_crash_at_any_effect_of_create_expand_or_delete_ends_whole_or_nothing(
         ("delete", true, delete),
     ] {
         let mut crashes = 0;
-        for n in 0.. {
+        for n in 0..=MAX_EFFECTS {
+            assert!(
+                n < MAX_EFFECTS,
+                "more than {MAX_EFFECTS} effects: the search does not end"
+            );
             let setup = Setup::new().await;
             if needs_volume {
                 setup
@@ -832,7 +853,11 @@ async fn a_volume_without_redundancy_keeps_its_brick() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_at_any_effect_of_a_brick_move_ends_whole_or_nothing() {
     let mut crashes = 0;
-    for n in 0.. {
+    for n in 0..=MAX_EFFECTS {
+        assert!(
+            n < MAX_EFFECTS,
+            "more than {MAX_EFFECTS} effects: the search does not end"
+        );
         let setup = Setup::new().await;
         let engine = setup.engine(Trouble::None);
         engine.create_volume(request("v", 10 * GIB)).await.unwrap();
@@ -997,7 +1022,11 @@ async fn adding_and_removing_a_node_is_journaled_and_recovered_whole_or_nothing(
     // node in both the store and the pool, or in neither.
     let mut crashes = 0;
     for remove in [false, true] {
-        for n in 0.. {
+        for n in 0..=MAX_EFFECTS {
+            assert!(
+                n < MAX_EFFECTS,
+                "more than {MAX_EFFECTS} effects: the search does not end"
+            );
             let setup = Setup::new().await;
             if remove {
                 setup
