@@ -417,6 +417,8 @@ impl Provisioner {
         options: ServeOptions,
     ) -> Provisioner {
         let metrics = Arc::new(Metrics::new());
+        // Every engine of the tests runs the policies of [`registry`].
+        metrics.add_policies(registry().runtime().metrics());
         let status = Arc::new(Status::default());
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let shutdown = {

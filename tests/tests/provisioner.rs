@@ -292,10 +292,13 @@ async fn an_api_server_restart_cuts_watches_and_expires_versions_and_loses_no_cl
     let claims = names("flaky", 30);
     for (i, name) in claims.iter().enumerate() {
         world.claim("default", name, "flaky", "1Gi").await;
-        if i % 10 == 9 {
-            // A crash of the API server while claims keep arriving: every
-            // watch is cut, and the new server's watch cache starts at the
-            // current revision, so resuming from an older one is 410 Gone.
+        if i % 6 == 5 {
+            // A crash of the API server while claims keep arriving, five
+            // times in a row, as in a control-plane upgrade: every watch is
+            // cut, and the new server's watch cache starts at the current
+            // revision, so resuming from an older one is 410 Gone. Claims
+            // must still bind within WAIT of the last one (kube-runtime's
+            // default watch backoff, up to 30 s, did not).
             world.k8s.restart_apiserver().await.unwrap();
         }
     }

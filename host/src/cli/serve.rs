@@ -474,6 +474,7 @@ async fn serve(
     stop: Stop,
 ) -> anyhow::Result<ExitCode> {
     let metrics = Arc::new(Metrics::new());
+    metrics.add_policies(registry.runtime().metrics());
     let status = Arc::new(Status::default());
     let mode = api.as_ref().map(|api| api.control.mode.clone());
     let mut state = HttpState::new(metrics.clone(), status.clone());

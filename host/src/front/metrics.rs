@@ -165,9 +165,13 @@ impl Metrics {
                 "Time to answer HTTP requests, by route and method",
                 metrics.http_duration.clone(),
             );
-            crate::policy::metrics::register(&mut r);
         }
         metrics
+    }
+
+    /// Serve the policy runtime's decision metrics with these.
+    pub fn add_policies(&self, policies: &crate::policy::metrics::PolicyMetrics) {
+        policies.register(&mut self.registry.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     /// The metrics in the Prometheus text format.

@@ -680,6 +680,50 @@ fn watch_config() -> watcher::Config {
     watcher::Config::default()
 }
 
+/// The first wait of a watch that failed.
+const WATCH_RETRY_MIN: Duration = Duration::from_millis(250);
+/// The longest wait of a watch that keeps failing.
+const WATCH_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// How aplo's watches retry after an error: from 250 ms, doubling, at most
+/// 5 s, back to 250 ms after a minute without errors. kube-runtime's
+/// default grows to 30 s and resets only after two quiet minutes: after
+/// two or three API server restarts in a row (a control-plane upgrade),
+/// new claims went unseen for half a minute. A relist is cheap next to
+/// that.
+#[derive(Debug, Clone)]
+struct WatchBackoff {
+    next: Duration,
+}
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        WatchBackoff {
+            next: WATCH_RETRY_MIN,
+        }
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let wait = self.next;
+        self.next = (self.next * 2).min(WATCH_RETRY_MAX);
+        Some(wait)
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.next = WATCH_RETRY_MIN;
+    }
+}
+
+fn watch_backoff() -> kube::runtime::utils::ResetTimerBackoff<WatchBackoff> {
+    kube::runtime::utils::ResetTimerBackoff::new(WatchBackoff::default(), Duration::from_secs(60))
+}
+
 /// A controller's run, `done`, ended early on shutdown if its store never
 /// listed: kube-runtime holds a controller's runner, and with it the end
 /// of a graceful shutdown, until the store is ready, so with the API
@@ -725,18 +769,20 @@ pub async fn run(
         class_writer,
         watcher(Api::<StorageClass>::all(client.clone()), watch_config()),
     )
-    .default_backoff()
+    .backoff(watch_backoff())
     .touched_objects();
 
     let volume_controller =
         Controller::new(Api::<PersistentVolume>::all(client.clone()), watch_config())
-            .with_config(config.clone());
+            .with_config(config.clone())
+            .trigger_backoff(watch_backoff());
     let volumes = volume_controller.store();
     let claim_controller = Controller::new(
         Api::<PersistentVolumeClaim>::all(client.clone()),
         watch_config(),
     )
-    .with_config(config);
+    .with_config(config)
+    .trigger_backoff(watch_backoff());
     let claims = claim_controller.store();
     let pending_of_class = {
         let claims = claims.clone();
@@ -834,6 +880,20 @@ pub async fn run(
 mod tests {
     use super::*;
     use crate::policy::{Fault, PolicyError};
+
+    #[test]
+    fn a_failing_watch_retries_within_five_seconds_and_starts_over_on_reset() {
+        use kube::runtime::utils::Backoff;
+        let mut backoff = WatchBackoff::default();
+        let waits: Vec<u64> = backoff
+            .by_ref()
+            .take(8)
+            .map(|d| d.as_millis() as u64)
+            .collect();
+        assert_eq!(waits, [250, 500, 1000, 2000, 4000, 5000, 5000, 5000]);
+        backoff.reset();
+        assert_eq!(backoff.next(), Some(WATCH_RETRY_MIN));
+    }
 
     fn fault(fault: Fault) -> EngineError {
         EngineError::Policy(PolicyError::Fault {

@@ -18,6 +18,7 @@ use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiVie
 use super::bindings::{self, durability, placement, quota, settings};
 use super::cache::ModuleCache;
 use super::error::{Fault, PolicyError};
+use super::metrics::PolicyMetrics;
 use super::wasi::{self, Budget, Charged, Virtual};
 use crate::model::{self, Decision};
 
@@ -226,16 +227,18 @@ struct Slots {
     total: u32,
     free: Mutex<u32>,
     freed: Condvar,
+    metrics: PolicyMetrics,
 }
 
 struct SlotGuard<'a>(&'a Slots);
 
 impl Slots {
-    fn new(total: u32) -> Slots {
+    fn new(total: u32, metrics: PolicyMetrics) -> Slots {
         Slots {
             total,
             free: Mutex::new(total),
             freed: Condvar::new(),
+            metrics,
         }
     }
 
@@ -251,7 +254,7 @@ impl Slots {
             return None;
         }
         *free -= 1;
-        super::metrics::instance_started();
+        self.metrics.instance_started();
         Some(SlotGuard(self))
     }
 
@@ -264,7 +267,7 @@ impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
         *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         self.0.freed.notify_one();
-        super::metrics::instance_ended();
+        self.0.metrics.instance_ended();
     }
 }
 
@@ -279,6 +282,11 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// The decision metrics of every policy this runtime runs.
+    pub fn metrics(&self) -> &PolicyMetrics {
+        &self.slots.metrics
+    }
+
     /// Set up the engine, the WASI linker (nothing granted) and the ticker.
     pub fn new(config: RuntimeConfig) -> Result<Runtime, PolicyError> {
         let host = |detail: String| PolicyError::Load {
@@ -324,7 +332,7 @@ impl Runtime {
             engine,
             linker,
             cache,
-            slots: Slots::new(slots),
+            slots: Slots::new(slots, PolicyMetrics::default()),
             config,
             _ticker: ticker,
         })
@@ -577,6 +585,11 @@ impl std::fmt::Debug for LoadedPolicy {
 }
 
 impl LoadedPolicy {
+    /// The decision metrics of the runtime that runs it.
+    pub(crate) fn metrics(&self) -> &PolicyMetrics {
+        self.runtime.metrics()
+    }
+
     /// The policy's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -947,7 +960,7 @@ mod tests {
 
     #[test]
     fn a_full_pool_answers_busy_within_the_wait_and_a_freed_slot_is_taken() {
-        let slots = Slots::new(2);
+        let slots = Slots::new(2, PolicyMetrics::default());
         let (a, b) = (slots.acquire(Duration::ZERO), slots.acquire(Duration::ZERO));
         assert!(a.is_some() && b.is_some());
         assert_eq!(slots.in_use(), 2);

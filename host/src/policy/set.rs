@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use super::error::{Fault, PolicyError};
-use super::metrics::measured;
 use super::runtime::{LoadedPolicy, PreparedTopology};
 use crate::model::options::OptionNames;
 use crate::model::text::{MAX_DETAIL_LEN, inert};
@@ -94,14 +93,17 @@ impl PolicySet {
         known: Option<&OptionNames>,
     ) -> Result<Verdict<DurabilityDecision>, PolicyError> {
         let bound = &self.durability;
-        measured(Decision::Durability, bound.policy.name(), || {
-            let answer = bound.policy.decide(claim, &bound.settings)?;
-            if let Ok(decision) = &answer {
-                validate_durability(decision, known)
-                    .map_err(|v| invalid(bound, Decision::Durability, v.field, v.detail))?;
-            }
-            Ok(verdict(answer))
-        })
+        bound
+            .policy
+            .metrics()
+            .measured(Decision::Durability, bound.policy.name(), || {
+                let answer = bound.policy.decide(claim, &bound.settings)?;
+                if let Ok(decision) = &answer {
+                    validate_durability(decision, known)
+                        .map_err(|v| invalid(bound, Decision::Durability, v.field, v.detail))?;
+                }
+                Ok(verdict(answer))
+            })
     }
 
     /// Lay a volume out; the layout is checked against every rule.
@@ -129,9 +131,12 @@ impl PolicySet {
         encoded: &super::bindings::WitTopology,
     ) -> Result<Verdict<Placed>, PolicyError> {
         let bound = &self.placement;
-        measured(Decision::Placement, bound.policy.name(), || {
-            self.place_checked(request, topology, encoded)
-        })
+        bound
+            .policy
+            .metrics()
+            .measured(Decision::Placement, bound.policy.name(), || {
+                self.place_checked(request, topology, encoded)
+            })
     }
 
     fn place_checked(
@@ -178,14 +183,17 @@ impl PolicySet {
         let Some(bound) = &self.quota else {
             return Ok(Verdict::Granted(Allowance::default()));
         };
-        measured(Decision::Quota, bound.policy.name(), || {
-            let answer = bound.policy.check(request, &bound.settings)?;
-            if let Ok(allowance) = &answer {
-                validate_allowance(allowance, &request.claim, raw_capacity)
-                    .map_err(|v| invalid(bound, Decision::Quota, v.field, v.detail))?;
-            }
-            Ok(verdict(answer))
-        })
+        bound
+            .policy
+            .metrics()
+            .measured(Decision::Quota, bound.policy.name(), || {
+                let answer = bound.policy.check(request, &bound.settings)?;
+                if let Ok(allowance) = &answer {
+                    validate_allowance(allowance, &request.claim, raw_capacity)
+                        .map_err(|v| invalid(bound, Decision::Quota, v.field, v.detail))?;
+                }
+                Ok(verdict(answer))
+            })
     }
 
     /// [`PolicySet::durability_for`] on the blocking pool, off the async
