@@ -25,8 +25,8 @@
 //! Two heketi meanings differ from the local store's older ones and are
 //! kept per mode: with a server, `node remove` and `device remove` mark
 //! the node or device failed (heketi); locally they delete it, as
-//! `delete` does. With a server, a bare `--size 10` is GiB (heketi-cli);
-//! locally it is bytes, as before (`10Gi` means the same in both).
+//! `delete` does. A bare `--size 10` is GiB in both modes (heketi-cli's
+//! unit), one definition for both (`storage::volume_size`).
 
 mod args;
 mod commands;

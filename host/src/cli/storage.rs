@@ -154,7 +154,26 @@ pub fn parse_params(params: &[String]) -> anyhow::Result<Pairs> {
 }
 
 fn size(text: &str) -> anyhow::Result<u64> {
-    parse_size(text).map_err(|e| anyhow::anyhow!("--size {text}: {e}"))
+    volume_size("--size", text)
+}
+
+/// A volume size given on the command line, in bytes: a bare number is
+/// GiB, as heketi-cli has it (`--size 10`), with or without a server; with
+/// a unit it is that (`10Gi`, `500Mi`, `1Ti`).
+pub(crate) fn volume_size(flag: &str, text: &str) -> anyhow::Result<u64> {
+    let text = text.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse::<u64>()
+            .ok()
+            .and_then(|gib| gib.checked_mul(crate::model::GIB))
+            .ok_or_else(|| anyhow::anyhow!("{flag} {text}: too large"));
+    }
+    parse_size(text).map_err(|e| {
+        anyhow::anyhow!(
+            "{flag} {text}: {e} (a bare number is GiB, e.g. 10; or give a unit: 10Gi, 500Mi)"
+        )
+    })
 }
 
 /// Open the engine and finish the journal's unfinished operations.
@@ -491,4 +510,22 @@ pub fn repair(config: &Config) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::volume_size;
+    use crate::model::{GIB, MIB};
+
+    #[test]
+    fn a_bare_size_is_gib_with_or_without_a_server() {
+        assert_eq!(volume_size("--size", "10").unwrap(), 10 * GIB);
+        assert_eq!(volume_size("--size", " 1 ").unwrap(), GIB);
+        assert_eq!(volume_size("--size", "10Gi").unwrap(), 10 * GIB);
+        assert_eq!(volume_size("--size", "512Mi").unwrap(), 512 * MIB);
+        let too_big = volume_size("--size", "99999999999999999999").unwrap_err();
+        assert!(too_big.to_string().contains("too large"), "{too_big}");
+        let bad = volume_size("--size", "ten").unwrap_err().to_string();
+        assert!(bad.contains("a bare number is GiB"), "{bad}");
+    }
 }

@@ -15,22 +15,17 @@ use crate::http::heketi::{
     Durability, SnapshotSettings, VolumeCreateRequest, VolumeExpandRequest, VolumeInfoResponse,
     VolumeList,
 };
-use crate::model::{GIB, parse_size};
+use crate::model::GIB;
 
 /// A size in whole GiB: a bare number is GiB (heketi-cli), a size with a
 /// unit must come to whole GiB.
 fn gib(flag: &str, text: &str) -> anyhow::Result<i64> {
     let text = text.trim();
-    let gib = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        text.parse::<u64>()
-            .map_err(|_| anyhow!("{flag} {text}: too large"))?
-    } else {
-        let bytes = parse_size(text).map_err(|e| anyhow!("{flag} {text}: {e}"))?;
-        if !bytes.is_multiple_of(GIB) {
-            bail!("{flag} {text}: the REST API takes whole GiB (e.g. 10 or 10Gi)");
-        }
-        bytes / GIB
-    };
+    let bytes = crate::cli::storage::volume_size(flag, text)?;
+    if !bytes.is_multiple_of(GIB) {
+        bail!("{flag} {text}: the REST API takes whole GiB (e.g. 10 or 10Gi)");
+    }
+    let gib = bytes / GIB;
     if gib == 0 {
         bail!("{flag} {text}: must be at least 1 GiB");
     }
