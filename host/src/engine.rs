@@ -34,7 +34,7 @@ pub use self::volume::{CreateRequest, OWNER_GID};
 
 use self::driver::{Driver, DriverError};
 use crate::model::paths::BrickRoot;
-use crate::model::storage::{OperationRecord, Snapshot};
+use crate::model::storage::{AdminMode, OperationRecord, Snapshot};
 use crate::model::{Decision, Id, State, Topology};
 use crate::plan::effect::Effect;
 use crate::policy::{PolicyError, Registry};
@@ -247,6 +247,13 @@ impl Engine {
             busy: Mutex::new(BTreeSet::new()),
             ids,
         })
+    }
+
+    /// heketi's admin mode, as the store has it now (the REST API sets it).
+    /// The front ends that change storage on their own, the provisioner and
+    /// the CSI controller, make no change while it is read-only.
+    pub fn admin_mode(&self) -> Result<AdminMode, EngineError> {
+        Ok(self.store.admin_mode()?)
     }
 
     /// Everything the engine knows, as of now.

@@ -631,3 +631,52 @@ async fn a_refused_expansion_is_a_resize_error_on_the_claim() {
     assert_eq!(pv.spec.unwrap().capacity.unwrap()["storage"].0, "1Gi");
     provisioner.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_read_only_aplo_provisions_and_deletes_nothing_until_set_back_to_normal() {
+    use aplo::model::storage::AdminMode;
+    use aplo::store::Change;
+    let world = World::start().await;
+    world.class("paused", &[], "Delete").await;
+    let store = Arc::new(MemoryStore::default());
+    let engine = sim_engine_on(store.clone(), 3).await;
+    let provisioner =
+        Provisioner::start(world.aplo().await, engine.clone(), Provisioner::options());
+    let kept = world.claim("default", "kept", "paused", "1Gi").await;
+    world.wait_bound("default", &["kept".into()], WAIT).await;
+
+    // heketi's admin mode, as POST /admin writes it.
+    store
+        .write(&[Change::SetAdminMode(AdminMode::ReadOnly)])
+        .unwrap();
+    world.claim("default", "waiting", "paused", "1Gi").await;
+    let event = world
+        .wait_event("default", "waiting", "ProvisioningFailed", WAIT)
+        .await;
+    let note = event.note.unwrap_or_default();
+    assert!(note.contains("read-only mode"), "{note}");
+    world
+        .claims("default")
+        .delete("kept", &DeleteParams::default())
+        .await
+        .unwrap();
+    let pv = format!("pvc-{kept}");
+    let event = world
+        .wait_event("default", &pv, "VolumeFailedDelete", WAIT)
+        .await;
+    assert!(
+        event.note.unwrap_or_default().contains("read-only mode"),
+        "the PV's event says why it stays"
+    );
+    assert_eq!(engine.volumes().len(), 1, "nothing made, nothing deleted");
+
+    // Back to normal: the claim binds and the released volume goes, at the
+    // refusal pace (no backoff grew meanwhile).
+    store
+        .write(&[Change::SetAdminMode(AdminMode::Normal)])
+        .unwrap();
+    world.wait_bound("default", &["waiting".into()], WAIT).await;
+    world.wait_pv_gone(&pv, WAIT).await;
+    assert_eq!(engine.volumes().len(), 1);
+    provisioner.stop().await.unwrap();
+}

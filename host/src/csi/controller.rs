@@ -21,7 +21,7 @@ use super::proto::*;
 use crate::engine::{CreateRequest, Engine, EngineError};
 use crate::front::claim::{VolumeSource, parameter_options};
 use crate::model::paths::check_volume_name;
-use crate::model::storage::{VolumeRecord, VolumeState};
+use crate::model::storage::{AdminMode, VolumeRecord, VolumeState};
 use crate::model::{AccessMode, Claim, Decision, State, format_size};
 
 /// The topology key aplo reports zones under.
@@ -170,6 +170,19 @@ impl Controller {
         Controller { engine }
     }
 
+    /// UNAVAILABLE (the sidecars retry) while heketi's admin mode is
+    /// read-only: no volume is created, grown or deleted.
+    fn writable(&self) -> Result<(), Status> {
+        match self.engine.admin_mode().map_err(status)? {
+            AdminMode::ReadOnly => Err(Status::unavailable(
+                "aplo is in read-only mode (heketi's admin mode, set through POST /admin or \
+                 `aplo server mode set`): no volume is created, grown or deleted until an admin \
+                 sets it back to normal",
+            )),
+            AdminMode::Normal | AdminMode::LocalClient => Ok(()),
+        }
+    }
+
     /// The volume as CSI describes it: id, size, how to mount it, and the
     /// zones of its bricks.
     fn describe(&self, volume: &VolumeRecord) -> Volume {
@@ -287,6 +300,7 @@ impl controller_server::Controller for Controller {
         let (bytes, limit) = wanted_bytes(r.capacity_range.as_ref())?;
         let name = volume_name(csi_name);
         let (parameters, claim, gid_range) = policy_request(csi_name, &r.parameters, bytes, modes)?;
+        self.writable()?;
         let record = match self.engine.volume(&name) {
             Ok((volume, _)) => {
                 if !fits(volume.bytes, bytes, limit) {
@@ -352,6 +366,7 @@ impl controller_server::Controller for Controller {
         let r = request.into_inner();
         let volume_id = required("volume_id", &r.volume_id)?;
         if let Some(volume) = self.find(volume_id) {
+            self.writable()?;
             match self.engine.delete_volume(&volume.id.to_string()).await {
                 Ok(()) | Err(EngineError::NotFound { .. }) => {}
                 Err(e) => return Err(status(e)),
@@ -553,6 +568,7 @@ impl controller_server::Controller for Controller {
             // Already that large: an expansion retried.
             volume
         } else {
+            self.writable()?;
             self.engine
                 .expand_volume(&volume.id.to_string(), bytes)
                 .await

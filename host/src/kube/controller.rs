@@ -24,7 +24,7 @@ use serde_json::json;
 use crate::engine::{CreateRequest, Engine, EngineError};
 use crate::front::claim::{self, ANN_PROVISIONED_BY, Backend, FINALIZER, ZONE_LABEL};
 use crate::front::metrics::{Class, Expansion, Metrics};
-use crate::model::storage::VolumeState;
+use crate::model::storage::{AdminMode, VolumeState};
 
 /// What the reconcilers need to know about this instance.
 #[derive(Debug, Clone)]
@@ -67,6 +67,27 @@ pub enum ReconcileError {
     /// Anything that may pass by itself: retried soon.
     #[error("{0}")]
     Transient(String),
+    /// aplo is read-only (heketi's admin mode): retried at the refusal
+    /// pace, without growing, so that work resumes soon after an admin
+    /// sets it back to normal.
+    #[error("{0}")]
+    Paused(String),
+}
+
+/// Whether the controllers may change storage now: not while heketi's
+/// admin mode is read-only (`POST /admin`, `aplo server mode set`).
+/// `local-client` limits remote REST clients only; the controllers are
+/// aplo itself.
+fn writable(ctx: &Context) -> Result<(), ReconcileError> {
+    match ctx.engine.admin_mode().map_err(engine_error)? {
+        AdminMode::ReadOnly => Err(ReconcileError::Paused(
+            "aplo is in read-only mode (heketi's admin mode, set through POST /admin or \
+             `aplo server mode set`): no volume is created, grown or deleted until an admin \
+             sets it back to normal"
+                .into(),
+        )),
+        AdminMode::Normal | AdminMode::LocalClient => Ok(()),
+    }
 }
 
 impl From<kube::Error> for ReconcileError {
@@ -139,6 +160,10 @@ impl Context {
         let n = failures.entry(uid.to_owned()).or_insert(0);
         *n = n.saturating_add(1);
         let (first, cap) = match error {
+            ReconcileError::Paused(_) => {
+                *n = 1;
+                (self.settings.refusal_backoff, self.settings.refusal_backoff)
+            }
             ReconcileError::Refused(_) => (self.settings.refusal_backoff, Duration::from_secs(600)),
             ReconcileError::Transient(_) => (self.settings.retry_backoff, Duration::from_secs(300)),
         };
@@ -267,6 +292,7 @@ async fn provision(
 ) -> Result<(), ReconcileError> {
     let options = claim::class_options(class).map_err(ReconcileError::Refused)?;
     let request = claim::provision_request(claim).map_err(ReconcileError::Refused)?;
+    writable(ctx)?;
     ctx.event(
         claim,
         EventType::Normal,
@@ -437,7 +463,20 @@ async fn expand_if_asked(
     let expanded = match ctx.engine.volume(pv_name) {
         // An earlier attempt grew the volume but did not finish the patches.
         Ok((volume, _)) if volume.bytes >= wanted => Ok(volume),
-        Ok(_) => ctx.engine.expand_volume(pv_name, wanted).await,
+        Ok(_) => match writable(ctx) {
+            Ok(()) => ctx.engine.expand_volume(pv_name, wanted).await,
+            Err(paused) => {
+                ctx.event(
+                    claim,
+                    EventType::Warning,
+                    "VolumeResizeFailed",
+                    "Resize",
+                    paused.to_string(),
+                )
+                .await;
+                return Err(paused);
+            }
+        },
         Err(e) => Err(e),
     };
     match expanded {
@@ -557,9 +596,12 @@ pub async fn reconcile_volume(
         let class = spec.storage_class_name.clone().unwrap_or_default();
         let label = class_label(&class);
         let started = Instant::now();
-        let result = match ctx.engine.delete_volume(&name).await {
-            Ok(()) | Err(EngineError::NotFound { .. }) => Ok(()),
-            Err(e) => Err(engine_error(e)),
+        let result = match writable(&ctx) {
+            Err(paused) => Err(paused),
+            Ok(()) => match ctx.engine.delete_volume(&name).await {
+                Ok(()) | Err(EngineError::NotFound { .. }) => Ok(()),
+                Err(e) => Err(engine_error(e)),
+            },
         };
         ctx.metrics
             .delete_duration
@@ -630,6 +672,9 @@ fn error_policy<K: Resource>(object: Arc<K>, error: &ReconcileError, ctx: Arc<Co
 /// exists. A volume that had a PV is never swept: its reclaim policy rules
 /// (a `Retain` volume outlives its PV on purpose).
 async fn sweep_orphans(ctx: &Context) {
+    if writable(ctx).is_err() {
+        return;
+    }
     let claimed: std::collections::HashSet<String> =
         ctx.claims.state().iter().filter_map(|c| c.uid()).collect();
     for volume in ctx.engine.volumes() {
