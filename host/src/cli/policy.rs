@@ -267,8 +267,19 @@ fn test_bundled(bless: bool) -> anyhow::Result<ExitCode> {
 }
 
 /// The module `cargo build --target wasm32-wasip2 --release` made for a
-/// policy crate: under the crate's or an enclosing workspace's `target/`.
+/// policy crate: under the crate's or an enclosing workspace's `target/`,
+/// or under `CARGO_TARGET_DIR` when cargo was told to build there.
 fn find_built_module(crate_dir: &Path) -> anyhow::Result<PathBuf> {
+    find_built_module_in(
+        crate_dir,
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from),
+    )
+}
+
+fn find_built_module_in(
+    crate_dir: &Path,
+    cargo_target_dir: Option<PathBuf>,
+) -> anyhow::Result<PathBuf> {
     let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).with_context(|| {
         format!(
             "{} is not a policy crate (no Cargo.toml)",
@@ -289,7 +300,9 @@ fn find_built_module(crate_dir: &Path) -> anyhow::Result<PathBuf> {
     let dir = crate_dir.canonicalize()?;
     let found = dir
         .ancestors()
-        .map(|a| a.join("target/wasm32-wasip2/release").join(&file))
+        .map(|a| a.join("target"))
+        .chain(cargo_target_dir)
+        .map(|target| target.join("wasm32-wasip2/release").join(&file))
         .filter(|p| p.is_file())
         .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
     let Some(wasm) = found else {
@@ -381,4 +394,38 @@ fn eval(
         Outcome::Fault(_) => ExitCode::FAILURE,
         _ => ExitCode::SUCCESS,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_built_module_in;
+
+    #[test]
+    fn a_module_built_into_cargo_target_dir_is_found() {
+        let root = tempfile::tempdir().unwrap();
+        let crate_dir = root.path().join("rack-aware");
+        std::fs::create_dir_all(crate_dir.join("src")).unwrap();
+        std::fs::write(
+            crate_dir.join("Cargo.toml"),
+            "[package]\nname = \"rack-aware\"\nversion = \"0.1.0\"\n",
+        )
+        .unwrap();
+        std::fs::write(crate_dir.join("src/lib.rs"), "").unwrap();
+        let missing = find_built_module_in(&crate_dir, None).unwrap_err();
+        assert!(
+            missing
+                .to_string()
+                .contains("no built module rack_aware.wasm"),
+            "{missing}"
+        );
+        // `CARGO_TARGET_DIR=/elsewhere cargo build …` puts it there.
+        let elsewhere = root.path().join("shared-target");
+        let release = elsewhere.join("wasm32-wasip2/release");
+        std::fs::create_dir_all(&release).unwrap();
+        std::fs::write(release.join("rack_aware.wasm"), b"\0asm").unwrap();
+        assert_eq!(
+            find_built_module_in(&crate_dir, Some(elsewhere)).unwrap(),
+            release.join("rack_aware.wasm")
+        );
+    }
 }
