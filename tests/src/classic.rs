@@ -421,8 +421,17 @@ spec:
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let provisioned = started.elapsed();
-        let aplo_provision =
-            Duration::from_secs_f64((self.provision_seconds() - aplo_before).max(0.0));
+        // The provisioner records its time just after it creates the PV:
+        // wait for that record (a positive signal), then take the delta.
+        let mut aplo_after = self.provision_seconds();
+        while self.provisioner.is_some() && aplo_after.1 <= aplo_before.1 {
+            if Instant::now() > deadline {
+                return Err(timeout("the provisioner recorded no provisioning time"));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            aplo_after = self.provision_seconds();
+        }
+        let aplo_provision = Duration::from_secs_f64((aplo_after.0 - aplo_before.0).max(0.0));
         let (volume, _) = self.engine.volume(&pv).map_err(|e| e.to_string())?;
         say(&format!(
             "2. the class's policies chose {}: gluster volume {pv} on {}",
@@ -493,21 +502,24 @@ spec:
         ))
     }
 
-    /// The sum of the in-process provisioner's provisioning durations, in
-    /// seconds (every class).
-    fn provision_seconds(&self) -> f64 {
+    /// The in-process provisioner's provisioning durations so far, every
+    /// class: their sum in seconds, and how many.
+    fn provision_seconds(&self) -> (f64, u64) {
         let Some(provisioner) = &self.provisioner else {
-            return 0.0;
+            return (0.0, 0);
         };
-        provisioner
-            .metrics
-            .render()
-            .lines()
-            .filter(|l| {
-                l.starts_with("controller_persistentvolumeclaim_provision_duration_seconds_sum")
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        let text = provisioner.metrics.render();
+        let total = |suffix: &str| -> f64 {
+            text.lines()
+                .filter(|l| {
+                    l.starts_with(&format!(
+                        "controller_persistentvolumeclaim_provision_duration_seconds_{suffix}"
+                    ))
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        (total("sum"), total("count") as u64)
     }
 
     /// Resize `claim` to `size` (e.g. `2Gi`) and wait until its status
