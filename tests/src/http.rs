@@ -79,3 +79,26 @@ pub async fn exchange(mut stream: impl AsyncRead + AsyncWrite + Unpin, request: 
         body: body.to_owned(),
     }
 }
+
+/// A log filter for `ServerControl` that only remembers its level, for
+/// tests of `/internal/logging` without a global subscriber.
+#[derive(Debug)]
+pub struct RememberedLevel(std::sync::Mutex<aplo::http::control::LogLevel>);
+
+impl RememberedLevel {
+    /// Starting at `level`.
+    pub fn new(level: aplo::http::control::LogLevel) -> RememberedLevel {
+        RememberedLevel(std::sync::Mutex::new(level))
+    }
+}
+
+impl aplo::http::control::LogControl for RememberedLevel {
+    fn level(&self) -> Option<aplo::http::control::LogLevel> {
+        Some(*self.0.lock().unwrap())
+    }
+
+    fn set_level(&self, level: aplo::http::control::LogLevel) -> Result<(), String> {
+        *self.0.lock().unwrap() = level;
+        Ok(())
+    }
+}

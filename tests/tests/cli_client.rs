@@ -10,16 +10,17 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aplo::engine::Engine;
 use aplo::http::api::{ApiState, KEEP_RESULTS, router, router_with};
 use aplo::http::auth::Keys;
-use aplo::http::control::{LogControl, LogLevel, ServerControl};
+use aplo::http::control::{LogLevel, ServerControl};
 use aplo::http::queue::Queue;
 use aplo::model::storage::AdminMode;
 use aplo::store::{MemoryStore, Store};
+use aplo_e2e::http::RememberedLevel;
 use aplo_e2e::kube::{BreakableDriver, engine_on, sim_engine, sim_topology};
 
 const ADMIN: &str = "admin-key";
@@ -795,27 +796,13 @@ async fn a_long_operation_is_polled_with_a_spinner_only_on_a_terminal() {
     assert!(text.contains(&format!("Volume {id} deleted")), "{text:?}");
 }
 
-/// A log filter that remembers its level.
-struct Level(Mutex<LogLevel>);
-
-impl LogControl for Level {
-    fn level(&self) -> Option<LogLevel> {
-        Some(*self.0.lock().unwrap())
-    }
-
-    fn set_level(&self, level: LogLevel) -> Result<(), String> {
-        *self.0.lock().unwrap() = level;
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heketi_clis_server_commands_work_through_the_client() {
     let store = Arc::new(MemoryStore::default());
     let driver = Arc::new(BreakableDriver::new());
     let engine = engine_on(store.clone(), driver.clone(), 6).await;
     let control = ServerControl {
-        logging: Some(Arc::new(Level(Mutex::new(LogLevel::Info)))),
+        logging: Some(Arc::new(RememberedLevel::new(LogLevel::Info))),
         ..ServerControl::default()
     };
     control.mode.attach(store.clone()).unwrap();

@@ -7,16 +7,17 @@
 //! and JSON bodies asserted.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aplo::engine::Engine;
 use aplo::http::api::{ApiState, KEEP_RESULTS, router_with};
 use aplo::http::auth::{Keys, Role, sign};
-use aplo::http::control::{LogControl, LogLevel, ServerControl};
+use aplo::http::control::{LogLevel, ServerControl};
 use aplo::http::queue::Queue;
 use aplo::model::storage::AdminMode;
 use aplo::store::{MemoryStore, Store};
+use aplo_e2e::http::RememberedLevel;
 use aplo_e2e::http::{Reply, call, exchange};
 use aplo_e2e::kube::{engine_on, engine_with, sim_engine, sim_engine_on};
 use axum::body::Body;
@@ -1760,23 +1761,9 @@ async fn the_check_report_reads_in_heketis_buckets() {
     );
 }
 
-/// A log filter that remembers its level.
-struct Level(Mutex<LogLevel>);
-
-impl LogControl for Level {
-    fn level(&self) -> Option<LogLevel> {
-        Some(*self.0.lock().unwrap())
-    }
-
-    fn set_level(&self, level: LogLevel) -> Result<(), String> {
-        *self.0.lock().unwrap() = level;
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_level_is_read_and_set_as_heketi_names_it() {
-    let level = Arc::new(Level(Mutex::new(LogLevel::Info)));
+    let level = Arc::new(RememberedLevel::new(LogLevel::Info));
     let control = ServerControl {
         logging: Some(level.clone()),
         ..ServerControl::default()
@@ -1793,7 +1780,10 @@ async fn the_log_level_is_read_and_set_as_heketi_names_it() {
     .await;
     assert_eq!(set.status, 200, "{}", set.body);
     assert_eq!(set.json(), logging("debug"));
-    assert_eq!(*level.0.lock().unwrap(), LogLevel::Debug);
+    assert_eq!(
+        aplo::http::control::LogControl::level(level.as_ref()),
+        Some(LogLevel::Debug)
+    );
     // heketi's `critical` is tracing's error; an empty level changes nothing.
     as_admin(
         addr,
