@@ -102,3 +102,19 @@ impl aplo::http::control::LogControl for RememberedLevel {
         Ok(())
     }
 }
+
+/// Serve `app` on a free loopback port, with each client's address given
+/// to the handlers (the admin mode `local-client` needs it; 127.0.0.1 is
+/// a local client). Returns the address.
+pub async fn serve_with_peers(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
+    addr
+}

@@ -7,14 +7,13 @@
 //! `server operations`, `loglevel`, `db dump|check`) also run against a
 //! real `aplo serve --api-only` process.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aplo::engine::Engine;
-use aplo::http::api::{ApiState, KEEP_RESULTS, router, router_with};
+use aplo::http::api::{ApiState, KEEP_RESULTS, router_with};
 use aplo::http::auth::Keys;
 use aplo::http::control::{LogLevel, ServerControl};
 use aplo::http::queue::Queue;
@@ -37,20 +36,7 @@ fn binary() -> PathBuf {
 
 /// The API on the simulate executor with six nodes, on a free port.
 async fn start() -> String {
-    let engine = sim_engine(6).await;
-    let state = ApiState {
-        engine,
-        keys: Some(Keys {
-            admin: ADMIN.as_bytes().to_vec(),
-            user: USER.as_bytes().to_vec(),
-            iat_leeway: 120,
-        }),
-        queue: Queue::new(8, KEEP_RESULTS),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
-    format!("http://{addr}")
+    start_with(sim_engine(6).await, ServerControl::default()).await
 }
 
 /// The API over `engine` with `control`'s admin mode and log level, on a
@@ -65,16 +51,7 @@ async fn start_with(engine: Arc<Engine>, control: ServerControl) -> String {
         }),
         queue: Queue::new(8, KEEP_RESULTS),
     };
-    let app = router_with(state, control);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-    });
+    let addr = aplo_e2e::http::serve_with_peers(router_with(state, control)).await;
     format!("http://{addr}")
 }
 

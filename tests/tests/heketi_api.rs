@@ -68,17 +68,7 @@ async fn serve_with(
     max_in_flight: usize,
     control: ServerControl,
 ) -> SocketAddr {
-    let app = router_with(api_state(engine, max_in_flight), control);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-    });
-    addr
+    aplo_e2e::http::serve_with_peers(router_with(api_state(engine, max_in_flight), control)).await
 }
 
 /// The API over six simulated nodes in three zones, two 1 TiB devices

@@ -243,21 +243,10 @@ impl Drop for Killed {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_server_calls_the_admission_webhook_over_tls() {
     use aplo_e2e::classic::deploy_base;
-    let k8s = Kubernetes::start(Options::default())
-        .await
-        .unwrap_or_else(|e| panic!("the control plane starts: {e}"));
-    k8s.apply(&deploy_base(
-        &k8s,
-        &[
-            "Namespace",
-            "ServiceAccount",
-            "ClusterRole",
-            "ClusterRoleBinding",
-            "Role",
-            "RoleBinding",
-            "StorageClass",
-        ],
-    ));
+    // The control plane with deploy/base's RBAC, plus its StorageClasses.
+    let world = aplo_e2e::kube::World::start().await;
+    let k8s = &world.k8s;
+    k8s.apply(&deploy_base(k8s, &["StorageClass"]));
     let dir = tempfile::tempdir().unwrap();
     let topology = dir.path().join("topology.json");
     std::fs::write(&topology, aplo_e2e::kube::sim_topology(3)).unwrap();
@@ -266,7 +255,7 @@ async fn the_api_server_calls_the_admission_webhook_over_tls() {
         .parse()
         .unwrap();
     let https = format!("127.0.0.1:{}", aplo_e2e::k8s::free_port());
-    let kubeconfig = k8s.service_account_kubeconfig("aplo-system", "aplo");
+    let kubeconfig = world.aplo_kubeconfig.clone();
     let mut serve = Killed(
         std::process::Command::new(env!("CARGO_BIN_EXE_aplo-faulty"))
             .arg("--db")
@@ -311,7 +300,7 @@ async fn the_api_server_calls_the_admission_webhook_over_tls() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // deploy/base's webhook, its Service reference swapped for the URL.
-    let rendered = deploy_base(&k8s, &["ValidatingWebhookConfiguration"]);
+    let rendered = deploy_base(k8s, &["ValidatingWebhookConfiguration"]);
     let mut webhook: serde_json::Value = serde_yaml::from_str(&rendered).unwrap();
     let hook = &mut webhook["webhooks"][0];
     let path = hook["clientConfig"]["service"]["path"]
