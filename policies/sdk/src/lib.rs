@@ -34,11 +34,35 @@
 //!
 //! The decision functions are plain functions over plain types, so they can
 //! be called and tested natively as well.
+//!
+//! ## Placement helpers
+//!
+//! A placement policy rarely starts from nothing:
+//!
+//! - [`topology::candidates`] yields every online device with its node and
+//!   cluster, as a [`topology::Candidate`]; [`topology::Candidate::tag`]
+//!   reads a tag (the device's, else its node's) and
+//!   [`topology::Candidate::arbiter_use`] what the device may hold;
+//! - [`layout::fill`] lays a volume out set by set: it sizes bricks
+//!   ([`layout::Sizing`], with an optional free-space floor), tracks the
+//!   room left and asks the policy's `pick` only which devices take the
+//!   next set;
+//! - [`spread::roomiest_per_node`] and [`spread::Spread`] choose those
+//!   devices: one per node, apart by zone or by any tag;
+//! - [`layout::first_fitting`] tries one cluster after another.
+//!
+//! `examples/placement-policy` in the aplo repository builds a rack-aware
+//! policy from these, step by step.
+
+#![deny(missing_docs)]
 
 mod convert;
+#[cfg(test)]
+mod fixtures;
 pub mod layout;
 pub mod settings;
 pub use aplo_policy_types::size;
+pub mod spread;
 pub mod tags;
 #[cfg(feature = "testing")]
 pub mod testing;
