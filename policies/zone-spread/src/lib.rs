@@ -12,10 +12,9 @@
 //! (arbiter bricks); a device or node tagged `arbiter=required` takes only
 //! arbiter bricks, `arbiter=disabled` never does.
 
-use std::collections::BTreeSet;
-
 use aplo_policy_sdk::layout::{SetChoice, SetRequest, Sizing, Slot, fill, first_fitting};
 use aplo_policy_sdk::prelude::*;
+use aplo_policy_sdk::spread::{Spread, SpreadBy, roomiest_per_node};
 use aplo_policy_sdk::topology::{ArbiterUse, Candidate, candidates};
 
 /// The zone-spread policy.
@@ -120,25 +119,10 @@ fn pick<'a>(
     slots: &[Slot<'a>],
     set: &SetRequest,
 ) -> Result<SetChoice<'a>, String> {
-    // The roomiest data device on each node. Slots come node by node (the
-    // order `candidates` yields them in), so one pass over runs suffices.
-    let mut nodes: Vec<Slot<'a>> = Vec::new();
-    for slot in slots {
-        let c = &slot.candidate;
-        if c.arbiter_use() == ArbiterUse::Required || !c.matches(&config.device_tags) {
-            continue;
-        }
-        match nodes.last_mut() {
-            Some(last) if last.candidate.node.id == c.node.id => {
-                if slot.room > last.room
-                    || (slot.room == last.room && c.device.id < last.candidate.device.id)
-                {
-                    *last = *slot;
-                }
-            }
-            _ => nodes.push(*slot),
-        }
-    }
+    // The roomiest data device on each node.
+    let mut nodes = roomiest_per_node(slots, |c| {
+        c.arbiter_use() != ArbiterUse::Required && c.matches(&config.device_tags)
+    });
     let preferred = |s: &Slot<'_>| {
         let node = request.preferred_node.as_deref() == Some(s.candidate.node.hostname.as_str());
         let zone = request.preferred_zone.as_deref() == Some(s.candidate.zone());
@@ -150,41 +134,15 @@ fn pick<'a>(
             .then(b.room.cmp(&a.room))
             .then_with(|| a.candidate.node.hostname.cmp(&b.candidate.node.hostname))
     });
-    let total_bricks = set.data_bricks + usize::from(set.arbiter);
-    let mut chosen: Vec<Slot<'a>> = Vec::with_capacity(set.data_bricks);
-    let mut zones: BTreeSet<&str> = BTreeSet::new();
-    // First pass: one node per zone, roomiest zones first.
-    for slot in &nodes {
-        if chosen.len() == set.data_bricks {
-            break;
-        }
-        if zones.insert(slot.candidate.zone()) {
-            chosen.push(*slot);
-        }
-    }
+    // One node per zone, roomiest zones first; then, unless strict, the
+    // roomiest remaining nodes.
+    let spread = Spread::zones().strict(config.strict);
+    let chosen = spread.choose(&nodes, set.data_bricks);
     if chosen.len() < set.data_bricks {
-        let all_zones: BTreeSet<&str> = slots.iter().map(|s| s.candidate.zone()).collect();
         if config.strict {
-            return Err(format!(
-                "strict zones: a set of {total_bricks} bricks needs {total_bricks} zones with room, and only {} have any ({})",
-                all_zones.len(),
-                all_zones.into_iter().collect::<Vec<_>>().join(", ")
-            ));
+            let total_bricks = set.data_bricks + usize::from(set.arbiter);
+            return Err(spread.shortfall(total_bricks, slots));
         }
-        // Best effort: fill up from the remaining nodes, roomiest first.
-        for slot in &nodes {
-            if chosen.len() == set.data_bricks {
-                break;
-            }
-            if !chosen
-                .iter()
-                .any(|c| c.candidate.node.id == slot.candidate.node.id)
-            {
-                chosen.push(*slot);
-            }
-        }
-    }
-    if chosen.len() < set.data_bricks {
         return Err(match nodes.len() {
             0 => "no online device that may take data bricks has room left".to_owned(),
             n => format!(
@@ -194,7 +152,7 @@ fn pick<'a>(
         });
     }
     let arbiter = if set.arbiter {
-        Some(pick_arbiter(config, slots, set, &chosen)?)
+        Some(pick_arbiter(config, spread.by(), slots, set, &chosen)?)
     } else {
         None
     };
@@ -206,11 +164,13 @@ fn pick<'a>(
 
 fn pick_arbiter<'a>(
     config: &Config,
+    by: SpreadBy<'_>,
     slots: &[Slot<'a>],
     set: &SetRequest,
     data: &[Slot<'a>],
 ) -> Result<Candidate<'a>, String> {
-    let used_zones: BTreeSet<&str> = data.iter().map(|s| s.candidate.zone()).collect();
+    let used_zones = by.values(data);
+    let fresh = |c: &Candidate<'a>| !used_zones.contains(&by.value(c));
     let needed = set
         .arbiter_want
         .min(data.iter().map(|s| s.room).min().unwrap_or(0));
@@ -222,13 +182,13 @@ fn pick_arbiter<'a>(
                 && c.matches(&config.arbiter_tags)
                 && s.room >= needed
                 && !data.iter().any(|d| d.candidate.node.id == c.node.id)
-                && (!config.strict || !used_zones.contains(c.zone()))
+                && (!config.strict || fresh(c))
         })
         // Prefer a fresh zone, then dedicated arbiter devices, then room.
         .max_by(|a, b| {
-            let key = |s: &Slot<'_>| {
+            let key = |s: &Slot<'a>| {
                 (
-                    !used_zones.contains(s.candidate.zone()),
+                    fresh(&s.candidate),
                     s.candidate.arbiter_use() == ArbiterUse::Required,
                     s.room,
                 )
