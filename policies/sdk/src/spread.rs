@@ -200,7 +200,8 @@ impl<'k> Spread<'k> {
         }
     }
 
-    /// [`Spread::choose`] exactly `count` slots, or refuse with
+    /// [`Spread::choose`] exactly `count` slots, or refuse: with "no device
+    /// has room left" when `ordered` is empty, else with
     /// [`Spread::shortfall`].
     ///
     /// ```
@@ -229,6 +230,9 @@ impl<'k> Spread<'k> {
     /// # Ok::<(), String>(())
     /// ```
     pub fn pick<'a>(&self, ordered: &[Slot<'a>], count: usize) -> Result<Vec<Slot<'a>>, String> {
+        if ordered.is_empty() && count > 0 {
+            return Err("no device has room left".to_owned());
+        }
         let chosen = self.choose(ordered, count);
         if chosen.len() < count {
             return Err(self.shortfall(count, ordered));
@@ -365,6 +369,10 @@ mod tests {
         );
         assert_eq!(
             Spread::zones().pick(&[], 1).unwrap_err(),
+            "no device has room left"
+        );
+        assert_eq!(
+            Spread::tag("rack").strict(true).pick(&[], 3).unwrap_err(),
             "no device has room left"
         );
         assert_eq!(Spread::zones().pick(&slots, 5).unwrap().len(), 5);
