@@ -108,9 +108,11 @@ impl Golden {
         let mut failures = Vec::new();
         for case in &cases {
             let Some(expected) = &case.expected else {
+                let crate_dir = self.dir.parent().unwrap_or(&self.dir);
                 failures.push(format!(
-                    "{}: no expected.json (run `aplo policy test --bless`)",
-                    case.name
+                    "{}: no expected.json (review the answer, then write it with `aplo policy test {} --bless`)",
+                    case.name,
+                    crate_dir.display()
                 ));
                 continue;
             };
