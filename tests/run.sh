@@ -48,6 +48,10 @@ echo "== the example policy from the walk-through, built and tested in the sandb
 (cd examples/custom-policy && cargo build --quiet --locked --release --target wasm32-wasip2 && \
   cargo run --quiet --locked --manifest-path ../../Cargo.toml -p aplo -- policy test .)
 
+echo "== the placement walk-through's policy, built and tested in the sandbox"
+(cd examples/placement-policy && cargo build --quiet --locked --release --target wasm32-wasip2 && \
+  cargo run --quiet --locked --manifest-path ../../Cargo.toml -p aplo -- policy test .)
+
 echo "== bundled policies through the aplo CLI"
 cargo run --quiet --locked -p aplo -- policy test --bundled
 
