@@ -2,12 +2,15 @@
 //! bytes, tested against output captured from glusterfs 10.3.
 //!
 //! With `--xml`, gluster exits 0 even when the operation failed; the outcome
-//! is in `opRet` (0 or -1), `opErrno` and `opErrstr`.
+//! is in `opRet` (0 or -1), `opErrno` and `opErrstr`, which
+//! [`GlusterError::kind`] classifies ([`Failure`]).
 
+mod failure;
 mod options;
 
 use roxmltree::{Document, Node};
 
+pub use self::failure::{Failure, glusterd_unreachable};
 pub use self::options::{
     BUILTIN_SOURCE, OptionHelp, builtin_options, option_names, parse_set_help, volume_set_help,
 };
@@ -33,21 +36,24 @@ pub enum GlusterError {
 }
 
 impl GlusterError {
+    /// What the failure means ([`Failure::Other`] for output that is not
+    /// gluster's XML).
+    pub fn kind(&self) -> Failure {
+        match self {
+            GlusterError::Failed { errno, message } => failure::classify(*errno, message),
+            GlusterError::Malformed(_) => Failure::Other,
+        }
+    }
+
     /// Whether the failure is another transaction holding the cluster lock:
     /// worth retrying with backoff.
     pub fn is_busy(&self) -> bool {
-        match self {
-            GlusterError::Failed { message, .. } => {
-                let m = message.to_ascii_lowercase();
-                m.contains("another transaction is in progress") || m.contains("locking failed")
-            }
-            GlusterError::Malformed(_) => false,
-        }
+        self.kind() == Failure::Busy
     }
 
     /// Whether the failure says the volume does not exist.
     pub fn is_missing_volume(&self) -> bool {
-        matches!(self, GlusterError::Failed { message, .. } if message.contains("does not exist"))
+        self.kind() == Failure::NotFound
     }
 
     /// A short label for metrics.

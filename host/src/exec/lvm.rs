@@ -2,11 +2,18 @@
 //! Pure functions over bytes, tested against output captured from lvm2
 //! 2.03.16. Sizes come as strings of bytes; tags as one comma-separated
 //! string.
+//!
+//! What a failed LVM command means is classified in one place
+//! ([`classify`], [`LvmFailure`]), from the standard error lvm2 prints.
+
+mod failure;
 
 use serde::Deserialize;
 
 use super::command::Cmd;
 use crate::model::Id;
+
+pub use self::failure::{LvmFailure, classify, failure_of};
 
 /// Why a report could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

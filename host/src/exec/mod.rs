@@ -4,9 +4,10 @@
 //! - [`command`]: the `Executor` trait and its transports (local, ssh, a
 //!   command prefix such as `nsenter`), with timeouts, `LC_ALL=C`, captured
 //!   stderr, per-node serialization and a trace of every command;
-//! - [`gluster`], [`lvm`]: command lines, and pure parsers for `gluster
-//!   --xml` and LVM JSON reports, tested against real output under
-//!   `tests/data/`;
+//! - [`gluster`], [`lvm`]: command lines, pure parsers for `gluster
+//!   --xml` and LVM JSON reports, and the one classification of each
+//!   tool's failures ([`gluster::Failure`], [`lvm::LvmFailure`]), all
+//!   tested against real output under `tests/data/`;
 //! - [`session`]: a long-lived gluster CLI per node, which saves the
 //!   CLI's ~50 ms start on every gluster command;
 //! - [`brick`]: the brick backends (`lvm-thin`, `loop`, `dir`);

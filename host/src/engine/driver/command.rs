@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::{Applied, DeviceFacts, Driver, DriverError, tagged_capacity};
 use crate::exec::brick::{self, LvmBrick};
 use crate::exec::command::{BoxFuture, Cmd, ExecError, Executor, NodeExecutor, Transport};
-use crate::exec::gluster::{self, BrickStatus, Peer, VolumeInfo};
+use crate::exec::gluster::{self, BrickStatus, Failure, Peer, VolumeInfo};
 use crate::exec::lvm::{self, LvmOptions};
 use crate::model::options::OptionNames;
 use crate::model::paths::BrickRoot;
@@ -137,8 +137,8 @@ fn unreachable(e: &ExecError) -> bool {
             ..
         } => {
             *status == 255
-                || stderr.contains("Connection failed")
-                || String::from_utf8_lossy(stdout).contains("Connection failed")
+                || gluster::glusterd_unreachable(stderr)
+                || gluster::glusterd_unreachable(&String::from_utf8_lossy(stdout))
         }
     }
 }
@@ -473,9 +473,9 @@ impl CommandDriver {
                     .gluster(via, &gluster::peer_detach(&node.storage))
                     .await
                 {
+                    // Detached already (a retry after a crash).
                     Err(DriverError::Gluster { source, .. })
-                        if source.to_string().contains("not a part of cluster")
-                            || source.to_string().contains("not in") => {}
+                        if source.kind() == Failure::NotAPeer => {}
                     other => {
                         other?;
                     }
@@ -498,7 +498,7 @@ impl CommandDriver {
                 match self.gluster(&target.via, &cmd).await {
                     Ok(_) => {}
                     Err(DriverError::Gluster { source, .. })
-                        if source.to_string().contains("already exists") =>
+                        if source.kind() == Failure::AlreadyExists =>
                     {
                         let same = self.info(target).await?.is_some_and(|info| {
                             let have: Vec<(String, String)> = info
@@ -533,7 +533,7 @@ impl CommandDriver {
                     .await
                 {
                     Err(DriverError::Gluster { source, .. })
-                        if !*force && source.to_string().contains("already started") => {}
+                        if !*force && source.kind() == Failure::AlreadyStarted => {}
                     other => {
                         other?;
                     }
@@ -606,7 +606,7 @@ impl CommandDriver {
                     .await
                 {
                     Err(DriverError::Gluster { source, .. })
-                        if source.to_string().contains("in progress") => {}
+                        if source.kind() == Failure::RebalanceRunning => {}
                     other => {
                         other?;
                     }
@@ -698,10 +698,9 @@ impl Driver for CommandDriver {
                         source,
                     })
                 }
-                // gluster answers "No volumes present" as a failure.
-                Err(DriverError::Gluster { source, .. })
-                    if source.to_string().contains("No volumes present") =>
-                {
+                // gluster without --xml answers "No volumes present" as a
+                // failure.
+                Err(DriverError::Gluster { source, .. }) if source.kind() == Failure::NoVolumes => {
                     Ok(Vec::new())
                 }
                 Err(e) => Err(e),
