@@ -8,7 +8,28 @@ use crate::Pairs;
 use crate::size::parse_size;
 use crate::tags::TagSelector;
 
-/// A policy's settings.
+/// A policy's settings: the StorageClass parameters `<policy>.<key>`, with
+/// the prefix removed. The typed accessors name the key in their errors, so
+/// a policy can return them as they are.
+///
+/// ```
+/// use aplo_policy_sdk::prelude::*;
+///
+/// let settings = Settings::from_pairs(
+///     [("strict", "yes"), ("free-floor", "50Gi"), ("device-tags", "disktype=ssd")]
+///         .map(|(k, v)| (k.to_string(), v.to_string())),
+/// );
+/// settings.only(&["strict", "free-floor", "device-tags"])?;
+/// assert!(settings.flag("strict", false)?);
+/// assert_eq!(settings.size("free-floor")?, Some(50 * GIB));
+/// assert_eq!(settings.size("absent")?, None);
+/// assert_eq!(settings.selectors("device-tags")?.len(), 1);
+/// assert_eq!(
+///     settings.only(&["strict"]).unwrap_err(),
+///     "unknown setting 'device-tags' (known settings: strict)"
+/// );
+/// # Ok::<(), String>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settings(Pairs);
 

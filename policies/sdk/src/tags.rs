@@ -47,6 +47,16 @@ impl TagSelector {
     }
 
     /// Parse a comma-separated list; empty items are ignored.
+    ///
+    /// ```
+    /// use aplo_policy_sdk::tags::{TagSelector, matches_all};
+    ///
+    /// let ssd_not_r1 = TagSelector::parse_list("disktype=ssd, rack!=r1")?;
+    /// let tags = [("disktype".to_string(), "ssd".to_string())].into();
+    /// assert!(matches_all(&ssd_not_r1, &tags));
+    /// assert!(TagSelector::parse_list("=ssd").is_err());
+    /// # Ok::<(), String>(())
+    /// ```
     pub fn parse_list(text: &str) -> Result<Vec<TagSelector>, String> {
         text.split(',')
             .filter(|item| !item.trim().is_empty())

@@ -18,7 +18,8 @@ pub struct Candidate<'a> {
 }
 
 impl<'a> Candidate<'a> {
-    /// A tag's value: the device's own, else the node's.
+    /// A tag's value: the device's own, else the node's (see
+    /// [`candidates`] for an example).
     pub fn tag(&self, key: &str) -> Option<&'a str> {
         self.device
             .tags
@@ -27,7 +28,9 @@ impl<'a> Candidate<'a> {
             .map(String::as_str)
     }
 
-    /// Whether the effective tags satisfy every selector.
+    /// Whether the effective tags (as [`Candidate::tag`] reads them)
+    /// satisfy every selector, e.g. those of a `device-tags` setting read
+    /// with [`Settings::selectors`](crate::Settings::selectors).
     pub fn matches(&self, selectors: &[TagSelector]) -> bool {
         selectors.iter().all(|s| s.accepts(self.tag(s.key())))
     }
@@ -38,7 +41,29 @@ impl<'a> Candidate<'a> {
     }
 }
 
-/// Every device on which new bricks may go: the device and its node online.
+/// Every device on which new bricks may go: the device and its node online,
+/// cluster by cluster, node by node, in the topology's order.
+///
+/// ```
+/// use aplo_policy_sdk::prelude::*;
+/// use aplo_policy_sdk::topology::candidates;
+/// # let device = |id: u128, tags: &[(&str, &str)]| Device {
+/// #     id: Id(id), state: State::Online, total_bytes: 100 * GIB, free_bytes: 100 * GIB,
+/// #     brick_count: 0, tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
+/// # let topology = Topology { clusters: vec![Cluster { id: Id(1), nodes: vec![Node {
+/// #     id: Id(2), hostname: "n1".into(), zone: "z1".into(), state: State::Online,
+/// #     tags: [("rack".to_string(), "r1".to_string())].into(),
+/// #     devices: vec![device(3, &[]), device(4, &[("rack", "r9"), ("retired", "true")])] }] }] };
+/// // Node n1 is tagged rack=r1; its second device rack=r9 and retired=true.
+/// let racks: Vec<(&str, Option<&str>)> = candidates(&topology)
+///     .map(|c| (c.node.hostname.as_str(), c.tag("rack")))
+///     .collect();
+/// assert_eq!(racks, [("n1", Some("r1")), ("n1", Some("r9"))]);
+///
+/// // Skip devices an admin retired, by device or by node tag:
+/// let in_service = candidates(&topology).filter(|c| c.tag("retired") != Some("true"));
+/// assert_eq!(in_service.count(), 1);
+/// ```
 pub fn candidates(topology: &Topology) -> impl Iterator<Item = Candidate<'_>> {
     topology.clusters.iter().flat_map(|cluster| {
         cluster
@@ -137,7 +162,19 @@ pub enum ArbiterUse {
 }
 
 impl Candidate<'_> {
-    /// The device's arbiter use.
+    /// The device's arbiter use, from its effective `arbiter` tag. Data
+    /// bricks go to devices that are not [`ArbiterUse::Required`], arbiter
+    /// bricks to devices that are not [`ArbiterUse::Disabled`]:
+    ///
+    /// ```
+    /// use aplo_policy_sdk::layout::Slot;
+    /// use aplo_policy_sdk::spread::roomiest_per_node;
+    /// use aplo_policy_sdk::topology::ArbiterUse;
+    ///
+    /// fn data_devices<'a>(slots: &[Slot<'a>]) -> Vec<Slot<'a>> {
+    ///     roomiest_per_node(slots, |c| c.arbiter_use() != ArbiterUse::Required)
+    /// }
+    /// ```
     pub fn arbiter_use(&self) -> ArbiterUse {
         match self.tag("arbiter") {
             Some("required") => ArbiterUse::Required,
