@@ -1,60 +1,139 @@
-//! gluster command lines against a real glusterd on this machine: create,
-//! set, start, info, status, stop and delete a replica-3 volume, with bricks
-//! in directories (so `force`), and read every answer with the parsers.
+//! gluster command lines against a real glusterd: create, set, start,
+//! info, status, stop and delete a replica-3 volume, with bricks in
+//! directories (so `force`), and read every answer with the parsers.
+//!
+//! Each test starts a glusterd of its own, in namespaces of its own, and
+//! stops it at the end; a glusterd already running on this machine is never
+//! asked anything.
 
 mod common;
 
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use aplo::exec::command::{Cmd, ExecError, Executor, NodeExecutor, Transport};
-use aplo::exec::gluster::{self, GlusterError};
+use aplo::exec::gluster::{self, Failure, GlusterError};
 use aplo::model::Scheme;
 
-/// The tests here share this machine's glusterd, which one of them may
-/// start and stop: they take turns.
-static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// A glusterd this test started (stopped when dropped), or one that was
-/// already running (left alone).
+/// A glusterd of a test's own. It runs in a network namespace (its own
+/// port 24007, and an address on a veth pair inside the namespace for its
+/// bricks: gluster refuses loopback brick hosts) and a mount namespace in
+/// which private directories are bind-mounted over `/var/lib/glusterd`,
+/// `/var/log/glusterfs` and `/run` (its socket, pid files and bricks'
+/// state). A `sleep infinity` holds the namespaces; commands reach them
+/// through `nsenter -t PID -m -n`, as the end-to-end harness (`tests/src`)
+/// reaches its nodes. Dropping it kills, by pid, every process in its
+/// network namespace (glusterd, bricks, self-heal daemon) and the holder.
 struct Glusterd {
-    started: Option<u32>,
+    holder: Child,
+    /// The brick host: the namespace's own address.
+    address: String,
+    dir: tempfile::TempDir,
 }
 
 impl Glusterd {
-    async fn ensure(node: &NodeExecutor) -> Glusterd {
-        if node.run(&gluster::volume_info(None)).await.is_ok() {
-            return Glusterd { started: None };
+    /// The address, inside the namespace only (TEST-NET-1, routed nowhere).
+    const ADDRESS: &'static str = "192.0.2.1";
+
+    async fn start() -> Glusterd {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["glusterd", "log", "run"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
         }
-        let pidfile =
-            std::env::temp_dir().join(format!("aplo-test-glusterd-{}.pid", std::process::id()));
-        node.run(&Cmd::new("glusterd").arg("-LINFO").arg(format!("--pid-file={}", pidfile.display())))
-            .await
-            .unwrap_or_else(|e| panic!("cannot start glusterd ({e}); `apt-get install -y glusterfs-server`, as .ci/run does"));
+        let d = dir.path().display();
+        let script = format!(
+            "set -e; ip link set lo up; \
+             ip link add aplo0 type veth peer name aplo1; \
+             ip addr add {}/24 dev aplo0; ip link set aplo1 up; ip link set aplo0 up; \
+             mount --bind {d}/glusterd /var/lib/glusterd; \
+             mount --bind {d}/log /var/log/glusterfs; \
+             mount --bind {d}/run /run; \
+             touch /run/ready; exec sleep infinity",
+            Self::ADDRESS
+        );
+        // unshare execs bash, which execs sleep: the pid stays the holder's.
+        let holder = Command::new("unshare")
+            .args(["--net", "--mount", "--propagation", "private"])
+            .args(["bash", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("unshare runs (util-linux; the tests run as root, as CI does)");
+        let glusterd = Glusterd {
+            holder,
+            address: Self::ADDRESS.to_owned(),
+            dir,
+        };
+        let ready = glusterd.dir.path().join("run/ready");
+        for _ in 0..100 {
+            if ready.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(ready.exists(), "the namespaces were not set up within 2 s");
+        let node = glusterd.node();
+        let pidfile = glusterd.dir.path().join("glusterd.pid");
+        node.run(
+            &Cmd::new("glusterd")
+                .arg("-LINFO")
+                .arg(format!("--pid-file={}", pidfile.display())),
+        )
+        .await
+        .unwrap_or_else(|e| {
+            panic!("cannot start glusterd ({e}); `apt-get install -y glusterfs-server`, as .ci/run does")
+        });
         for _ in 0..100 {
             if node.run(&gluster::volume_info(None)).await.is_ok() {
-                let pid = std::fs::read_to_string(&pidfile)
-                    .ok()
-                    .and_then(|p| p.trim().parse().ok());
-                assert!(
-                    pid.is_some(),
-                    "glusterd wrote no pid file at {}",
-                    pidfile.display()
-                );
-                return Glusterd { started: pid };
+                return glusterd;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("glusterd did not answer within 10 s");
+        panic!("our glusterd did not answer within 10 s");
+    }
+
+    /// The command prefix that enters its namespaces.
+    fn prefix(&self) -> Vec<String> {
+        ["nsenter", "-t", &self.holder.id().to_string(), "-m", "-n"]
+            .map(str::to_owned)
+            .to_vec()
+    }
+
+    /// Commands in its namespaces, one `gluster` process per command.
+    fn node(&self) -> std::sync::Arc<NodeExecutor> {
+        NodeExecutor::one_shot("ours", Transport::Prefix(self.prefix()))
+    }
+
+    /// The processes in its network namespace other than the holder.
+    fn processes(&self) -> Vec<u32> {
+        let holder = self.holder.id();
+        let ns = |pid: &str| std::fs::read_link(Path::new("/proc").join(pid).join("ns/net")).ok();
+        let Some(ours) = ns(&holder.to_string()) else {
+            return Vec::new();
+        };
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&pid| pid != holder && ns(&pid.to_string()).as_ref() == Some(&ours))
+            .collect()
     }
 }
 
 impl Drop for Glusterd {
     fn drop(&mut self) {
-        if let Some(pid) = self.started {
-            let _ = std::process::Command::new("kill")
-                .arg(pid.to_string())
+        for pid in self.processes() {
+            // It may have ended since it was listed.
+            let _ = Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .stderr(Stdio::null())
                 .status();
         }
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
     }
 }
 
@@ -67,23 +146,25 @@ async fn ok(node: &NodeExecutor, cmd: Cmd) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_replica_3_volume_through_real_gluster() {
-    let _turn = TURN.lock().await;
-    let _glusterd = Glusterd::ensure(&NodeExecutor::one_shot("local", Transport::Local)).await;
+    let glusterd = Glusterd::start().await;
     // The same commands through a gluster process per command and through
     // the node's CLI session.
-    let one_shot = NodeExecutor::one_shot("local", Transport::Local);
-    replica_3_volume(&one_shot, "one_shot").await;
+    let one_shot = glusterd.node();
+    replica_3_volume(&one_shot, &glusterd.address, "one_shot").await;
     assert_eq!(one_shot.sessions_started(), 0);
-    let session = NodeExecutor::new("local", Transport::Local);
-    replica_3_volume(&session, "session").await;
+    let session = NodeExecutor::new("ours", Transport::Prefix(glusterd.prefix()));
+    replica_3_volume(&session, &glusterd.address, "session").await;
     assert_eq!(session.sessions_started(), 1);
+    // A host the pool does not have is no peer to detach.
+    let detach = session
+        .run(&gluster::peer_detach("192.0.2.77"))
+        .await
+        .unwrap();
+    let not_a_peer = gluster::parse_outcome(&detach.stdout).unwrap_err();
+    assert_eq!(not_a_peer.kind(), Failure::NotAPeer, "{not_a_peer}");
 }
 
-async fn replica_3_volume(node: &NodeExecutor, kind: &str) {
-    let host = String::from_utf8(node.run(&Cmd::new("hostname")).await.unwrap().stdout)
-        .unwrap()
-        .trim()
-        .to_owned();
+async fn replica_3_volume(node: &NodeExecutor, host: &str, kind: &str) {
     let dir = tempfile::tempdir().unwrap();
     // gluster creates the brick directory itself, but not its parent (in
     // production, the mounted brick filesystem).
@@ -91,7 +172,7 @@ async fn replica_3_volume(node: &NodeExecutor, kind: &str) {
         .map(|i| {
             std::fs::create_dir(dir.path().join(format!("b{i}"))).unwrap();
             (
-                host.clone(),
+                host.to_owned(),
                 dir.path().join(format!("b{i}/brick")).display().to_string(),
             )
         })
@@ -120,8 +201,16 @@ async fn replica_3_volume(node: &NodeExecutor, kind: &str) {
         .unwrap();
     let refused = gluster::parse_outcome(&again.stdout).unwrap_err();
     assert!(refused.to_string().contains("already exists"), "{refused}");
+    assert_eq!(refused.kind(), Failure::AlreadyExists, "{refused}");
 
     ok(node, gluster::volume_start(&name, false)).await;
+    // Starting it again fails too, as a volume already started.
+    let again = node
+        .run(&gluster::volume_start(&name, false))
+        .await
+        .unwrap();
+    let started = gluster::parse_outcome(&again.stdout).unwrap_err();
+    assert_eq!(started.kind(), Failure::AlreadyStarted, "{started}");
     let info =
         gluster::parse_volume_info(&ok(node, gluster::volume_info(Some(&name))).await).unwrap();
     assert_eq!(info.len(), 1);
@@ -165,9 +254,13 @@ async fn replica_3_volume(node: &NodeExecutor, kind: &str) {
 /// one-shot `gluster` through the same ssh.
 #[tokio::test]
 async fn a_gluster_session_through_ssh() {
-    let _turn = TURN.lock().await;
-    let _glusterd = Glusterd::ensure(&NodeExecutor::one_shot("local", Transport::Local)).await;
-    let sshd = common::Sshd::start();
+    let glusterd = Glusterd::start().await;
+    // Every command that comes in through this sshd runs in our glusterd's
+    // namespaces, as if ssh reached the node it runs on.
+    let sshd = common::Sshd::start_with(&format!(
+        "ForceCommand {} sh -c \"$SSH_ORIGINAL_COMMAND\"\n",
+        glusterd.prefix().join(" ")
+    ));
     let session = NodeExecutor::new("ssh-local", sshd.transport());
     let one_shot = NodeExecutor::one_shot("ssh-local", sshd.transport());
     let mut answers = Vec::new();

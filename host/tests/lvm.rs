@@ -7,8 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use aplo::exec::command::{Cmd, Executor, NodeExecutor, Transport};
-use aplo::exec::lvm::{self, LvmOptions};
+use aplo::exec::command::{Cmd, ExecError, Executor, NodeExecutor, Transport};
+use aplo::exec::lvm::{self, LvmFailure, LvmOptions};
 use aplo::model::Id;
 
 const OPTIONS: LvmOptions = LvmOptions {
@@ -118,6 +118,66 @@ async fn a_device_s_volume_group_and_brick_volumes_through_real_lvm() {
     );
     let pvs = lvm::parse_pvs(&run(node, lvm::pvs(OPTIONS)).await).unwrap();
     assert!(pvs.iter().all(|p| p.name != disk.device));
+}
+
+/// What lvm2 says when aplo's commands meet what is already there, or
+/// is not, read as [`LvmFailure`]s from the live tool (the same cases
+/// are captured under `tests/data/lvm/` for the unit tests).
+#[tokio::test]
+async fn lvm_failures_are_classified_from_the_live_tool() {
+    let disk = Loop::new(1 << 30).await;
+    let node = &disk.node;
+    let (device, brick, volume) = (Id(0xd1d1), Id(0xb2), Id(0x71));
+    let vg = lvm::vg_name(device);
+    let failure = |result: Result<_, ExecError>| match result {
+        Ok(_) => panic!("the command succeeded"),
+        Err(e) => lvm::failure_of(&e).unwrap_or_else(|| panic!("{e}")),
+    };
+
+    assert_eq!(
+        failure(node.run(&lvm::vgremove(OPTIONS, &vg)).await),
+        LvmFailure::VgNotFound
+    );
+    run(node, lvm::pvcreate(OPTIONS, &disk.device)).await;
+    run(node, lvm::vgcreate(OPTIONS, device, &disk.device)).await;
+    assert_eq!(
+        failure(
+            node.run(&lvm::vgcreate(OPTIONS, device, &disk.device))
+                .await
+        ),
+        LvmFailure::VgExists
+    );
+    assert_eq!(
+        failure(node.run(&lvm::pvremove(OPTIONS, &disk.device)).await),
+        LvmFailure::InVolumeGroup
+    );
+    let create = lvm::plain_lv_create(OPTIONS, device, brick, volume, 100 << 20);
+    run(node, create.clone()).await;
+    assert_eq!(failure(node.run(&create).await), LvmFailure::LvExists);
+    assert_eq!(
+        failure(
+            node.run(&lvm::plain_lv_create(
+                OPTIONS,
+                device,
+                Id(0xb3),
+                volume,
+                4 << 30
+            ))
+            .await
+        ),
+        LvmFailure::InsufficientSpace
+    );
+    assert_eq!(
+        failure(
+            node.run(&lvm::lvremove(OPTIONS, &vg, &lvm::lv_name(Id(0xb3))))
+                .await
+        ),
+        LvmFailure::LvNotFound
+    );
+
+    run(node, lvm::lvremove(OPTIONS, &vg, &lvm::lv_name(brick))).await;
+    run(node, lvm::vgremove(OPTIONS, &vg)).await;
+    run(node, lvm::pvremove(OPTIONS, &disk.device)).await;
 }
 
 /// The engine adds and removes an `lvm-thin` device through real lvm2:

@@ -262,6 +262,12 @@ impl Sshd {
 
     /// Start one and wait until it accepts connections.
     pub fn start() -> Sshd {
+        Self::start_with("")
+    }
+
+    /// [`Sshd::start`] with `extra` lines of `sshd_config`, e.g. a
+    /// `ForceCommand` that runs every command in a test's namespaces.
+    pub fn start_with(extra: &str) -> Sshd {
         use std::process::{Command, Stdio};
         if !std::path::Path::new(Self::SSHD).exists() {
             let installed = Command::new("apt-get")
@@ -296,7 +302,7 @@ impl Sshd {
             format!(
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
                  PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
-                 StrictModes no\nUsePAM no\nPidFile {}\n",
+                 StrictModes no\nUsePAM no\nPidFile {}\n{extra}",
                 path("host_key").display(),
                 path("authorized_keys").display(),
                 path("sshd.pid").display()
