@@ -1,7 +1,12 @@
 //! The Kubernetes provisioner: claims in, GlusterFS volumes and bound PVs
 //! out, following the external-provisioner protocol.
 //!
-//! - [`controller`]: the reconcilers on kube-runtime's `Controller`;
+//! - [`controller`]: the reconcilers on kube-runtime's `Controller`: they
+//!   read objects, perform the I/O, and wire watches to
+//! - [`decide`]: what to do with a claim or a PV, as pure functions, with
+//!   the typed patches of [`patch`] and the errors and retry delays of
+//!   [`error`];
+//! - [`watch`]: how the watches retry;
 //! - [`leader`]: leader election on a Lease.
 //!
 //! What a claim asks for and the PV that answers it, the metrics and the
@@ -14,7 +19,11 @@
 //! until the lease is lost.
 
 pub mod controller;
+pub mod decide;
+pub mod error;
 pub mod leader;
+pub mod patch;
+pub mod watch;
 
 use std::future::Future;
 use std::sync::Arc;
