@@ -26,22 +26,69 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use self::check::{CheckReport, Drift, RepairReport};
-pub use self::faults::Faults;
+pub use self::faults::{FaultPoint, Faults};
 pub use self::recover::RecoveryReport;
 pub use self::replace::Evacuation;
 pub use self::topology::{LoadOptions, LoadReport};
 pub use self::volume::{CreateRequest, OWNER_GID};
 
 use self::driver::{Driver, DriverError};
+use crate::model::journal::{OperationRecord, Step};
 use crate::model::paths::BrickRoot;
-use crate::model::storage::{AdminMode, OperationRecord, Snapshot};
+use crate::model::storage::{AdminMode, Snapshot};
 use crate::model::{Decision, Id, State, Topology};
 use crate::plan::effect::Effect;
 use crate::policy::{PolicyError, Registry};
 use crate::store::{Change, Store, StoreError};
 
-/// A step that failed: its name, and why.
-type StepError = (String, DriverError);
+/// A step that failed: where, and why.
+type StepError = (Phase, DriverError);
+
+/// Where an operation failed: one of its journaled steps, or the work
+/// around them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading the operation's plan back from the store.
+    Plan,
+    /// A journaled step.
+    Step(Step),
+    /// The last store change, which ends the operation.
+    Finish,
+    /// Probing a node into its pool.
+    Probe,
+    /// Detaching a node from its pool.
+    Detach,
+    /// Preparing a device.
+    Prepare,
+    /// Releasing a device.
+    Release,
+    /// Measuring a device.
+    Measure,
+    /// Applying a repair.
+    Apply,
+}
+
+impl From<Step> for Phase {
+    fn from(step: Step) -> Phase {
+        Phase::Step(step)
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Plan => "plan",
+            Phase::Step(step) => step.as_str(),
+            Phase::Finish => "finish",
+            Phase::Probe => "probe",
+            Phase::Detach => "detach",
+            Phase::Prepare => "prepare",
+            Phase::Release => "release",
+            Phase::Measure => "measure",
+            Phase::Apply => "apply",
+        })
+    }
+}
 
 /// The largest volume aplo accepts (1 EiB): anything larger is a mistake.
 pub const MAX_VOLUME_BYTES: u64 = 1 << 60;
@@ -88,8 +135,8 @@ pub enum EngineError {
         operation: &'static str,
         /// The volume, device or node.
         subject: String,
-        /// The step.
-        step: String,
+        /// Where it failed.
+        step: Phase,
         /// What failed.
         #[source]
         source: Box<DriverError>,
@@ -280,7 +327,7 @@ impl Engine {
 
     /// A fault-injection point outside the engine's own operations (the
     /// provisioner's steps); nothing in builds without `fault-injection`.
-    pub fn fault_point(&self, point: &str) {
+    pub fn fault_point(&self, point: FaultPoint) {
         self.config.faults.reached(point);
     }
 
@@ -423,33 +470,43 @@ impl Engine {
     async fn step(
         &self,
         operation: OperationRecord,
-        name: &str,
+        step: Step,
         effects: Result<Vec<Effect>, EngineError>,
     ) -> Result<OperationRecord, StepError> {
-        if operation.done.iter().any(|d| d == name) {
+        if operation.has_done(step) {
             return Ok(operation);
         }
-        let failed = |e: EngineError| (name.to_owned(), DriverError::Refused(e.to_string()));
+        let failed = |e: EngineError| (Phase::Step(step), DriverError::Refused(e.to_string()));
         let effects = effects.map_err(failed)?;
         volume::apply_all(&self.driver, effects)
             .await
-            .map_err(|e| (name.to_owned(), e))?;
-        self.step_done(&operation, name).map_err(failed)
+            .map_err(|e| (Phase::Step(step), e))?;
+        self.step_done(&operation, step).map_err(failed)
     }
 
     /// Mark a step done in the journal, then stop if the test build was
-    /// told to crash here.
+    /// told to crash here. A step the operation does not have (in its
+    /// current direction) is a bug, refused before the journal says so.
     fn step_done(
         &self,
         operation: &OperationRecord,
-        step: &str,
+        step: Step,
     ) -> Result<OperationRecord, EngineError> {
+        let kind = operation.operation.kind();
+        if !operation.steps().contains(&step) {
+            return Err(EngineError::Invalid(format!(
+                "{kind} has no step '{step}'{}",
+                if operation.rolling_back {
+                    " when undoing"
+                } else {
+                    ""
+                }
+            )));
+        }
         let mut next = operation.clone();
-        next.done.push(step.to_owned());
+        next.done.push(step);
         self.commit(vec![Change::PutOperation(next.clone())])?;
-        self.config
-            .faults
-            .reached(&format!("{}:{step}", operation.operation.name()));
+        self.config.faults.reached(FaultPoint::Done(kind, step));
         Ok(next)
     }
 }

@@ -113,7 +113,7 @@ impl Config {
     pub(super) fn faults(&self) -> Faults {
         #[cfg(feature = "fault-injection")]
         {
-            Faults::at(self.fault_at.clone())
+            Faults::at(self.fault_at)
         }
         #[cfg(not(feature = "fault-injection"))]
         {

@@ -94,11 +94,12 @@ pub struct Config {
     /// Log filter, in `tracing` EnvFilter syntax.
     #[arg(long, global = true, env = "APLO_LOG", default_value = "info")]
     pub log: String,
-    /// Stop at a journaled step (`<operation>:<step>`) and wait to be
-    /// killed. Only in test builds with the `fault-injection` feature.
+    /// Stop at a fault point (`<operation>:journaled`, `<operation>:<step>`,
+    /// `add-node:probe`, `provision:volume-created`) and wait to be killed.
+    /// Only in test builds with the `fault-injection` feature.
     #[cfg(feature = "fault-injection")]
     #[arg(long, global = true, env = "APLO_FAULT_AT", hide = true)]
-    pub fault_at: Option<String>,
+    pub fault_at: Option<crate::engine::FaultPoint>,
     /// The REST API the storage commands call instead of the local store.
     #[command(flatten)]
     pub remote: client::Remote,

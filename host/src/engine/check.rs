@@ -5,6 +5,7 @@
 //! the observations, tested in-module; the engine gathers the observations
 //! and applies the repairs.
 
+use crate::engine::Phase;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -150,7 +151,12 @@ pub fn find_drift(snapshot: &Snapshot, observed: &Observed) -> Vec<Drift> {
                 if operation.done.is_empty() {
                     "nothing".into()
                 } else {
-                    operation.done.join(", ")
+                    operation
+                        .done
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 }
             ),
             Some(Repair::Recover),
@@ -599,7 +605,7 @@ impl Engine {
             .map_err(|source| EngineError::Failed {
                 operation: "repair",
                 subject: effect.to_string(),
-                step: "apply".into(),
+                step: Phase::Apply,
                 source: Box::new(source),
                 outcome: "nothing else was changed".into(),
             })
@@ -612,9 +618,8 @@ mod tests {
     use crate::exec::gluster::BrickInfo;
     use crate::model::Scheme;
     use crate::model::State;
-    use crate::model::storage::{
-        ClusterRecord, DeviceRecord, NodeRecord, Operation, OperationRecord, VolumeRecord,
-    };
+    use crate::model::journal::{Operation, OperationRecord, Step};
+    use crate::model::storage::{ClusterRecord, DeviceRecord, NodeRecord, VolumeRecord};
 
     /// One cluster, one node, one loop device, one ready volume with one
     /// brick, and observations that match it exactly.
@@ -916,7 +921,7 @@ mod tests {
             OperationRecord {
                 id: Id(7),
                 operation: Operation::CreateVolume { volume: Id(4) },
-                done: vec!["bricks".into()],
+                done: vec![Step::Bricks],
                 rolling_back: false,
             },
         );

@@ -2,7 +2,9 @@
 //! A delete, once journaled, always rolls forward.
 
 use super::{Engine, EngineError};
-use crate::model::storage::{Operation, OperationRecord, VolumeRecord, VolumeState};
+use crate::engine::FaultPoint;
+use crate::model::journal::{Operation, OperationKind, OperationRecord};
+use crate::model::storage::{VolumeRecord, VolumeState};
 use crate::store::Change;
 
 impl Engine {
@@ -35,12 +37,10 @@ impl Engine {
             )));
         }
         let _busy = self.claim_busy(volume.id, &format!("volume {}", volume.name))?;
-        let operation = OperationRecord {
-            id: self.ids.next(),
-            operation: Operation::DeleteVolume { volume: volume.id },
-            done: Vec::new(),
-            rolling_back: false,
-        };
+        let operation = OperationRecord::new(
+            self.ids.next(),
+            Operation::DeleteVolume { volume: volume.id },
+        );
         self.commit(vec![
             Change::PutVolume(VolumeRecord {
                 state: VolumeState::Deleting,
@@ -49,7 +49,9 @@ impl Engine {
             Change::PutOperation(operation.clone()),
         ])?;
         drop(planning);
-        self.config.faults.reached("delete-volume:journaled");
+        self.config
+            .faults
+            .reached(FaultPoint::Journaled(OperationKind::DeleteVolume));
         self.delete_steps(operation).await
     }
 

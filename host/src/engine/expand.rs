@@ -3,9 +3,11 @@
 
 use super::reserve::DECIDE_ATTEMPTS;
 use super::volume::{apply_all, check_size};
-use super::{Engine, EngineError};
+use super::{Engine, EngineError, StepError};
 use crate::engine::driver::DriverError;
-use crate::model::storage::{BrickRecord, Operation, OperationRecord, VolumeRecord, VolumeState};
+use crate::engine::{FaultPoint, Phase};
+use crate::model::journal::{Operation, OperationKind, OperationRecord, Step};
+use crate::model::storage::{BrickRecord, VolumeRecord, VolumeState};
 use crate::model::{Claim, Id, Pairs, PlacementRequest, format_size};
 use crate::plan::effect::Effect;
 use crate::plan::volume as plan;
@@ -170,12 +172,7 @@ impl Engine {
                     }
                 }
             };
-            let operation = OperationRecord {
-                id: self.ids.next(),
-                operation,
-                done: Vec::new(),
-                rolling_back: false,
-            };
+            let operation = OperationRecord::new(self.ids.next(), operation);
             changes.push(Change::PutVolume(VolumeRecord {
                 state: VolumeState::Expanding,
                 ..volume.clone()
@@ -185,11 +182,13 @@ impl Engine {
             drop(planning);
             break operation;
         };
-        self.config.faults.reached("expand-volume:journaled");
+        self.config
+            .faults
+            .reached(FaultPoint::Journaled(OperationKind::ExpandVolume));
         match self.expand_steps(operation.clone()).await {
             Ok(volume) => Ok(volume),
             Err((step, source)) => {
-                let outcome = if undoable(&operation) {
+                let outcome = if operation.expansion_undoable() {
                     self.undo_outcome(self.undo_expand(&operation).await)
                 } else {
                     "the journal keeps the operation; the next start or `aplo repair` finishes it"
@@ -209,7 +208,7 @@ impl Engine {
     pub(super) async fn expand_steps(
         &self,
         mut operation: OperationRecord,
-    ) -> Result<VolumeRecord, (String, DriverError)> {
+    ) -> Result<VolumeRecord, StepError> {
         let Operation::ExpandVolume {
             volume: id,
             ref grown,
@@ -221,8 +220,7 @@ impl Engine {
             unreachable!("expand_steps runs expand operations")
         };
         let (grown, added) = (grown.clone(), added.clone());
-        let fail =
-            |step: &str, e: EngineError| (step.to_owned(), DriverError::Refused(e.to_string()));
+        let fail = |step: Phase, e: EngineError| (step, DriverError::Refused(e.to_string()));
         let prepared = self.with_state(|s| {
             let volume = s.volumes.get(&id)?.clone();
             let pick = |ids: Vec<Id>| -> Vec<BrickRecord> {
@@ -251,32 +249,32 @@ impl Engine {
         let Some((volume, target, grow_effects, create_effects, addresses, force)) = prepared
         else {
             return Err(fail(
-                "plan",
+                Phase::Plan,
                 EngineError::Invalid(format!("volume {id} is not in the store")),
             ));
         };
         if !grown.is_empty() {
-            operation = self.step(operation, "grow", grow_effects).await?;
+            operation = self.step(operation, Step::Grow, grow_effects).await?;
         }
         if !added.is_empty() {
-            operation = self.step(operation, "bricks", create_effects).await?;
+            operation = self.step(operation, Step::Bricks, create_effects).await?;
             let add = Effect::AddBricks {
                 target: target.clone(),
                 scheme: volume.scheme,
                 bricks: addresses,
                 force,
             };
-            operation = self.step(operation, "add-bricks", Ok(vec![add])).await?;
+            operation = self.step(operation, Step::AddBricks, Ok(vec![add])).await?;
             let rebalance = Effect::Rebalance {
                 target: target.clone(),
             };
             operation = self
-                .step(operation, "rebalance", Ok(vec![rebalance]))
+                .step(operation, Step::Rebalance, Ok(vec![rebalance]))
                 .await?;
         }
         if let Some(bytes) = hard_limit {
             let quota = Effect::SetQuota { target, bytes };
-            operation = self.step(operation, "quota", Ok(vec![quota])).await?;
+            operation = self.step(operation, Step::Quota, Ok(vec![quota])).await?;
         }
         let bricks: Vec<BrickRecord> =
             self.with_state(|s| s.bricks_of(id).into_iter().cloned().collect());
@@ -290,7 +288,7 @@ impl Engine {
             Change::PutVolume(ready.clone()),
             Change::DeleteOperation(operation.id),
         ])
-        .map_err(|e| fail("finish", e))?;
+        .map_err(|e| fail(Phase::Finish, e))?;
         tracing::info!(volume = %ready.name, bytes = ready.bytes, "volume expanded");
         Ok(ready)
     }
@@ -321,7 +319,7 @@ impl Engine {
             .map_err(|source| EngineError::Failed {
                 operation: "undo expand volume",
                 subject: id.to_string(),
-                step: "bricks".into(),
+                step: Phase::Step(Step::Bricks),
                 source: Box::new(source),
                 outcome: "the journal keeps the operation".into(),
             })?;
@@ -334,18 +332,5 @@ impl Engine {
         }
         changes.push(Change::DeleteOperation(operation.id));
         self.commit(changes)
-    }
-}
-
-/// Whether an expansion can still be undone: it adds brick sets and gluster
-/// has not taken them yet (growing in place only goes forward).
-pub(super) fn undoable(operation: &OperationRecord) -> bool {
-    match &operation.operation {
-        Operation::ExpandVolume { added, grown, .. } => {
-            grown.is_empty()
-                && !added.is_empty()
-                && (operation.rolling_back || !operation.done.iter().any(|d| d == "add-bricks"))
-        }
-        _ => false,
     }
 }

@@ -5,9 +5,11 @@
 
 use super::reserve::DECIDE_ATTEMPTS;
 use super::volume::apply_all;
-use super::{Engine, EngineError};
+use super::{Engine, EngineError, StepError};
 use crate::engine::driver::DriverError;
-use crate::model::storage::{BrickRecord, Operation, OperationRecord};
+use crate::engine::{FaultPoint, Phase};
+use crate::model::journal::{Operation, OperationKind, OperationRecord, Step};
+use crate::model::storage::BrickRecord;
 use crate::model::{Decision, Id, PlacementRequest, Scheme, State, format_size};
 use crate::plan::effect::Effect;
 use crate::plan::volume as plan;
@@ -163,14 +165,16 @@ impl Engine {
             break (new, operation);
         };
         tracing::info!(volume = %volume.name, old = %brick.id, new = %new.id, "brick replacement journaled");
-        self.config.faults.reached("replace-brick:journaled");
+        self.config
+            .faults
+            .reached(FaultPoint::Journaled(OperationKind::ReplaceBrick));
         match self.replace_steps(operation.clone()).await {
             Ok(()) => Ok(new),
             Err((step, source)) => {
                 let current = self
                     .with_state(|s| s.operations.get(&operation.id).cloned())
                     .unwrap_or(operation);
-                let outcome = match self.settle_replace(&current).await {
+                let outcome = match self.settle(&current).await {
                     Ok(how) => how.to_owned(),
                     Err(e) => format!(
                         "settling it failed too ({e}); the journal keeps the operation, and the next start or `aplo repair` finishes it"
@@ -229,12 +233,11 @@ impl Engine {
     pub(super) async fn replace_steps(
         &self,
         mut operation: OperationRecord,
-    ) -> Result<(), (String, DriverError)> {
+    ) -> Result<(), StepError> {
         let Operation::ReplaceBrick { volume, old, new } = operation.operation else {
             unreachable!("replace_steps runs replace operations")
         };
-        let fail =
-            |step: &str, e: EngineError| (step.to_owned(), DriverError::Refused(e.to_string()));
+        let fail = |step: Phase, e: EngineError| (step, DriverError::Refused(e.to_string()));
         let prepared = self.with_state(|s| {
             let volume = s.volumes.get(&volume)?.clone();
             let old = s.bricks.get(&old)?.clone();
@@ -255,7 +258,7 @@ impl Engine {
             prepared
         else {
             return Err(fail(
-                "plan",
+                Phase::Plan,
                 EngineError::Invalid(format!(
                     "volume {volume} or brick {old} or {new} is not in the store"
                 )),
@@ -264,16 +267,18 @@ impl Engine {
         let create = new_placed
             .map(|p| vec![Effect::CreateBrick(p)])
             .map_err(EngineError::Invalid);
-        operation = self.step(operation, "brick", create).await?;
+        operation = self.step(operation, Step::Brick, create).await?;
         let (name, via) = (target.name.clone(), target.via.clone());
         let replace = Effect::ReplaceBrick {
             target,
             old: old_address,
             new: new_address.clone(),
         };
-        operation = self.step(operation, "replace", Ok(vec![replace])).await?;
+        operation = self
+            .step(operation, Step::Replace, Ok(vec![replace]))
+            .await?;
         self.await_brick_online(&name, &via, &new_address).await;
-        if !operation.done.iter().any(|d| d == "teardown") {
+        if !operation.has_done(Step::Teardown) {
             let teardown = match old_placed {
                 Ok(p) => apply_all(&self.driver, vec![Effect::DestroyBrick(p)]).await,
                 Err(e) => Err(DriverError::Refused(e)),
@@ -287,17 +292,17 @@ impl Engine {
                 Err(e) if old_node_down => {
                     tracing::warn!(brick = %old, error = %e, "the old brick's node is leaving or unreachable; its brick is left there for `aplo repair` if it returns");
                 }
-                Err(e) => return Err(("teardown".into(), e)),
+                Err(e) => return Err((Phase::Step(Step::Teardown), e)),
             }
             operation = self
-                .step_done(&operation, "teardown")
-                .map_err(|e| fail("teardown", e))?;
+                .step_done(&operation, Step::Teardown)
+                .map_err(|e| fail(Phase::Step(Step::Teardown), e))?;
         }
         self.commit(vec![
             Change::DeleteBrick(old),
             Change::DeleteOperation(operation.id),
         ])
-        .map_err(|e| fail("finish", e))?;
+        .map_err(|e| fail(Phase::Finish, e))?;
         tracing::info!(volume = %volume, %old, %new, "brick replaced");
         Ok(())
     }
@@ -352,7 +357,7 @@ impl Engine {
             .map_err(|source| EngineError::Failed {
                 operation: "undo replace brick",
                 subject: new.to_string(),
-                step: "brick".into(),
+                step: Phase::Step(Step::Brick),
                 source: Box::new(source),
                 outcome: "the journal keeps the operation".into(),
             })?;
@@ -362,60 +367,14 @@ impl Engine {
         ])
     }
 
-    /// Recovery: undo a replacement gluster has not taken, finish one it has.
-    pub(super) async fn recover_replace(
-        &self,
-        operation: &OperationRecord,
-    ) -> Result<&'static str, EngineError> {
-        let Operation::ReplaceBrick { volume, new, .. } = operation.operation else {
-            unreachable!("recover_replace recovers replace operations")
-        };
-        if self.with_state(|s| !s.volumes.contains_key(&volume)) {
-            // Deleted since: its bricks went with it.
-            let mut changes = vec![Change::DeleteOperation(operation.id)];
-            if self.with_state(|s| s.bricks.contains_key(&new)) {
-                changes.insert(0, Change::DeleteBrick(new));
-            }
-            self.commit(changes)?;
-            return Ok("dropped: the volume is gone");
-        }
-        self.settle_replace(operation).await
-    }
-
-    /// Finish a replacement gluster has taken; undo one it has not. When
-    /// the journal cannot tell (the new brick exists, `replace` is not
-    /// marked done), gluster is asked: a brick it serves is never destroyed,
-    /// and if it cannot be asked the operation stays journaled.
-    async fn settle_replace(
-        &self,
-        operation: &OperationRecord,
-    ) -> Result<&'static str, EngineError> {
-        if replaced(operation) || self.gluster_took(operation).await? {
-            self.replace_steps(operation.clone())
-                .await
-                .map_err(|(step, source)| EngineError::Failed {
-                    operation: "replace brick",
-                    subject: operation.id.to_string(),
-                    step,
-                    source: Box::new(source),
-                    outcome: "the journal keeps the operation".into(),
-                })?;
-            Ok("rolled forward: the new brick serves in the old one's place")
-        } else {
-            self.undo_replace(operation).await?;
-            Ok("rolled back: the old brick still serves")
-        }
-    }
-
     /// Whether gluster's volume already has the operation's new brick.
-    async fn gluster_took(&self, operation: &OperationRecord) -> Result<bool, EngineError> {
+    pub(super) async fn gluster_took(
+        &self,
+        operation: &OperationRecord,
+    ) -> Result<bool, EngineError> {
         let Operation::ReplaceBrick { volume, new, .. } = operation.operation else {
             return Ok(false);
         };
-        // `replace` runs only after `brick` is marked done.
-        if operation.rolling_back || !operation.done.iter().any(|d| d == "brick") {
-            return Ok(false);
-        }
         let Some((name, via, address)) = self.with_state(|s| {
             let volume = s.volumes.get(&volume)?;
             let brick = s.bricks.get(&new)?;
@@ -492,10 +451,4 @@ impl Engine {
         }
         Ok(report)
     }
-}
-
-/// Whether gluster has taken the new brick (or the undo has begun): from
-/// then on a replacement only goes one way.
-fn replaced(operation: &OperationRecord) -> bool {
-    !operation.rolling_back && operation.done.iter().any(|d| d == "replace")
 }

@@ -8,9 +8,8 @@ mod devices;
 mod nodes;
 
 use super::{Engine, EngineError};
-use crate::model::storage::{
-    Backend, ClusterRecord, DeviceRecord, NodeRecord, OperationRecord, Snapshot,
-};
+use crate::model::journal::OperationRecord;
+use crate::model::storage::{Backend, ClusterRecord, DeviceRecord, NodeRecord, Snapshot};
 use crate::model::topology::TopologySpec;
 use crate::model::{Id, Pairs, State};
 use crate::store::Change;

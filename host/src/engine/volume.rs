@@ -2,6 +2,7 @@
 //! share (delete, expand and recovery live beside this file). Each
 //! operation runs as named steps; each step is journaled once done.
 
+use crate::engine::{FaultPoint, Phase};
 use std::sync::Arc;
 
 use tokio::task::JoinSet;
@@ -9,11 +10,10 @@ use tokio::task::JoinSet;
 use super::reserve::DECIDE_ATTEMPTS;
 use super::{Engine, EngineError, MAX_VOLUME_BYTES, StepError};
 use crate::engine::driver::{Driver, DriverError};
+use crate::model::journal::{Operation, OperationKind, OperationRecord, Step};
 use crate::model::options::OptionNames;
 use crate::model::paths::check_volume_name;
-use crate::model::storage::{
-    BrickRecord, ClaimRef, Operation, OperationRecord, Snapshot, VolumeRecord, VolumeState,
-};
+use crate::model::storage::{BrickRecord, ClaimRef, Snapshot, VolumeRecord, VolumeState};
 use crate::model::{Claim, Decision, Id, Pairs, PlacementRequest, Verdict, format_size};
 use crate::plan::effect::{Effect, Target};
 use crate::plan::volume as plan;
@@ -352,12 +352,8 @@ impl Engine {
                     .map_err(EngineError::Invalid)?;
                 new.volume.options.insert(OWNER_GID.into(), gid.to_string());
             }
-            let operation = OperationRecord {
-                id: self.ids.next(),
-                operation: Operation::CreateVolume { volume: id },
-                done: Vec::new(),
-                rolling_back: false,
-            };
+            let operation =
+                OperationRecord::new(self.ids.next(), Operation::CreateVolume { volume: id });
             let busy = self.claim_busy(id, &format!("volume {name}"))?;
             let mut changes = vec![Change::PutVolume(new.volume.clone())];
             changes.extend(new.bricks.iter().cloned().map(Change::PutBrick));
@@ -367,7 +363,9 @@ impl Engine {
             break (new, operation, busy);
         };
         tracing::info!(volume = %name, %id, bricks = new.bricks.len(), "volume planned and journaled");
-        self.config.faults.reached("create-volume:journaled");
+        self.config
+            .faults
+            .reached(FaultPoint::Journaled(OperationKind::CreateVolume));
 
         match self.create_steps(operation.clone()).await {
             Ok(volume) => Ok(volume),
@@ -397,12 +395,11 @@ impl Engine {
     pub(super) async fn create_steps(
         &self,
         mut operation: OperationRecord,
-    ) -> Result<VolumeRecord, (String, DriverError)> {
+    ) -> Result<VolumeRecord, StepError> {
         let Operation::CreateVolume { volume: id } = operation.operation else {
             unreachable!("create_steps runs create operations")
         };
-        let fail =
-            |step: &str, e: EngineError| (step.to_owned(), DriverError::Refused(e.to_string()));
+        let fail = |step: Phase, e: EngineError| (step, DriverError::Refused(e.to_string()));
         let (volume, target, bricks, force) = self
             .with_state(|s| {
                 let volume = s.volumes.get(&id)?.clone();
@@ -413,7 +410,7 @@ impl Engine {
             })
             .ok_or_else(|| {
                 fail(
-                    "plan",
+                    Phase::Plan,
                     EngineError::Invalid(format!("volume {id} is not in the store")),
                 )
             })?;
@@ -421,26 +418,28 @@ impl Engine {
             let refs: Vec<&BrickRecord> = bricks.iter().collect();
             self.bricks_effects(s, &refs, Effect::CreateBrick)
         });
-        operation = self.step(operation, "bricks", bricks).await?;
+        operation = self.step(operation, Step::Bricks, bricks).await?;
         let create = Effect::CreateVolume {
             target: target.clone(),
             scheme: volume.scheme,
             force,
         };
-        operation = self.step(operation, "volume", Ok(vec![create])).await?;
+        operation = self.step(operation, Step::Volume, Ok(vec![create])).await?;
         let options = Effect::SetOptions {
             target: target.clone(),
             options: gluster_options(&volume),
         };
-        operation = self.step(operation, "options", Ok(vec![options])).await?;
+        operation = self
+            .step(operation, Step::Options, Ok(vec![options]))
+            .await?;
         let start = Effect::StartVolume {
             target: target.clone(),
             force: false,
         };
-        operation = self.step(operation, "start", Ok(vec![start])).await?;
+        operation = self.step(operation, Step::Start, Ok(vec![start])).await?;
         if let Some(bytes) = volume.hard_limit {
             let quota = Effect::SetQuota { target, bytes };
-            operation = self.step(operation, "quota", Ok(vec![quota])).await?;
+            operation = self.step(operation, Step::Quota, Ok(vec![quota])).await?;
         }
         let ready = VolumeRecord {
             state: VolumeState::Ready,
@@ -450,7 +449,7 @@ impl Engine {
             Change::PutVolume(ready.clone()),
             Change::DeleteOperation(operation.id),
         ])
-        .map_err(|e| fail("finish", e))?;
+        .map_err(|e| fail(Phase::Finish, e))?;
         tracing::info!(volume = %ready.name, "volume created");
         Ok(ready)
     }
@@ -516,16 +515,16 @@ impl Engine {
             target: target.clone(),
         };
         operation = self
-            .step(operation, "stop", Ok(vec![stop]))
+            .step(operation, Step::Stop, Ok(vec![stop]))
             .await
             .map_err(failed)?;
         let delete = Effect::DeleteVolume { target };
         operation = self
-            .step(operation, "delete", Ok(vec![delete]))
+            .step(operation, Step::Delete, Ok(vec![delete]))
             .await
             .map_err(failed)?;
         operation = self
-            .step(operation, "bricks", bricks)
+            .step(operation, Step::Bricks, bricks)
             .await
             .map_err(failed)?;
         let mut changes: Vec<Change> = brick_ids.into_iter().map(Change::DeleteBrick).collect();

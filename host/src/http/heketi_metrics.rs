@@ -196,9 +196,8 @@ pub fn heketi_metrics_with(snapshot: &Snapshot, operations: Option<&OperationsIn
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::storage::{
-        Backend, BrickRecord, ClusterRecord, DeviceRecord, NodeRecord, Operation, OperationRecord,
-    };
+    use crate::model::journal::{Operation, OperationRecord};
+    use crate::model::storage::{Backend, BrickRecord, ClusterRecord, DeviceRecord, NodeRecord};
     use crate::model::{BrickRole, GIB, Id, Pairs, State};
 
     /// One cluster, one node with two devices of 10 GiB, one brick of

@@ -2,6 +2,7 @@
 //! rules every policy answer must obey. Pure data and pure functions: nothing
 //! here does I/O or knows about WebAssembly.
 
+pub mod journal;
 pub mod options;
 pub mod params;
 pub mod paths;

@@ -1,10 +1,11 @@
 //! What aplo owns: clusters, nodes, devices, volumes, bricks and the
-//! operation journal, as the store keeps them.
+//! operation journal ([`super::journal`]), as the store keeps them.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::journal::OperationRecord;
 use super::{BrickRole, Cluster, Device, Id, Node, Pairs, Scheme, State, Topology};
 
 /// A trusted storage pool.
@@ -206,137 +207,6 @@ pub struct BrickRecord {
     pub position: u32,
     /// The brick directory on the node.
     pub path: String,
-}
-
-/// What a journaled operation does. Everything it needs to roll forward
-/// or back is here or in the records it names.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Operation {
-    /// Prepare a device (`pvcreate`, `vgcreate`, or a directory check). The
-    /// device record is written with the journal entry, state `offline`,
-    /// and goes online when the operation finishes.
-    AddDevice {
-        /// The device.
-        device: Id,
-        /// Whether existing signatures may be wiped.
-        wipe: bool,
-    },
-    /// Release a device that holds no bricks.
-    RemoveDevice {
-        /// The device.
-        device: Id,
-    },
-    /// Probe a node into its cluster's trusted pool. The node record is
-    /// written with the journal entry, state `offline`, and goes online
-    /// when the operation finishes.
-    AddNode {
-        /// The node.
-        node: Id,
-    },
-    /// Detach a node that has no devices from the pool, then forget it.
-    RemoveNode {
-        /// The node.
-        node: Id,
-    },
-    /// Create a volume: its record and bricks are in the store (state
-    /// `creating`), reserving their space.
-    CreateVolume {
-        /// The volume.
-        volume: Id,
-    },
-    /// Delete a volume and all its bricks.
-    DeleteVolume {
-        /// The volume.
-        volume: Id,
-    },
-    /// Grow a volume. Bricks in `grown` keep their ids and grow in place;
-    /// bricks in `added` are new records of the volume, added as brick sets.
-    ExpandVolume {
-        /// The volume.
-        volume: Id,
-        /// Usable bytes before.
-        from_bytes: u64,
-        /// Usable bytes after.
-        to_bytes: u64,
-        /// Bricks grown in place, with their sizes before: `(brick, bytes, consumed)`.
-        grown: Vec<(Id, u64, u64)>,
-        /// New bricks.
-        added: Vec<Id>,
-        /// The quota hard limit after the expansion, if any.
-        #[serde(default)]
-        hard_limit: Option<u64>,
-    },
-    /// Move one brick of a volume to another device (`replace-brick`). The
-    /// new brick's record is written with the journal entry, reserving its
-    /// space; the old one's is dropped when the operation finishes.
-    ReplaceBrick {
-        /// The volume.
-        volume: Id,
-        /// The brick leaving.
-        old: Id,
-        /// The brick taking its place (same set, position and role).
-        new: Id,
-    },
-}
-
-impl Operation {
-    /// A short name, for logs and reports.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Operation::AddDevice { .. } => "add-device",
-            Operation::RemoveDevice { .. } => "remove-device",
-            Operation::AddNode { .. } => "add-node",
-            Operation::RemoveNode { .. } => "remove-node",
-            Operation::CreateVolume { .. } => "create-volume",
-            Operation::DeleteVolume { .. } => "delete-volume",
-            Operation::ExpandVolume { .. } => "expand-volume",
-            Operation::ReplaceBrick { .. } => "replace-brick",
-        }
-    }
-
-    /// The volume it concerns, if any.
-    pub fn volume(&self) -> Option<Id> {
-        match self {
-            Operation::CreateVolume { volume }
-            | Operation::DeleteVolume { volume }
-            | Operation::ExpandVolume { volume, .. }
-            | Operation::ReplaceBrick { volume, .. } => Some(*volume),
-            Operation::AddDevice { .. }
-            | Operation::RemoveDevice { .. }
-            | Operation::AddNode { .. }
-            | Operation::RemoveNode { .. } => None,
-        }
-    }
-
-    /// The record it keeps busy while it runs: its volume, device or node.
-    pub fn subject(&self) -> Id {
-        match *self {
-            Operation::AddDevice { device, .. } | Operation::RemoveDevice { device } => device,
-            Operation::AddNode { node } | Operation::RemoveNode { node } => node,
-            Operation::CreateVolume { volume }
-            | Operation::DeleteVolume { volume }
-            | Operation::ExpandVolume { volume, .. }
-            | Operation::ReplaceBrick { volume, .. } => volume,
-        }
-    }
-}
-
-/// An unfinished operation, written before its first side effect and
-/// removed in the same transaction as its last store change.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OperationRecord {
-    /// Id.
-    pub id: Id,
-    /// What it does.
-    pub operation: Operation,
-    /// The steps completed so far, by name, in order.
-    #[serde(default)]
-    pub done: Vec<String>,
-    /// Set once the operation is being undone.
-    #[serde(default)]
-    pub rolling_back: bool,
 }
 
 /// heketi's admin mode: whether the REST API accepts requests that change

@@ -19,9 +19,9 @@ pub use self::redb::RedbStore;
 use serde::{Deserialize, Serialize};
 
 use crate::model::Id;
+use crate::model::journal::OperationRecord;
 use crate::model::storage::{
-    AdminMode, BrickRecord, ClusterRecord, DeviceRecord, NodeRecord, OperationRecord, Snapshot,
-    VolumeRecord,
+    AdminMode, BrickRecord, ClusterRecord, DeviceRecord, NodeRecord, Snapshot, VolumeRecord,
 };
 
 /// The schema version this build reads and writes.

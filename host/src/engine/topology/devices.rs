@@ -5,8 +5,10 @@
 use super::super::{Engine, EngineError};
 use super::BACKEND_TAG;
 use crate::engine::driver::{Applied, DriverError};
+use crate::engine::{FaultPoint, Phase};
+use crate::model::journal::{Operation, OperationKind, OperationRecord};
 use crate::model::paths::BrickRoot;
-use crate::model::storage::{Backend, DeviceRecord, NodeRecord, Operation, OperationRecord};
+use crate::model::storage::{Backend, DeviceRecord, NodeRecord};
 use crate::model::topology::DeviceSpec;
 use crate::model::{Id, Pairs, State};
 use crate::plan::effect::Effect;
@@ -79,22 +81,22 @@ impl Engine {
             tags: spec.tags.clone(),
             total_bytes: 0,
         };
-        let operation = OperationRecord {
-            id: self.ids.next(),
-            operation: Operation::AddDevice {
+        let operation = OperationRecord::new(
+            self.ids.next(),
+            Operation::AddDevice {
                 device: device.id,
                 wipe: spec.destroy_data,
             },
-            done: Vec::new(),
-            rolling_back: false,
-        };
+        );
         let _busy = self.claim_busy(device.id, "the device")?;
         self.commit(vec![
             Change::PutDevice(device.clone()),
             Change::PutOperation(operation.clone()),
         ])?;
         drop(planning);
-        self.config.faults.reached("add-device:journaled");
+        self.config
+            .faults
+            .reached(FaultPoint::Journaled(OperationKind::AddDevice));
         match self.prepare_device(&operation).await {
             Ok(device) => Ok(device),
             Err(e) => {
@@ -104,7 +106,7 @@ impl Engine {
                     (source, undo) => Err(EngineError::Failed {
                         operation: "add device",
                         subject: format!("{}:{}", node_record.manage, spec.name),
-                        step: "prepare".into(),
+                        step: Phase::Prepare,
                         source: Box::new(source),
                         outcome: self.undo_outcome(undo),
                     }),
@@ -113,7 +115,7 @@ impl Engine {
         }
     }
 
-    async fn prepare_device(
+    pub(in crate::engine) async fn prepare_device(
         &self,
         operation: &OperationRecord,
     ) -> Result<DeviceRecord, DriverError> {
@@ -152,7 +154,10 @@ impl Engine {
         Ok(ready)
     }
 
-    async fn undo_add_device(&self, operation: &OperationRecord) -> Result<(), EngineError> {
+    pub(in crate::engine) async fn undo_add_device(
+        &self,
+        operation: &OperationRecord,
+    ) -> Result<(), EngineError> {
         let Operation::AddDevice { device, .. } = operation.operation else {
             unreachable!("undo_add_device undoes add-device operations")
         };
@@ -187,7 +192,7 @@ impl Engine {
                 .map_err(|source| EngineError::Failed {
                     operation: what,
                     subject: record.name.clone(),
-                    step: "release".into(),
+                    step: Phase::Release,
                     source: Box::new(source),
                     outcome: outcome.into(),
                 })?;
@@ -224,12 +229,10 @@ impl Engine {
             )));
         }
         let _busy = self.claim_busy(device.id, "the device")?;
-        let operation = OperationRecord {
-            id: self.ids.next(),
-            operation: Operation::RemoveDevice { device: device.id },
-            done: Vec::new(),
-            rolling_back: false,
-        };
+        let operation = OperationRecord::new(
+            self.ids.next(),
+            Operation::RemoveDevice { device: device.id },
+        );
         self.commit(vec![
             Change::PutDevice(DeviceRecord {
                 state: State::Offline,
@@ -241,7 +244,10 @@ impl Engine {
         self.release_device(&operation).await
     }
 
-    async fn release_device(&self, operation: &OperationRecord) -> Result<(), EngineError> {
+    pub(in crate::engine) async fn release_device(
+        &self,
+        operation: &OperationRecord,
+    ) -> Result<(), EngineError> {
         let Operation::RemoveDevice { device } = operation.operation else {
             unreachable!("release_device runs remove-device operations")
         };
@@ -252,27 +258,6 @@ impl Engine {
             "the device is offline; the next start or `aplo repair` finishes removing it",
         )
         .await
-    }
-
-    pub(in crate::engine) async fn recover_device(
-        &self,
-        operation: &OperationRecord,
-    ) -> Result<&'static str, EngineError> {
-        match operation.operation {
-            Operation::AddDevice { .. } => match self.prepare_device(operation).await {
-                Ok(_) => Ok("rolled forward: the device is online"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "preparing the device failed again; undoing the add");
-                    self.undo_add_device(operation).await?;
-                    Ok("rolled back: the device was not added")
-                }
-            },
-            Operation::RemoveDevice { .. } => {
-                self.release_device(operation).await?;
-                Ok("rolled forward: the device is removed")
-            }
-            _ => unreachable!("recover_device recovers device operations"),
-        }
     }
 
     fn device_by_id(&self, id: Id) -> Result<(NodeRecord, DeviceRecord), EngineError> {
@@ -320,7 +305,7 @@ impl Engine {
             .map_err(|source| EngineError::Failed {
                 operation: "resync device",
                 subject,
-                step: "measure".into(),
+                step: Phase::Measure,
                 source: Box::new(source),
                 outcome: "the device is unchanged".into(),
             })?;

@@ -2,16 +2,18 @@
 //! removing one (journaled, detached, then forgotten), and the recovery of
 //! either when it was interrupted.
 
+use super::super::recover::KEPT;
 use super::super::{Engine, EngineError};
 use crate::engine::driver::DriverError;
-use crate::model::storage::{NodeRecord, Operation, OperationRecord};
+use crate::engine::{FaultPoint, Phase};
+use crate::model::journal::{Operation, OperationKind, OperationRecord};
+use crate::model::storage::NodeRecord;
 use crate::model::topology::NodeSpec;
 use crate::model::{Id, State};
 use crate::plan::effect::Effect;
 use crate::store::Change;
 
 /// What a failed undo or recovery step leaves.
-const KEPT: &str = "the journal keeps the operation";
 
 impl Engine {
     /// Add a node to a cluster. It is journaled first (its record `offline`,
@@ -41,18 +43,15 @@ impl Engine {
             state: State::Offline,
             tags: spec.tags.clone(),
         };
-        let operation = OperationRecord {
-            id: self.ids.next(),
-            operation: Operation::AddNode { node: node.id },
-            done: Vec::new(),
-            rolling_back: false,
-        };
+        let operation = OperationRecord::new(self.ids.next(), Operation::AddNode { node: node.id });
         let _busy = self.claim_busy(node.id, "the node")?;
         self.commit(vec![
             Change::PutNode(node.clone()),
             Change::PutOperation(operation.clone()),
         ])?;
-        self.config.faults.reached("add-node:journaled");
+        self.config
+            .faults
+            .reached(FaultPoint::Journaled(OperationKind::AddNode));
         match self.join_pool(&operation).await {
             Ok(node) => Ok(node),
             Err(source) => {
@@ -60,7 +59,7 @@ impl Engine {
                 Err(EngineError::Failed {
                     operation: "add node",
                     subject: spec.manage.clone(),
-                    step: "probe".into(),
+                    step: Phase::Probe,
                     source: Box::new(source),
                     outcome: self.undo_outcome(undo),
                 })
@@ -80,14 +79,12 @@ impl Engine {
                 node.manage
             )));
         }
-        let operation = OperationRecord {
-            id: self.ids.next(),
-            operation: Operation::RemoveNode { node: node.id },
-            done: Vec::new(),
-            rolling_back: false,
-        };
+        let operation =
+            OperationRecord::new(self.ids.next(), Operation::RemoveNode { node: node.id });
         self.commit(vec![Change::PutOperation(operation.clone())])?;
-        self.config.faults.reached("remove-node:journaled");
+        self.config
+            .faults
+            .reached(FaultPoint::Journaled(OperationKind::RemoveNode));
         let removed = self
             .forget_node(&operation, "remove node", "the node is still in aplo")
             .await;
@@ -96,29 +93,6 @@ impl Engine {
             self.commit(vec![Change::DeleteOperation(operation.id)])?;
         }
         removed
-    }
-
-    /// Finish an interrupted add (probe again; if that fails, undo it) or
-    /// remove (detach again).
-    pub(in crate::engine) async fn recover_node(
-        &self,
-        operation: &OperationRecord,
-    ) -> Result<&'static str, EngineError> {
-        match operation.operation {
-            Operation::AddNode { .. } => match self.join_pool(operation).await {
-                Ok(_) => Ok("rolled forward: the node is in the pool and online"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "probing the node failed again; undoing the add");
-                    self.forget_node(operation, "undo add node", KEPT).await?;
-                    Ok("rolled back: the node was not added")
-                }
-            },
-            Operation::RemoveNode { .. } => {
-                self.forget_node(operation, "remove node", KEPT).await?;
-                Ok("rolled forward: the node is removed")
-            }
-            _ => unreachable!("recover_node recovers node operations"),
-        }
     }
 
     /// How many devices a node has.
@@ -142,7 +116,10 @@ impl Engine {
     /// Probe the node of an add-node operation into its pool (gluster
     /// answers success when it is in already), then put it online and
     /// drop the journal entry in one transaction.
-    async fn join_pool(&self, operation: &OperationRecord) -> Result<NodeRecord, DriverError> {
+    pub(in crate::engine) async fn join_pool(
+        &self,
+        operation: &OperationRecord,
+    ) -> Result<NodeRecord, DriverError> {
         let Operation::AddNode { node } = operation.operation else {
             unreachable!("join_pool runs add-node operations")
         };
@@ -157,7 +134,7 @@ impl Engine {
                 })
                 .await?;
         }
-        self.config.faults.reached("add-node:probe");
+        self.config.faults.reached(FaultPoint::Probed);
         let online = NodeRecord {
             state: State::Online,
             ..record
@@ -175,7 +152,7 @@ impl Engine {
     /// not know counts as detached), then drop its record and the journal
     /// entry in one transaction. Refused while the node has devices;
     /// `outcome` says what a failure leaves.
-    async fn forget_node(
+    pub(in crate::engine) async fn forget_node(
         &self,
         operation: &OperationRecord,
         what: &'static str,
@@ -200,7 +177,7 @@ impl Engine {
                     .map_err(|source| EngineError::Failed {
                         operation: what,
                         subject: record.manage.clone(),
-                        step: "detach".into(),
+                        step: Phase::Detach,
                         source: Box::new(source),
                         outcome: outcome.into(),
                     })?;

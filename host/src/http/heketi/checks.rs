@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::{DeviceAddRequest, NodeAddRequest, OperationsInfo, state_name};
-use crate::model::storage::{OperationRecord, Snapshot};
+use crate::model::journal::OperationRecord;
+use crate::model::storage::Snapshot;
 use crate::model::topology::{check_device_name, check_host};
 use crate::model::{Pairs, State};
 
@@ -416,21 +417,21 @@ mod tests {
     #[test]
     fn operations_are_counted_by_state() {
         use crate::model::Id;
-        use crate::model::storage::Operation;
+        use crate::model::journal::{Operation, Step};
         let mut s = Snapshot::default();
-        let op = |id: u128, done: &[&str], rolling_back: bool| OperationRecord {
+        let op = |id: u128, done: &[Step], rolling_back: bool| OperationRecord {
             id: Id(id),
             operation: Operation::DeleteVolume {
                 volume: Id(id + 100),
             },
-            done: done.iter().map(|d| d.to_string()).collect(),
+            done: done.to_vec(),
             rolling_back,
         };
         for record in [
             op(1, &[], false),
-            op(2, &["stop"], false),
+            op(2, &[Step::Stop], false),
             op(3, &[], false),
-            op(4, &["bricks"], true),
+            op(4, &[Step::Bricks], true),
         ] {
             s.operations.insert(record.id, record);
         }

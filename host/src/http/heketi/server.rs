@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::Drift;
 use crate::model::Id;
-use crate::model::storage::{Operation, OperationRecord, Snapshot};
+use crate::model::journal::{Operation, OperationRecord};
+use crate::model::storage::Snapshot;
 
 /// `GET /admin`, and the body of `POST /admin`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,7 +206,7 @@ pub fn pending_details(
     PendingOperationDetails {
         info: pending_info(operation, running),
         changes,
-        done: operation.done.clone(),
+        done: operation.done.iter().map(ToString::to_string).collect(),
     }
 }
 
@@ -346,7 +347,7 @@ mod tests {
         OperationRecord {
             id: Id(id),
             operation,
-            done: vec!["bricks".into()],
+            done: vec![crate::model::journal::Step::Bricks],
             rolling_back,
         }
     }
