@@ -236,7 +236,7 @@ impl Node {
             match self.exec.run(&cmd).await {
                 Ok(_) => return Ok(()),
                 Err(ExecError::Failed { stderr, .. })
-                    if auto_unmount && stderr.contains("Invalid option auto_unmount") =>
+                    if auto_unmount && mount::rejected_option(&stderr, "auto_unmount") =>
                 {
                     auto_unmount = false;
                 }
@@ -244,8 +244,7 @@ impl Node {
                     let lines = tail(&log, log_start, LOG_TAIL_LINES);
                     let message = format!("{e}\nlast lines of {}:\n{lines}", log.display());
                     // The servers answered that they have no such volume.
-                    let unknown = format!("failed to fetch volume file (key:/{})", record.volume);
-                    return Err(if lines.contains(&unknown) {
+                    return Err(if mount::servers_lack_volume(&lines, &record.volume) {
                         Status::not_found(format!(
                             "gluster volume '{}' does not exist on {}: {message}",
                             record.volume,

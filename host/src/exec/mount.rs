@@ -260,9 +260,57 @@ pub fn parse_findmnt(json: &[u8]) -> Result<Vec<MountEntry>, MountError> {
     Ok(out)
 }
 
+/// Whether the glusterfs mount helper refused `option` as unknown: a
+/// line of its standard error that is `Invalid option OPTION` (or, for an
+/// option with a value, `Invalid option: OPTION`), as `mount.glusterfs`
+/// prints for what it does not know (older ones for `auto_unmount`).
+pub fn rejected_option(stderr: &str, option: &str) -> bool {
+    stderr.lines().map(str::trim).any(|line| {
+        line.strip_prefix("Invalid option")
+            .map(|rest| rest.strip_prefix(':').unwrap_or(rest))
+            .is_some_and(|rest| rest.strip_prefix(' ') == Some(option))
+    })
+}
+
+/// Whether the glusterfs client's log says the servers have no volume
+/// `volume`: a line of gluster's log format (`[time] E [file:line:function]
+/// 0-mgmt: …`) that ends with `failed to fetch volume file (key:/VOLUME)`.
+pub fn servers_lack_volume(log: &str, volume: &str) -> bool {
+    let said = format!(" 0-mgmt: failed to fetch volume file (key:/{volume})");
+    log.lines()
+        .map(str::trim_end)
+        .any(|line| line.starts_with('[') && line.ends_with(&said))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_failures_are_read_from_the_helper_s_and_the_client_s_words() {
+        // Captured: `mount -t glusterfs -o no_such_option …` (exit 1), and
+        // the client's log of a mount of a volume the servers lack.
+        let stderr = include_str!("../../tests/data/gluster/mount-invalid-option.stderr");
+        assert!(rejected_option(stderr, "no_such_option"));
+        assert!(!rejected_option(stderr, "no_such"));
+        assert!(rejected_option(
+            "Invalid option auto_unmount\n",
+            "auto_unmount"
+        ));
+        assert!(rejected_option("Invalid option: log-level\n", "log-level"));
+        assert!(!rejected_option(
+            "note: Invalid option auto_unmount",
+            "auto_unmount"
+        ));
+        let log = include_str!("../../tests/data/gluster/mount-missing-volume.log");
+        assert!(servers_lack_volume(log, "vol_nope"));
+        assert!(!servers_lack_volume(log, "vol_no"));
+        assert!(!servers_lack_volume(log, "vol_nope2"));
+        assert!(!servers_lack_volume(
+            "they said failed to fetch volume file (key:/vol_nope)",
+            "vol_nope"
+        ));
+    }
 
     fn hosts(list: &[&str]) -> Vec<String> {
         list.iter().map(|h| h.to_string()).collect()
