@@ -67,13 +67,13 @@ impl Glusterd {
             dir,
         };
         let ready = glusterd.dir.path().join("run/ready");
-        for _ in 0..100 {
+        for _ in 0..500 {
             if ready.exists() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(ready.exists(), "the namespaces were not set up within 2 s");
+        assert!(ready.exists(), "the namespaces were not set up within 10 s");
         let node = glusterd.node();
         let pidfile = glusterd.dir.path().join("glusterd.pid");
         node.run(
