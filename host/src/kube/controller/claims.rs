@@ -123,7 +123,8 @@ async fn provision(
             .map_err(engine_error)?,
         Err(e) => return Err(engine_error(e)),
     };
-    ctx.engine.fault_point("provision:volume-created");
+    ctx.engine
+        .fault_point(crate::engine::FaultPoint::VolumeCreated);
     let backend = Backend {
         id: record.id.to_string(),
         name: record.name.clone(),
