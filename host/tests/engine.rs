@@ -16,6 +16,7 @@ use aplo::engine::driver::{Applied, DeviceFacts, Driver, DriverError, SimDriver}
 use aplo::engine::{CreateRequest, Engine, EngineConfig, EngineError, LoadOptions};
 use aplo::exec::command::BoxFuture;
 use aplo::exec::gluster::{BrickInfo, BrickStatus, Peer, VolumeInfo};
+use aplo::model::journal::Step;
 use aplo::model::storage::{DeviceRecord, NodeRecord, VolumeState};
 use aplo::model::topology::parse_topology;
 use aplo::model::{GIB, Id, Pairs, Scheme};
@@ -922,12 +923,9 @@ async fn a_replacement_gluster_took_is_finished_never_undone() {
     );
     let mut snapshot = setup.store.read().unwrap();
     let (_, operation) = snapshot.operations.pop_first().unwrap();
-    assert!(
-        operation.done.iter().any(|d| d == "replace"),
-        "{operation:?}"
-    );
+    assert!(operation.has_done(Step::Replace), "{operation:?}");
     let mut unmarked = operation.clone();
-    unmarked.done.retain(|d| d != "replace");
+    unmarked.done.retain(|d| *d != Step::Replace);
     setup
         .store
         .write(&[aplo::store::Change::PutOperation(unmarked)])
@@ -1282,4 +1280,125 @@ async fn volumes_get_the_lowest_free_gid_of_their_range() {
     // Without a range, no gid.
     let plain = engine.create_volume(request("plain", GIB)).await.unwrap();
     assert!(!plain.options.contains_key(aplo::engine::OWNER_GID));
+}
+
+/// Journals written by an earlier aplo (`host/tests/data/journals/`, one
+/// store per crash point, exported after a SIGKILL there) are read by this
+/// one and recovered the way the crash tests expect: the journal's step
+/// names are a format, not an implementation detail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journals_written_by_an_earlier_aplo_are_recovered() {
+    // (store, how recovery ends, the volume's usable GiB and brick count after, if it is left)
+    let rows: [(&str, &str, Option<(u64, usize)>); 9] = [
+        (
+            "create-at-volume",
+            "rolled back: nothing of the volume is left",
+            None,
+        ),
+        (
+            "create-at-start",
+            "rolled forward: the volume is whole",
+            Some((10, 3)),
+        ),
+        (
+            "undo-create-at-stop",
+            "rolled back: nothing of the volume is left",
+            None,
+        ),
+        (
+            "delete-at-delete",
+            "rolled forward: the volume is deleted",
+            None,
+        ),
+        (
+            "expand-at-bricks",
+            "rolled back: the volume has its old size",
+            Some((1, 3)),
+        ),
+        (
+            "expand-at-add-bricks",
+            "rolled forward: the volume has its new size",
+            Some((2, 6)),
+        ),
+        (
+            "expand-at-grow",
+            "rolled forward: the volume has its new size",
+            Some((2, 3)),
+        ),
+        (
+            "replace-at-brick",
+            "rolled back: the old brick still serves",
+            Some((1, 3)),
+        ),
+        (
+            "replace-at-replace",
+            "rolled forward: the new brick serves in the old one's place",
+            Some((1, 3)),
+        ),
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/journals");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".json").map(str::to_owned)
+        })
+        .collect();
+    files.sort();
+    let mut listed: Vec<String> = rows.iter().map(|r| r.0.to_owned()).collect();
+    listed.sort();
+    assert_eq!(
+        files, listed,
+        "every kept journal has a row, and every row a journal"
+    );
+    for (name, outcome, left) in rows {
+        let text = std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap();
+        let export: aplo::store::Export = serde_json::from_str(&text).unwrap();
+        assert_eq!(export.data.operations.len(), 1, "{name}");
+        let before = export.data.operations.values().next().unwrap().clone();
+        assert_eq!(before.check(), Ok(()), "{name}: {before:?}");
+        let store = Arc::new(MemoryStore::default());
+        aplo::store::import(store.as_ref(), export).unwrap();
+        let engine = Engine::new(
+            store.clone(),
+            ModelDriver::new(Arc::new(Mutex::new(World::default())), Trouble::None),
+            common::registry(),
+            EngineConfig::default(),
+        )
+        .unwrap();
+        let report = engine.recover().await.unwrap();
+        assert_eq!(report.unfinished, 0, "{name}: {report:?}");
+        assert_eq!(report.outcomes.len(), 1, "{name}: {report:?}");
+        assert!(
+            report.outcomes[0].ends_with(outcome),
+            "{name}: {}",
+            report.outcomes[0]
+        );
+        let after = store.read().unwrap();
+        assert!(after.operations.is_empty(), "{name}");
+        let volumes: Vec<_> = after.volumes.values().collect();
+        match left {
+            None => {
+                assert!(volumes.is_empty(), "{name}: {volumes:?}");
+                assert!(after.bricks.is_empty(), "{name}: {:?}", after.bricks);
+            }
+            Some((gib, bricks)) => {
+                assert_eq!(volumes.len(), 1, "{name}");
+                assert_eq!(volumes[0].state, VolumeState::Ready, "{name}");
+                assert_eq!(volumes[0].bytes, gib * GIB, "{name}");
+                assert_eq!(after.bricks.len(), bricks, "{name}: {:?}", after.bricks);
+            }
+        }
+        // What the replacement left is the brick the journal says.
+        if let aplo::model::journal::Operation::ReplaceBrick { old, new, .. } = before.operation {
+            let kept = if outcome.starts_with("rolled forward") {
+                new
+            } else {
+                old
+            };
+            let gone = if kept == new { old } else { new };
+            assert!(after.bricks.contains_key(&kept), "{name}");
+            assert!(!after.bricks.contains_key(&gone), "{name}");
+        }
+    }
 }

@@ -5,17 +5,23 @@
 //! `aplo check` reports no drift, and no brick, loop device or gluster
 //! volume is left that the store does not know.
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use aplo::engine::FaultPoint;
 use aplo::exec::command::{Cmd, Executor};
+use aplo::model::journal::{OperationKind, Step};
 use aplo_e2e::Cluster;
 
 struct Aplo {
     config: PathBuf,
     db: PathBuf,
     cache: PathBuf,
+    /// The fault points crashed at so far.
+    crashed: RefCell<BTreeSet<FaultPoint>>,
 }
 
 impl Aplo {
@@ -50,14 +56,16 @@ impl Aplo {
     }
 
     /// Run with `--fault-at point`, wait until it stops there, SIGKILL it.
-    fn crash_at(&self, point: &str, args: &[&str]) {
+    fn crash_at(&self, point: FaultPoint, args: &[&str]) {
+        self.crashed.borrow_mut().insert(point);
+        let point = point.to_string();
         let child = self
-            .command(&[&["--fault-at", point], args].concat())
+            .command(&[&["--fault-at", point.as_str()], args].concat())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("aplo-faulty starts");
-        aplo_e2e::kill_at_fault(child, point, Duration::from_secs(180));
+        aplo_e2e::kill_at_fault(child, &point, Duration::from_secs(180));
     }
 
     /// The store's volumes and brick ids, from `aplo db export`.
@@ -129,6 +137,7 @@ async fn sigkill_at_every_journaled_step_leaves_whole_or_nothing() {
         config: write(&dir.path().join("aplo.yaml"), &cluster.config_yaml()),
         db: dir.path().join("aplo.redb"),
         cache: dir.path().join("cache"),
+        crashed: RefCell::default(),
     };
     let topology = write(
         &dir.path().join("topology.json"),
@@ -144,31 +153,40 @@ async fn sigkill_at_every_journaled_step_leaves_whole_or_nothing() {
     aplo.ok(&load);
     let create = ["volume", "create", "--name", "v", "--size", "1Gi"];
 
-    for step in ["journaled", "bricks", "volume", "options", "start"] {
-        let point = format!("create-volume:{step}");
-        aplo.crash_at(&point, &create);
+    // Every step of a create (no quota policy here: no quota step).
+    let create_volume = OperationKind::CreateVolume;
+    for fault in FaultPoint::forward(create_volume)
+        .into_iter()
+        .filter(|p| *p != FaultPoint::Done(create_volume, Step::Quota))
+    {
+        let point = fault.to_string();
+        aplo.crash_at(fault, &create);
         let volumes = assert_whole_or_nothing(&aplo, &cluster, &point).await;
         // Before the volume started, the create is undone; after, finished.
-        let whole = step == "start";
+        let whole = fault == FaultPoint::Done(create_volume, Step::Start);
         assert_eq!(volumes.len(), usize::from(whole), "{point}: {volumes:?}");
         if whole {
             aplo.ok(&["volume", "delete", "v"]);
         }
     }
 
-    for step in ["journaled", "stop", "delete", "bricks"] {
-        let point = format!("delete-volume:{step}");
+    for fault in FaultPoint::forward(OperationKind::DeleteVolume) {
+        let point = fault.to_string();
         aplo.ok(&create);
-        aplo.crash_at(&point, &["volume", "delete", "v"]);
+        aplo.crash_at(fault, &["volume", "delete", "v"]);
         let volumes = assert_whole_or_nothing(&aplo, &cluster, &point).await;
         assert!(volumes.is_empty(), "{point}: a delete rolls forward");
     }
 
     // Growing in place (the device has room) rolls forward.
-    for step in ["journaled", "grow"] {
-        let point = format!("expand-volume:{step}");
+    let expand_volume = OperationKind::ExpandVolume;
+    for fault in [
+        FaultPoint::Journaled(expand_volume),
+        FaultPoint::Done(expand_volume, Step::Grow),
+    ] {
+        let point = fault.to_string();
         aplo.ok(&create);
-        aplo.crash_at(&point, &["volume", "expand", "v", "--size", "1536Mi"]);
+        aplo.crash_at(fault, &["volume", "expand", "v", "--size", "1536Mi"]);
         assert_whole_or_nothing(&aplo, &cluster, &point).await;
         let info = aplo.ok(&["volume", "info", "v"]);
         assert!(info.contains("1.5GiB usable"), "{point}: {info}");
@@ -177,14 +195,22 @@ async fn sigkill_at_every_journaled_step_leaves_whole_or_nothing() {
 
     // Past the device (2 GiB, 1 GiB used): a new brick set of 1.5 GiB. Undone until
     // gluster has the bricks, finished after.
-    for step in ["journaled", "bricks", "add-bricks", "rebalance"] {
-        let point = format!("expand-volume:{step}");
+    for step in [
+        None,
+        Some(Step::Bricks),
+        Some(Step::AddBricks),
+        Some(Step::Rebalance),
+    ] {
+        let fault = step.map_or(FaultPoint::Journaled(expand_volume), |s| {
+            FaultPoint::Done(expand_volume, s)
+        });
+        let point = fault.to_string();
         aplo.ok(&create);
-        aplo.crash_at(&point, &["volume", "expand", "v", "--size", "2560Mi"]);
+        aplo.crash_at(fault, &["volume", "expand", "v", "--size", "2560Mi"]);
         assert_whole_or_nothing(&aplo, &cluster, &point).await;
         let info = aplo.ok(&["volume", "info", "v"]);
         let sets = info.lines().filter(|l| l.contains("set 1 ")).count();
-        if matches!(step, "journaled" | "bricks") {
+        if matches!(step, None | Some(Step::Bricks)) {
             assert!(info.contains("1GiB usable") && sets == 0, "{point}: {info}");
         } else {
             assert!(
@@ -198,15 +224,15 @@ async fn sigkill_at_every_journaled_step_leaves_whole_or_nothing() {
     // Moving a brick off a failed device (to the node's other device, the
     // only place its set allows): undone until gluster has the new brick,
     // finished after.
-    for step in ["journaled", "brick", "replace", "teardown"] {
-        let point = format!("replace-brick:{step}");
+    for fault in FaultPoint::forward(OperationKind::ReplaceBrick) {
+        let point = fault.to_string();
         aplo.ok(&create);
         let export: serde_json::Value = serde_json::from_str(&aplo.ok(&["db", "export"])).unwrap();
         let data = &export["data"];
         let (old, brick) = data["bricks"].as_object().unwrap().iter().next().unwrap();
         let device = brick["device"].as_str().unwrap().to_owned();
         let node = brick["node"].as_str().unwrap().to_owned();
-        aplo.crash_at(&point, &["device", "state", &node, &device, "failed"]);
+        aplo.crash_at(fault, &["device", "state", &node, &device, "failed"]);
         assert_whole_or_nothing(&aplo, &cluster, &point).await;
         let (volumes, bricks, _) = aplo.store();
         assert_eq!(volumes, ["v"], "{point}");
@@ -214,7 +240,7 @@ async fn sigkill_at_every_journaled_step_leaves_whole_or_nothing() {
         let moved = !bricks.contains(old);
         assert_eq!(
             moved,
-            matches!(step, "replace" | "teardown"),
+            matches!(fault, FaultPoint::Done(_, Step::Replace | Step::Teardown)),
             "{point}: {bricks:?}"
         );
         aplo.ok(&["volume", "delete", "v"]);
@@ -237,12 +263,18 @@ async fn sigkill_at_every_journaled_step_leaves_whole_or_nothing() {
         let device = cluster.nodes[2].bricks.join(format!("dev{d}"));
         aplo.ok(&["device", "remove", "node3", device.to_str().unwrap()]);
     }
-    aplo.crash_at("remove-node:journaled", &["node", "remove", "node3"]);
+    aplo.crash_at(
+        FaultPoint::Journaled(OperationKind::RemoveNode),
+        &["node", "remove", "node3"],
+    );
     assert_whole_or_nothing(&aplo, &cluster, "remove-node:journaled").await;
     assert_nodes(&aplo, &cluster, 2, "remove-node:journaled").await;
-    for step in ["journaled", "probe"] {
-        let point = format!("add-node:{step}");
-        aplo.crash_at(&point, &load);
+    for fault in [
+        FaultPoint::Journaled(OperationKind::AddNode),
+        FaultPoint::Probed,
+    ] {
+        let point = fault.to_string();
+        aplo.crash_at(fault, &load);
         assert_whole_or_nothing(&aplo, &cluster, &point).await;
         assert_nodes(&aplo, &cluster, 3, &point).await;
         aplo.ok(&["node", "remove", "node3"]);
@@ -251,6 +283,35 @@ async fn sigkill_at_every_journaled_step_leaves_whole_or_nothing() {
     aplo.ok(&load);
     assert_whole_or_nothing(&aplo, &cluster, "node3 back").await;
     assert_nodes(&aplo, &cluster, 3, "node3 back").await;
+
+    // Every fault point is crashed at here but these, each for its reason;
+    // a step added to an operation fails this until a crash covers it.
+    let mut untested: Vec<String> = FaultPoint::all()
+        .into_iter()
+        .filter(|p| !aplo.crashed.borrow().contains(p))
+        .map(|p| p.to_string())
+        .collect();
+    untested.sort();
+    assert_eq!(
+        untested,
+        [
+            // Devices: journaled, then one idempotent prepare or release (covered
+            // by the engine's crash-point search on the model, host/tests/engine.rs).
+            "add-device:journaled",
+            // The undo of a create is a teardown (stop, delete, bricks), crashed at
+            // as delete-volume's; its `bricks` is also the create's first step.
+            "create-volume:delete",
+            // No quota policy in this cluster: no quota step runs.
+            "create-volume:quota",
+            "create-volume:stop",
+            "expand-volume:quota",
+            // The provisioner's point, crashed at in tests/tests/provisioner_crash.rs.
+            "provision:volume-created",
+            "remove-device:journaled",
+        ]
+        .map(String::from),
+        "fault points no crash here covers"
+    );
 }
 
 /// The store has `count` nodes, all online, and node1's gluster pool has

@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use aplo::engine::FaultPoint;
+use aplo::model::journal::OperationKind;
+
 use aplo_e2e::kube::{World, sim_topology};
 use kube::api::DeleteParams;
 
@@ -34,16 +37,16 @@ fn files(world: &World) -> Files {
     }
 }
 
-fn aplo(files: &Files, fault: Option<&str>) -> Command {
+fn aplo(files: &Files, fault: Option<FaultPoint>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_aplo-faulty"));
     cmd.arg("--db").arg(&files.db).args(["--log", "warn"]);
     if let Some(point) = fault {
-        cmd.args(["--fault-at", point]);
+        cmd.arg("--fault-at").arg(point.to_string());
     }
     cmd
 }
 
-fn serve(files: &Files, fault: Option<&str>) -> Child {
+fn serve(files: &Files, fault: Option<FaultPoint>) -> Child {
     aplo(files, fault)
         .args([
             "serve",
@@ -65,8 +68,8 @@ fn serve(files: &Files, fault: Option<&str>) -> Child {
         .expect("aplo-faulty serve starts")
 }
 
-fn kill_at_fault(child: Child, point: &str) {
-    aplo_e2e::kill_at_fault(child, point, WAIT);
+fn kill_at_fault(child: Child, point: FaultPoint) {
+    aplo_e2e::kill_at_fault(child, &point.to_string(), WAIT);
 }
 
 /// Stop gracefully with SIGTERM and check the exit.
@@ -124,28 +127,25 @@ async fn restart_and_bind(world: &World, files: &Files, uid: &str) {
     );
 }
 
-async fn crash_then_bind(point: &str) {
+async fn crash_then_bind(point: FaultPoint) {
     let world = World::start().await;
     world.class("gold", &[], "Delete").await;
     let files = files(&world);
     let child = serve(&files, Some(point));
     let uid = world.claim("default", "data", "gold", "1Gi").await;
-    let killed = tokio::task::spawn_blocking({
-        let point = point.to_owned();
-        move || kill_at_fault(child, &point)
-    });
+    let killed = tokio::task::spawn_blocking(move || kill_at_fault(child, point));
     killed.await.unwrap();
     restart_and_bind(&world, &files, &uid).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_after_the_volume_was_journaled_binds_once_after_restart() {
-    crash_then_bind("create-volume:journaled").await;
+    crash_then_bind(FaultPoint::Journaled(OperationKind::CreateVolume)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_between_the_volume_and_the_pv_binds_once_after_restart() {
-    crash_then_bind("provision:volume-created").await;
+    crash_then_bind(FaultPoint::VolumeCreated).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -153,9 +153,9 @@ async fn a_volume_whose_claim_left_during_the_crash_is_removed() {
     let world = World::start().await;
     world.class("gold", &[], "Delete").await;
     let files = files(&world);
-    let child = serve(&files, Some("provision:volume-created"));
+    let child = serve(&files, Some(FaultPoint::VolumeCreated));
     let uid = world.claim("default", "data", "gold", "1Gi").await;
-    tokio::task::spawn_blocking(move || kill_at_fault(child, "provision:volume-created"))
+    tokio::task::spawn_blocking(move || kill_at_fault(child, FaultPoint::VolumeCreated))
         .await
         .unwrap();
     assert_eq!(

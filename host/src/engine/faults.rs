@@ -10,7 +10,7 @@
 use crate::model::journal::{OperationKind, Step};
 
 /// A point where a test build can stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FaultPoint {
     /// The operation's journal entry is written, before its first effect
     /// (`create-volume:journaled`).
