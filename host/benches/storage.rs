@@ -30,9 +30,9 @@ use std::time::{Duration, Instant};
 
 use aplo::engine::driver::SimDriver;
 use aplo::engine::{CreateRequest, Engine, EngineConfig};
+use aplo::model::journal::{Operation, OperationRecord};
 use aplo::model::storage::{
-    Backend, BrickRecord, ClusterRecord, DeviceRecord, NodeRecord, Operation, OperationRecord,
-    VolumeRecord, VolumeState,
+    Backend, BrickRecord, ClusterRecord, DeviceRecord, NodeRecord, VolumeRecord, VolumeState,
 };
 use aplo::model::validate::validate_layout;
 use aplo::model::{Claim, GIB, Id, Pairs, PlacementRequest, State, TIB, Verdict};
@@ -535,12 +535,10 @@ fn store(
                 ..b.clone()
             })
             .collect();
-        let operation = OperationRecord {
-            id: Id((7 << 64) | next),
-            operation: Operation::CreateVolume { volume: volume.id },
-            done: Vec::new(),
-            rolling_back: false,
-        };
+        let operation = OperationRecord::new(
+            Id((7 << 64) | next),
+            Operation::CreateVolume { volume: volume.id },
+        );
         let mut journal = vec![Change::PutVolume(volume.clone())];
         journal.extend(bricks.iter().cloned().map(Change::PutBrick));
         journal.push(Change::PutOperation(operation.clone()));
