@@ -1288,8 +1288,10 @@ async fn volumes_get_the_lowest_free_gid_of_their_range() {
 /// names are a format, not an implementation detail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn journals_written_by_an_earlier_aplo_are_recovered() {
-    // (store, how recovery ends, the volume's usable GiB and brick count after, if it is left)
-    let rows: [(&str, &str, Option<(u64, usize)>); 9] = [
+    /// The volume left after recovery: its usable GiB and brick count.
+    type Left = Option<(u64, usize)>;
+    // (store, how recovery ends, the volume left)
+    let rows: [(&str, &str, Left); 9] = [
         (
             "create-at-volume",
             "rolled back: nothing of the volume is left",

@@ -13,8 +13,6 @@ use crate::model::{Id, State};
 use crate::plan::effect::Effect;
 use crate::store::Change;
 
-/// What a failed undo or recovery step leaves.
-
 impl Engine {
     /// Add a node to a cluster. It is journaled first (its record `offline`,
     /// so nothing is placed on it), then probed into the pool of the
