@@ -2,7 +2,12 @@
 //! and the real engine, with the simulation driver (nothing runs, only the
 //! model changes), and report what it amounts to. With
 //! `--compare-heketi`, the same claims also go through an emulation of
-//! heketi's allocator, with the same durability decisions.
+//! heketi's allocator, with the same durability decisions. `--layouts`
+//! shows where each claim's bricks went, `--by-tag KEY` usage per value of
+//! a tag, and `--plot FILE` draws utilisation as an SVG bar chart.
+
+mod plot;
+mod print;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +20,7 @@ use super::storage::parse_params;
 use crate::engine::{Engine, LoadOptions};
 use crate::model::storage::{Backend, Snapshot};
 use crate::model::topology::parse_topology;
-use crate::model::{PlacementRequest, Verdict, format_size, parse_size};
+use crate::model::{PlacementRequest, Verdict, parse_size};
 use crate::plan::heketi::{self, HeketiOptions};
 use crate::plan::simulate::{self, Report};
 
@@ -47,6 +52,20 @@ pub struct SimulateArgs {
     /// Also play the claims through an emulation of heketi's allocator.
     #[arg(long)]
     compare_heketi: bool,
+    /// Also show where each claim's bricks went: per claim, its sets with
+    /// node, device, role and size.
+    #[arg(long)]
+    layouts: bool,
+    /// Also report usage grouped by the value of this tag (e.g. `rack`):
+    /// a device's own tag, else its node's; devices without it are
+    /// `(none)`.
+    #[arg(long, value_name = "KEY")]
+    by_tag: Option<String>,
+    /// Write utilisation per zone, node and device (and tag value) as an
+    /// SVG bar chart to FILE, heketi's beside aplo's with
+    /// `--compare-heketi`.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -106,7 +125,14 @@ pub fn run(config: &Config, args: SimulateArgs) -> anyhow::Result<ExitCode> {
         );
         let initial = engine.policy_topology();
         let snapshot = engine.snapshot();
-        let aplo = engine.play(&claims).await;
+        let tag = args.by_tag.as_deref();
+        let mut aplo = engine.play(&claims).await;
+        if let Some(key) = tag {
+            aplo.measure_tag(&engine.policy_topology(), key);
+        }
+        if args.layouts {
+            aplo.layouts = simulate::claim_layouts(&engine.snapshot(), &claims, tag);
+        }
 
         let heketi = if args.compare_heketi {
             let options = HeketiOptions {
@@ -132,6 +158,14 @@ pub fn run(config: &Config, args: SimulateArgs) -> anyhow::Result<ExitCode> {
                             simulate::apply_layout(&mut topology, &layout, &|b| {
                                 heketi::space_needed(b, decision.snapshot_reserve, &options)
                             });
+                            if args.layouts {
+                                report.layouts.push(simulate::layout_places(
+                                    &snapshot,
+                                    &claim.name,
+                                    &layout,
+                                    tag,
+                                ));
+                            }
                             simulate::layout_usable(&decision.scheme, &layout)
                         })
                     }
@@ -139,6 +173,9 @@ pub fn run(config: &Config, args: SimulateArgs) -> anyhow::Result<ExitCode> {
                 report.record(&claim.name, outcome);
             }
             report.measure(&topology, &|id| simulate::device_label(&snapshot, id));
+            if let Some(key) = tag {
+                report.measure_tag(&topology, key);
+            }
             Some(report)
         } else {
             None
@@ -146,6 +183,14 @@ pub fn run(config: &Config, args: SimulateArgs) -> anyhow::Result<ExitCode> {
         Ok((aplo, heketi))
     })?;
 
+    if let Some(path) = &args.plot {
+        let mut sides = vec![("aplo", &aplo)];
+        if let Some(heketi) = &heketi {
+            sides.push(("heketi (emulated)", heketi));
+        }
+        std::fs::write(path, plot::svg(&sides))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     if args.json {
         println!(
             "{}",
@@ -157,12 +202,19 @@ pub fn run(config: &Config, args: SimulateArgs) -> anyhow::Result<ExitCode> {
             }))?
         );
     } else {
-        print_report("aplo (the chosen policies)", &aplo);
+        let tag = args.by_tag.as_deref();
+        if args.layouts {
+            print::layouts("aplo (the chosen policies)", &aplo.layouts, tag);
+            if let Some(heketi) = &heketi {
+                print::layouts("heketi's allocator (emulated)", &heketi.layouts, tag);
+            }
+        }
+        print::report("aplo (the chosen policies)", &aplo);
         if let Some(heketi) = &heketi {
             if parameters.contains_key("quota") {
                 println!("note: the heketi emulation has no quota; only aplo applied it");
             }
-            print_report("heketi's allocator (emulated, same durability)", heketi);
+            print::report("heketi's allocator (emulated, same durability)", heketi);
             println!(
                 "usable share: aplo {:.1} %, heketi {:.1} %",
                 aplo.usable_share() * 100.0,
@@ -171,50 +223,4 @@ pub fn run(config: &Config, args: SimulateArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn print_report(title: &str, report: &Report) {
-    println!("== {title}");
-    println!(
-        "claims: {} succeeded of {}",
-        report.succeeded, report.claims
-    );
-    match &report.first_failure {
-        Some((claim, reason)) => println!("first failure: {claim}: {reason}"),
-        None => println!("first failure: none"),
-    }
-    println!(
-        "usable: {} of {} raw ({:.1} %)",
-        format_size(report.usable_bytes),
-        format_size(report.raw_bytes),
-        report.usable_share() * 100.0
-    );
-    let show = |what: &str, rows: &std::collections::BTreeMap<String, simulate::Used>| {
-        println!("{what}:");
-        if rows.len() > 40 {
-            let shares: Vec<f64> = rows.values().map(simulate::Used::share).collect();
-            let min = shares.iter().copied().fold(f64::INFINITY, f64::min);
-            let max = shares.iter().copied().fold(0.0, f64::max);
-            let mean = shares.iter().sum::<f64>() / shares.len() as f64;
-            println!(
-                "  {} of them: used {:.1} % min, {:.1} % mean, {:.1} % max",
-                rows.len(),
-                min * 100.0,
-                mean * 100.0,
-                max * 100.0
-            );
-            return;
-        }
-        for (name, used) in rows {
-            println!(
-                "  {name}: {} of {} ({:.1} %)",
-                format_size(used.used),
-                format_size(used.total),
-                used.share() * 100.0
-            );
-        }
-    };
-    show("per zone", &report.zones);
-    show("per node", &report.nodes);
-    show("per device", &report.devices);
 }

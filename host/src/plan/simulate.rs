@@ -1,9 +1,10 @@
 //! Simulation inputs and reports: the workload file, what a run amounts
-//! to (per device, node and zone), and the heketi comparison's model
+//! to (per device, node, zone and tag value, failures grouped by reason,
+//! where each claim's bricks went), and the heketi comparison's model
 //! bookkeeping. Pure: `aplo simulate` plays the claims through the real
 //! engine with the simulation driver and hands the results here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -172,6 +173,86 @@ impl Used {
     }
 }
 
+/// Usage of the devices that share one value of a tag.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TagUsage {
+    /// How many devices have the value.
+    pub devices: usize,
+    /// Bytes taken by bricks.
+    pub used: u64,
+    /// Capacity.
+    pub total: u64,
+    /// Capacity not taken.
+    pub free: u64,
+}
+
+impl TagUsage {
+    /// The share used, 0 to 1.
+    pub fn share(&self) -> f64 {
+        Used {
+            used: self.used,
+            total: self.total,
+        }
+        .share()
+    }
+}
+
+/// Usage grouped by the value of one tag.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ByTag {
+    /// The tag, e.g. `rack`.
+    pub key: String,
+    /// Per value; devices without the tag are under [`NO_TAG`].
+    pub values: BTreeMap<String, TagUsage>,
+}
+
+/// The group of devices without the tag in [`ByTag`].
+pub const NO_TAG: &str = "(none)";
+
+/// How many claims a failure group names (it counts them all).
+pub const NAMED_PER_FAILURE: usize = 20;
+
+/// Claims refused for the same reason. Reasons that differ only in the
+/// claim's name and in sizes or counts are the same reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FailureGroup {
+    /// The reason, with the claim's name as `<claim>`, sizes as `<size>`
+    /// and other numbers as `<n>` (see [`reason_pattern`]).
+    pub reason: String,
+    /// How many claims.
+    pub count: usize,
+    /// The first claims (at most [`NAMED_PER_FAILURE`]), in the order played.
+    pub claims: Vec<String>,
+    /// The first claim's reason, word for word.
+    pub example: String,
+}
+
+/// Where one brick of a simulated volume went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlacedBrick {
+    /// The node's hostname.
+    pub node: String,
+    /// The device's name, e.g. `/dev/vdb`.
+    pub device: String,
+    /// Data or arbiter.
+    pub role: BrickRole,
+    /// Usable bytes of the brick.
+    pub bytes: u64,
+    /// The value of the report's tag (`--by-tag`) for this device, if
+    /// asked for: the device's own, else its node's, else [`NO_TAG`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+/// Where one claim's bricks went: its sets, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClaimLayout {
+    /// The claim (and volume) name.
+    pub claim: String,
+    /// The brick sets, each in gluster's brick order.
+    pub sets: Vec<Vec<PlacedBrick>>,
+}
+
 /// What a run amounts to.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Report {
@@ -181,6 +262,11 @@ pub struct Report {
     pub succeeded: usize,
     /// The first claim refused, with the reason.
     pub first_failure: Option<(String, String)>,
+    /// Every refusal, grouped by reason, in the order first seen.
+    pub failures: Vec<FailureGroup>,
+    /// Index of `failures` by reason.
+    #[serde(skip)]
+    failure_index: HashMap<String, usize>,
     /// Per device, labelled `<node>:<device>`.
     pub devices: BTreeMap<String, Used>,
     /// Per node.
@@ -191,6 +277,13 @@ pub struct Report {
     pub raw_bytes: u64,
     /// Usable bytes of the volumes created.
     pub usable_bytes: u64,
+    /// Usage per value of a tag, when asked for (`--by-tag`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by_tag: Option<ByTag>,
+    /// Where each claim that got a volume has its bricks, when asked for
+    /// (`--layouts`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub layouts: Vec<ClaimLayout>,
 }
 
 impl Report {
@@ -203,7 +296,7 @@ impl Report {
     }
 
     /// Count one claim's outcome: the usable bytes it got, or why not
-    /// (kept when it is the first failure).
+    /// (grouped with the refusals for the same reason).
     pub fn record(&mut self, claim: &str, outcome: Result<u64, String>) {
         match outcome {
             Ok(usable) => {
@@ -211,10 +304,60 @@ impl Report {
                 self.usable_bytes += usable;
             }
             Err(reason) => {
+                let pattern = reason_pattern(claim, &reason);
+                let next = self.failures.len();
+                let index = *self.failure_index.entry(pattern.clone()).or_insert(next);
+                if index == next {
+                    self.failures.push(FailureGroup {
+                        reason: pattern,
+                        example: reason.clone(),
+                        ..FailureGroup::default()
+                    });
+                }
+                let group = &mut self.failures[index];
+                group.count += 1;
+                if group.claims.len() < NAMED_PER_FAILURE {
+                    group.claims.push(claim.to_owned());
+                }
                 self.first_failure
                     .get_or_insert_with(|| (claim.to_owned(), reason));
             }
         }
+    }
+
+    /// The failure groups, the most common reason first (ties in the
+    /// order first seen).
+    pub fn failures_by_count(&self) -> Vec<&FailureGroup> {
+        let mut groups: Vec<&FailureGroup> = self.failures.iter().collect();
+        groups.sort_by(|a, b| b.count.cmp(&a.count));
+        groups
+    }
+
+    /// Fill in [`Report::by_tag`]: usage per value of the tag `key`, from a
+    /// topology whose devices' free space reflects the run. A device's
+    /// value is its own tag, else its node's, as placement policies read it
+    /// (`Candidate::tag`); devices with neither are under [`NO_TAG`].
+    pub fn measure_tag(&mut self, topology: &Topology, key: &str) {
+        let mut by_tag = ByTag {
+            key: key.to_owned(),
+            values: BTreeMap::new(),
+        };
+        for node in topology.clusters.iter().flat_map(|c| &c.nodes) {
+            for device in &node.devices {
+                let value = device
+                    .tags
+                    .get(key)
+                    .or_else(|| node.tags.get(key))
+                    .map_or(NO_TAG, String::as_str);
+                let used = device.total_bytes.saturating_sub(device.free_bytes);
+                let row = by_tag.values.entry(value.to_owned()).or_default();
+                row.devices += 1;
+                row.used += used;
+                row.total += device.total_bytes;
+                row.free += device.total_bytes - used;
+            }
+        }
+        self.by_tag = Some(by_tag);
     }
 
     /// The share of raw capacity that became usable volume.
@@ -247,6 +390,150 @@ impl Report {
                 self.raw_bytes += device.total_bytes;
             }
         }
+    }
+}
+
+/// A refusal's reason with what differs from claim to claim taken out:
+/// the claim's name becomes `<claim>`, a size (`900GiB`, `1.5TiB`, `0B`)
+/// `<size>` and another number `<n>`. Digits inside a word (an id, a
+/// name such as `r1-a`) stay.
+pub fn reason_pattern(claim: &str, reason: &str) -> String {
+    let text = if claim.is_empty() {
+        reason.to_owned()
+    } else {
+        reason.replace(claim, "<claim>")
+    };
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let starts_word = i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
+        if starts_word && chars[i].is_ascii_digit() {
+            let mut end = i;
+            while end < chars.len() && chars[end].is_ascii_digit() {
+                end += 1;
+            }
+            if end + 1 < chars.len() && chars[end] == '.' && chars[end + 1].is_ascii_digit() {
+                end += 1;
+                while end < chars.len() && chars[end].is_ascii_digit() {
+                    end += 1;
+                }
+            }
+            let mut unit_end = end;
+            while unit_end < chars.len() && chars[unit_end].is_ascii_alphabetic() {
+                unit_end += 1;
+            }
+            let unit: String = chars[end..unit_end].iter().collect();
+            let ends_word =
+                |at: usize| at == chars.len() || !(chars[at].is_alphanumeric() || chars[at] == '_');
+            if SIZE_UNITS.contains(&unit.as_str()) && ends_word(unit_end) {
+                out.push_str("<size>");
+                i = unit_end;
+                continue;
+            }
+            if ends_word(end) {
+                out.push_str("<n>");
+                i = end;
+                continue;
+            }
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+/// The units `format_size` writes, and heketi's.
+const SIZE_UNITS: &[&str] = &[
+    "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "K", "M", "G", "T", "Ki", "Mi", "Gi", "Ti",
+];
+
+/// Where the bricks of each claim's volume are in `snapshot` (the state
+/// after a run), in the order of `claims`; claims without a volume are
+/// left out. With `tag`, each brick says its device's value of that tag.
+pub fn claim_layouts(
+    snapshot: &Snapshot,
+    claims: &[SimClaim],
+    tag: Option<&str>,
+) -> Vec<ClaimLayout> {
+    let by_name: HashMap<&str, Id> = snapshot
+        .volumes
+        .values()
+        .map(|v| (v.name.as_str(), v.id))
+        .collect();
+    let mut bricks_of: HashMap<Id, Vec<&crate::model::storage::BrickRecord>> = HashMap::new();
+    for brick in snapshot.bricks.values() {
+        bricks_of.entry(brick.volume).or_default().push(brick);
+    }
+    let mut out = Vec::new();
+    for claim in claims {
+        let Some(id) = by_name.get(claim.name.as_str()) else {
+            continue;
+        };
+        let mut bricks = bricks_of.remove(id).unwrap_or_default();
+        bricks.sort_by_key(|b| (b.set, b.position));
+        let mut sets: Vec<Vec<PlacedBrick>> = Vec::new();
+        let mut current = None;
+        for brick in bricks {
+            if current != Some(brick.set) {
+                sets.push(Vec::new());
+                current = Some(brick.set);
+            }
+            let placed = placed_brick(snapshot, brick.device, brick.role, brick.bytes, tag);
+            sets.last_mut().expect("pushed above").push(placed);
+        }
+        out.push(ClaimLayout {
+            claim: claim.name.clone(),
+            sets,
+        });
+    }
+    out
+}
+
+/// Where a layout's bricks are, named from `snapshot`; with `tag`, each
+/// brick says its device's value of that tag.
+pub fn layout_places(
+    snapshot: &Snapshot,
+    claim: &str,
+    layout: &Layout,
+    tag: Option<&str>,
+) -> ClaimLayout {
+    ClaimLayout {
+        claim: claim.to_owned(),
+        sets: layout
+            .sets
+            .iter()
+            .map(|set| {
+                set.bricks
+                    .iter()
+                    .map(|b| placed_brick(snapshot, b.device, b.role, b.bytes, tag))
+                    .collect()
+            })
+            .collect(),
+    }
+}
+
+fn placed_brick(
+    snapshot: &Snapshot,
+    device: Id,
+    role: BrickRole,
+    bytes: u64,
+    tag: Option<&str>,
+) -> PlacedBrick {
+    let record = snapshot.devices.get(&device);
+    let node = record.and_then(|d| snapshot.nodes.get(&d.node));
+    PlacedBrick {
+        node: node.map_or_else(|| "?".to_owned(), |n| n.manage.clone()),
+        device: record.map_or_else(|| device.to_string(), |d| d.name.clone()),
+        role,
+        bytes,
+        tag: tag.map(|key| {
+            record
+                .and_then(|d| d.tags.get(key))
+                .or_else(|| node.and_then(|n| n.tags.get(key)))
+                .map_or(NO_TAG, String::as_str)
+                .to_owned()
+        }),
     }
 }
 
@@ -378,5 +665,88 @@ mod tests {
         );
         assert_eq!(report.zones.len(), 3);
         assert!((report.usable_share() - 2.0 / 30.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn reasons_differing_in_the_claim_and_sizes_are_one_reason() {
+        assert_eq!(
+            reason_pattern(
+                "big-209",
+                "cannot place 900GiB for volume 'big-209' after 2 brick set(s) holding 452GiB: no device has room left"
+            ),
+            "cannot place <size> for volume '<claim>' after <n> brick set(s) holding <size>: no device has room left"
+        );
+        // Digits inside words (hosts, ids, policy names) stay.
+        assert_eq!(
+            reason_pattern("x", "r1-a.example.com and cluster 910a2dec: 1.5TiB, 0B, v2"),
+            "r1-a.example.com and cluster 910a2dec: <size>, <size>, v2"
+        );
+    }
+
+    #[test]
+    fn every_failure_is_counted_in_a_group_by_reason() {
+        let mut report = Report::of(6);
+        let room = |name: &str, held: &str| {
+            Err(format!(
+                "cannot place 900GiB for volume '{name}' after 2 brick set(s) holding {held}: no room"
+            ))
+        };
+        report.record("web-1", Ok(GIB));
+        report.record("big-2", room("big-2", "452GiB"));
+        report.record("quota-3", Err("quota refused: namespace full".into()));
+        report.record("big-4", room("big-4", "10GiB"));
+        report.record("big-5", room("big-5", "1.5TiB"));
+        report.record("quota-6", Err("quota refused: namespace full".into()));
+        assert_eq!(report.succeeded, 1);
+        assert_eq!(
+            report.first_failure.as_ref().map(|(c, _)| c.as_str()),
+            Some("big-2")
+        );
+        let groups = report.failures_by_count();
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].count, 3);
+        assert_eq!(groups[0].claims, ["big-2", "big-4", "big-5"]);
+        assert!(groups[0].example.contains("'big-2'"), "{:?}", groups[0]);
+        assert!(groups[0].reason.contains("'<claim>'"), "{:?}", groups[0]);
+        assert_eq!(groups[1].count, 2);
+        assert_eq!(groups[1].reason, "quota refused: namespace full");
+        assert_eq!(groups[1].claims, ["quota-3", "quota-6"]);
+        // Many claims: all counted, the first few named.
+        let mut many = Report::of(100);
+        for n in 0..100 {
+            many.record(&format!("c-{n}"), Err(format!("volume 'c-{n}' refused")));
+        }
+        assert_eq!(many.failures.len(), 1);
+        assert_eq!(many.failures[0].count, 100);
+        assert_eq!(many.failures[0].claims.len(), NAMED_PER_FAILURE);
+    }
+
+    #[test]
+    fn usage_by_tag_takes_the_device_tag_then_the_node_tag() {
+        let mut t = topology()
+            .zones(1)
+            .nodes_per_zone(3)
+            .devices_per_node(2)
+            .total(10 * GIB)
+            .free(4 * GIB)
+            .build();
+        let nodes = &mut t.clusters[0].nodes;
+        nodes[0].tags.insert("rack".into(), "r1".into());
+        nodes[1].tags.insert("rack".into(), "r2".into());
+        // A device's own tag wins over its node's.
+        nodes[1].devices[1].tags.insert("rack".into(), "r1".into());
+        let mut report = Report::default();
+        report.measure_tag(&t, "rack");
+        let by_tag = report.by_tag.as_ref().unwrap();
+        assert_eq!(by_tag.key, "rack");
+        let row = |v: &str| by_tag.values[v];
+        assert_eq!(by_tag.values.len(), 3);
+        assert_eq!(row("r1").devices, 3);
+        assert_eq!(row("r1").total, 30 * GIB);
+        assert_eq!(row("r1").used, 18 * GIB);
+        assert_eq!(row("r1").free, 12 * GIB);
+        assert_eq!(row("r2").devices, 1);
+        assert_eq!(row(NO_TAG).devices, 2);
+        assert!((row(NO_TAG).share() - 0.6).abs() < 1e-9);
     }
 }
