@@ -48,9 +48,25 @@ echo "== the example policy from the walk-through, built and tested in the sandb
 (cd examples/custom-policy && cargo build --quiet --locked --release --target wasm32-wasip2 && \
   cargo run --quiet --locked --manifest-path ../../Cargo.toml -p aplo -- policy test .)
 
-echo "== the placement walk-through's policy, built and tested in the sandbox"
+echo "== the placement walk-through's policy, built, tested in the sandbox and simulated"
+# The simulation is the walk-through's step 7: the module goes into a
+# policy directory as rack-aware.wasm, and `--layouts --by-tag rack` must
+# name the three racks (in the layouts and in the usage per rack).
 (cd examples/placement-policy && cargo build --quiet --locked --release --target wasm32-wasip2 && \
-  cargo run --quiet --locked --manifest-path ../../Cargo.toml -p aplo -- policy test .)
+  cargo run --quiet --locked --manifest-path ../../Cargo.toml -p aplo -- policy test . && \
+  policies=$(mktemp -d) && \
+  cp "${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release/rack_aware.wasm" "$policies/rack-aware.wasm" && \
+  cargo run --quiet --locked --manifest-path ../../Cargo.toml -p aplo -- simulate \
+    --policy-dir "$policies" --placement rack-aware \
+    --topology simulate/topology.yaml --workload simulate/workload.yaml \
+    --layouts --by-tag rack >"$policies/simulate.txt" && \
+  for rack in r1 r2 r3; do
+    grep -q "rack=$rack data" "$policies/simulate.txt" && grep -q "^  $rack: .* device(s), " "$policies/simulate.txt" ||
+      { cat "$policies/simulate.txt"; echo "aplo simulate --by-tag rack does not name rack $rack"; exit 1; }
+  done && \
+  APLO_RACK_AWARE_WASM="$policies/rack-aware.wasm" \
+    cargo test --quiet --locked --manifest-path ../../Cargo.toml -p aplo --test cli simulate_with_the_rack_aware_module && \
+  rm -r "$policies")
 
 echo "== bundled policies through the aplo CLI"
 cargo run --quiet --locked -p aplo -- policy test --bundled
