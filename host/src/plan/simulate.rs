@@ -398,16 +398,14 @@ impl Report {
 /// `<size>` and another number `<n>`. Digits inside a word (an id, a
 /// name such as `r1-a`) stay.
 pub fn reason_pattern(claim: &str, reason: &str) -> String {
-    let text = if claim.is_empty() {
-        reason.to_owned()
-    } else {
-        reason.replace(claim, "<claim>")
-    };
+    let text = replace_name(reason, claim);
+    // Digits in a word such as `r1-a`, `db-10` or an id are not numbers.
+    let in_word = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     while i < chars.len() {
-        let starts_word = i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
+        let starts_word = i == 0 || !in_word(chars[i - 1]);
         if starts_word && chars[i].is_ascii_digit() {
             let mut end = i;
             while end < chars.len() && chars[end].is_ascii_digit() {
@@ -424,8 +422,7 @@ pub fn reason_pattern(claim: &str, reason: &str) -> String {
                 unit_end += 1;
             }
             let unit: String = chars[end..unit_end].iter().collect();
-            let ends_word =
-                |at: usize| at == chars.len() || !(chars[at].is_alphanumeric() || chars[at] == '_');
+            let ends_word = |at: usize| at == chars.len() || !in_word(chars[at]);
             if SIZE_UNITS.contains(&unit.as_str()) && ends_word(unit_end) {
                 out.push_str("<size>");
                 i = unit_end;
@@ -440,6 +437,36 @@ pub fn reason_pattern(claim: &str, reason: &str) -> String {
         out.push(chars[i]);
         i += 1;
     }
+    out
+}
+
+/// `text` with each whole-name occurrence of `name` (not inside a longer
+/// name: `db-1` is not replaced in `db-10`) as `<claim>`.
+fn replace_name(text: &str, name: &str) -> String {
+    if name.is_empty() {
+        return text.to_owned();
+    }
+    let in_name = |c: char| c.is_alphanumeric() || matches!(c, '-' | '_' | '.');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    for (at, _) in text.match_indices(name) {
+        let end = at + name.len();
+        let before = text[..at].chars().next_back();
+        let after = text[end..].chars().next();
+        // A trailing `.` ends a sentence, not a name.
+        let after_in_name = match after {
+            Some('.') => text[end + 1..].chars().next().is_some_and(in_name),
+            Some(c) => in_name(c),
+            None => false,
+        };
+        if at < rest || before.is_some_and(in_name) || after_in_name {
+            continue;
+        }
+        out.push_str(&text[rest..at]);
+        out.push_str("<claim>");
+        rest = end;
+    }
+    out.push_str(&text[rest..]);
     out
 }
 
@@ -675,6 +702,11 @@ mod tests {
                 "cannot place 900GiB for volume 'big-209' after 2 brick set(s) holding 452GiB: no device has room left"
             ),
             "cannot place <size> for volume '<claim>' after <n> brick set(s) holding <size>: no device has room left"
+        );
+        // Only the whole name: db-1 is not the start of db-10.
+        assert_eq!(
+            reason_pattern("db-1", "volume db-1 is like db-10 and db-1."),
+            "volume <claim> is like db-10 and <claim>."
         );
         // Digits inside words (hosts, ids, policy names) stay.
         assert_eq!(
