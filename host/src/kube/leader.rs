@@ -8,7 +8,7 @@
 //! deadline, which is shorter than the lease duration: it stops acting
 //! before anyone else may start.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
@@ -16,6 +16,9 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::PostParams;
 use tokio::sync::watch;
+// tokio's clock, so that tests can drive the election with a paused clock;
+// outside tests it is the monotonic clock `std::time::Instant` reads.
+use tokio::time::Instant;
 
 /// Settings of the election.
 #[derive(Debug, Clone)]
@@ -296,5 +299,225 @@ pub async fn label_role(client: &kube::Client, pod: &PodRef, role: &str) {
         Err(e) => {
             tracing::warn!(pod = %pod.name, role, error = %e, "could not label this pod with its role")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The election against a Lease API held in memory, on tokio's paused
+    //! clock: the runtime jumps to the next timer whenever every task
+    //! waits, so the timings are exact and nothing sleeps for real.
+
+    use std::sync::{Arc, Mutex};
+
+    use axum::http;
+    use http_body_util::BodyExt;
+    use kube::client::Body;
+
+    use super::*;
+
+    /// The one Lease, and what the fake API server was asked.
+    #[derive(Default)]
+    struct Server {
+        lease: Option<Lease>,
+        /// Answer every call with a 500 (an unreachable API server).
+        failing: bool,
+        /// Whether a GET moves the holder's renew time on (a live holder).
+        holder_renews: bool,
+        /// GETs answered: a positive sign that a candidate looked.
+        gets: u32,
+        /// Writes (create or replace) accepted.
+        writes: u32,
+    }
+
+    fn status(code: u16, reason: &str) -> http::Response<Body> {
+        let body = serde_json::json!({
+            "kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "code": code, "reason": reason, "message": reason,
+        });
+        http::Response::builder()
+            .status(code)
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap()
+    }
+
+    fn ok(lease: &Lease) -> http::Response<Body> {
+        let mut value = serde_json::to_value(lease).unwrap();
+        value["apiVersion"] = "coordination.k8s.io/v1".into();
+        value["kind"] = "Lease".into();
+        http::Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(&value).unwrap()))
+            .unwrap()
+    }
+
+    async fn answer(
+        server: Arc<Mutex<Server>>,
+        request: http::Request<Body>,
+    ) -> http::Response<Body> {
+        let method = request.method().clone();
+        let body = request.into_body().collect().await.unwrap().to_bytes();
+        let mut server = server.lock().unwrap();
+        if server.failing {
+            return status(500, "InternalError");
+        }
+        match method {
+            http::Method::GET => {
+                server.gets += 1;
+                let (renews, gets) = (server.holder_renews, server.gets);
+                match &mut server.lease {
+                    None => status(404, "NotFound"),
+                    Some(lease) => {
+                        if renews {
+                            let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+                            let n = spec.lease_transitions.unwrap_or(0);
+                            // A new renew time each time it is read.
+                            spec.renew_time = Some(MicroTime(
+                                Timestamp::from_second(1_000_000 + i64::from(gets)).unwrap(),
+                            ));
+                            spec.lease_transitions = Some(n);
+                        }
+                        ok(lease)
+                    }
+                }
+            }
+            http::Method::POST if server.lease.is_some() => status(409, "AlreadyExists"),
+            http::Method::POST | http::Method::PUT => {
+                let lease: Lease = serde_json::from_slice(&body).unwrap();
+                server.writes += 1;
+                server.lease = Some(lease.clone());
+                ok(&lease)
+            }
+            _ => status(405, "MethodNotAllowed"),
+        }
+    }
+
+    fn api(server: &Arc<Mutex<Server>>) -> Api<Lease> {
+        let server = server.clone();
+        let service = tower::service_fn(move |request: http::Request<Body>| {
+            let server = server.clone();
+            async move { Ok::<_, std::convert::Infallible>(answer(server, request).await) }
+        });
+        Api::namespaced(kube::Client::new(service, "aplo-system"), "aplo-system")
+    }
+
+    fn config(identity: &str) -> LeaseConfig {
+        LeaseConfig::new("aplo-system", "aplo", identity)
+    }
+
+    fn held_by(holder: &str) -> Lease {
+        Lease {
+            metadata: ObjectMeta {
+                name: Some("aplo".into()),
+                namespace: Some("aplo-system".into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(holder.into()),
+                lease_duration_seconds: Some(15),
+                renew_time: Some(MicroTime(Timestamp::from_second(1_000_000).unwrap())),
+                lease_transitions: Some(0),
+                ..LeaseSpec::default()
+            }),
+        }
+    }
+
+    fn holder(server: &Arc<Mutex<Server>>) -> Option<String> {
+        let server = server.lock().unwrap();
+        server
+            .lease
+            .as_ref()?
+            .spec
+            .as_ref()?
+            .holder_identity
+            .clone()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_free_lease_is_taken_at_once_and_renewed_every_retry_period() {
+        let server = Arc::new(Mutex::new(Server::default()));
+        let started = Instant::now();
+        let leadership = acquire(api(&server), config("a")).await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert_eq!(holder(&server).as_deref(), Some("a"));
+        assert_eq!(server.lock().unwrap().writes, 1);
+
+        // Three retry periods later it has renewed three times.
+        tokio::time::sleep(Duration::from_secs(6) + Duration::from_millis(1)).await;
+        assert_eq!(server.lock().unwrap().writes, 4);
+        drop(leadership);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unrenewed_lease_is_taken_only_after_a_whole_lease_duration() {
+        let server = Arc::new(Mutex::new(Server {
+            lease: Some(held_by("a")),
+            ..Server::default()
+        }));
+        let started = Instant::now();
+        // Bounded, so that a clock the pause does not drive fails the test
+        // instead of hanging it.
+        let _leadership =
+            tokio::time::timeout(Duration::from_secs(120), acquire(api(&server), config("b")))
+                .await
+                .expect("the candidate never took the expired lease");
+        let waited = started.elapsed();
+        // From its first look: 15 s, then at most one jittered retry
+        // period (2 s + 20%) until the next attempt.
+        assert!(
+            waited >= Duration::from_secs(15) && waited <= Duration::from_millis(17_400),
+            "took the lease after {waited:?}"
+        );
+        assert_eq!(holder(&server).as_deref(), Some("b"));
+        let spec = server.lock().unwrap().lease.clone().unwrap().spec.unwrap();
+        assert_eq!(spec.lease_transitions, Some(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_its_holder_renews_is_never_taken() {
+        let server = Arc::new(Mutex::new(Server {
+            lease: Some(held_by("a")),
+            holder_renews: true,
+            ..Server::default()
+        }));
+        let attempt =
+            tokio::time::timeout(Duration::from_secs(60), acquire(api(&server), config("b"))).await;
+        assert!(attempt.is_err(), "took a lease its holder renews");
+        // It kept looking all along (every retry period, jittered up to
+        // 20%), so "not taken" is not "never tried".
+        let gets = server.lock().unwrap().gets;
+        assert!((25..=31).contains(&gets), "looked {gets} times in 60 s");
+        assert_eq!(holder(&server).as_deref(), Some("a"));
+        assert_eq!(server.lock().unwrap().writes, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_holder_gives_up_when_it_cannot_renew_within_the_renew_deadline() {
+        let server = Arc::new(Mutex::new(Server::default()));
+        let leadership = acquire(api(&server), config("a")).await;
+        let last_renewal = Instant::now();
+        server.lock().unwrap().failing = true;
+        tokio::time::timeout(Duration::from_secs(120), leadership.lost())
+            .await
+            .expect("the holder never gave up");
+        // The renewal after the deadline (10 s) has passed notices it: the
+        // attempts are 2 s apart.
+        let after = last_renewal.elapsed();
+        assert!(
+            after >= Duration::from_secs(10) && after <= Duration::from_secs(12),
+            "gave up after {after:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_holder_gives_up_at_once_when_another_takes_the_lease() {
+        let server = Arc::new(Mutex::new(Server::default()));
+        let leadership = acquire(api(&server), config("a")).await;
+        let started = Instant::now();
+        server.lock().unwrap().lease = Some(held_by("b"));
+        leadership.lost().await;
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
     }
 }
