@@ -1,18 +1,24 @@
-//! `aplo policy …`: list, inspect, test and evaluate policies.
+//! `aplo policy …`: list, inspect, test and evaluate policies, and write
+//! golden cases.
+
+mod case;
+mod names;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use aplo_policy_types::golden::{CaseInput, Outcome};
+use aplo_policy_types::golden::{Case, CaseInput, Outcome, load_cases};
 use clap::Subcommand;
 
 use super::Config;
 use crate::model::{Decision, PolicySelection};
 use crate::policy::{
-    INTERFACES, LoadedPolicy, Runtime, RuntimeConfig, bundled, golden, read_module_file,
+    INTERFACES, LoadedPolicy, PolicyError, Runtime, RuntimeConfig, bundled, golden,
+    read_module_file,
 };
+use names::Names;
 
 /// Policy commands.
 #[derive(Debug, Subcommand)]
@@ -48,6 +54,13 @@ pub enum PolicyCommand {
         /// Test every bundled policy against its cases in the source tree.
         #[arg(long, conflicts_with = "path")]
         bundled: bool,
+        /// Print each case's blessed answer in words: sets of bricks with
+        /// node and device names, roles and sizes.
+        #[arg(long)]
+        show: bool,
+        /// Print ids without the names the case's topology gives them.
+        #[arg(long)]
+        ids_only: bool,
     },
     /// Evaluate one decision and print the outcome as JSON.
     Eval {
@@ -65,7 +78,13 @@ pub enum PolicyCommand {
         /// Extra settings, `key=value`, overriding the input's.
         #[arg(long = "settings", value_name = "KEY=VALUE")]
         settings: Vec<String>,
+        /// Print the outcome as plain JSON, without `// names` beside ids.
+        #[arg(long)]
+        ids_only: bool,
     },
+    /// Write a placement case's `input.json` from a heketi topology file,
+    /// with ids derived from the names.
+    Case(case::CaseArgs),
 }
 
 /// Run a policy command.
@@ -78,14 +97,18 @@ pub fn run(config: &Config, command: PolicyCommand) -> anyhow::Result<ExitCode> 
             cases,
             bless,
             bundled,
+            show,
+            ids_only,
         } => {
+            let shown = Shown { show, ids_only };
             if bundled {
-                test_bundled(bless)
+                test_bundled(bless, shown)
             } else {
                 test(
                     &path.expect("clap requires a path"),
                     cases.as_deref(),
                     bless,
+                    shown,
                 )
             }
         }
@@ -94,7 +117,16 @@ pub fn run(config: &Config, command: PolicyCommand) -> anyhow::Result<ExitCode> 
             input,
             policy,
             settings,
-        } => eval(config, decision, &input, policy.as_deref(), &settings),
+            ids_only,
+        } => eval(
+            config,
+            decision,
+            &input,
+            policy.as_deref(),
+            &settings,
+            ids_only,
+        ),
+        PolicyCommand::Case(args) => case::run(&args).map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -196,10 +228,33 @@ fn inspect(wasm: &Path, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Report results; `N passed, M failed` closes the output.
-fn report(label: &str, results: &[golden::CaseResult], bless: bool) -> (usize, usize) {
+/// How `aplo policy test` shows answers.
+#[derive(Debug, Clone, Copy)]
+struct Shown {
+    /// Render each case's blessed answer in words.
+    show: bool,
+    /// No names beside ids.
+    ids_only: bool,
+}
+
+/// Report results; `N passed, M failed` closes the output. `cases` are the
+/// cases as they are on disk after the run (blessed answers included);
+/// `bless_command` is the command that writes missing answers.
+fn report(
+    label: &str,
+    results: &[golden::CaseResult],
+    cases: &[Case],
+    bless: bool,
+    shown: Shown,
+    bless_command: &str,
+) -> (usize, usize) {
     let mut failed = 0;
     for r in results {
+        let case = cases.iter().find(|c| c.name == r.name);
+        let names = match case {
+            Some(case) if !shown.ids_only => Names::of(&case.input),
+            _ => Names::default(),
+        };
         if bless {
             println!("blessed {label}/{}", r.name);
         } else if r.passed() {
@@ -207,18 +262,40 @@ fn report(label: &str, results: &[golden::CaseResult], bless: bool) -> (usize, u
         } else if r.missing_expected {
             failed += 1;
             println!(
-                "FAILED  {label}/{}: no expected.json (run with --bless to write it)",
+                "FAILED  {label}/{}: no expected.json (review the answer, then write it with `{bless_command}`)",
                 r.name
             );
         } else {
             failed += 1;
             println!("FAILED  {label}/{} (- expected, + actual):", r.name);
-            for line in r.diff.as_deref().unwrap_or_default().lines() {
+            let diff = names.annotate(r.diff.as_deref().unwrap_or_default());
+            for line in diff.lines() {
                 println!("        {line}");
+            }
+        }
+        if shown.show
+            && let Some(case) = case
+        {
+            let blessed = case.expected.as_ref();
+            if let Some(expected) = blessed {
+                for line in names.render(&case.input, expected) {
+                    println!("        {line}");
+                }
+            }
+            if blessed != Some(&r.actual) && !bless {
+                println!("        now:");
+                for line in names.render(&case.input, &r.actual) {
+                    println!("          {line}");
+                }
             }
         }
     }
     (results.len() - failed, failed)
+}
+
+/// The cases of a folder as they are on disk now.
+fn reread(dir: &Path) -> Vec<Case> {
+    load_cases(dir).unwrap_or_default()
 }
 
 fn finish(passed: usize, failed: usize) -> anyhow::Result<ExitCode> {
@@ -233,7 +310,15 @@ fn finish(passed: usize, failed: usize) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn test(path: &Path, cases: Option<&Path>, bless: bool) -> anyhow::Result<ExitCode> {
+fn test(path: &Path, cases: Option<&Path>, bless: bool, shown: Shown) -> anyhow::Result<ExitCode> {
+    let bless_command = match cases {
+        Some(dir) => format!(
+            "aplo policy test {} --cases {} --bless",
+            path.display(),
+            dir.display()
+        ),
+        None => format!("aplo policy test {} --bless", path.display()),
+    };
     let (wasm, cases) = if path.is_dir() {
         (
             find_built_module(path)?,
@@ -248,18 +333,32 @@ fn test(path: &Path, cases: Option<&Path>, bless: bool) -> anyhow::Result<ExitCo
     let runtime = standalone_runtime()?;
     let policy = load_file(&runtime, &wasm)?;
     let results = golden::run_dir(&policy, &cases, bless)?;
-    let (passed, failed) = report(policy.name(), &results, bless);
+    let (passed, failed) = report(
+        policy.name(),
+        &results,
+        &reread(&cases),
+        bless,
+        shown,
+        &bless_command,
+    );
     finish(passed, failed)
 }
 
-fn test_bundled(bless: bool) -> anyhow::Result<ExitCode> {
+fn test_bundled(bless: bool, shown: Shown) -> anyhow::Result<ExitCode> {
     let runtime = standalone_runtime()?;
     let (mut passed, mut failed) = (0, 0);
     for (name, wasm) in bundled::BUNDLED {
         let policy = Arc::new(runtime.load(name, "bundled", wasm, Default::default())?);
         let cases = Path::new(bundled::SOURCE_DIR).join(name).join("tests");
         let results = golden::run_dir(&policy, &cases, bless)?;
-        let (p, f) = report(name, &results, bless);
+        let (p, f) = report(
+            name,
+            &results,
+            &reread(&cases),
+            bless,
+            shown,
+            "aplo policy test --bundled --bless",
+        );
         passed += p;
         failed += f;
     }
@@ -341,6 +440,7 @@ fn eval(
     input: &Path,
     policy: Option<&str>,
     extra: &[String],
+    ids_only: bool,
 ) -> anyhow::Result<ExitCode> {
     let text = if input == Path::new("-") {
         std::io::read_to_string(std::io::stdin())?
@@ -378,7 +478,10 @@ fn eval(
         .with_context(|| format!("{} is not a valid decision input", input.display()))?;
     let policy = match policy {
         Some(p) if p.ends_with(".wasm") => load_file(&standalone_runtime()?, Path::new(p))?,
-        Some(name) => config.open_registry()?.get(name)?,
+        Some(name) => config
+            .open_registry()?
+            .get(name)
+            .map_err(|err| outside_the_registry(config, name, err))?,
         None => {
             let name = match case.decision() {
                 "placement" => PolicySelection::DEFAULT_PLACEMENT,
@@ -389,11 +492,34 @@ fn eval(
         }
     };
     let outcome = golden::evaluate(&policy, &case);
-    print!("{}", outcome.to_pretty());
+    let text = outcome.to_pretty();
+    if ids_only {
+        print!("{text}");
+    } else {
+        print!("{}", Names::of(&case).annotate(&text));
+    }
     Ok(match outcome {
         Outcome::Fault(_) => ExitCode::FAILURE,
         _ => ExitCode::SUCCESS,
     })
+}
+
+/// An unknown policy name, with where a module outside the bundled set
+/// comes from.
+fn outside_the_registry(config: &Config, name: &str, err: PolicyError) -> anyhow::Error {
+    let PolicyError::Unknown { .. } = err else {
+        return err.into();
+    };
+    let file = format!("{}.wasm", name.replace('_', "-"));
+    match &config.policy_dir {
+        None => anyhow::anyhow!(
+            "{err}; a policy outside the bundled set is read from a policy directory: pass --policy-dir DIR with {file} in it, or --policy path/to/{file}"
+        ),
+        Some(dir) => anyhow::anyhow!(
+            "{err}; {} has no valid {file} (the file name is the policy's name)",
+            dir.display()
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -150,11 +150,8 @@ impl Registry {
             rejected: Mutex::new(HashMap::new()),
             generation: Default::default(),
         };
-        for event in registry.rescan() {
-            if let ReloadEvent::Rejected { name, error } = &event {
-                tracing::error!(policy = %name, %error, "policy file rejected");
-            }
-        }
+        // Logs what it loads and rejects (once: not again here).
+        registry.rescan();
         Ok(registry)
     }
 
@@ -281,7 +278,7 @@ impl Registry {
             if let Err(err) = PolicyName::new(stem) {
                 events.push(ReloadEvent::Rejected {
                     name: file_name.escape_debug().to_string(),
-                    error: err.to_string(),
+                    error: with_file_name_hint(stem, &err),
                 });
                 continue;
             }
@@ -319,7 +316,8 @@ impl Registry {
                     tracing::info!(policy = %name, %sha256, "policy loaded")
                 }
                 ReloadEvent::Rejected { name, error } => {
-                    tracing::error!(policy = %name, %error, "policy file rejected; the previous version stays active")
+                    let active = self.still_active(name);
+                    tracing::error!(policy = %name, %error, "policy file rejected; {active}")
                 }
                 ReloadEvent::Removed { name } => {
                     tracing::info!(policy = %name, "policy file removed")
@@ -327,6 +325,18 @@ impl Registry {
             }
         }
         events
+    }
+
+    /// What stays active when the file of policy `name` is rejected: an
+    /// earlier version from the directory, the bundled policy of that
+    /// name, or nothing.
+    fn still_active(&self, name: &str) -> String {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        match entries.get(name) {
+            Some(entry) if entry.stamp.is_some() => "the previous version stays active".into(),
+            Some(_) => format!("the bundled {name} stays active"),
+            None => "no previous version: no policy of that name is active".into(),
+        }
     }
 
     fn reload_file(&self, dir: &Dir, name: &str, file_name: &str) -> Option<ReloadEvent> {
@@ -476,6 +486,20 @@ impl Registry {
     }
 }
 
+/// Why a file's stem is not a policy name, and, when it is one but for
+/// case and `_` (cargo names `rack-aware`'s module `rack_aware.wasm`),
+/// the file name to use.
+fn with_file_name_hint(stem: &str, err: &crate::model::params::ParamError) -> String {
+    let fixed = stem.to_ascii_lowercase().replace('_', "-");
+    if PolicyName::new(&fixed).is_ok() {
+        format!(
+            "{err}; the file name is the policy's name: rename it to {fixed}.wasm (cargo writes '-' in a crate's name as '_')"
+        )
+    } else {
+        err.to_string()
+    }
+}
+
 /// Stops the directory watcher when dropped.
 pub struct Watcher {
     stop: Arc<AtomicBool>,
@@ -489,5 +513,74 @@ impl Drop for Watcher {
             thread.thread().unpark();
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(dir: &std::path::Path) -> Registry {
+        let runtime = Arc::new(Runtime::new(Default::default()).unwrap());
+        let config = RegistryConfig {
+            dir: Some(dir.to_path_buf()),
+            ..Default::default()
+        };
+        Registry::open(runtime, config).unwrap()
+    }
+
+    fn zone_spread() -> &'static [u8] {
+        BUNDLED
+            .iter()
+            .find(|(name, _)| *name == "zone-spread")
+            .map(|(_, wasm)| *wasm)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_module_named_as_cargo_names_it_is_refused_with_the_right_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rack_aware.wasm"), zone_spread()).unwrap();
+        let registry = registry(dir.path());
+        let events = registry.rescan();
+        let [ReloadEvent::Rejected { name, error }] = events.as_slice() else {
+            panic!("not rejected: {events:?}");
+        };
+        assert_eq!(name, "rack_aware.wasm");
+        assert!(
+            error.starts_with("'rack_aware' is not a valid policy name")
+                && error.contains("rename it to rack-aware.wasm"),
+            "{error}"
+        );
+        assert_eq!(
+            registry.still_active(name),
+            "no previous version: no policy of that name is active"
+        );
+        // A name no renaming fixes gets no suggestion.
+        let err = PolicyName::new("a b").unwrap_err();
+        assert!(!with_file_name_hint("a b", &err).contains("rename"));
+    }
+
+    #[test]
+    fn a_rejected_file_says_what_stays_active() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = registry(dir.path());
+        assert_eq!(
+            registry.still_active("rack-aware"),
+            "no previous version: no policy of that name is active"
+        );
+        std::fs::write(dir.path().join("rack-aware.wasm"), zone_spread()).unwrap();
+        assert!(matches!(
+            registry.rescan().as_slice(),
+            [ReloadEvent::Loaded { .. }]
+        ));
+        assert_eq!(
+            registry.still_active("rack-aware"),
+            "the previous version stays active"
+        );
+        assert_eq!(
+            registry.still_active("zone-spread"),
+            "the bundled zone-spread stays active"
+        );
     }
 }
