@@ -334,6 +334,178 @@ fn simulate_reports_and_compares_with_heketi() {
     assert_ne!(other["aplo"]["devices"], report["aplo"]["devices"]);
 }
 
+const RACKS_TOPOLOGY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/placement-policy/simulate/topology.yaml"
+);
+const RACKS_WORKLOAD: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/placement-policy/simulate/workload.yaml"
+);
+
+/// `aplo simulate` on the placement walk-through's six nodes in three
+/// racks, with `extra`.
+fn simulate_racks(extra: &[&str]) -> Output {
+    let mut args = vec![
+        "simulate",
+        "--topology",
+        RACKS_TOPOLOGY,
+        "--workload",
+        RACKS_WORKLOAD,
+    ];
+    args.extend(extra);
+    aplo(&args)
+}
+
+/// The bars of one section and side in a `--plot` chart.
+fn plotted(doc: &roxmltree::Document<'_>, section: &str, side: &str) -> usize {
+    doc.descendants()
+        .filter(|n| {
+            n.attribute("class") == Some("bar")
+                && n.attribute("data-section") == Some(section)
+                && n.attribute("data-side") == Some(side)
+        })
+        .count()
+}
+
+#[test]
+fn simulate_shows_layouts_usage_per_rack_grouped_failures_and_a_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("usage.svg");
+    let out = simulate_racks(&[
+        "--placement",
+        "zone-spread",
+        "--layouts",
+        "--by-tag",
+        "rack",
+        "--compare-heketi",
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    let s = text(&out);
+    assert!(out.status.success(), "{s}");
+    // Layouts: each claim's sets, with node, device, tag, role and size.
+    assert!(s.contains("== layouts: aplo"), "{s}");
+    assert!(s.contains("\nweb-1:\n  set 1: "), "{s}");
+    assert!(s.contains(".example.com:/dev/vdb rack=r"), "{s}");
+    assert!(s.contains(" data 5GiB"), "{s}");
+    // Usage per rack, beside per node and device, for both sides.
+    assert_eq!(s.matches("per rack (tag):").count(), 2, "{s}");
+    for rack in ["r1", "r2", "r3"] {
+        assert!(s.contains(&format!("\n  {rack}: ")), "{rack}: {s}");
+    }
+    assert!(s.contains("  r1: 3 device(s), "), "{s}");
+    for node in ["r1-a", "r1-b", "r2-a", "r2-b", "r3-a", "r3-b"] {
+        assert!(
+            s.contains(&format!("  {node}.example.com: ")),
+            "{node}: {s}"
+        );
+    }
+    // Every failure, grouped: the two big claims share one reason.
+    assert!(s.contains("failures: 2 claim(s), 1 reason(s)"), "{s}");
+    assert!(s.contains("claims: big-209, big-210"), "{s}");
+    // The chart: valid XML, a bar per zone, node, device and rack a side.
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    let doc = roxmltree::Document::parse(&svg).expect("the plot is valid XML");
+    for side in ["aplo", "heketi (emulated)"] {
+        assert_eq!(plotted(&doc, "zone", side), 1, "{side}");
+        assert_eq!(plotted(&doc, "node", side), 6, "{side}");
+        assert_eq!(plotted(&doc, "device", side), 7, "{side}");
+        assert_eq!(plotted(&doc, "tag", side), 3, "{side}");
+    }
+    assert!(svg.contains(">r2-b.example.com:/dev/vdb<") && svg.contains(" %<"));
+
+    // JSON carries the same.
+    let out = simulate_racks(&["--layouts", "--by-tag", "rack", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let aplo = &report["aplo"];
+    let racks: Vec<&String> = aplo["by_tag"]["values"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(racks, ["r1", "r2", "r3"]);
+    assert_eq!(
+        aplo["layouts"].as_array().unwrap().len() as u64,
+        aplo["succeeded"].as_u64().unwrap()
+    );
+    assert_eq!(aplo["layouts"][0]["sets"][0][0]["role"], "data");
+    assert_eq!(aplo["failures"][0]["count"], 2);
+    assert_eq!(
+        aplo["failures"][0]["claims"],
+        serde_json::json!(["big-209", "big-210"])
+    );
+}
+
+/// The walk-through's `rack-aware` module, when it has been built
+/// (`APLO_RACK_AWARE_WASM`, else the example's own target directory).
+fn rack_aware_module() -> Option<PathBuf> {
+    let path = std::env::var_os("APLO_RACK_AWARE_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../examples/placement-policy/target/wasm32-wasip2/release/rack_aware.wasm")
+        });
+    path.is_file().then_some(path)
+}
+
+#[test]
+fn simulate_with_the_rack_aware_module_puts_each_set_in_three_racks() {
+    let Some(module) = rack_aware_module() else {
+        eprintln!("skipped: examples/placement-policy is not built (tests/run.sh builds it)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&module, dir.path().join("rack-aware.wasm")).unwrap();
+    let policy_dir = dir.path().to_str().unwrap();
+    let out = simulate_racks(&[
+        "--policy-dir",
+        policy_dir,
+        "--placement",
+        "rack-aware",
+        "--layouts",
+        "--by-tag",
+        "rack",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let layouts = report["aplo"]["layouts"].as_array().unwrap();
+    assert!(!layouts.is_empty());
+    for layout in layouts {
+        for set in layout["sets"].as_array().unwrap() {
+            let mut racks: Vec<&str> = set
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["tag"].as_str().unwrap())
+                .collect();
+            racks.sort();
+            assert_eq!(racks, ["r1", "r2", "r3"], "{layout}");
+        }
+    }
+    assert_eq!(
+        report["aplo"]["devices"]["r1-a.example.com:/dev/vdc"]["used"], 0,
+        "the retired device holds nothing"
+    );
+    let text_out = simulate_racks(&[
+        "--policy-dir",
+        policy_dir,
+        "--placement",
+        "rack-aware",
+        "--layouts",
+        "--by-tag",
+        "rack",
+    ]);
+    let s = text(&text_out);
+    assert!(text_out.status.success(), "{s}");
+    assert!(
+        s.contains("per rack (tag):") && s.contains("rack=r3 data"),
+        "{s}"
+    );
+}
+
 #[test]
 fn simulate_refuses_bad_workloads_and_unknown_policies_by_name() {
     let dir = tempfile::tempdir().unwrap();
