@@ -125,6 +125,8 @@ pub struct ReloadingCert {
     current: RwLock<Arc<CertifiedKey>>,
     /// The file contents last looked at (loaded or rejected).
     seen: RwLock<(Vec<u8>, Vec<u8>)>,
+    /// How many times the watcher has read the files.
+    looks: tokio::sync::watch::Sender<u64>,
 }
 
 impl fmt::Debug for ReloadingCert {
@@ -146,6 +148,7 @@ impl ReloadingCert {
             key,
             current: RwLock::new(Arc::new(loaded)),
             seen: RwLock::new((cert_pem, key_pem)),
+            looks: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -173,6 +176,12 @@ impl ReloadingCert {
             .clone()
     }
 
+    /// How many times the watcher has read the files (whatever it found):
+    /// a sign that it looked, for tests and diagnostics.
+    pub fn looks(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.looks.subscribe()
+    }
+
     /// Reload every `interval` until the returned task is aborted (it also
     /// stops when `self` is only held by the task).
     pub fn watch(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
@@ -184,7 +193,9 @@ impl ReloadingCert {
             loop {
                 ticks.tick().await;
                 let Some(this) = weak.upgrade() else { break };
-                let result = tokio::task::spawn_blocking(move || this.reload()).await;
+                let reloading = this.clone();
+                let result = tokio::task::spawn_blocking(move || reloading.reload()).await;
+                this.looks.send_modify(|n| *n += 1);
                 match result {
                     Ok(Ok(true)) => tracing::info!("TLS certificate reloaded"),
                     Ok(Ok(false)) => {}
@@ -323,4 +334,108 @@ pub async fn serve_tls_every(
     .await;
     watcher.abort();
     served
+}
+
+#[cfg(test)]
+mod tests {
+    //! Reloading on tokio's paused clock: the runtime jumps to the watcher's
+    //! next tick whenever every task waits, so no test sleeps for real, and
+    //! each check waits for the watcher to have looked before it asserts.
+
+    use super::*;
+
+    /// A new self-signed pair, as PEM certificate and key.
+    fn pair() -> (String, String) {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        (made.cert.pem(), made.signing_key.serialize_pem())
+    }
+
+    struct Files {
+        _dir: tempfile::TempDir,
+        cert: PathBuf,
+        key: PathBuf,
+    }
+
+    impl Files {
+        fn with((cert_pem, key_pem): &(String, String)) -> Files {
+            let dir = tempfile::tempdir().unwrap();
+            let files = Files {
+                cert: dir.path().join("tls.crt"),
+                key: dir.path().join("tls.key"),
+                _dir: dir,
+            };
+            files.write(&(cert_pem.clone(), key_pem.clone()));
+            files
+        }
+
+        fn write(&self, (cert_pem, key_pem): &(String, String)) {
+            std::fs::write(&self.cert, cert_pem).unwrap();
+            std::fs::write(&self.key, key_pem).unwrap();
+        }
+    }
+
+    fn der(cert_pem: &str) -> CertificateDer<'static> {
+        CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap()
+    }
+
+    /// Wait (on the paused clock) until the watcher has read the files
+    /// `looks` times in all.
+    async fn looked(cert: &ReloadingCert, looks: u64) {
+        let mut seen = cert.looks();
+        tokio::time::timeout(Duration::from_secs(600), seen.wait_for(|n| *n >= looks))
+            .await
+            .expect("the watcher stopped looking")
+            .unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn new_files_are_served_from_the_next_tick() {
+        let (first, second) = (pair(), pair());
+        let files = Files::with(&first);
+        let cert = Arc::new(ReloadingCert::open(files.cert.clone(), files.key.clone()).unwrap());
+        let started = tokio::time::Instant::now();
+        let _watcher = cert.watch(Duration::from_secs(5));
+        files.write(&second);
+        assert_eq!(cert.current().cert[0], der(&first.0));
+
+        looked(&cert, 1).await;
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        assert_eq!(cert.current().cert[0], der(&second.0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bad_pair_keeps_the_certificate_in_use_until_a_good_one_comes() {
+        let (first, third) = (pair(), pair());
+        let files = Files::with(&first);
+        let cert = Arc::new(ReloadingCert::open(files.cert.clone(), files.key.clone()).unwrap());
+        let _watcher = cert.watch(Duration::from_secs(5));
+
+        // A key that does not fit the certificate, then no PEM at all.
+        files.write(&(first.0.clone(), pair().1));
+        looked(&cert, 1).await;
+        assert_eq!(cert.current().cert[0], der(&first.0));
+        files.write(&("not PEM".to_owned(), first.1.clone()));
+        looked(&cert, 2).await;
+        assert_eq!(cert.current().cert[0], der(&first.0));
+
+        files.write(&third);
+        looked(&cert, 3).await;
+        assert_eq!(cert.current().cert[0], der(&third.0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unchanged_files_are_looked_at_every_interval_and_change_nothing() {
+        let first = pair();
+        let files = Files::with(&first);
+        let cert = Arc::new(ReloadingCert::open(files.cert.clone(), files.key.clone()).unwrap());
+        let before = cert.current();
+        let started = tokio::time::Instant::now();
+        let _watcher = cert.watch(Duration::from_secs(5));
+        looked(&cert, 3).await;
+        assert_eq!(started.elapsed(), Duration::from_secs(15));
+        assert!(
+            Arc::ptr_eq(&before, &cert.current()),
+            "the same files were loaded again"
+        );
+    }
 }
