@@ -9,6 +9,7 @@
 //! whole or not at all.
 
 mod check;
+mod class;
 mod delete;
 pub mod driver;
 mod expand;
@@ -26,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use self::check::{CheckReport, Drift, RepairReport};
+pub use self::class::{Blame, Class, Kind};
 pub use self::faults::{FaultPoint, Faults};
 pub use self::recover::RecoveryReport;
 pub use self::replace::Evacuation;

@@ -1183,11 +1183,12 @@ async fn a_failed_delete_leaves_a_stale_operation_and_the_dump_shows_everything(
     driver
         .fail_deletes
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    assert_error(
-        &queued(addr, "DELETE", &path, "").await,
-        500,
-        "injected failure",
-    );
+    // A fault's answer says what failed and where, under an error id; the
+    // driver's words (a command's output, its hosts) stay in aplo's log.
+    let failed = queued(addr, "DELETE", &path, "").await;
+    assert_error(&failed, 500, "failed at step '");
+    assert_error(&failed, 500, "error id ");
+    assert!(!failed.body.contains("injected failure"), "{}", failed.body);
     assert_eq!(
         get_json(addr, "/operations").await,
         json!({"total": 1, "in_flight": 0, "stale": 1, "failed": 0, "new": 0})

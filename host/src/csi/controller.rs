@@ -18,7 +18,7 @@ use super::proto::controller_service_capability::{self, rpc};
 use super::proto::volume_capability::AccessType;
 use super::proto::volume_capability::access_mode::Mode;
 use super::proto::*;
-use crate::engine::{CreateRequest, Engine, EngineError};
+use crate::engine::{CreateRequest, Engine, EngineError, Kind};
 use crate::front::claim::{VolumeSource, parameter_options};
 use crate::model::paths::check_volume_name;
 use crate::model::storage::{AdminMode, VolumeRecord, VolumeState};
@@ -45,21 +45,22 @@ impl std::fmt::Debug for Controller {
     }
 }
 
-/// The status for an engine error: a policy's refusal keeps the policy's
-/// words, and what may pass on a retry says so.
+/// The status for an engine error, from its classification (the same the
+/// REST API and the provisioner answer from): a policy's refusal keeps the
+/// policy's words, what may pass on a retry says so, and a fault says what
+/// failed while its details stay in aplo's log.
 pub fn status(e: EngineError) -> Status {
-    let message = e.to_string();
-    match &e {
-        EngineError::Invalid(_) => Status::invalid_argument(message),
-        EngineError::NotFound { .. } => Status::not_found(message),
-        EngineError::Conflict(_) => Status::aborted(message),
-        EngineError::Refused { decision, .. } => match decision {
-            Decision::Quota | Decision::Placement => Status::resource_exhausted(message),
-            Decision::Durability | Decision::Validate => Status::failed_precondition(message),
-        },
-        EngineError::Policy(p) if p.is_busy() => Status::unavailable(message),
-        EngineError::Policy(_) => Status::invalid_argument(message),
-        EngineError::Store(_) | EngineError::Failed { .. } => Status::internal(message),
+    let message = e.answer();
+    match e.class().kind {
+        Kind::Invalid => Status::invalid_argument(message),
+        Kind::NotFound => Status::not_found(message),
+        Kind::Conflict => Status::aborted(message),
+        Kind::Refused(Decision::Quota | Decision::Placement) => Status::resource_exhausted(message),
+        Kind::Refused(Decision::Durability | Decision::Validate) => {
+            Status::failed_precondition(message)
+        }
+        Kind::Overloaded => Status::unavailable(message),
+        Kind::Fault => Status::internal(message),
     }
 }
 

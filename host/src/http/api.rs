@@ -43,8 +43,7 @@ use serde::Serialize;
 use super::auth::{self, AuthError, Keys, Role};
 use super::control::ServerControl;
 use super::queue::{Finished, Poll, Queue};
-use crate::engine::{Engine, EngineError};
-use crate::policy::PolicyError;
+use crate::engine::{Engine, EngineError, Kind};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -265,33 +264,16 @@ pub(super) fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, B
     })
 }
 
-/// The status of an engine error: one exhaustive match. What the caller
-/// can act on goes back as it is; internal faults are logged and answered
-/// plainly.
+/// The status of an engine error, from its classification (the same the
+/// provisioner and the CSI controller answer from): what the caller can
+/// act on is a 4xx, an overload a 503, and a fault a 500.
 fn engine_status(e: &EngineError) -> StatusCode {
-    match e {
-        EngineError::Invalid(_) | EngineError::Refused { .. } => StatusCode::BAD_REQUEST,
-        EngineError::NotFound { .. } => StatusCode::NOT_FOUND,
-        EngineError::Conflict(_) => StatusCode::CONFLICT,
-        EngineError::Policy(p) => policy_status(p),
-        EngineError::Store(_) | EngineError::Failed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
-/// A configuration mistake in the request is the caller's (400); a broken
-/// or misbehaving policy is aplo's (500); a policy that could not run
-/// because every instance slot stayed busy is a passing overload (503, to
-/// be retried).
-fn policy_status(e: &PolicyError) -> StatusCode {
-    match e {
-        PolicyError::Unknown { .. }
-        | PolicyError::NotExported { .. }
-        | PolicyError::Settings { .. }
-        | PolicyError::Params(_) => StatusCode::BAD_REQUEST,
-        PolicyError::Fault { .. } if e.is_busy() => StatusCode::SERVICE_UNAVAILABLE,
-        PolicyError::Load { .. } | PolicyError::Fault { .. } | PolicyError::Io { .. } => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+    match e.class().kind {
+        Kind::Invalid | Kind::Refused(_) => StatusCode::BAD_REQUEST,
+        Kind::NotFound => StatusCode::NOT_FOUND,
+        Kind::Conflict => StatusCode::CONFLICT,
+        Kind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::Fault => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -303,12 +285,10 @@ const RETRY_AFTER_SECONDS: &str = "5";
 pub(super) fn engine_error(e: EngineError) -> Response {
     let status = engine_status(&e);
     let mut response = match e {
-        EngineError::Store(e) => {
-            tracing::error!(error = %e, "the store failed during a request");
-            text(status, "the store failed; see aplo's log")
-        }
         EngineError::NotFound { .. } => not_found(),
-        e => text(status, e.to_string()),
+        // A fault is logged whole; the answer says what failed, not the
+        // command's output or the hosts it ran on.
+        e => text(status, e.answer()),
     };
     if status == StatusCode::SERVICE_UNAVAILABLE {
         response.headers_mut().insert(
@@ -358,11 +338,7 @@ pub(super) fn finished<T>(
 ) -> Finished {
     match result {
         Ok(value) => location(value),
-        Err(EngineError::Store(e)) => {
-            tracing::error!(error = %e, "the store failed during a queued operation");
-            Finished::Failed("the store failed; see aplo's log".into())
-        }
-        Err(e) => Finished::Failed(e.to_string()),
+        Err(e) => Finished::Failed(e.answer()),
     }
 }
 
@@ -403,6 +379,7 @@ pub const KEEP_RESULTS: Duration = Duration::from_secs(600);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::PolicyError;
 
     #[test]
     fn engine_errors_map_to_heketis_statuses() {

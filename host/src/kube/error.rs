@@ -29,18 +29,17 @@ impl From<kube::Error> for ReconcileError {
     }
 }
 
-/// What an engine error means to a reconcile.
+/// What an engine error means to a reconcile, from its classification
+/// (the same the REST API and the CSI controller answer from): what may
+/// pass by itself (an operation in progress, a busy policy pool, a step
+/// that failed) is retried soon; the rest waits for something to change,
+/// slowly. The message is the whole error: the events it becomes are
+/// where an admin looks first.
 pub fn engine_error(e: EngineError) -> ReconcileError {
-    match e {
-        // The policy pool was full: retried soon, with the growing backoff.
-        EngineError::Policy(ref p) if p.is_busy() => ReconcileError::Transient(e.to_string()),
-        EngineError::Refused { .. }
-        | EngineError::Invalid(_)
-        | EngineError::Policy(_)
-        | EngineError::NotFound { .. } => ReconcileError::Refused(e.to_string()),
-        EngineError::Conflict(_) | EngineError::Store(_) | EngineError::Failed { .. } => {
-            ReconcileError::Transient(e.to_string())
-        }
+    if e.class().retryable {
+        ReconcileError::Transient(e.to_string())
+    } else {
+        ReconcileError::Refused(e.to_string())
     }
 }
 
