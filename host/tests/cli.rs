@@ -760,3 +760,194 @@ fn unsafe_device_names_and_hostnames_are_refused_by_field() {
         assert!(!out.status.success() && s.contains(expected), "{s}");
     }
 }
+
+const HEKETI_TOPOLOGY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/heketi-topology.json"
+);
+
+/// `aplo policy case` writes a case from a topology file; `policy eval`
+/// and `policy test` name the case's nodes and devices beside their ids,
+/// `--ids-only` keeps plain JSON, and `--show` reads the blessed answers.
+#[test]
+fn a_generated_case_is_tested_with_names_beside_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("three-zones");
+    let out = aplo(&[
+        "policy",
+        "case",
+        "--topology",
+        HEKETI_TOPOLOGY,
+        "--size",
+        "10Gi",
+        "--durability",
+        "replica 3",
+        "--out",
+        case.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let input = case.join("input.json");
+    // The same file gives the same case, on stdout without --out.
+    let printed = aplo(&[
+        "policy",
+        "case",
+        "--topology",
+        HEKETI_TOPOLOGY,
+        "--size",
+        "10Gi",
+    ]);
+    assert_eq!(printed.stdout, std::fs::read(&input).unwrap());
+    let bad = aplo(&[
+        "policy",
+        "case",
+        "--topology",
+        HEKETI_TOPOLOGY,
+        "--size",
+        "ten",
+    ]);
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("--size ten: "), "{}", text(&bad));
+
+    // eval: names beside the ids; --ids-only: plain JSON.
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["policy", "eval", "--input", input.to_str().unwrap()];
+        args.extend(extra);
+        aplo(&args)
+    };
+    let named = eval(&[]);
+    let s = text(&named);
+    assert!(named.status.success(), "{s}");
+    let device_lines: Vec<&str> = s.lines().filter(|l| l.contains("\"device\"")).collect();
+    assert_eq!(device_lines.len(), 3, "{s}");
+    for line in &device_lines {
+        assert!(
+            line.contains("\",  // node") && line.contains(".example.com device "),
+            "{line}"
+        );
+    }
+    let plain = eval(&["--ids-only"]);
+    let outcome: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
+    assert_eq!(
+        outcome["ok"]["sets"][0]["bricks"].as_array().unwrap().len(),
+        3
+    );
+
+    // test: a case without an answer names the full command that writes it.
+    let wasm = built("zone-spread");
+    let test = |extra: &[&str]| {
+        let mut args = vec![
+            "policy",
+            "test",
+            wasm.to_str().unwrap(),
+            "--cases",
+            dir.path().to_str().unwrap(),
+        ];
+        args.extend(extra);
+        aplo(&args)
+    };
+    let missing = test(&[]);
+    assert!(
+        text(&missing).contains(&format!(
+            "write it with `aplo policy test {} --cases {} --bless`",
+            wasm.display(),
+            dir.path().display()
+        )),
+        "{}",
+        text(&missing)
+    );
+    assert!(test(&["--bless"]).status.success());
+    // expected.json holds ids only, exactly as evaluated.
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(
+            &std::fs::read(case.join("expected.json")).unwrap()
+        )
+        .unwrap(),
+        outcome
+    );
+    let shown = test(&["--show"]);
+    let s = text(&shown);
+    assert!(shown.status.success(), "{s}");
+    assert!(
+        s.contains("ok      zone-spread/three-zones\n        1 set\n        set 1:\n"),
+        "{s}"
+    );
+    for zone in ["1", "2", "3"] {
+        assert!(
+            s.lines()
+                .any(|l| l.starts_with("          data        10GiB  node")
+                    && l.contains(".example.com device ")
+                    && l.contains(&format!("  zone {zone}"))),
+            "zone {zone}: {s}"
+        );
+    }
+
+    // A mismatch's diff names the devices; --ids-only does not.
+    let mut wrong = outcome.clone();
+    wrong["ok"]["sets"][0]["bricks"][0]["bytes"] = 1.into();
+    std::fs::write(case.join("expected.json"), wrong.to_string()).unwrap();
+    let diff = text(&test(&[]));
+    assert!(
+        diff.lines()
+            .any(|l| l.contains("\"device\"") && l.contains("  // node")),
+        "{diff}"
+    );
+    let diff = text(&test(&["--ids-only"]));
+    assert!(
+        diff.contains("FAILED") && !diff.contains("// node"),
+        "{diff}"
+    );
+}
+
+/// The hints point at the way out: a policy outside the bundled set comes
+/// from a policy directory, and a module under cargo's name is refused
+/// with the name to give it.
+#[test]
+fn hints_say_what_to_do() {
+    let input = Path::new(bundled::SOURCE_DIR).join("zone-spread/tests");
+    let case = std::fs::read_dir(&input)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("input.json"))
+        .find(|p| p.is_file())
+        .unwrap();
+    let out = aplo(&[
+        "policy",
+        "eval",
+        "--policy",
+        "rack-aware",
+        "--input",
+        case.to_str().unwrap(),
+    ]);
+    let s = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        s.contains("no policy named 'rack-aware'")
+            && s.contains("pass --policy-dir DIR with rack-aware.wasm in it"),
+        "{s}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(built("zone-spread"), dir.path().join("rack_aware.wasm")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_aplo"))
+        .args([
+            "--policy-dir",
+            dir.path().to_str().unwrap(),
+            "policy",
+            "list",
+        ])
+        .env("APLO_LOG", "error")
+        .output()
+        .unwrap();
+    let s = text(&out);
+    assert!(out.status.success(), "{s}");
+    assert_eq!(
+        s.matches("policy file rejected").count(),
+        1,
+        "logged once: {s}"
+    );
+    assert!(
+        s.contains("rename it to rack-aware.wasm")
+            && s.contains("no previous version")
+            && !s.contains("the previous version stays active"),
+        "{s}"
+    );
+}
