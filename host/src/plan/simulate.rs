@@ -329,7 +329,7 @@ impl Report {
     /// order first seen).
     pub fn failures_by_count(&self) -> Vec<&FailureGroup> {
         let mut groups: Vec<&FailureGroup> = self.failures.iter().collect();
-        groups.sort_by(|a, b| b.count.cmp(&a.count));
+        groups.sort_by_key(|g| std::cmp::Reverse(g.count));
         groups
     }
 
