@@ -4,9 +4,15 @@
 //! bookkeeping. Pure: `aplo simulate` plays the claims through the real
 //! engine with the simulation driver and hands the results here.
 
+mod failures;
+mod layouts;
+
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
+
+pub use failures::{FailureGroup, NAMED_PER_FAILURE, reason_pattern};
+pub use layouts::{ClaimLayout, PlacedBrick, claim_layouts, layout_places};
 
 use crate::model::storage::Snapshot;
 use crate::model::{BrickRole, Claim, Id, Layout, Pairs, Scheme, Topology, parse_size};
@@ -209,50 +215,6 @@ pub struct ByTag {
 /// The group of devices without the tag in [`ByTag`].
 pub const NO_TAG: &str = "(none)";
 
-/// How many claims a failure group names (it counts them all).
-pub const NAMED_PER_FAILURE: usize = 20;
-
-/// Claims refused for the same reason. Reasons that differ only in the
-/// claim's name and in sizes or counts are the same reason.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct FailureGroup {
-    /// The reason, with the claim's name as `<claim>`, sizes as `<size>`
-    /// and other numbers as `<n>` (see [`reason_pattern`]).
-    pub reason: String,
-    /// How many claims.
-    pub count: usize,
-    /// The first claims (at most [`NAMED_PER_FAILURE`]), in the order played.
-    pub claims: Vec<String>,
-    /// The first claim's reason, word for word.
-    pub example: String,
-}
-
-/// Where one brick of a simulated volume went.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PlacedBrick {
-    /// The node's hostname.
-    pub node: String,
-    /// The device's name, e.g. `/dev/vdb`.
-    pub device: String,
-    /// Data or arbiter.
-    pub role: BrickRole,
-    /// Usable bytes of the brick.
-    pub bytes: u64,
-    /// The value of the report's tag (`--by-tag`) for this device, if
-    /// asked for: the device's own, else its node's, else [`NO_TAG`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tag: Option<String>,
-}
-
-/// Where one claim's bricks went: its sets, in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ClaimLayout {
-    /// The claim (and volume) name.
-    pub claim: String,
-    /// The brick sets, each in gluster's brick order.
-    pub sets: Vec<Vec<PlacedBrick>>,
-}
-
 /// What a run amounts to.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Report {
@@ -393,177 +355,6 @@ impl Report {
     }
 }
 
-/// A refusal's reason with what differs from claim to claim taken out:
-/// the claim's name becomes `<claim>`, a size (`900GiB`, `1.5TiB`, `0B`)
-/// `<size>` and another number `<n>`. Digits inside a word (an id, a
-/// name such as `r1-a`) stay.
-pub fn reason_pattern(claim: &str, reason: &str) -> String {
-    let text = replace_name(reason, claim);
-    // Digits in a word such as `r1-a`, `db-10` or an id are not numbers.
-    let in_word = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < chars.len() {
-        let starts_word = i == 0 || !in_word(chars[i - 1]);
-        if starts_word && chars[i].is_ascii_digit() {
-            let mut end = i;
-            while end < chars.len() && chars[end].is_ascii_digit() {
-                end += 1;
-            }
-            if end + 1 < chars.len() && chars[end] == '.' && chars[end + 1].is_ascii_digit() {
-                end += 1;
-                while end < chars.len() && chars[end].is_ascii_digit() {
-                    end += 1;
-                }
-            }
-            let mut unit_end = end;
-            while unit_end < chars.len() && chars[unit_end].is_ascii_alphabetic() {
-                unit_end += 1;
-            }
-            let unit: String = chars[end..unit_end].iter().collect();
-            let ends_word = |at: usize| at == chars.len() || !in_word(chars[at]);
-            if SIZE_UNITS.contains(&unit.as_str()) && ends_word(unit_end) {
-                out.push_str("<size>");
-                i = unit_end;
-                continue;
-            }
-            if ends_word(end) {
-                out.push_str("<n>");
-                i = end;
-                continue;
-            }
-        }
-        out.push(chars[i]);
-        i += 1;
-    }
-    out
-}
-
-/// `text` with each whole-name occurrence of `name` (not inside a longer
-/// name: `db-1` is not replaced in `db-10`) as `<claim>`.
-fn replace_name(text: &str, name: &str) -> String {
-    if name.is_empty() {
-        return text.to_owned();
-    }
-    let in_name = |c: char| c.is_alphanumeric() || matches!(c, '-' | '_' | '.');
-    let mut out = String::with_capacity(text.len());
-    let mut rest = 0;
-    for (at, _) in text.match_indices(name) {
-        let end = at + name.len();
-        let before = text[..at].chars().next_back();
-        let after = text[end..].chars().next();
-        // A trailing `.` ends a sentence, not a name.
-        let after_in_name = match after {
-            Some('.') => text[end + 1..].chars().next().is_some_and(in_name),
-            Some(c) => in_name(c),
-            None => false,
-        };
-        if at < rest || before.is_some_and(in_name) || after_in_name {
-            continue;
-        }
-        out.push_str(&text[rest..at]);
-        out.push_str("<claim>");
-        rest = end;
-    }
-    out.push_str(&text[rest..]);
-    out
-}
-
-/// The units `format_size` writes, and heketi's.
-const SIZE_UNITS: &[&str] = &[
-    "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "K", "M", "G", "T", "Ki", "Mi", "Gi", "Ti",
-];
-
-/// Where the bricks of each claim's volume are in `snapshot` (the state
-/// after a run), in the order of `claims`; claims without a volume are
-/// left out. With `tag`, each brick says its device's value of that tag.
-pub fn claim_layouts(
-    snapshot: &Snapshot,
-    claims: &[SimClaim],
-    tag: Option<&str>,
-) -> Vec<ClaimLayout> {
-    let by_name: HashMap<&str, Id> = snapshot
-        .volumes
-        .values()
-        .map(|v| (v.name.as_str(), v.id))
-        .collect();
-    let mut bricks_of: HashMap<Id, Vec<&crate::model::storage::BrickRecord>> = HashMap::new();
-    for brick in snapshot.bricks.values() {
-        bricks_of.entry(brick.volume).or_default().push(brick);
-    }
-    let mut out = Vec::new();
-    for claim in claims {
-        let Some(id) = by_name.get(claim.name.as_str()) else {
-            continue;
-        };
-        let mut bricks = bricks_of.remove(id).unwrap_or_default();
-        bricks.sort_by_key(|b| (b.set, b.position));
-        let mut sets: Vec<Vec<PlacedBrick>> = Vec::new();
-        let mut current = None;
-        for brick in bricks {
-            if current != Some(brick.set) {
-                sets.push(Vec::new());
-                current = Some(brick.set);
-            }
-            let placed = placed_brick(snapshot, brick.device, brick.role, brick.bytes, tag);
-            sets.last_mut().expect("pushed above").push(placed);
-        }
-        out.push(ClaimLayout {
-            claim: claim.name.clone(),
-            sets,
-        });
-    }
-    out
-}
-
-/// Where a layout's bricks are, named from `snapshot`; with `tag`, each
-/// brick says its device's value of that tag.
-pub fn layout_places(
-    snapshot: &Snapshot,
-    claim: &str,
-    layout: &Layout,
-    tag: Option<&str>,
-) -> ClaimLayout {
-    ClaimLayout {
-        claim: claim.to_owned(),
-        sets: layout
-            .sets
-            .iter()
-            .map(|set| {
-                set.bricks
-                    .iter()
-                    .map(|b| placed_brick(snapshot, b.device, b.role, b.bytes, tag))
-                    .collect()
-            })
-            .collect(),
-    }
-}
-
-fn placed_brick(
-    snapshot: &Snapshot,
-    device: Id,
-    role: BrickRole,
-    bytes: u64,
-    tag: Option<&str>,
-) -> PlacedBrick {
-    let record = snapshot.devices.get(&device);
-    let node = record.and_then(|d| snapshot.nodes.get(&d.node));
-    PlacedBrick {
-        node: node.map_or_else(|| "?".to_owned(), |n| n.manage.clone()),
-        device: record.map_or_else(|| device.to_string(), |d| d.name.clone()),
-        role,
-        bytes,
-        tag: tag.map(|key| {
-            record
-                .and_then(|d| d.tags.get(key))
-                .or_else(|| node.and_then(|n| n.tags.get(key)))
-                .map_or(NO_TAG, String::as_str)
-                .to_owned()
-        }),
-    }
-}
-
 /// A device's label in a report, `<manage host>:<device name>` (its id
 /// when `snapshot` does not know it).
 pub fn device_label(snapshot: &Snapshot, id: Id) -> String {
@@ -692,27 +483,6 @@ mod tests {
         );
         assert_eq!(report.zones.len(), 3);
         assert!((report.usable_share() - 2.0 / 30.0).abs() < 1e-9);
-    }
-
-    #[test]
-    fn reasons_differing_in_the_claim_and_sizes_are_one_reason() {
-        assert_eq!(
-            reason_pattern(
-                "big-209",
-                "cannot place 900GiB for volume 'big-209' after 2 brick set(s) holding 452GiB: no device has room left"
-            ),
-            "cannot place <size> for volume '<claim>' after <n> brick set(s) holding <size>: no device has room left"
-        );
-        // Only the whole name: db-1 is not the start of db-10.
-        assert_eq!(
-            reason_pattern("db-1", "volume db-1 is like db-10 and db-1."),
-            "volume <claim> is like db-10 and <claim>."
-        );
-        // Digits inside words (hosts, ids, policy names) stay.
-        assert_eq!(
-            reason_pattern("x", "r1-a.example.com and cluster 910a2dec: 1.5TiB, 0B, v2"),
-            "r1-a.example.com and cluster 910a2dec: <size>, <size>, v2"
-        );
     }
 
     #[test]
