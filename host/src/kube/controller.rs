@@ -245,14 +245,13 @@ pub async fn run(
     let sweeper = {
         let ctx = ctx.clone();
         async move {
-            loop {
-                if ctx.ready() {
-                    volumes::sweep_orphans(&ctx).await;
-                    tokio::time::sleep(ctx.settings.sweep_interval).await;
-                } else {
-                    tokio::time::sleep(UNSYNCED_RECHECK).await;
-                }
-            }
+            watch::sweep_every(
+                || ctx.ready(),
+                ctx.settings.sweep_interval,
+                UNSYNCED_RECHECK,
+                || volumes::sweep_orphans(&ctx),
+            )
+            .await;
         }
     };
     let synced = {
