@@ -34,7 +34,15 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))
         .join("wasm-policies");
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // APLO_POLICIES_TOOLCHAIN builds the policies with another rustup
+    // toolchain than the outer build's: the fuzz targets build the host
+    // with nightly, which need not have the Wasm target.
+    println!("cargo:rerun-if-env-changed=APLO_POLICIES_TOOLCHAIN");
+    let toolchain = env::var_os("APLO_POLICIES_TOOLCHAIN");
+    let cargo = match toolchain {
+        Some(_) => "cargo".into(),
+        None => env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+    };
     let mut command = Command::new(cargo);
     command
         .current_dir(&policies)
@@ -57,6 +65,9 @@ fn main() {
         {
             command.env_remove(key.as_ref());
         }
+    }
+    if let Some(toolchain) = toolchain {
+        command.env("RUSTUP_TOOLCHAIN", toolchain);
     }
     let status = command
         .status()

@@ -38,6 +38,32 @@ echo "== the Kubernetes test peers (built once, then cached)"
 command -v kubectl >/dev/null || { echo "kubectl is needed to render deploy/ (it ships on these machines; Debian's is too old)"; exit 1; }
 export LVM_SUPPRESS_FD_WARNINGS=1
 
+# cargo-fuzz, pinned and built once into a cache outside the repository
+# keyed by its version (as tests/k8s/build.sh caches the Go peers).
+CARGO_FUZZ_VERSION=0.13.2
+cargo_fuzz_root=${APLO_TOOLS_CACHE:-${HOME:-/root}/.cache/aplo-tools}/cargo-fuzz-$CARGO_FUZZ_VERSION
+if ! test -x "$cargo_fuzz_root/bin/cargo-fuzz"; then
+  echo "== installing cargo-fuzz $CARGO_FUZZ_VERSION into $cargo_fuzz_root (once)"
+  cargo install --quiet --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION" --root "$cargo_fuzz_root"
+fi
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install --profile minimal nightly
+
+echo "== fuzz targets (host/fuzz), 30 s each"
+# Each target starts from its committed seeds (host/fuzz/corpus/<target>)
+# and writes what it finds to a corpus under target/, not into the repo;
+# a crash leaves its input in target/fuzz/artifacts/<target>/ and fails.
+fuzz_target_dir=${APLO_FUZZ_TARGET_DIR:-$PWD/target/fuzz}
+policies_toolchain=$(rustup show active-toolchain | cut -d' ' -f1)
+for target in quantity topology admission_review heketi_bodies; do
+  mkdir -p "$fuzz_target_dir/corpus/$target" "$fuzz_target_dir/artifacts/$target"
+  # The bundled policies the host embeds are built with the toolchain the
+  # rest of the suite uses (it has the Wasm target; nightly need not).
+  PATH="$cargo_fuzz_root/bin:$PATH" APLO_POLICIES_TOOLCHAIN=$policies_toolchain \
+    cargo +nightly fuzz run --fuzz-dir host/fuzz --target-dir "$fuzz_target_dir" "$target" \
+      "$fuzz_target_dir/corpus/$target" "host/fuzz/corpus/$target" -- \
+      -max_total_time=30 -artifact_prefix="$fuzz_target_dir/artifacts/$target/"
+done
+
 echo "== host workspace: unit, integration, golden-in-sandbox and CLI tests"
 cargo test --workspace --all-targets --locked
 
