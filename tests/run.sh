@@ -74,13 +74,19 @@ echo "== the example policy from the walk-through, built and tested in the sandb
 (cd examples/custom-policy && cargo build --quiet --locked --release --target wasm32-wasip2 && \
   cargo run --quiet --locked --manifest-path ../../Cargo.toml -p aplo -- policy test .)
 
-echo "== the placement walk-through's policy, built, tested in the sandbox and simulated"
-# The simulation is the walk-through's step 7: the module goes into a
-# policy directory as rack-aware.wasm, and `--layouts --by-tag rack` must
-# name the three racks (in the layouts and in the usage per rack).
-(cd examples/placement-policy && cargo build --quiet --locked --release --target wasm32-wasip2 && \
+echo "== the placement walk-through's policy: a case generated, built, tested in the sandbox and simulated"
+# Step 6: `aplo policy case` on the simulation's topology writes exactly
+# the input the walk-through committed (ids derived from names, stable).
+# The simulation is step 7: the module goes into a policy directory as
+# rack-aware.wasm, and `--layouts --by-tag rack` must name the three racks
+# (in the layouts and in the usage per rack).
+(cd examples/placement-policy && policies=$(mktemp -d) && \
+  cargo run --quiet --locked --manifest-path ../../Cargo.toml -p aplo -- policy case \
+    --topology simulate/topology.yaml --size 10Gi --durability "replica 3" --out "$policies/generated" && \
+  { diff -u tests/from-the-topology-file/input.json "$policies/generated/input.json" ||
+    { echo "aplo policy case no longer writes the walk-through's case"; exit 1; }; } && \
+  cargo build --quiet --locked --release --target wasm32-wasip2 && \
   cargo run --quiet --locked --manifest-path ../../Cargo.toml -p aplo -- policy test . && \
-  policies=$(mktemp -d) && \
   cp "${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release/rack_aware.wasm" "$policies/rack-aware.wasm" && \
   cargo run --quiet --locked --manifest-path ../../Cargo.toml -p aplo -- simulate \
     --policy-dir "$policies" --placement rack-aware \
