@@ -40,7 +40,7 @@ pub struct RuntimeConfig {
     pub epoch_tick: Duration,
     /// Instances that may run at once (the pool's size). Callers beyond
     /// it wait for a free slot, at most their call's deadline, and then
-    /// fail with [`Fault::Busy`].
+    /// fail with [`Fault::Busy`](crate::policy::Fault::Busy).
     pub pool_slots: u32,
     /// The largest memory cap any policy may be given.
     pub max_memory_bytes: usize,

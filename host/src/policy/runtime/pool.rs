@@ -8,7 +8,8 @@ use crate::policy::metrics::PolicyMetrics;
 
 /// A counting semaphore over the pool's slots. Waiting for one is bounded:
 /// a pool held by slow calls makes later callers fail fast with
-/// [`Fault::Busy`] instead of queueing behind them for ever.
+/// [`Fault::Busy`](crate::policy::Fault::Busy) instead of queueing behind
+/// them for ever.
 pub(super) struct Slots {
     pub(super) total: u32,
     pub(super) free: Mutex<u32>,
