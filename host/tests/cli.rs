@@ -282,26 +282,31 @@ fn db_export_and_import_move_the_store_through_json() {
     );
 }
 
+/// `aplo simulate` on an example's `topology.yaml` and `workload.yaml`
+/// (a folder under `examples/`), with `extra`.
+fn simulate_example(folder: &str, extra: &[&str]) -> Output {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let topology = examples.join(folder).join("topology.yaml");
+    let workload = examples.join(folder).join("workload.yaml");
+    let mut args = vec![
+        "simulate",
+        "--topology",
+        topology.to_str().unwrap(),
+        "--workload",
+        workload.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    aplo(&args)
+}
+
 const SIM_TOPOLOGY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../examples/simulate/topology.yaml"
 );
-const SIM_WORKLOAD: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../examples/simulate/workload.yaml"
-);
 
 /// `aplo simulate` on the example topology and workload, with `extra`.
 fn simulate(extra: &[&str]) -> Output {
-    let mut args = vec![
-        "simulate",
-        "--topology",
-        SIM_TOPOLOGY,
-        "--workload",
-        SIM_WORKLOAD,
-    ];
-    args.extend(extra);
-    aplo(&args)
+    simulate_example("simulate", extra)
 }
 
 #[test]
@@ -334,27 +339,10 @@ fn simulate_reports_and_compares_with_heketi() {
     assert_ne!(other["aplo"]["devices"], report["aplo"]["devices"]);
 }
 
-const RACKS_TOPOLOGY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../examples/placement-policy/simulate/topology.yaml"
-);
-const RACKS_WORKLOAD: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../examples/placement-policy/simulate/workload.yaml"
-);
-
 /// `aplo simulate` on the placement walk-through's six nodes in three
 /// racks, with `extra`.
 fn simulate_racks(extra: &[&str]) -> Output {
-    let mut args = vec![
-        "simulate",
-        "--topology",
-        RACKS_TOPOLOGY,
-        "--workload",
-        RACKS_WORKLOAD,
-    ];
-    args.extend(extra);
-    aplo(&args)
+    simulate_example("placement-policy/simulate", extra)
 }
 
 /// The bars of one section and side in a `--plot` chart.
