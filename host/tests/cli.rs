@@ -426,24 +426,30 @@ fn simulate_shows_layouts_usage_per_rack_grouped_failures_and_a_plot() {
     );
 }
 
-/// The walk-through's `rack-aware` module, when it has been built
-/// (`APLO_RACK_AWARE_WASM`, else the example's own target directory).
-fn rack_aware_module() -> Option<PathBuf> {
+/// The walk-through's `rack-aware` module (`APLO_RACK_AWARE_WASM`, else
+/// the example's own target directory); a test that needs it fails when it
+/// has not been built.
+fn rack_aware_module() -> PathBuf {
     let path = std::env::var_os("APLO_RACK_AWARE_WASM")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../examples/placement-policy/target/wasm32-wasip2/release/rack_aware.wasm")
         });
-    path.is_file().then_some(path)
+    assert!(
+        path.is_file(),
+        "{} is not built: build examples/placement-policy for wasm32-wasip2, or set APLO_RACK_AWARE_WASM (tests/run.sh does both)",
+        path.display()
+    );
+    path
 }
 
+/// Ignored in the workspace run, which comes before the example is built;
+/// tests/run.sh runs it with `--ignored` once it has built the module.
 #[test]
+#[ignore = "needs the placement example built; tests/run.sh runs it with --ignored after building it"]
 fn simulate_with_the_rack_aware_module_puts_each_set_in_three_racks() {
-    let Some(module) = rack_aware_module() else {
-        eprintln!("skipped: examples/placement-policy is not built (tests/run.sh builds it)");
-        return;
-    };
+    let module = rack_aware_module();
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(&module, dir.path().join("rack-aware.wasm")).unwrap();
     let policy_dir = dir.path().to_str().unwrap();

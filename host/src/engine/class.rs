@@ -117,7 +117,7 @@ impl EngineError {
     /// whole here, under an error id the answer gives, so that an admin
     /// can find the details.
     pub fn answer(&self) -> String {
-        if self.class().is_refusal() || self.class().kind == Kind::Overloaded {
+        if self.class().kind != Kind::Fault {
             return self.public_message();
         }
         let id = format!("{:016x}", rand::random::<u64>());
