@@ -52,16 +52,20 @@ echo "== fuzz targets (host/fuzz), 30 s each"
 # Each target starts from its committed seeds (host/fuzz/corpus/<target>)
 # and writes what it finds to a corpus under target/, not into the repo;
 # a crash leaves its input in target/fuzz/artifacts/<target>/ and fails.
-fuzz_target_dir=${APLO_FUZZ_TARGET_DIR:-$PWD/target/fuzz}
+# The sanitizer build (about 10 minutes cold, for dependencies that never
+# change between runs) is kept in a cache outside the repository; cargo's
+# fingerprints rebuild whatever the checkout changed.
+fuzz_runs=$PWD/target/fuzz
+fuzz_build_dir=${APLO_FUZZ_TARGET_DIR:-${APLO_TOOLS_CACHE:-${HOME:-/root}/.cache/aplo-tools}/fuzz-target}
 policies_toolchain=$(rustup show active-toolchain | cut -d' ' -f1)
 for target in quantity topology admission_review heketi_bodies; do
-  mkdir -p "$fuzz_target_dir/corpus/$target" "$fuzz_target_dir/artifacts/$target"
+  mkdir -p "$fuzz_runs/corpus/$target" "$fuzz_runs/artifacts/$target"
   # The bundled policies the host embeds are built with the toolchain the
   # rest of the suite uses (it has the Wasm target; nightly need not).
   PATH="$cargo_fuzz_root/bin:$PATH" APLO_POLICIES_TOOLCHAIN=$policies_toolchain \
-    cargo +nightly fuzz run --fuzz-dir host/fuzz --target-dir "$fuzz_target_dir" "$target" \
-      "$fuzz_target_dir/corpus/$target" "host/fuzz/corpus/$target" -- \
-      -max_total_time=30 -artifact_prefix="$fuzz_target_dir/artifacts/$target/"
+    cargo +nightly fuzz run --fuzz-dir host/fuzz --target-dir "$fuzz_build_dir" "$target" \
+      "$fuzz_runs/corpus/$target" "host/fuzz/corpus/$target" -- \
+      -max_total_time=30 -artifact_prefix="$fuzz_runs/artifacts/$target/"
 done
 
 echo "== host workspace: unit, integration, golden-in-sandbox and CLI tests"
