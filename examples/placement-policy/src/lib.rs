@@ -106,34 +106,21 @@ fn pick<'a>(
     })
 }
 
-/// The arbiter brick: on another node (and, when strict, another rack),
-/// preferring devices tagged `arbiter=required`, then the roomiest.
+/// The arbiter brick: on another node and, when strict, another rack
+/// (best effort, another rack if it can), preferring devices tagged
+/// `arbiter=required`, then the roomiest.
 fn pick_arbiter<'a>(
     config: &Config,
     slots: &[Slot<'a>],
     set: &SetRequest,
     data: &[Slot<'a>],
 ) -> Result<Candidate<'a>, String> {
-    let by = config.spread.by();
-    let racks = by.values(data);
+    // The size `fill` gives it: as for the data bricks' size.
     let data_room = data.iter().map(|s| s.room).min().unwrap_or(0);
     let needed = config.sizing.arbiter_bytes(set.want.min(data_room));
-    slots
-        .iter()
-        .filter(|s| {
-            let c = &s.candidate;
-            c.arbiter_use() != ArbiterUse::Disabled
-                && s.room >= needed
-                && !data.iter().any(|d| d.candidate.node.id == c.node.id)
-                && (!config.spread.is_strict() || !racks.contains(&by.value(c)))
-        })
-        .max_by(|a, b| {
-            let key = |s: &Slot<'_>| (s.candidate.arbiter_use() == ArbiterUse::Required, s.room);
-            key(a)
-                .cmp(&key(b))
-                .then_with(|| b.candidate.device.id.cmp(&a.candidate.device.id))
-        })
-        .map(|s| s.candidate)
+    config
+        .spread
+        .pick_arbiter(slots, data, needed, |_| true)
         .ok_or_else(|| {
             let apart = if config.spread.is_strict() {
                 "in a rack of its own"

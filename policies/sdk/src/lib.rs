@@ -28,9 +28,11 @@
 //! ```
 //!
 //! Build it with `cargo build --target wasm32-wasip2 --release`; the
-//! component is `target/wasm32-wasip2/release/<crate>.wasm`. Test it with
-//! golden files (see [`testing`], feature `testing`) natively, and with
-//! `aplo policy test <crate dir>` through the production sandbox.
+//! component is `target/wasm32-wasip2/release/<crate>.wasm` (under
+//! `CARGO_TARGET_DIR` when set: one shared by all your policy crates builds
+//! this SDK's dependencies once). Test it with golden files through the
+//! production sandbox with `aplo policy test <crate dir>`, and natively with
+//! the `testing` module (feature `testing`) when you want a debugger.
 //!
 //! The decision functions are plain functions over plain types, so they can
 //! be called and tested natively as well.

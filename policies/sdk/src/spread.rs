@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::layout::Slot;
-use crate::topology::Candidate;
+use crate::topology::{ArbiterUse, Candidate};
 
 /// What the bricks of a set are kept apart by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,6 +239,76 @@ impl<'k> Spread<'k> {
         }
         Ok(chosen)
     }
+
+    /// The device for a set's arbiter brick, once its `data` slots are
+    /// chosen: among `slots`, one that `keep` accepts, that may hold an
+    /// arbiter brick (its [`ArbiterUse`] is not `Disabled`), has `needed`
+    /// bytes of room and is on a node none of `data` uses. When strict, its
+    /// domain must differ from every data brick's; best effort, such a
+    /// domain is preferred. Then devices tagged `arbiter=required` are
+    /// preferred, then the most room, then the lower device id. `None` when
+    /// no device qualifies: the refusal's words are the policy's.
+    ///
+    /// `needed` is the arbiter brick's size: [`fill`](crate::layout::fill)
+    /// makes it [`Sizing::arbiter_bytes`](crate::layout::Sizing::arbiter_bytes)
+    /// of the set's data brick size, which is `set.want` or the least room
+    /// among `data`, whichever is smaller.
+    ///
+    /// ```
+    /// # use aplo_policy_sdk::prelude::*;
+    /// # use aplo_policy_sdk::layout::Slot;
+    /// # use aplo_policy_sdk::topology::candidates;
+    /// use aplo_policy_sdk::spread::Spread;
+    /// # let node = |n: u128, rack: &str| Node {
+    /// #     id: Id(n), hostname: format!("n{n}"), zone: "z1".into(), state: State::Online,
+    /// #     tags: [("rack".to_string(), rack.to_string())].into(),
+    /// #     devices: vec![Device { id: Id(100 + n), state: State::Online, total_bytes: 100 * GIB,
+    /// #         free_bytes: 100 * GIB, brick_count: 0, tags: Pairs::new() }],
+    /// # };
+    /// # let topology = Topology { clusters: vec![Cluster { id: Id(1),
+    /// #     nodes: vec![node(1, "r1"), node(2, "r2"), node(3, "r1"), node(4, "r3")] }] };
+    /// # let slots: Vec<Slot<'_>> = candidates(&topology)
+    /// #     .map(|candidate| Slot { candidate, room: candidate.device.free_bytes }).collect();
+    /// // Nodes n1 and n3 are in rack r1, n2 in r2, n4 in r3.
+    /// let racks = Spread::tag("rack").strict(true);
+    /// let data = racks.pick(&slots, 2)?; // n1 (r1) and n2 (r2)
+    /// let arbiter = racks.pick_arbiter(&slots, &data, GIB, |_| true);
+    /// assert_eq!(arbiter.map(|c| c.node.hostname.as_str()), Some("n4")); // r3, not n3 in r1
+    /// # Ok::<(), String>(())
+    /// ```
+    pub fn pick_arbiter<'a>(
+        &self,
+        slots: &[Slot<'a>],
+        data: &[Slot<'a>],
+        needed: u64,
+        keep: impl Fn(&Candidate<'a>) -> bool,
+    ) -> Option<Candidate<'a>> {
+        let used = self.by.values(data);
+        let fresh = |c: &Candidate<'a>| !used.contains(&self.by.value(c));
+        slots
+            .iter()
+            .filter(|s| {
+                let c = &s.candidate;
+                c.arbiter_use() != ArbiterUse::Disabled
+                    && keep(c)
+                    && s.room >= needed
+                    && !data.iter().any(|d| d.candidate.node.id == c.node.id)
+                    && (!self.strict || fresh(c))
+            })
+            .max_by(|a, b| {
+                let key = |s: &Slot<'a>| {
+                    (
+                        fresh(&s.candidate),
+                        s.candidate.arbiter_use() == ArbiterUse::Required,
+                        s.room,
+                    )
+                };
+                key(a)
+                    .cmp(&key(b))
+                    .then_with(|| b.candidate.device.id.cmp(&a.candidate.device.id))
+            })
+            .map(|s| s.candidate)
+    }
 }
 
 /// The roomiest slot of each node among those `keep` accepts (ties go to
@@ -376,6 +446,102 @@ mod tests {
             "no device has room left"
         );
         assert_eq!(Spread::zones().pick(&slots, 5).unwrap().len(), 5);
+    }
+
+    /// Data on a1 (r1) and b1 (r2); arbiter candidates: a2 in r1 (the
+    /// roomiest), c1 in r3, and c2 in r3 (the smallest, tagged `tag`).
+    fn arbiter_racks(tag: (&str, &str)) -> crate::Topology {
+        TopologyBuilder::new()
+            .node("a1", "z1")
+            .tag("rack", "r1")
+            .device(100 * GIB)
+            .node("b1", "z1")
+            .tag("rack", "r2")
+            .device(100 * GIB)
+            .node("a2", "z1")
+            .tag("rack", "r1")
+            .device(90 * GIB)
+            .node("c1", "z1")
+            .tag("rack", "r3")
+            .device(20 * GIB)
+            .node("c2", "z1")
+            .tag("rack", "r3")
+            .device(10 * GIB)
+            .device_tag(tag.0, tag.1)
+            .build()
+    }
+
+    fn arbiter_host(chosen: Option<Candidate<'_>>) -> Option<String> {
+        chosen.map(|c| c.node.hostname.clone())
+    }
+
+    #[test]
+    fn arbiter_in_a_fresh_domain_first() {
+        let topology = arbiter_racks(("disk", "hdd"));
+        let slots = slots(&topology);
+        let data = &slots[..2];
+        let not_c1 = |c: &Candidate<'_>| c.node.hostname != "c1";
+        for strict in [true, false] {
+            let racks = Spread::tag("rack").strict(strict);
+            // r3 before the roomier a2 in r1, and the roomier of r3.
+            assert_eq!(
+                arbiter_host(racks.pick_arbiter(&slots, data, GIB, |_| true)),
+                Some("c1".to_owned())
+            );
+            // `keep` and `needed` narrow the choice.
+            assert_eq!(
+                arbiter_host(racks.pick_arbiter(&slots, data, GIB, not_c1)),
+                Some("c2".to_owned())
+            );
+            let in_r1 = racks.pick_arbiter(&slots, data, 50 * GIB, |_| true);
+            // Best effort shares a rack rather than refuse; strict refuses.
+            let expected = (!strict).then(|| "a2".to_owned());
+            assert_eq!(arbiter_host(in_r1), expected, "strict={strict}");
+        }
+        // Never on a data brick's node, whatever its room.
+        assert_eq!(
+            arbiter_host(Spread::zones().pick_arbiter(&slots, data, 95 * GIB, |_| true)),
+            None
+        );
+    }
+
+    #[test]
+    fn arbiter_devices_by_their_arbiter_tag() {
+        let racks = Spread::tag("rack").strict(true);
+        // c2 holds only arbiter bricks: taken before the roomier c1.
+        let topology = arbiter_racks(("arbiter", "required"));
+        let required = slots(&topology);
+        assert_eq!(
+            arbiter_host(racks.pick_arbiter(&required, &required[..2], GIB, |_| true)),
+            Some("c2".to_owned())
+        );
+        // c2 never holds one: without c1, r3 has nothing left.
+        let topology = arbiter_racks(("arbiter", "disabled"));
+        let disabled = slots(&topology);
+        let not_c1 = |c: &Candidate<'_>| c.node.hostname != "c1";
+        assert_eq!(
+            arbiter_host(racks.pick_arbiter(&disabled, &disabled[..2], GIB, not_c1)),
+            None
+        );
+    }
+
+    #[test]
+    fn arbiter_ties_go_to_the_lower_device_id() {
+        let topology = TopologyBuilder::new()
+            .node("a1", "z1")
+            .device(100 * GIB)
+            .node("b1", "z2")
+            .device(100 * GIB)
+            .node("c1", "z3")
+            .device(10 * GIB)
+            .device(10 * GIB)
+            .build();
+        let slots = slots(&topology);
+        let chosen = Spread::zones()
+            .strict(true)
+            .pick_arbiter(&slots, &slots[..2], GIB, |_| true)
+            .map(|c| c.device.id);
+        assert_eq!(chosen, Some(slots[2].candidate.device.id));
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use aplo_policy_sdk::layout::{SetChoice, SetRequest, Sizing, Slot, fill, first_fitting};
 use aplo_policy_sdk::prelude::*;
-use aplo_policy_sdk::spread::{Spread, SpreadBy, roomiest_per_node};
+use aplo_policy_sdk::spread::{Spread, roomiest_per_node};
 use aplo_policy_sdk::topology::{ArbiterUse, Candidate, candidates};
 
 /// The zone-spread policy.
@@ -152,7 +152,14 @@ fn pick<'a>(
         });
     }
     let arbiter = if set.arbiter {
-        Some(pick_arbiter(config, spread.by(), slots, set, &chosen)?)
+        // The arbiter brick on a third node, of a fresh zone if it can
+        // (always, when strict), of the devices `arbiter-tags` allows.
+        let needed = set
+            .arbiter_want
+            .min(chosen.iter().map(|s| s.room).min().unwrap_or(0));
+        let arbiter =
+            spread.pick_arbiter(slots, &chosen, needed, |c| c.matches(&config.arbiter_tags));
+        Some(arbiter.ok_or("no device on a third node can take the arbiter brick")?)
     } else {
         None
     };
@@ -160,45 +167,6 @@ fn pick<'a>(
         data: chosen.iter().map(|s| s.candidate).collect(),
         arbiter,
     })
-}
-
-fn pick_arbiter<'a>(
-    config: &Config,
-    by: SpreadBy<'_>,
-    slots: &[Slot<'a>],
-    set: &SetRequest,
-    data: &[Slot<'a>],
-) -> Result<Candidate<'a>, String> {
-    let used_zones = by.values(data);
-    let fresh = |c: &Candidate<'a>| !used_zones.contains(&by.value(c));
-    let needed = set
-        .arbiter_want
-        .min(data.iter().map(|s| s.room).min().unwrap_or(0));
-    slots
-        .iter()
-        .filter(|s| {
-            let c = &s.candidate;
-            c.arbiter_use() != ArbiterUse::Disabled
-                && c.matches(&config.arbiter_tags)
-                && s.room >= needed
-                && !data.iter().any(|d| d.candidate.node.id == c.node.id)
-                && (!config.strict || fresh(c))
-        })
-        // Prefer a fresh zone, then dedicated arbiter devices, then room.
-        .max_by(|a, b| {
-            let key = |s: &Slot<'a>| {
-                (
-                    fresh(&s.candidate),
-                    s.candidate.arbiter_use() == ArbiterUse::Required,
-                    s.room,
-                )
-            };
-            key(a)
-                .cmp(&key(b))
-                .then_with(|| b.candidate.device.id.cmp(&a.candidate.device.id))
-        })
-        .map(|s| s.candidate)
-        .ok_or_else(|| "no device on a third node can take the arbiter brick".to_owned())
 }
 
 aplo_policy_sdk::export!(ZoneSpread: placement);
