@@ -80,17 +80,20 @@ impl std::fmt::Display for Backend {
     }
 }
 
+/// A name that is not one of [`Backend`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown brick backend '{0}' (use lvm-thin, loop or dir)")]
+pub struct UnknownBackend(pub String);
+
 impl std::str::FromStr for Backend {
-    type Err = String;
+    type Err = UnknownBackend;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "lvm-thin" => Ok(Backend::LvmThin),
             "loop" => Ok(Backend::Loop),
             "dir" => Ok(Backend::Dir),
-            other => Err(format!(
-                "unknown brick backend '{other}' (use lvm-thin, loop or dir)"
-            )),
+            other => Err(UnknownBackend(other.to_owned())),
         }
     }
 }
