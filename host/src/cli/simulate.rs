@@ -154,20 +154,22 @@ pub fn run(config: &Config, args: SimulateArgs) -> anyhow::Result<ExitCode> {
                             preferred_zone: None,
                             preferred_node: None,
                         };
-                        heketi::place(&request, &topology, &options).map(|layout| {
-                            simulate::apply_layout(&mut topology, &layout, &|b| {
-                                heketi::space_needed(b, decision.snapshot_reserve, &options)
-                            });
-                            if args.layouts {
-                                report.layouts.push(simulate::layout_places(
-                                    &snapshot,
-                                    &claim.name,
-                                    &layout,
-                                    tag,
-                                ));
-                            }
-                            simulate::layout_usable(&decision.scheme, &layout)
-                        })
+                        heketi::place(&request, &topology, &options)
+                            .map(|layout| {
+                                simulate::apply_layout(&mut topology, &layout, &|b| {
+                                    heketi::space_needed(b, decision.snapshot_reserve, &options)
+                                });
+                                if args.layouts {
+                                    report.layouts.push(simulate::layout_places(
+                                        &snapshot,
+                                        &claim.name,
+                                        &layout,
+                                        tag,
+                                    ));
+                                }
+                                simulate::layout_usable(&decision.scheme, &layout)
+                            })
+                            .map_err(|e| e.to_string())
                     }
                 };
                 report.record(&claim.name, outcome);

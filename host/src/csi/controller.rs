@@ -247,7 +247,7 @@ fn policy_request(
         .filter(|(k, _)| !k.starts_with(SIDECAR_PREFIX))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let options = parameter_options(class).map_err(Status::invalid_argument)?;
+    let options = parameter_options(class).map_err(|e| Status::invalid_argument(e.to_string()))?;
     if options.source != VolumeSource::Csi {
         return Err(Status::invalid_argument(
             "volumeSource 'glusterfs' (the legacy in-tree source) is only made by aplo's own \

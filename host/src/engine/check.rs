@@ -259,7 +259,9 @@ impl Engine {
                         kind: "brick",
                         name: brick.to_string(),
                     })?;
-                    Effect::CreateBrick(plan::placed(s, record).map_err(EngineError::Invalid)?)
+                    Effect::CreateBrick(
+                        plan::placed(s, record).map_err(|e| EngineError::Invalid(e.to_string()))?,
+                    )
                 }
                 Repair::RemoveOrphan { device, brick } => {
                     let d = s.devices.get(device).ok_or_else(|| EngineError::NotFound {
@@ -277,9 +279,12 @@ impl Engine {
                         set: 0,
                         position: 0,
                         path: plan::brick_dir(d, *brick, &self.config.lvm_root)
-                            .map_err(EngineError::Invalid)?,
+                            .map_err(|e| EngineError::Invalid(e.to_string()))?,
                     };
-                    Effect::DestroyBrick(plan::placed(s, &orphan).map_err(EngineError::Invalid)?)
+                    Effect::DestroyBrick(
+                        plan::placed(s, &orphan)
+                            .map_err(|e| EngineError::Invalid(e.to_string()))?,
+                    )
                 }
             })
         })?;

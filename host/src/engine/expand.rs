@@ -159,7 +159,7 @@ impl Engine {
                                 &mut || self.ids.next(),
                             )
                         })
-                        .map_err(EngineError::Invalid)?;
+                        .map_err(|e| EngineError::Invalid(e.to_string()))?;
                     let ids = added.iter().map(|b| b.id).collect();
                     changes.extend(added.into_iter().map(Change::PutBrick));
                     Operation::ExpandVolume {

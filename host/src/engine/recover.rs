@@ -61,7 +61,9 @@ impl Engine {
         let Some(operation) = self.with_state(|s| s.operations.get(&operation.id).cloned()) else {
             return Ok("finished meanwhile");
         };
-        operation.check().map_err(EngineError::Invalid)?;
+        operation
+            .check()
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
         if let Operation::ReplaceBrick { volume, new, .. } = operation.operation
             && self.with_state(|s| !s.volumes.contains_key(&volume))
         {

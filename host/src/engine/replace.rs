@@ -146,7 +146,7 @@ impl Engine {
                         self.ids.next(),
                     )
                 })
-                .map_err(EngineError::Invalid)?;
+                .map_err(|e| EngineError::Invalid(e.to_string()))?;
             let operation = OperationRecord {
                 id: self.ids.next(),
                 operation: Operation::ReplaceBrick {
@@ -266,7 +266,7 @@ impl Engine {
         };
         let create = new_placed
             .map(|p| vec![Effect::CreateBrick(p)])
-            .map_err(EngineError::Invalid);
+            .map_err(|e| EngineError::Invalid(e.to_string()));
         operation = self.step(operation, Step::Brick, create).await?;
         let (name, via) = (target.name.clone(), target.via.clone());
         let replace = Effect::ReplaceBrick {
@@ -281,7 +281,7 @@ impl Engine {
         if !operation.has_done(Step::Teardown) {
             let teardown = match old_placed {
                 Ok(p) => apply_all(&self.driver, vec![Effect::DestroyBrick(p)]).await,
-                Err(e) => Err(DriverError::Refused(e)),
+                Err(e) => Err(DriverError::Refused(e.to_string())),
             };
             match teardown {
                 Ok(()) => {}

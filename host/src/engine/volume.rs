@@ -213,7 +213,11 @@ impl Engine {
     ) -> Result<Vec<Effect>, EngineError> {
         bricks
             .iter()
-            .map(|b| plan::placed(s, b).map(make).map_err(EngineError::Invalid))
+            .map(|b| {
+                plan::placed(s, b)
+                    .map(make)
+                    .map_err(|e| EngineError::Invalid(e.to_string()))
+            })
             .collect()
     }
 
@@ -250,7 +254,7 @@ impl Engine {
         check_size(request.bytes)?;
         let id = self.ids.next();
         let name = request.name.clone().unwrap_or_else(|| format!("vol_{id}"));
-        check_volume_name(&name).map_err(EngineError::Invalid)?;
+        check_volume_name(&name).map_err(|e| EngineError::Invalid(e.to_string()))?;
         let set = self.registry.resolve(&request.parameters)?;
         let claim = request.claim.clone().unwrap_or_else(|| Claim {
             namespace: String::new(),
@@ -343,7 +347,7 @@ impl Engine {
                         || self.ids.next(),
                     )
                 })
-                .map_err(EngineError::Invalid)?;
+                .map_err(|e| EngineError::Invalid(e.to_string()))?;
             new.volume.parameters = request.parameters.clone();
             // Chosen under the planning lock, so two creates never share one.
             if let Some(range) = request.gid_range {

@@ -123,9 +123,9 @@ pub fn mount_glusterfs(m: &GlusterMount<'_>) -> Result<Cmd, MountError> {
         return Err(invalid("hosts", "no gluster server to mount from"));
     };
     for (i, host) in m.hosts.iter().enumerate() {
-        check_host(host).map_err(|e| invalid(format!("hosts[{i}]"), e))?;
+        check_host(host).map_err(|e| invalid(format!("hosts[{i}]"), e.to_string()))?;
     }
-    check_volume_name(m.volume).map_err(|e| invalid("volume", e))?;
+    check_volume_name(m.volume).map_err(|e| invalid("volume", e.to_string()))?;
     check_path("target", m.target)?;
     let mut options = Vec::new();
     if !backups.is_empty() {

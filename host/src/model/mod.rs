@@ -55,8 +55,13 @@ impl std::fmt::Display for Decision {
     }
 }
 
+/// A name that is not one of [`Decision`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown decision '{0}' (use durability, placement, quota or validate)")]
+pub struct UnknownDecision(pub String);
+
 impl std::str::FromStr for Decision {
-    type Err = String;
+    type Err = UnknownDecision;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
@@ -64,9 +69,7 @@ impl std::str::FromStr for Decision {
             "durability" => Ok(Decision::Durability),
             "placement" => Ok(Decision::Placement),
             "quota" => Ok(Decision::Quota),
-            other => Err(format!(
-                "unknown decision '{other}' (use durability, placement, quota or validate)"
-            )),
+            other => Err(UnknownDecision(other.to_owned())),
         }
     }
 }

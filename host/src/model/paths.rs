@@ -6,6 +6,27 @@ use std::path::PathBuf;
 
 use super::Id;
 
+/// A brick root or a volume name that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// The brick root is relative or has a `..`.
+    #[error("brick root {} must be an absolute path without '..'", .0.display())]
+    BrickRoot(PathBuf),
+    /// The volume name is empty.
+    #[error("the volume name is empty")]
+    EmptyVolumeName,
+    /// The volume name is longer than 100 bytes; the length.
+    #[error("the volume name is {0} characters long; at most 100 are allowed")]
+    LongVolumeName(usize),
+    /// The volume name has a character other than letters, digits, `-`
+    /// and `_`; the name, escaped.
+    #[error("the volume name '{0}' may contain only letters, digits, '-' and '_'")]
+    VolumeNameCharacters(String),
+    /// The volume name starts with `-` or `_`.
+    #[error("the volume name '{0}' must start with a letter or a digit")]
+    VolumeNameStart(String),
+}
+
 /// Where a node keeps its bricks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrickRoot {
@@ -14,7 +35,7 @@ pub struct BrickRoot {
 
 impl BrickRoot {
     /// A root directory; it must be absolute and plain (no `..`).
-    pub fn new(root: impl Into<PathBuf>) -> Result<BrickRoot, String> {
+    pub fn new(root: impl Into<PathBuf>) -> Result<BrickRoot, PathError> {
         let root = root.into();
         let plain = root.is_absolute()
             && root.components().all(|c| {
@@ -26,10 +47,7 @@ impl BrickRoot {
         if plain {
             Ok(BrickRoot { root })
         } else {
-            Err(format!(
-                "brick root {} must be an absolute path without '..'",
-                root.display()
-            ))
+            Err(PathError::BrickRoot(root))
         }
     }
 
@@ -66,26 +84,20 @@ impl BrickRoot {
 }
 
 /// Why a volume name cannot be used.
-pub fn check_volume_name(name: &str) -> Result<(), String> {
+pub fn check_volume_name(name: &str) -> Result<(), PathError> {
     let ok_chars = name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if name.is_empty() {
-        Err("the volume name is empty".into())
+        Err(PathError::EmptyVolumeName)
     } else if name.len() > 100 {
-        Err(format!(
-            "the volume name is {} characters long; at most 100 are allowed",
-            name.len()
-        ))
+        Err(PathError::LongVolumeName(name.len()))
     } else if !ok_chars {
-        Err(format!(
-            "the volume name '{}' may contain only letters, digits, '-' and '_'",
-            name.escape_default()
+        Err(PathError::VolumeNameCharacters(
+            name.escape_default().to_string(),
         ))
     } else if !name.as_bytes()[0].is_ascii_alphanumeric() {
-        Err(format!(
-            "the volume name '{name}' must start with a letter or a digit"
-        ))
+        Err(PathError::VolumeNameStart(name.to_owned()))
     } else {
         Ok(())
     }
@@ -117,12 +129,13 @@ mod tests {
     fn volume_names_cannot_escape_or_confuse() {
         assert!(check_volume_name("pvc-1234_ab").is_ok());
         for bad in ["", "../etc", "a/b", "-rf", "a b", "vol;rm", "é"] {
-            let err = check_volume_name(bad).unwrap_err();
+            let err = check_volume_name(bad).unwrap_err().to_string();
             assert!(err.contains("volume name"), "{bad}: {err}");
         }
         assert!(
             check_volume_name(&"a".repeat(101))
                 .unwrap_err()
+                .to_string()
                 .contains("101")
         );
     }

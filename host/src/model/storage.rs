@@ -80,17 +80,20 @@ impl std::fmt::Display for Backend {
     }
 }
 
+/// A name that is not one of [`Backend`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown brick backend '{0}' (use lvm-thin, loop or dir)")]
+pub struct UnknownBackend(pub String);
+
 impl std::str::FromStr for Backend {
-    type Err = String;
+    type Err = UnknownBackend;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "lvm-thin" => Ok(Backend::LvmThin),
             "loop" => Ok(Backend::Loop),
             "dir" => Ok(Backend::Dir),
-            other => Err(format!(
-                "unknown brick backend '{other}' (use lvm-thin, loop or dir)"
-            )),
+            other => Err(UnknownBackend(other.to_owned())),
         }
     }
 }
@@ -260,14 +263,19 @@ impl std::fmt::Display for AdminMode {
     }
 }
 
-impl std::str::FromStr for AdminMode {
-    type Err = String;
+/// A name that is not one of [`AdminMode`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not one of normal, read-only, local-client")]
+pub struct UnknownAdminMode(pub String);
 
-    fn from_str(s: &str) -> Result<AdminMode, String> {
+impl std::str::FromStr for AdminMode {
+    type Err = UnknownAdminMode;
+
+    fn from_str(s: &str) -> Result<AdminMode, UnknownAdminMode> {
         AdminMode::ALL
             .into_iter()
             .find(|m| m.as_str() == s)
-            .ok_or_else(|| format!("'{s}' is not one of normal, read-only, local-client"))
+            .ok_or_else(|| UnknownAdminMode(s.to_owned()))
     }
 }
 
@@ -382,6 +390,7 @@ mod tests {
             "readonly"
                 .parse::<AdminMode>()
                 .unwrap_err()
+                .to_string()
                 .contains("read-only")
         );
         // (mode, from a local client, from elsewhere)

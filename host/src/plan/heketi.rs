@@ -172,6 +172,43 @@ pub fn space_needed(brick_bytes: u64, reserve: f64, options: &HeketiOptions) -> 
     pool.saturating_add(round_up(metadata, options.extent_bytes))
 }
 
+/// Why heketi would not place a volume: the answer heketi gives, as
+/// `aplo simulate --compare-heketi` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeketiError {
+    /// A scheme with no bricks per set; the scheme.
+    #[error("heketi: {0} has no bricks per set")]
+    NoBricksPerSet(String),
+    /// An arbiter scheme other than replica 3; the scheme.
+    #[error("heketi: arbiter volumes are replica 3, not {0}")]
+    ArbiterNotReplica3(String),
+    /// A volume of zero bytes; its name.
+    #[error("heketi: volume '{0}' has no size")]
+    NoSize(String),
+    /// A topology without clusters.
+    #[error("heketi: no clusters configured")]
+    NoClusters,
+    /// An error that makes heketi give up on every cluster.
+    #[error("heketi: {0}")]
+    Fatal(String),
+    /// No cluster has room.
+    #[error(
+        "heketi: no space for volume '{volume}' ({}, {scheme}) on any cluster: {}",
+        format_size(*.size),
+        .refusals.join("; ")
+    )]
+    NoSpace {
+        /// The volume's name.
+        volume: String,
+        /// Its size, rounded up to heketi's granularity.
+        size: u64,
+        /// Its scheme, described.
+        scheme: String,
+        /// Why each cluster could not take it, `cluster <id>: <why>`.
+        refusals: Vec<String>,
+    },
+}
+
 /// Lay out one volume the way heketi would: on one cluster at a time in
 /// topology order, halving the bricks until they fit or hit heketi's limits.
 /// Returns the layout, or why heketi would answer "no space". The topology is
@@ -180,29 +217,20 @@ pub fn place(
     request: &PlacementRequest,
     topology: &Topology,
     options: &HeketiOptions,
-) -> Result<Layout, String> {
+) -> Result<Layout, HeketiError> {
     let scheme = request.scheme;
     if scheme.set_size() == 0 {
-        return Err(format!(
-            "heketi: {} has no bricks per set",
-            describe(&scheme)
-        ));
+        return Err(HeketiError::NoBricksPerSet(describe(&scheme)));
     }
     if scheme.has_arbiter() && scheme.set_size() != 3 {
-        return Err(format!(
-            "heketi: arbiter volumes are replica 3, not {}",
-            describe(&scheme)
-        ));
+        return Err(HeketiError::ArbiterNotReplica3(describe(&scheme)));
     }
     let size = round_up(request.bytes, options.size_granularity);
     if size == 0 {
-        return Err(format!(
-            "heketi: volume '{}' has no size",
-            request.volume_name
-        ));
+        return Err(HeketiError::NoSize(request.volume_name.clone()));
     }
     if topology.clusters.is_empty() {
-        return Err("heketi: no clusters configured".to_owned());
+        return Err(HeketiError::NoClusters);
     }
     let mut rng = Rng(stream_seed(request, topology, options));
     let mut refusals = Vec::new();
@@ -215,17 +243,16 @@ pub fn place(
                     strict_zones: options.strict_zones,
                 });
             }
-            Err(Failure::Fatal(reason)) => return Err(format!("heketi: {reason}")),
+            Err(Failure::Fatal(reason)) => return Err(HeketiError::Fatal(reason)),
             Err(failure) => refusals.push(format!("cluster {}: {failure}", cluster.id)),
         }
     }
-    Err(format!(
-        "heketi: no space for volume '{}' ({}, {}) on any cluster: {}",
-        request.volume_name,
-        format_size(size),
-        describe(&scheme),
-        refusals.join("; ")
-    ))
+    Err(HeketiError::NoSpace {
+        volume: request.volume_name.clone(),
+        size,
+        scheme: describe(&scheme),
+        refusals,
+    })
 }
 
 /// Why one cluster cannot take the volume.
@@ -444,7 +471,9 @@ mod tests {
     #[test]
     fn fails_clearly_when_even_the_minimum_brick_does_not_fit() {
         let t = topology().zones(3).free(512 * MIB).build();
-        let err = place(&request(GIB, R3), &t, &HeketiOptions::default()).unwrap_err();
+        let err = place(&request(GIB, R3), &t, &HeketiOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("heketi: no space for volume 'vol'"),
             "{err}"
@@ -461,7 +490,9 @@ mod tests {
             data: 4,
             redundancy: 2,
         };
-        let err = place(&request(2 * GIB, ec), &t, &HeketiOptions::default()).unwrap_err();
+        let err = place(&request(2 * GIB, ec), &t, &HeketiOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bricks of 512MiB would be below"), "{err}");
     }
 
@@ -474,7 +505,9 @@ mod tests {
             max_bricks_per_volume: 12,
             ..HeketiOptions::default()
         };
-        let err = place(&request(100 * GIB, R3), &t, &options).unwrap_err();
+        let err = place(&request(100 * GIB, R3), &t, &options)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("24 bricks would exceed heketi's maximum of 12 bricks per volume"),
             "{err}"
@@ -482,7 +515,9 @@ mod tests {
         // Heketi's own limit: a 200 TiB replica 3 volume needs 64 sets of
         // 3.1 TiB, 192 bricks.
         let t = topology().zones(3).free(1000 * TIB).build();
-        let err = place(&request(200 * TIB, R3), &t, &HeketiOptions::default()).unwrap_err();
+        let err = place(&request(200 * TIB, R3), &t, &HeketiOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("192 bricks would exceed"), "{err}");
     }
 
@@ -512,7 +547,9 @@ mod tests {
         // Two nodes cannot hold a replica 3 set however many devices they
         // have.
         let t = topology().zones(2).devices_per_node(8).free(TIB).build();
-        let err = place(&request(GIB, R3), &t, &HeketiOptions::default()).unwrap_err();
+        let err = place(&request(GIB, R3), &t, &HeketiOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("below heketi's minimum brick size"), "{err}");
     }
 
@@ -600,13 +637,17 @@ mod tests {
         }
         // With a second node out, only two remain: no replica 3.
         t.clusters[0].nodes[3].state = State::Failed;
-        let err = place(&request(10 * GIB, R3), &t, &HeketiOptions::default()).unwrap_err();
+        let err = place(&request(10 * GIB, R3), &t, &HeketiOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no space"), "{err}");
         // All out: heketi's "no storage".
         for node in &mut t.clusters[0].nodes {
             node.state = State::Offline;
         }
-        let err = place(&request(10 * GIB, R3), &t, &HeketiOptions::default()).unwrap_err();
+        let err = place(&request(10 * GIB, R3), &t, &HeketiOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no online device on an online node"), "{err}");
     }
 
@@ -850,7 +891,9 @@ mod tests {
             count: 2,
             arbiter: true,
         };
-        let err = place(&request(GIB, two), &t, &HeketiOptions::default()).unwrap_err();
+        let err = place(&request(GIB, two), &t, &HeketiOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("arbiter volumes are replica 3"), "{err}");
     }
 
@@ -879,7 +922,9 @@ mod tests {
             id: t.clusters[1].id,
             nodes: Vec::new(),
         };
-        let err = place(&request(10 * GIB, R3), &t, &HeketiOptions::default()).unwrap_err();
+        let err = place(&request(10 * GIB, R3), &t, &HeketiOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains(&format!("cluster {}", t.clusters[0].id)),
             "{err}"
@@ -896,7 +941,8 @@ mod tests {
             &Topology::default(),
             &HeketiOptions::default(),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("no clusters"), "{err}");
     }
 
@@ -938,7 +984,7 @@ mod tests {
                     placed += 1;
                 }
                 Err(reason) => {
-                    assert!(reason.contains("no space"), "{reason}");
+                    assert!(reason.to_string().contains("no space"), "{reason}");
                     break;
                 }
             }

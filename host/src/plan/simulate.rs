@@ -6,153 +6,21 @@
 
 mod failures;
 mod layouts;
+mod workload;
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub use failures::{FailureGroup, NAMED_PER_FAILURE, reason_pattern};
 pub use layouts::{ClaimLayout, PlacedBrick, claim_layouts, layout_places};
+pub use workload::{
+    ClaimSpec, MAX_CLAIMS, SimClaim, Workload, WorkloadError, choose_policies, expand,
+    parse_workload,
+};
 
 use crate::model::storage::Snapshot;
-use crate::model::{BrickRole, Claim, Id, Layout, Pairs, Scheme, Topology, parse_size};
-
-/// A workload file: claims to play in order.
-///
-/// ```yaml
-/// claims:
-///   - {name: db, namespace: team-a, size: 50Gi, count: 4}
-///   - {size: 10Gi, count: 20, parameters: {classes.class: arbiter}}
-/// ```
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Workload {
-    /// The claims.
-    pub claims: Vec<ClaimSpec>,
-}
-
-/// One line of a workload: `count` claims alike.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClaimSpec {
-    /// A name prefix (default `claim`); claims are named `<name>-<n>`.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Namespace (default `default`).
-    #[serde(default)]
-    pub namespace: Option<String>,
-    /// Requested size, e.g. `10Gi`.
-    pub size: String,
-    /// How many such claims (default 1).
-    #[serde(default = "one")]
-    pub count: u32,
-    /// StorageClass parameters for these claims, over the run's own.
-    #[serde(default)]
-    pub parameters: Pairs,
-    /// Claim labels.
-    #[serde(default)]
-    pub labels: Pairs,
-    /// Claim annotations.
-    #[serde(default)]
-    pub annotations: Pairs,
-}
-
-fn one() -> u32 {
-    1
-}
-
-/// One claim of a workload, expanded.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SimClaim {
-    /// Its name (also the volume name).
-    pub name: String,
-    /// Namespace.
-    pub namespace: String,
-    /// Requested bytes.
-    pub bytes: u64,
-    /// Parameters (the run's, overridden by the claim's).
-    pub parameters: Pairs,
-    /// Labels.
-    pub labels: Pairs,
-    /// Annotations.
-    pub annotations: Pairs,
-}
-
-impl SimClaim {
-    /// The claim as the policies see it.
-    pub fn claim(&self) -> Claim {
-        Claim {
-            namespace: self.namespace.clone(),
-            name: self.name.clone(),
-            labels: self.labels.clone(),
-            annotations: self.annotations.clone(),
-            requested_bytes: self.bytes,
-            access_modes: Vec::new(),
-        }
-    }
-}
-
-/// The most claims a workload may expand to.
-pub const MAX_CLAIMS: usize = 1_000_000;
-
-/// Parse a workload (JSON or YAML); errors name the field.
-pub fn parse_workload(text: &str) -> Result<Workload, String> {
-    let trimmed = text.trim_start();
-    if trimmed.starts_with('{') {
-        let mut de = serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| format!("the workload is not valid: {}: {}", e.path(), e.inner()))
-    } else {
-        let de = serde_yaml::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de)
-            .map_err(|e| format!("the workload is not valid: {}: {}", e.path(), e.inner()))
-    }
-}
-
-/// Set the `placement`, `durability` and `quota` parameters of a run
-/// that are given, over those in `parameters`.
-pub fn choose_policies(
-    parameters: &mut Pairs,
-    placement: &Option<String>,
-    durability: &Option<String>,
-    quota: &Option<String>,
-) {
-    for (key, value) in [
-        ("placement", placement),
-        ("durability", durability),
-        ("quota", quota),
-    ] {
-        if let Some(value) = value {
-            parameters.insert(key.into(), value.clone());
-        }
-    }
-}
-
-/// Expand a workload into claims, with the run's parameters under each
-/// claim's own.
-pub fn expand(workload: &Workload, parameters: &Pairs) -> Result<Vec<SimClaim>, String> {
-    let mut claims = Vec::new();
-    for (i, spec) in workload.claims.iter().enumerate() {
-        let bytes = parse_size(&spec.size).map_err(|e| format!("claims[{i}].size: {e}"))?;
-        let prefix = spec.name.clone().unwrap_or_else(|| "claim".into());
-        let mut merged = parameters.clone();
-        merged.extend(spec.parameters.clone());
-        for _ in 0..spec.count {
-            if claims.len() >= MAX_CLAIMS {
-                return Err(format!("the workload has more than {MAX_CLAIMS} claims"));
-            }
-            claims.push(SimClaim {
-                name: format!("{prefix}-{}", claims.len() + 1),
-                namespace: spec.namespace.clone().unwrap_or_else(|| "default".into()),
-                bytes,
-                parameters: merged.clone(),
-                labels: spec.labels.clone(),
-                annotations: spec.annotations.clone(),
-            });
-        }
-    }
-    Ok(claims)
-}
+use crate::model::{BrickRole, Id, Layout, Scheme, Topology};
 
 /// Used and total bytes of one device, node or zone.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -415,29 +283,6 @@ mod tests {
     use super::*;
     use crate::model::testing::topology;
     use crate::model::{Brick, BrickSet, GIB};
-
-    #[test]
-    fn workloads_expand_and_bad_ones_name_the_field() {
-        let w = parse_workload(
-            "claims:\n  - {name: db, size: 2Gi, count: 2, parameters: {classes.class: arbiter}}\n  - {size: 1Gi}\n",
-        )
-        .unwrap();
-        let claims = expand(&w, &Pairs::from([("placement".into(), "binpack".into())])).unwrap();
-        assert_eq!(claims.len(), 3);
-        assert_eq!(claims[0].name, "db-1");
-        assert_eq!(claims[2].name, "claim-3");
-        assert_eq!(claims[1].bytes, 2 * GIB);
-        assert_eq!(claims[0].parameters.len(), 2);
-        assert_eq!(claims[2].namespace, "default");
-        let err = parse_workload("claims:\n  - {size: 1Gi, colour: red}\n").unwrap_err();
-        assert!(err.contains("claims[0]") && err.contains("colour"), "{err}");
-        let err = expand(
-            &parse_workload("{\"claims\": [{\"size\": \"lots\"}]}").unwrap(),
-            &Pairs::new(),
-        )
-        .unwrap_err();
-        assert!(err.contains("claims[0].size"), "{err}");
-    }
 
     #[test]
     fn applying_a_layout_takes_space_and_the_report_sums_it() {

@@ -2,21 +2,58 @@
 //! the journal, the effects each step applies, and whether a volume can
 //! grow in place. Pure functions over the store's snapshot.
 
+mod usage;
+
 use std::collections::BTreeMap;
 
+pub use self::usage::{usage, usage_except_volume, usage_without};
 use super::effect::{BrickAddress, Placed, Target};
-use crate::model::paths::BrickRoot;
+use crate::model::paths::{BrickRoot, PathError};
 use crate::model::storage::{
     Backend, BrickRecord, ClaimRef, DeviceRecord, NodeRecord, Snapshot, VolumeRecord, VolumeState,
 };
 use crate::model::{
-    DurabilityDecision, Id, Layout, Pairs, Scheme, State, Topology, Usage, consumed_bytes,
+    DurabilityDecision, Id, Layout, Pairs, Scheme, State, Topology, consumed_bytes,
 };
+
+/// Why a volume's records or a brick's effects cannot be planned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// A `loop` or `dir` device's name is not a brick root.
+    #[error(transparent)]
+    BrickRoot(#[from] PathError),
+    /// The layout has no bricks, so no cluster.
+    #[error("the layout has no bricks")]
+    NoBricks,
+    /// A layout or a replacement names a device the store does not hold.
+    #[error("device {0} is not in the store")]
+    UnknownDevice(Id),
+    /// A brick's record names a device the store does not hold.
+    #[error("brick {brick} names device {device}, which is not in the store")]
+    BrickDevice {
+        /// The brick.
+        brick: Id,
+        /// Its device.
+        device: Id,
+    },
+    /// A brick's record names a node the store does not hold.
+    #[error("brick {brick} names node {node}, which is not in the store")]
+    BrickNode {
+        /// The brick.
+        brick: Id,
+        /// Its node.
+        node: Id,
+    },
+}
 
 /// The brick directory of a brick on a device: under the device's
 /// directory for `loop` and `dir`, under the node's LVM brick root for
 /// `lvm-thin`.
-pub fn brick_dir(device: &DeviceRecord, brick: Id, lvm_root: &BrickRoot) -> Result<String, String> {
+pub fn brick_dir(
+    device: &DeviceRecord,
+    brick: Id,
+    lvm_root: &BrickRoot,
+) -> Result<String, PlanError> {
     let root = match device.backend {
         Backend::LvmThin => lvm_root.clone(),
         Backend::Loop | Backend::Dir => BrickRoot::new(&device.name)?,
@@ -45,7 +82,7 @@ pub fn new_volume(
     claim: Option<ClaimRef>,
     lvm_root: &BrickRoot,
     mut next_id: impl FnMut() -> Id,
-) -> Result<NewVolume, String> {
+) -> Result<NewVolume, PlanError> {
     let bricks = bricks_for(
         snapshot,
         id,
@@ -59,7 +96,7 @@ pub fn new_volume(
         .first()
         .and_then(|b| snapshot.nodes.get(&b.node))
         .map(|n| n.cluster)
-        .ok_or("the layout has no bricks")?;
+        .ok_or(PlanError::NoBricks)?;
     let bytes = usable(&decision.scheme, &bricks);
     Ok(NewVolume {
         volume: VolumeRecord {
@@ -88,14 +125,14 @@ pub fn bricks_for(
     reserve: f64,
     lvm_root: &BrickRoot,
     next_id: &mut impl FnMut() -> Id,
-) -> Result<Vec<BrickRecord>, String> {
+) -> Result<Vec<BrickRecord>, PlanError> {
     let mut bricks = Vec::new();
     for (s, set) in layout.sets.iter().enumerate() {
         for (p, brick) in set.bricks.iter().enumerate() {
             let device = snapshot
                 .devices
                 .get(&brick.device)
-                .ok_or_else(|| format!("device {} is not in the store", brick.device))?;
+                .ok_or(PlanError::UnknownDevice(brick.device))?;
             let id = next_id();
             bricks.push(BrickRecord {
                 id,
@@ -123,11 +160,11 @@ pub fn replacement(
     reserve: f64,
     lvm_root: &BrickRoot,
     id: Id,
-) -> Result<BrickRecord, String> {
+) -> Result<BrickRecord, PlanError> {
     let device = snapshot
         .devices
         .get(&device)
-        .ok_or_else(|| format!("device {device} is not in the store"))?;
+        .ok_or(PlanError::UnknownDevice(device))?;
     Ok(BrickRecord {
         id,
         volume: old.volume,
@@ -200,19 +237,21 @@ pub fn usable(scheme: &Scheme, bricks: &[BrickRecord]) -> u64 {
 }
 
 /// A brick with its node and device, as effects need it.
-pub fn placed(snapshot: &Snapshot, brick: &BrickRecord) -> Result<Placed, String> {
-    let device = snapshot.devices.get(&brick.device).ok_or_else(|| {
-        format!(
-            "brick {} names device {}, which is not in the store",
-            brick.id, brick.device
-        )
-    })?;
-    let node = snapshot.nodes.get(&brick.node).ok_or_else(|| {
-        format!(
-            "brick {} names node {}, which is not in the store",
-            brick.id, brick.node
-        )
-    })?;
+pub fn placed(snapshot: &Snapshot, brick: &BrickRecord) -> Result<Placed, PlanError> {
+    let device = snapshot
+        .devices
+        .get(&brick.device)
+        .ok_or(PlanError::BrickDevice {
+            brick: brick.id,
+            device: brick.device,
+        })?;
+    let node = snapshot
+        .nodes
+        .get(&brick.node)
+        .ok_or(PlanError::BrickNode {
+            brick: brick.id,
+            node: brick.node,
+        })?;
     let gid = snapshot
         .volumes
         .get(&brick.volume)
@@ -331,53 +370,4 @@ pub fn grow_in_place(
         }
     }
     Some(grown)
-}
-
-/// What the volumes of a namespace and of the whole store hold, for the
-/// quota policy.
-pub fn usage(snapshot: &Snapshot, namespace: &str) -> (Usage, Usage) {
-    usage_without(snapshot, namespace, None)
-}
-
-/// [`usage`], leaving out the volume of the claim `except` of `namespace`
-/// (the admission webhook checks a claim's new total against the rest).
-pub fn usage_without(snapshot: &Snapshot, namespace: &str, except: Option<&str>) -> (Usage, Usage) {
-    usage_where(snapshot, namespace, |v| {
-        except.is_none_or(|name| {
-            v.claim
-                .as_ref()
-                .is_none_or(|c| c.namespace != namespace || c.name != name)
-        })
-    })
-}
-
-/// [`usage`], leaving out the volume `except` (the one an expansion grows).
-pub fn usage_except_volume(
-    snapshot: &Snapshot,
-    namespace: &str,
-    except: Option<Id>,
-) -> (Usage, Usage) {
-    usage_where(snapshot, namespace, |v| Some(v.id) != except)
-}
-
-fn usage_where(
-    snapshot: &Snapshot,
-    namespace: &str,
-    counted: impl Fn(&VolumeRecord) -> bool,
-) -> (Usage, Usage) {
-    let mut namespace_usage = Usage::default();
-    let mut cluster_usage = Usage::default();
-    for volume in snapshot.volumes.values().filter(|v| counted(v)) {
-        cluster_usage.bytes = cluster_usage.bytes.saturating_add(volume.bytes);
-        cluster_usage.volumes += 1;
-        if volume
-            .claim
-            .as_ref()
-            .is_some_and(|c| c.namespace == namespace)
-        {
-            namespace_usage.bytes = namespace_usage.bytes.saturating_add(volume.bytes);
-            namespace_usage.volumes += 1;
-        }
-    }
-    (namespace_usage, cluster_usage)
 }

@@ -8,7 +8,7 @@ use crate::engine::driver::{Applied, DriverError};
 use crate::engine::{FaultPoint, Phase};
 use crate::model::journal::{Operation, OperationKind, OperationRecord};
 use crate::model::paths::BrickRoot;
-use crate::model::storage::{Backend, DeviceRecord, NodeRecord};
+use crate::model::storage::{Backend, DeviceRecord, NodeRecord, UnknownBackend};
 use crate::model::topology::DeviceSpec;
 use crate::model::{Id, Pairs, State};
 use crate::plan::effect::Effect;
@@ -47,9 +47,9 @@ impl Engine {
         default_backend: Backend,
     ) -> Result<DeviceRecord, EngineError> {
         let backend = match spec.tags.get(BACKEND_TAG) {
-            Some(name) => name
-                .parse()
-                .map_err(|e: String| EngineError::Invalid(format!("device {}: {e}", spec.name)))?,
+            Some(name) => name.parse().map_err(|e: UnknownBackend| {
+                EngineError::Invalid(format!("device {}: {e}", spec.name))
+            })?,
             None => default_backend,
         };
         check_device_name(backend, &spec.name)?;

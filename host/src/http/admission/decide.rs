@@ -321,7 +321,7 @@ impl Reviewer {
         let name = class_name(class);
         let options = class_options(class).map_err(|detail| AdmissionError::Class {
             class: name.to_owned(),
-            detail,
+            detail: detail.to_string(),
         })?;
         let set = self
             .registry

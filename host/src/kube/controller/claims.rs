@@ -81,8 +81,10 @@ async fn provision(
     name: &str,
     ctx: &Context,
 ) -> Result<(), ReconcileError> {
-    let options = claim::class_options(class).map_err(ReconcileError::Refused)?;
-    let request = claim::provision_request(claim).map_err(ReconcileError::Refused)?;
+    let options =
+        claim::class_options(class).map_err(|e| ReconcileError::Refused(e.to_string()))?;
+    let request =
+        claim::provision_request(claim).map_err(|e| ReconcileError::Refused(e.to_string()))?;
     ctx.writable()?;
     ctx.publish(claim, provision::provisioning(claim)).await;
     let mut preferred_zone = None;

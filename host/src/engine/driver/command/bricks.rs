@@ -23,7 +23,7 @@ impl CommandDriver {
     }
 
     pub(super) fn root(device: &DeviceRecord) -> Result<BrickRoot, DriverError> {
-        BrickRoot::new(&device.name).map_err(DriverError::Refused)
+        BrickRoot::new(&device.name).map_err(|e| DriverError::Refused(e.to_string()))
     }
 
     pub(super) async fn brick(&self, effect: &Effect) -> Result<(), DriverError> {
