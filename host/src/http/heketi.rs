@@ -12,8 +12,8 @@ mod checks;
 mod server;
 
 pub use self::checks::{
-    NewDevice, NewNode, TagChange, check_device_add, check_healcheck, check_node_add, check_tags,
-    device_transition, node_transition, operations_info, parse_id, parse_state,
+    NewDevice, NewNode, RequestError, TagChange, check_device_add, check_healcheck, check_node_add,
+    check_tags, device_transition, node_transition, operations_info, parse_id, parse_state,
 };
 pub use self::server::{
     AdminStatus, DbBucketCheck, DbCheckResponse, LOGGER, LogLevelInfo, PendingChangeInfo,

@@ -20,8 +20,8 @@ use super::{
 };
 use crate::engine::EngineError;
 use crate::http::heketi::{
-    self, ClusterFlags, DeviceAddRequest, DeviceDeleteOptions, NodeAddRequest, StateRequest,
-    TagChange, TagsChangeRequest, parse_id,
+    self, ClusterFlags, DeviceAddRequest, DeviceDeleteOptions, NodeAddRequest, RequestError,
+    StateRequest, TagChange, TagsChangeRequest, parse_id,
 };
 use crate::http::queue::Finished;
 use crate::model::storage::Backend;
@@ -31,9 +31,9 @@ use crate::model::{Id, Pairs, State as Health};
 /// naming the field.
 fn checked<R: DeserializeOwned, T>(
     bytes: &Bytes,
-    check: impl FnOnce(R) -> Result<T, String>,
+    check: impl FnOnce(R) -> Result<T, RequestError>,
 ) -> Result<T, Box<Response>> {
-    check(body(bytes)?).map_err(|e| Box::new(text(StatusCode::BAD_REQUEST, e)))
+    check(body(bytes)?).map_err(|e| Box::new(text(StatusCode::BAD_REQUEST, e.to_string())))
 }
 
 pub(super) async fn clusters(State(state): State<ApiState>) -> Response {
@@ -189,7 +189,7 @@ fn state_request(bytes: &Bytes) -> Result<Health, Box<Response>> {
 async fn change_state<A, B>(
     from: Option<Health>,
     to: Health,
-    transition: impl FnOnce(Health) -> Result<bool, String>,
+    transition: impl FnOnce(Health) -> Result<bool, RequestError>,
     fail: impl Future<Output = Result<A, EngineError>>,
     set: impl FnOnce() -> Result<B, EngineError>,
 ) -> Finished {
@@ -197,7 +197,7 @@ async fn change_state<A, B>(
         return Finished::Failed("Id not found".into());
     };
     match transition(from) {
-        Err(reason) => Finished::Failed(reason),
+        Err(reason) => Finished::Failed(reason.to_string()),
         Ok(false) => Finished::NoContent,
         Ok(true) if to == Health::Failed => finished(fail.await, |_| Finished::NoContent),
         Ok(true) => finished(set(), |_| Finished::NoContent),

@@ -17,9 +17,80 @@ use crate::http::heketi::{
     self, BrickEvictOptions, VolumeCreateRequest, VolumeExpandRequest, parse_id,
 };
 use crate::http::queue::Finished;
-use crate::model::options::{OptionNames, check_option, first_duplicate};
+use crate::model::options::{OptionError, OptionNames, check_option, first_duplicate};
 use crate::model::paths::check_volume_name;
 use crate::model::{GIB, Id, Pairs};
+
+/// Why a volume request is refused (a `400`): each names the field it is
+/// about, with heketi's words in parentheses where heketi has some.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(super) enum VolumeRequestError {
+    /// A replica count heketi does not offer.
+    #[error("durability.replicate.replica: {0} is not offered (Invalid replica value: use 1 to 3)")]
+    Replica(u32),
+    /// A dispersion heketi does not offer.
+    #[error(
+        "durability.disperse: Invalid dispersion combination: {data}+{redundancy} (use 2+1, 4+2, 8+3 or 8+4)"
+    )]
+    Dispersion {
+        /// Data bricks.
+        data: u32,
+        /// Redundancy bricks.
+        redundancy: u32,
+    },
+    /// A durability type that is not one.
+    #[error(
+        "durability.type: '{}' is not one of none, replicate, disperse",
+        .0.escape_default()
+    )]
+    Durability(String),
+    /// An option that is not `key value`.
+    #[error("glustervolumeoptions: '{}' is not \"key value\"", .0.escape_default())]
+    OptionShape(String),
+    /// An option gluster must not be given.
+    #[error("glustervolumeoptions: {0}")]
+    Option(OptionError),
+    /// An option with `;` or `=` in its key.
+    #[error(
+        "glustervolumeoptions: '{}' contains ';' or '=' in its key, which aplo cannot pass on",
+        .0.escape_default()
+    )]
+    OptionSeparator(String),
+    /// An option given twice (`gid`: once by the `gid` field).
+    #[error(
+        "glustervolumeoptions: '{key}' is given more than once{}",
+        if *.gid { " (gid sets it too)" } else { "" }
+    )]
+    DuplicateOption {
+        /// The option.
+        key: String,
+        /// Whether `gid` is the other time.
+        gid: bool,
+    },
+    /// heketi's arbiter option is neither true nor false.
+    #[error(
+        "glustervolumeoptions: user.heketi.arbiter is '{}', not true or false",
+        .0.escape_default()
+    )]
+    Arbiter(String),
+    /// A snapshot factor outside 1 to 100.
+    #[error("snapshot.factor: {0} is outside 1 to 100 (Invalid snapshot factor)")]
+    SnapshotFactor(f32),
+    /// There is no cluster.
+    #[error("No clusters configured")]
+    NoClusters,
+    /// A cluster that is not an id.
+    #[error("clusters: '{}' is not a valid id (32 hex characters)", .0.escape_default())]
+    ClusterId(String),
+    /// A cluster that does not exist.
+    #[error("clusters: Cluster id {0} not found")]
+    UnknownCluster(Id),
+    /// No cluster asked for allows file volumes.
+    #[error(
+        "clusters: no cluster allows file volumes (set the file flag with POST /clusters/{{id}}/flags)"
+    )]
+    NoFileCluster,
+}
 
 pub(super) async fn volumes(State(state): State<ApiState>) -> Response {
     json(
@@ -78,7 +149,7 @@ const DISPERSIONS: [(u32, u32); 4] = [(2, 1), (4, 2), (8, 3), (8, 4)];
 pub(super) fn volume_parameters(
     request: &VolumeCreateRequest,
     known: &OptionNames,
-) -> Result<Pairs, String> {
+) -> Result<Pairs, VolumeRequestError> {
     if request.parameters.contains_key("durability") {
         return Ok(request.parameters.clone());
     }
@@ -92,9 +163,7 @@ pub(super) fn volume_parameters(
         "replicate" => {
             let replica = d.replicate.replica;
             if replica > 3 {
-                return Err(format!(
-                    "durability.replicate.replica: {replica} is not offered (Invalid replica value: use 1 to 3)"
-                ));
+                return Err(VolumeRequestError::Replica(replica));
             }
             set("type", "replicate".into());
             if replica != 0 {
@@ -113,19 +182,14 @@ pub(super) fn volume_parameters(
                 d.disperse.redundancy
             };
             if !DISPERSIONS.contains(&(data, redundancy)) {
-                return Err(format!(
-                    "durability.disperse: Invalid dispersion combination: {data}+{redundancy} (use 2+1, 4+2, 8+3 or 8+4)"
-                ));
+                return Err(VolumeRequestError::Dispersion { data, redundancy });
             }
             set("type", "disperse".into());
             set("data", data.to_string());
             set("redundancy", redundancy.to_string());
         }
         other => {
-            return Err(format!(
-                "durability.type: '{}' is not one of none, replicate, disperse",
-                other.escape_default()
-            ));
+            return Err(VolumeRequestError::Durability(other.to_owned()));
         }
     }
     let mut options = Vec::new();
@@ -141,38 +205,25 @@ pub(super) fn volume_parameters(
             .map(|(k, v)| (k, v.trim()))
             .filter(|(_, v)| !v.is_empty())
         else {
-            return Err(format!(
-                "glustervolumeoptions: '{}' is not \"key value\"",
-                option.escape_default()
-            ));
+            return Err(VolumeRequestError::OptionShape(option.to_owned()));
         };
-        check_option(key, value, Some(known)).map_err(|e| format!("glustervolumeoptions: {e}"))?;
+        check_option(key, value, Some(known)).map_err(VolumeRequestError::Option)?;
         if option.contains(';') || key.contains('=') {
-            return Err(format!(
-                "glustervolumeoptions: '{}' contains ';' or '=' in its key, which aplo cannot pass on",
-                option.escape_default()
-            ));
+            return Err(VolumeRequestError::OptionSeparator(option.to_owned()));
         }
         keys.push(key);
         if let Some(key) = first_duplicate(keys.iter().copied()) {
-            let why = if key == "storage.owner-gid" && request.gid > 0 {
-                " (gid sets it too)"
-            } else {
-                ""
-            };
-            return Err(format!(
-                "glustervolumeoptions: '{key}' is given more than once{why}"
-            ));
+            return Err(VolumeRequestError::DuplicateOption {
+                key: key.to_owned(),
+                gid: key == "storage.owner-gid" && request.gid > 0,
+            });
         }
         if key == "user.heketi.arbiter" {
             match value {
                 "true" => set("arbiter", "true".into()),
                 "false" => {}
                 other => {
-                    return Err(format!(
-                        "glustervolumeoptions: user.heketi.arbiter is '{}', not true or false",
-                        other.escape_default()
-                    ));
+                    return Err(VolumeRequestError::Arbiter(other.to_owned()));
                 }
             }
             continue;
@@ -185,9 +236,7 @@ pub(super) fn volume_parameters(
     if request.snapshot.enable {
         let factor = request.snapshot.factor;
         if !(1.0..=100.0).contains(&factor) {
-            return Err(format!(
-                "snapshot.factor: {factor} is outside 1 to 100 (Invalid snapshot factor)"
-            ));
+            return Err(VolumeRequestError::SnapshotFactor(factor));
         }
         set("snapshot-reserve", factor.to_string());
     }
@@ -198,21 +247,16 @@ pub(super) fn volume_parameters(
 
 /// The clusters a volume may go to: those asked for (all when none),
 /// among those whose `file` flag allows file volumes.
-fn eligible_clusters(state: &ApiState, asked: &[String]) -> Result<Vec<Id>, String> {
+fn eligible_clusters(state: &ApiState, asked: &[String]) -> Result<Vec<Id>, VolumeRequestError> {
     let s = state.engine.snapshot();
     if s.clusters.is_empty() {
-        return Err("No clusters configured".into());
+        return Err(VolumeRequestError::NoClusters);
     }
     let mut ids = Vec::new();
     for text in asked {
-        let id = parse_id(text).ok_or_else(|| {
-            format!(
-                "clusters: '{}' is not a valid id (32 hex characters)",
-                text.escape_default()
-            )
-        })?;
+        let id = parse_id(text).ok_or_else(|| VolumeRequestError::ClusterId(text.clone()))?;
         if !s.clusters.contains_key(&id) {
-            return Err(format!("clusters: Cluster id {id} not found"));
+            return Err(VolumeRequestError::UnknownCluster(id));
         }
         ids.push(id);
     }
@@ -226,10 +270,7 @@ fn eligible_clusters(state: &ApiState, asked: &[String]) -> Result<Vec<Id>, Stri
         .filter(|id| s.clusters.get(id).is_some_and(|c| c.file))
         .collect();
     if eligible.is_empty() {
-        return Err(
-            "clusters: no cluster allows file volumes (set the file flag with POST /clusters/{id}/flags)"
-                .into(),
-        );
+        return Err(VolumeRequestError::NoFileCluster);
     }
     Ok(eligible)
 }
@@ -265,12 +306,12 @@ pub(super) async fn create_volume(
     }
     let clusters = match eligible_clusters(&state, &request.clusters) {
         Ok(c) => c,
-        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let known = state.engine.option_names().await;
     let parameters = match volume_parameters(&request, &known) {
         Ok(p) => p,
-        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
     };
     // Settings are checked now (by the policies, off the reactor), so that
     // a bad one is a 400 rather than a failed operation.
@@ -376,7 +417,7 @@ pub(super) async fn evict_brick(
     match optional_body::<BrickEvictOptions>(&bytes) {
         Ok(options) => {
             if let Err(e) = heketi::check_healcheck(&options.healcheck) {
-                return text(StatusCode::BAD_REQUEST, e);
+                return text(StatusCode::BAD_REQUEST, e.to_string());
             }
         }
         Err(e) => return *e,
@@ -404,7 +445,7 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
-    fn parameters(json: &str) -> Result<Pairs, String> {
+    fn parameters(json: &str) -> Result<Pairs, VolumeRequestError> {
         volume_parameters(&request(json), &builtin_options())
     }
 
@@ -547,7 +588,9 @@ mod tests {
             let mut value: serde_json::Value = serde_json::from_str(body).unwrap();
             value["size"] = 1.into();
             let request: VolumeCreateRequest = serde_json::from_value(value).unwrap();
-            let err = volume_parameters(&request, &builtin_options()).unwrap_err();
+            let err = volume_parameters(&request, &builtin_options())
+                .unwrap_err()
+                .to_string();
             assert!(err.starts_with(field), "{body}: {err}");
         }
     }
@@ -559,6 +602,7 @@ mod tests {
                 r#"{{"size": 1, "gid": {gid}, "glustervolumeoptions": {options}}}"#
             ))
             .unwrap_err()
+            .to_string()
         };
         for (options, needle) in [
             (
