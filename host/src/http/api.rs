@@ -283,12 +283,23 @@ const RETRY_AFTER_SECONDS: &str = "5";
 
 /// An engine error as an answer; a `503` says when to retry.
 pub(super) fn engine_error(e: EngineError) -> Response {
+    answer(None, e)
+}
+
+/// [`engine_error`] about one part of a request: the message starts with
+/// what it is about (`claim db-1: ...`).
+pub(super) fn engine_error_about(about: &str, e: EngineError) -> Response {
+    answer(Some(about), e)
+}
+
+fn answer(about: Option<&str>, e: EngineError) -> Response {
     let status = engine_status(&e);
-    let mut response = match e {
-        EngineError::NotFound { .. } => not_found(),
+    let mut response = match (about, e) {
+        (None, EngineError::NotFound { .. }) => not_found(),
         // A fault is logged whole; the answer says what failed, not the
         // command's output or the hosts it ran on.
-        e => text(status, e.answer()),
+        (None, e) => text(status, e.answer()),
+        (Some(about), e) => text(status, format!("{about}: {}", e.answer())),
     };
     if status == StatusCode::SERVICE_UNAVAILABLE {
         response.headers_mut().insert(
