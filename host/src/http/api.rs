@@ -442,6 +442,45 @@ mod tests {
         assert!(timeout.headers().get(header::RETRY_AFTER).is_none());
     }
 
+    #[tokio::test]
+    async fn an_error_about_part_of_a_request_names_it_and_keeps_its_class() {
+        let text_of = |response: Response| async move {
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            String::from_utf8(bytes.to_vec()).unwrap()
+        };
+        let unknown = engine_error_about(
+            "claim db-1",
+            EngineError::Policy(PolicyError::Unknown {
+                name: "nope".into(),
+                available: "zone-spread".into(),
+            }),
+        );
+        assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            text_of(unknown).await,
+            "claim db-1: no policy named 'nope' (available: zone-spread)\n"
+        );
+        let fault = engine_error_about(
+            "claim db-1",
+            EngineError::Policy(PolicyError::Fault {
+                policy: "p".into(),
+                decision: crate::model::Decision::Placement,
+                fault: crate::policy::Fault::Timeout {
+                    deadline: Duration::from_millis(100),
+                },
+            }),
+        );
+        assert_eq!(fault.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = text_of(fault).await;
+        assert!(
+            body.starts_with("claim db-1: policy 'p' failed its placement decision")
+                && body.contains("error id "),
+            "{body}"
+        );
+    }
+
     #[test]
     fn a_malformed_header_is_400_and_every_other_failure_401() {
         assert_eq!(auth_status(&AuthError::BadHeader), StatusCode::BAD_REQUEST);
