@@ -16,11 +16,11 @@
 //! implement answer `501` saying why, and unknown paths `404 Invalid path
 //! or request`.
 //!
-//! Routes, by file: clusters, nodes and devices in `api/topology.rs`;
-//! volumes in `api/volumes.rs`; `/operations`, `/operations/pending`,
-//! `/db/dump`, `/backup/db` and `/db/check` in `api/admin.rs`; `/admin`
-//! and `/internal/logging` in `api/server.rs`; the `501`s in
-//! `api/unsupported.rs`.
+//! Routes, by file: clusters and nodes in `api/topology.rs`, devices in
+//! `api/topology/devices.rs`; volumes in `api/volumes.rs`; `/operations`,
+//! `/operations/pending`, `/db/dump`, `/backup/db` and `/db/check` in
+//! `api/admin.rs`; `/admin` and `/internal/logging` in `api/server.rs`;
+//! the `501`s in `api/unsupported.rs`.
 
 mod admin;
 mod server;
