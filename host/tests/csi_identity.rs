@@ -6,7 +6,7 @@ use std::sync::Arc;
 use aplo::csi::proto::identity_client::IdentityClient;
 use aplo::csi::proto::plugin_capability::{self, service};
 use aplo::csi::proto::{GetPluginCapabilitiesRequest, GetPluginInfoRequest, ProbeRequest};
-use aplo::csi::{Endpoint, Identity};
+use aplo::csi::{Endpoint, Identity, NotReady};
 
 async fn start(
     identity: Identity,
@@ -37,7 +37,7 @@ async fn start(
     (dir, client)
 }
 
-fn identity(controller: bool, ready: Result<(), String>) -> Identity {
+fn identity(controller: bool, ready: Result<(), NotReady>) -> Identity {
     Identity {
         name: "glusterfs.aplo.dev".into(),
         version: "0.1.0".into(),
@@ -89,7 +89,7 @@ async fn identity_names_the_driver_and_its_capabilities() {
 
 #[tokio::test]
 async fn a_node_only_process_does_not_offer_the_controller_and_probes_not_ready_with_the_reason() {
-    let (_dir, mut client) = start(identity(false, Err("/dev/fuse is missing".into()))).await;
+    let (_dir, mut client) = start(identity(false, Err(NotReady::NoFuse))).await;
     let capabilities = client
         .get_plugin_capabilities(GetPluginCapabilitiesRequest {})
         .await
@@ -103,7 +103,7 @@ async fn a_node_only_process_does_not_offer_the_controller_and_probes_not_ready_
     let status = client.probe(ProbeRequest {}).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::FailedPrecondition);
     assert!(
-        status.message().contains("/dev/fuse is missing"),
+        status.message().contains("/dev/fuse does not exist"),
         "{status}"
     );
 }

@@ -97,7 +97,10 @@ impl aplo::http::control::LogControl for RememberedLevel {
         Some(*self.0.lock().unwrap())
     }
 
-    fn set_level(&self, level: aplo::http::control::LogLevel) -> Result<(), String> {
+    fn set_level(
+        &self,
+        level: aplo::http::control::LogLevel,
+    ) -> Result<(), aplo::http::control::LogLevelError> {
         *self.0.lock().unwrap() = level;
         Ok(())
     }

@@ -12,7 +12,9 @@ use super::Config;
 use super::engine::runtime;
 use crate::csi::registration::health_router;
 use crate::csi::server::Services;
-use crate::csi::{Controller, Endpoint, Identity, Node, NodeConfig, Readiness, Registrar};
+use crate::csi::{
+    Controller, Endpoint, Identity, Node, NodeConfig, NotReady, Readiness, Registrar,
+};
 use crate::exec::command::{NodeExecutor, Transport};
 use crate::front::claim::DEFAULT_PROVISIONER;
 
@@ -231,13 +233,10 @@ fn node_readiness(root: PathBuf) -> Readiness {
             .map(|p| root.join(p))
             .find(|p| p.exists());
         if helper.is_none() {
-            return Err(format!(
-                "the glusterfs client is not installed (no mount.glusterfs under {})",
-                root.display()
-            ));
+            return Err(NotReady::NoGlusterClient(root.clone()));
         }
         if !Path::new("/dev/fuse").exists() {
-            return Err("/dev/fuse does not exist (mount /dev from the host)".into());
+            return Err(NotReady::NoFuse);
         }
         Ok(())
     })

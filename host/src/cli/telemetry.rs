@@ -10,7 +10,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry, reload};
 
 use super::LogFormat;
-use crate::http::control::{LogControl, LogLevel};
+use crate::http::control::{LogControl, LogLevel, LogLevelError};
 
 /// The crates whose own logs are quieter than aplo's: wasmtime and
 /// cranelift; kube-runtime logs every reconcile at info.
@@ -79,13 +79,14 @@ impl LogControl for LogFilter {
             .map(LogLevel::of)
     }
 
-    fn set_level(&self, level: LogLevel) -> Result<(), String> {
+    fn set_level(&self, level: LogLevel) -> Result<(), LogLevelError> {
         let level = level.filter();
-        let filter = EnvFilter::try_new(filter_at(level)).map_err(|e| e.to_string())?;
+        let filter = EnvFilter::try_new(filter_at(level))
+            .map_err(|e| LogLevelError::Filter(e.to_string()))?;
         let mut current = self.level.lock().unwrap_or_else(|e| e.into_inner());
         self.handle
             .reload(filter)
-            .map_err(|e| format!("changing the log filter: {e}"))?;
+            .map_err(|e| LogLevelError::Reload(e.to_string()))?;
         *current = Some(level);
         Ok(())
     }

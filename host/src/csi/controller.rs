@@ -8,30 +8,29 @@
 //! (`pvc-<uid>`, as external-provisioner names them), else `csi-` and a
 //! digest of it; so a retry with the same name finds the same volume.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
 use super::proto::controller_server;
 use super::proto::controller_service_capability::{self, rpc};
-use super::proto::volume_capability::AccessType;
-use super::proto::volume_capability::access_mode::Mode;
 use super::proto::*;
-use crate::engine::{CreateRequest, Engine, EngineError, Kind};
-use crate::front::claim::{VolumeSource, parameter_options};
-use crate::model::paths::check_volume_name;
-use crate::model::storage::{AdminMode, VolumeRecord, VolumeState};
-use crate::model::{AccessMode, Claim, Decision, State, format_size};
+use crate::engine::{CreateRequest, Engine, EngineError};
+use crate::model::storage::VolumeState;
+use crate::model::{State, format_size};
+
+mod request;
+mod status;
+mod volumes;
+
+pub use self::status::status;
+pub use self::volumes::volume_name;
+
+use self::request::{access_modes, fits, policy_request, preferred_zone, required, wanted_bytes};
+use self::status::no_snapshots;
 
 /// The topology key aplo reports zones under.
 pub const ZONE_KEY: &str = "topology.kubernetes.io/zone";
-
-/// The prefix of the parameters external-provisioner adds or consumes
-/// itself (secrets, `--extra-create-metadata`).
-const SIDECAR_PREFIX: &str = "csi.storage.k8s.io/";
-const PVC_NAME: &str = "csi.storage.k8s.io/pvc/name";
-const PVC_NAMESPACE: &str = "csi.storage.k8s.io/pvc/namespace";
 
 /// The controller service.
 #[derive(Clone)]
@@ -45,238 +44,11 @@ impl std::fmt::Debug for Controller {
     }
 }
 
-/// The status for an engine error, from its classification (the same the
-/// REST API and the provisioner answer from): a policy's refusal keeps the
-/// policy's words, what may pass on a retry says so, and a fault says what
-/// failed while its details stay in aplo's log.
-pub fn status(e: EngineError) -> Status {
-    let message = e.answer();
-    match e.class().kind {
-        Kind::Invalid => Status::invalid_argument(message),
-        Kind::NotFound => Status::not_found(message),
-        Kind::Conflict => Status::aborted(message),
-        Kind::Refused(Decision::Quota | Decision::Placement) => Status::resource_exhausted(message),
-        Kind::Refused(Decision::Durability | Decision::Validate) => {
-            Status::failed_precondition(message)
-        }
-        Kind::Overloaded => Status::unavailable(message),
-        Kind::Fault => Status::internal(message),
-    }
-}
-
-/// The gluster volume name for a CSI volume name.
-pub fn volume_name(csi_name: &str) -> String {
-    if check_volume_name(csi_name).is_ok() {
-        return csi_name.to_owned();
-    }
-    use sha2::Digest;
-    let digest = hex::encode(sha2::Sha256::digest(csi_name.as_bytes()));
-    format!("csi-{}", &digest[..32])
-}
-
-/// The access modes the capabilities ask for; a block capability or a
-/// missing access mode is refused.
-fn access_modes(capabilities: &[VolumeCapability]) -> Result<Vec<AccessMode>, Status> {
-    if capabilities.is_empty() {
-        return Err(Status::invalid_argument("volume_capabilities is empty"));
-    }
-    let mut modes = Vec::new();
-    for (i, capability) in capabilities.iter().enumerate() {
-        match &capability.access_type {
-            Some(AccessType::Mount(m)) if m.fs_type.is_empty() || m.fs_type == "glusterfs" => {}
-            Some(AccessType::Mount(m)) => {
-                return Err(Status::invalid_argument(format!(
-                    "volume_capabilities[{i}]: fs_type '{}': aplo volumes are glusterfs",
-                    m.fs_type.escape_default()
-                )));
-            }
-            Some(AccessType::Block(_)) => {
-                return Err(Status::invalid_argument(format!(
-                    "volume_capabilities[{i}]: block access is not offered: aplo volumes are glusterfs filesystems"
-                )));
-            }
-            None => {
-                return Err(Status::invalid_argument(format!(
-                    "volume_capabilities[{i}] has no access type"
-                )));
-            }
-        }
-        let mode = capability
-            .access_mode
-            .as_ref()
-            .and_then(|m| Mode::try_from(m.mode).ok())
-            .unwrap_or(Mode::Unknown);
-        let mode = match mode {
-            Mode::SingleNodeWriter | Mode::SingleNodeMultiWriter => AccessMode::ReadWriteOnce,
-            Mode::SingleNodeSingleWriter => AccessMode::ReadWriteOncePod,
-            Mode::SingleNodeReaderOnly | Mode::MultiNodeReaderOnly => AccessMode::ReadOnlyMany,
-            Mode::MultiNodeSingleWriter | Mode::MultiNodeMultiWriter => AccessMode::ReadWriteMany,
-            Mode::Unknown => {
-                return Err(Status::invalid_argument(format!(
-                    "volume_capabilities[{i}] has no access mode"
-                )));
-            }
-        };
-        if !modes.contains(&mode) {
-            modes.push(mode);
-        }
-    }
-    Ok(modes)
-}
-
-/// The bytes a capacity range asks for: at least `required_bytes` (1 GiB
-/// when nothing is asked), at most `limit_bytes` when set.
-fn wanted_bytes(range: Option<&CapacityRange>) -> Result<(u64, Option<u64>), Status> {
-    let Some(range) = range else {
-        return Ok((crate::model::GIB, None));
-    };
-    let required = u64::try_from(range.required_bytes)
-        .map_err(|_| Status::invalid_argument("capacity_range.required_bytes is negative"))?;
-    let limit = u64::try_from(range.limit_bytes)
-        .map_err(|_| Status::invalid_argument("capacity_range.limit_bytes is negative"))?;
-    let limit = (limit > 0).then_some(limit);
-    if let Some(limit) = limit
-        && required > limit
-    {
-        return Err(Status::out_of_range(format!(
-            "capacity_range asks for at least {} but at most {}",
-            format_size(required),
-            format_size(limit)
-        )));
-    }
-    let wanted = if required == 0 {
-        limit.map_or(crate::model::GIB, |l| l.min(crate::model::GIB))
-    } else {
-        required
-    };
-    Ok((wanted, limit))
-}
-
-/// Whether a volume of `bytes` satisfies a capacity range.
-fn fits(bytes: u64, required: u64, limit: Option<u64>) -> bool {
-    bytes >= required && limit.is_none_or(|l| bytes <= l)
-}
-
-fn required<'a>(field: &str, value: &'a str) -> Result<&'a str, Status> {
-    if value.is_empty() {
-        Err(Status::invalid_argument(format!("{field} is missing")))
-    } else {
-        Ok(value)
-    }
-}
-
 impl Controller {
     /// A controller over `engine`.
     pub fn new(engine: Arc<Engine>) -> Controller {
         Controller { engine }
     }
-
-    /// UNAVAILABLE (the sidecars retry) while heketi's admin mode is
-    /// read-only: no volume is created, grown or deleted.
-    fn writable(&self) -> Result<(), Status> {
-        match self.engine.admin_mode().map_err(status)? {
-            AdminMode::ReadOnly => Err(Status::unavailable(
-                "aplo is in read-only mode (heketi's admin mode, set through POST /admin or \
-                 `aplo server mode set`): no volume is created, grown or deleted until an admin \
-                 sets it back to normal",
-            )),
-            AdminMode::Normal | AdminMode::LocalClient => Ok(()),
-        }
-    }
-
-    /// The volume as CSI describes it: id, size, how to mount it, and the
-    /// zones of its bricks.
-    fn describe(&self, volume: &VolumeRecord) -> Volume {
-        let hosts = self.engine.volume_hosts(volume.id);
-        let zones: BTreeSet<String> = self.engine.with_state(|s| {
-            s.bricks_of(volume.id)
-                .iter()
-                .filter_map(|b| s.nodes.get(&b.node))
-                .map(|n| n.zone.clone())
-                .filter(|z| !z.is_empty())
-                .collect()
-        });
-        Volume {
-            volume_id: volume.id.to_string(),
-            capacity_bytes: i64::try_from(volume.bytes).unwrap_or(i64::MAX),
-            volume_context: HashMap::from([
-                ("hosts".to_owned(), hosts.join(",")),
-                ("volume".to_owned(), volume.name.clone()),
-            ]),
-            content_source: None,
-            accessible_topology: zones
-                .into_iter()
-                .map(|zone| Topology {
-                    segments: HashMap::from([(ZONE_KEY.to_owned(), zone)]),
-                })
-                .collect(),
-        }
-    }
-
-    /// The volume with this CSI id, if it exists and is not being deleted.
-    fn find(&self, volume_id: &str) -> Option<VolumeRecord> {
-        self.engine
-            .volumes()
-            .into_iter()
-            .find(|v| v.id.to_string() == volume_id)
-    }
-
-    /// The volumes ListVolumes pages through, in a stable order.
-    fn listed(&self) -> Vec<VolumeRecord> {
-        let mut volumes: Vec<VolumeRecord> = self
-            .engine
-            .volumes()
-            .into_iter()
-            .filter(|v| v.state == VolumeState::Ready)
-            .collect();
-        volumes.sort_by_key(|v| v.id.to_string());
-        volumes
-    }
-}
-
-/// The request's policy parameters and the claim its sidecar metadata
-/// names.
-fn policy_request(
-    name: &str,
-    parameters: &HashMap<String, String>,
-    bytes: u64,
-    modes: Vec<AccessMode>,
-) -> Result<(crate::model::Pairs, Claim, (u32, u32)), Status> {
-    let class: BTreeMap<String, String> = parameters
-        .iter()
-        .filter(|(k, _)| !k.starts_with(SIDECAR_PREFIX))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let options = parameter_options(class).map_err(|e| Status::invalid_argument(e.to_string()))?;
-    if options.source != VolumeSource::Csi {
-        return Err(Status::invalid_argument(
-            "volumeSource 'glusterfs' (the legacy in-tree source) is only made by aplo's own \
-             provisioner; the CSI controller makes CSI volumes",
-        ));
-    }
-    let claim = Claim {
-        namespace: parameters.get(PVC_NAMESPACE).cloned().unwrap_or_default(),
-        name: parameters
-            .get(PVC_NAME)
-            .cloned()
-            .unwrap_or_else(|| name.to_owned()),
-        labels: Default::default(),
-        annotations: Default::default(),
-        requested_bytes: bytes,
-        access_modes: modes,
-    };
-    Ok((options.policy_parameters, claim, options.gid_range))
-}
-
-/// The zone the scheduler prefers, from the first preferred (else
-/// requisite) topology naming one.
-fn preferred_zone(requirements: Option<&TopologyRequirement>) -> Option<String> {
-    let requirements = requirements?;
-    requirements
-        .preferred
-        .iter()
-        .chain(&requirements.requisite)
-        .find_map(|t| t.segments.get(ZONE_KEY).cloned())
 }
 
 #[tonic::async_trait]
@@ -605,56 +377,5 @@ impl controller_server::Controller for Controller {
         Err(Status::unimplemented(
             "aplo offers no VolumeAttributesClass parameters (no MODIFY_VOLUME capability)",
         ))
-    }
-}
-
-fn no_snapshots() -> Status {
-    Status::unimplemented(
-        "snapshots are not offered: gluster snapshots need thin-LVM bricks, which aplo's \
-         bricks are not on every kernel",
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csi_names_map_to_gluster_names_deterministically() {
-        assert_eq!(volume_name("pvc-0b1c2d"), "pvc-0b1c2d");
-        let long = "sanity-".to_owned() + &"x".repeat(121);
-        let mapped = volume_name(&long);
-        assert!(mapped.starts_with("csi-") && mapped.len() == 36, "{mapped}");
-        assert_eq!(mapped, volume_name(&long));
-        assert_ne!(volume_name("a b"), volume_name("a  b"));
-        assert!(check_volume_name(&volume_name("-x;rm")).is_ok());
-    }
-
-    #[test]
-    fn capacity_ranges_are_checked() {
-        let range = |required, limit| CapacityRange {
-            required_bytes: required,
-            limit_bytes: limit,
-        };
-        let gib = crate::model::GIB as i64;
-        assert_eq!(
-            wanted_bytes(Some(&range(gib, 2 * gib))).unwrap(),
-            (crate::model::GIB, Some(2 * crate::model::GIB))
-        );
-        assert_eq!(wanted_bytes(None).unwrap(), (crate::model::GIB, None));
-        assert_eq!(
-            wanted_bytes(Some(&range(2 * gib, gib))).unwrap_err().code(),
-            tonic::Code::OutOfRange
-        );
-        assert_eq!(
-            wanted_bytes(Some(&range(-1, 0))).unwrap_err().code(),
-            tonic::Code::InvalidArgument
-        );
-        assert!(fits(2 * crate::model::GIB, crate::model::GIB, None));
-        assert!(!fits(
-            2 * crate::model::GIB,
-            crate::model::GIB,
-            Some(crate::model::GIB)
-        ));
     }
 }

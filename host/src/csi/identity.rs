@@ -1,6 +1,7 @@
 //! The identity service: who the driver is, what it offers, and whether
 //! it is ready.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
@@ -12,8 +13,25 @@ use super::proto::{
     GetPluginInfoResponse, PluginCapability, ProbeRequest, ProbeResponse,
 };
 
+/// What a role lacks to work now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    /// The glusterfs client is not installed under this root.
+    #[error(
+        "the glusterfs client is not installed (no mount.glusterfs under {})",
+        .0.display()
+    )]
+    NoGlusterClient(PathBuf),
+    /// There is no `/dev/fuse`.
+    #[error("/dev/fuse does not exist (mount /dev from the host)")]
+    NoFuse,
+    /// kubelet refused the registration (its reason).
+    #[error("kubelet refused the registration: {0}")]
+    RegistrationRefused(String),
+}
+
 /// Whether a role can work now: `Err` says what it lacks.
-pub type Readiness = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+pub type Readiness = Arc<dyn Fn() -> Result<(), NotReady> + Send + Sync>;
 
 /// The identity service of one driver process.
 #[derive(Clone)]
@@ -41,7 +59,7 @@ impl std::fmt::Debug for Identity {
 
 impl Identity {
     /// What each role served lacks now; empty when all are ready.
-    pub fn failures(&self) -> Vec<String> {
+    pub fn failures(&self) -> Vec<NotReady> {
         self.checks
             .iter()
             .filter_map(|check| check().err())
@@ -73,6 +91,15 @@ impl Identity {
         });
         capabilities
     }
+}
+
+/// What is missing, as one line.
+pub(super) fn joined(failures: &[NotReady]) -> String {
+    failures
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[tonic::async_trait]
@@ -108,7 +135,7 @@ impl identity_server::Identity for Identity {
             // The spec's answer for a missing dependency.
             Err(Status::failed_precondition(format!(
                 "not ready: {}",
-                failures.join("; ")
+                joined(&failures)
             )))
         }
     }

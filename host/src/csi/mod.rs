@@ -20,7 +20,7 @@ pub mod proto {
 }
 
 pub use controller::Controller;
-pub use identity::{Identity, Readiness};
+pub use identity::{Identity, NotReady, Readiness};
 pub use node::{Node, NodeConfig};
 pub use registration::Registrar;
 pub use server::{Endpoint, EndpointError};

@@ -15,7 +15,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Request, Response, Status};
 
-use super::identity::Identity;
+use super::identity::{Identity, NotReady, joined};
 use super::server::{Endpoint, EndpointError};
 
 /// The messages and service generated from
@@ -38,7 +38,16 @@ const SUPPORTED_VERSIONS: [&str; 1] = ["1.0.0"];
 /// or refused with its reason.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
-    inner: Arc<Mutex<Option<Result<(), String>>>>,
+    inner: Arc<Mutex<Option<Said>>>,
+}
+
+/// What kubelet said.
+#[derive(Debug, Clone)]
+enum Said {
+    /// It registered the plugin.
+    Registered,
+    /// It refused, for this reason.
+    Refused(String),
 }
 
 /// The registration service for one driver.
@@ -71,9 +80,9 @@ impl Registrar {
     }
 
     /// `Err` with kubelet's reason when it refused the registration.
-    pub fn refusal(&self) -> Result<(), String> {
+    pub fn refusal(&self) -> Result<(), NotReady> {
         match &*self.status.inner.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some(Err(reason)) => Err(format!("kubelet refused the registration: {reason}")),
+            Some(Said::Refused(reason)) => Err(NotReady::RegistrationRefused(reason.clone())),
             _ => Ok(()),
         }
     }
@@ -82,7 +91,7 @@ impl Registrar {
     pub fn registered(&self) -> bool {
         matches!(
             *self.status.inner.lock().unwrap_or_else(|e| e.into_inner()),
-            Some(Ok(()))
+            Some(Said::Registered)
         )
     }
 }
@@ -108,10 +117,10 @@ impl Registration for Registrar {
         let status = request.into_inner();
         let outcome = if status.plugin_registered {
             tracing::info!(driver = %self.name, "kubelet registered the plugin");
-            Ok(())
+            Said::Registered
         } else {
             tracing::error!(driver = %self.name, reason = %status.error, "kubelet refused the plugin's registration");
-            Err(status.error)
+            Said::Refused(status.error)
         };
         *self.status.inner.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
         Ok(Response::new(RegistrationStatusResponse {}))
@@ -154,7 +163,7 @@ pub fn health_router(identity: Identity, registrar: Option<Registrar>) -> axum::
             let identity = identity.clone();
             let registrar = registrar.clone();
             async move {
-                let mut failures: Vec<String> = identity.failures();
+                let mut failures = identity.failures();
                 if let Some(Err(refused)) = registrar.as_ref().map(Registrar::refusal) {
                     failures.push(refused);
                 }
@@ -163,7 +172,7 @@ pub fn health_router(identity: Identity, registrar: Option<Registrar>) -> axum::
                 } else {
                     (
                         StatusCode::SERVICE_UNAVAILABLE,
-                        format!("not ready: {}\n", failures.join("; ")),
+                        format!("not ready: {}\n", joined(&failures)),
                     )
                 }
             }
@@ -210,7 +219,7 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(
-            r.refusal().unwrap_err(),
+            r.refusal().unwrap_err().to_string(),
             "kubelet refused the registration: version 9 unsupported"
         );
         r.notify_registration_status(Request::new(RegistrationStatus {

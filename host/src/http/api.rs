@@ -16,11 +16,11 @@
 //! implement answer `501` saying why, and unknown paths `404 Invalid path
 //! or request`.
 //!
-//! Routes, by file: clusters, nodes and devices in `api/topology.rs`;
-//! volumes in `api/volumes.rs`; `/operations`, `/operations/pending`,
-//! `/db/dump`, `/backup/db` and `/db/check` in `api/admin.rs`; `/admin`
-//! and `/internal/logging` in `api/server.rs`; the `501`s in
-//! `api/unsupported.rs`.
+//! Routes, by file: clusters and nodes in `api/topology.rs`, devices in
+//! `api/topology/devices.rs`; volumes in `api/volumes.rs`; `/operations`,
+//! `/operations/pending`, `/db/dump`, `/backup/db` and `/db/check` in
+//! `api/admin.rs`; `/admin` and `/internal/logging` in `api/server.rs`;
+//! the `501`s in `api/unsupported.rs`.
 
 mod admin;
 mod server;
@@ -283,12 +283,23 @@ const RETRY_AFTER_SECONDS: &str = "5";
 
 /// An engine error as an answer; a `503` says when to retry.
 pub(super) fn engine_error(e: EngineError) -> Response {
+    answer(None, e)
+}
+
+/// [`engine_error`] about one part of a request: the message starts with
+/// what it is about (`claim db-1: ...`).
+pub(super) fn engine_error_about(about: &str, e: EngineError) -> Response {
+    answer(Some(about), e)
+}
+
+fn answer(about: Option<&str>, e: EngineError) -> Response {
     let status = engine_status(&e);
-    let mut response = match e {
-        EngineError::NotFound { .. } => not_found(),
+    let mut response = match (about, e) {
+        (None, EngineError::NotFound { .. }) => not_found(),
         // A fault is logged whole; the answer says what failed, not the
         // command's output or the hosts it ran on.
-        e => text(status, e.answer()),
+        (None, e) => text(status, e.answer()),
+        (Some(about), e) => text(status, format!("{about}: {}", e.answer())),
     };
     if status == StatusCode::SERVICE_UNAVAILABLE {
         response.headers_mut().insert(
@@ -429,6 +440,45 @@ mod tests {
         }));
         assert_eq!(timeout.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(timeout.headers().get(header::RETRY_AFTER).is_none());
+    }
+
+    #[tokio::test]
+    async fn an_error_about_part_of_a_request_names_it_and_keeps_its_class() {
+        let text_of = |response: Response| async move {
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            String::from_utf8(bytes.to_vec()).unwrap()
+        };
+        let unknown = engine_error_about(
+            "claim db-1",
+            EngineError::Policy(PolicyError::Unknown {
+                name: "nope".into(),
+                available: "zone-spread".into(),
+            }),
+        );
+        assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            text_of(unknown).await,
+            "claim db-1: no policy named 'nope' (available: zone-spread)\n"
+        );
+        let fault = engine_error_about(
+            "claim db-1",
+            EngineError::Policy(PolicyError::Fault {
+                policy: "p".into(),
+                decision: crate::model::Decision::Placement,
+                fault: crate::policy::Fault::Timeout {
+                    deadline: Duration::from_millis(100),
+                },
+            }),
+        );
+        assert_eq!(fault.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = text_of(fault).await;
+        assert!(
+            body.starts_with("claim db-1: policy 'p' failed its placement decision")
+                && body.contains("error id "),
+            "{body}"
+        );
     }
 
     #[test]

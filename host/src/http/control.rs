@@ -124,22 +124,32 @@ impl LogLevel {
     }
 }
 
+/// Why the log level cannot be read or set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogLevelError {
+    /// A name that is no level.
+    #[error("invalid log level: {0} (use none, critical, error, warning, info, debug or trace)")]
+    Unknown(String),
+    /// The filter for the level cannot be made (why).
+    #[error("{0}")]
+    Filter(String),
+    /// The running filter cannot be replaced (why).
+    #[error("changing the log filter: {0}")]
+    Reload(String),
+}
+
 impl std::str::FromStr for LogLevel {
-    type Err = String;
+    type Err = LogLevelError;
 
     /// heketi's names (`critical` is `error`: tracing has nothing above
     /// it), and `trace`.
-    fn from_str(name: &str) -> Result<LogLevel, String> {
+    fn from_str(name: &str) -> Result<LogLevel, LogLevelError> {
         let wanted = if name == "critical" { "error" } else { name };
         LEVELS
             .iter()
             .find(|(_, n, _)| *n == wanted)
             .map(|(l, ..)| *l)
-            .ok_or_else(|| {
-                format!(
-                    "invalid log level: {name} (use none, critical, error, warning, info, debug or trace)"
-                )
-            })
+            .ok_or_else(|| LogLevelError::Unknown(name.to_owned()))
     }
 }
 
@@ -151,7 +161,7 @@ pub trait LogControl: Send + Sync {
     fn level(&self) -> Option<LogLevel>;
 
     /// Log at `level` from now on.
-    fn set_level(&self, level: LogLevel) -> Result<(), String>;
+    fn set_level(&self, level: LogLevel) -> Result<(), LogLevelError>;
 }
 
 /// What the server-wide routes need besides the engine.
@@ -226,7 +236,7 @@ mod tests {
         assert_eq!("critical".parse(), Ok(LogLevel::Error));
         assert_eq!(LogLevel::None.filter(), LevelFilter::OFF);
         assert_eq!(LogLevel::Warning.filter(), LevelFilter::WARN);
-        let loud = "loud".parse::<LogLevel>().unwrap_err();
+        let loud = "loud".parse::<LogLevel>().unwrap_err().to_string();
         assert!(loud.contains("invalid log level: loud"), "{loud}");
     }
 }

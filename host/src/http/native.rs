@@ -19,8 +19,8 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::api::{ApiState, body, json, text};
-use crate::engine::Engine;
+use super::api::{ApiState, body, engine_error, engine_error_about, json, text};
+use crate::engine::{Engine, EngineError};
 use crate::model::storage::Snapshot;
 use crate::model::{Pairs, State as Health};
 use crate::plan::simulate::{self, SimClaim};
@@ -43,13 +43,12 @@ async fn policies(State(state): State<ApiState>) -> Response {
 async fn policy(State(state): State<ApiState>, Path(name): Path<String>) -> Response {
     let policy = match state.engine.registry().get(&name) {
         Ok(p) => p,
-        Err(PolicyError::Unknown { available, .. }) => {
-            return text(
-                StatusCode::NOT_FOUND,
-                format!("no policy named '{name}' (available: {available})"),
-            );
+        // The name is in the path: an unknown one is a 404 (elsewhere it
+        // is a bad setting, a 400).
+        Err(e @ PolicyError::Unknown { .. }) => {
+            return text(StatusCode::NOT_FOUND, e.to_string());
         }
-        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => return engine_error(EngineError::Policy(e)),
     };
     let exports: Vec<&str> = INTERFACES
         .iter()
@@ -101,10 +100,23 @@ fn one() -> u64 {
     1
 }
 
+/// Why a simulation request is refused (a `400` naming the field).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum SimulateError {
+    /// The workload does not parse, or its claims do not expand (why).
+    #[error("workload: {0}")]
+    Workload(String),
+    /// The workload has more claims (how many) than one request may play.
+    #[error(
+        "workload: {0} claims; a request may simulate at most {MAX_SIMULATED_CLAIMS} (use `aplo simulate` for more)"
+    )]
+    TooMany(u64),
+}
+
 /// The claims of a request, or a 400 naming the field.
-fn claims_of(request: &SimulateRequest) -> Result<Vec<SimClaim>, String> {
+fn claims_of(request: &SimulateRequest) -> Result<Vec<SimClaim>, SimulateError> {
     let workload = simulate::parse_workload(&request.workload.to_string())
-        .map_err(|e| format!("workload: {e}"))?;
+        .map_err(|e| SimulateError::Workload(e.to_string()))?;
     let mut parameters = request.parameters.clone();
     simulate::choose_policies(
         &mut parameters,
@@ -114,11 +126,9 @@ fn claims_of(request: &SimulateRequest) -> Result<Vec<SimClaim>, String> {
     );
     let total: u64 = workload.claims.iter().map(|c| u64::from(c.count)).sum();
     if total > MAX_SIMULATED_CLAIMS as u64 {
-        return Err(format!(
-            "workload: {total} claims; a request may simulate at most {MAX_SIMULATED_CLAIMS} (use `aplo simulate` for more)"
-        ));
+        return Err(SimulateError::TooMany(total));
     }
-    simulate::expand(&workload, &parameters).map_err(|e| format!("workload: {e}"))
+    simulate::expand(&workload, &parameters).map_err(|e| SimulateError::Workload(e.to_string()))
 }
 
 /// The store's contents as the simulation starts from them: nodes the
@@ -145,26 +155,29 @@ async fn simulate_run(State(state): State<ApiState>, bytes: Bytes) -> Response {
     };
     let claims = match claims_of(&request) {
         Ok(c) => c,
-        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let registry = state.engine.registry().clone();
     // Resolve once up front, off the reactor, so that an unknown policy is
-    // one clear 400 rather than one refusal per claim.
+    // one clear 400 rather than one refusal per claim; a policy that
+    // fails is answered as every fault is (logged, with an error id).
     let resolving = {
         let registry = registry.clone();
         let claims = claims.clone();
         tokio::task::spawn_blocking(move || {
-            for claim in &claims {
+            claims.iter().try_for_each(|claim| {
                 registry
                     .resolve(&claim.parameters)
-                    .map_err(|e| format!("claim {}: {e}", claim.name))?;
-            }
-            Ok::<(), String>(())
+                    .map(drop)
+                    .map_err(|e| (claim.name.clone(), e))
+            })
         })
     };
     match resolving.await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return text(StatusCode::BAD_REQUEST, e),
+        Ok(Err((claim, e))) => {
+            return engine_error_about(&format!("claim {claim}"), EngineError::Policy(e));
+        }
         Err(e) => {
             tracing::error!(error = %e, "resolving the policies panicked");
             return text(
@@ -179,7 +192,7 @@ async fn simulate_run(State(state): State<ApiState>, bytes: Bytes) -> Response {
     // nothing. The real store is never written.
     let engine = match Engine::simulation(copy, 0, registry, request.seed) {
         Ok(e) => e,
-        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => return engine_error(e),
     };
     let report = engine.play(&claims).await;
     let offline = engine
@@ -249,17 +262,28 @@ mod tests {
     #[test]
     fn bad_workloads_and_huge_ones_are_refused_by_field() {
         let bad = request(serde_json::json!({"workload": {"claims": [{"size": "lots"}]}}));
-        let err = claims_of(&bad).unwrap_err();
+        let err = claims_of(&bad).unwrap_err().to_string();
         assert!(
             err.starts_with("workload:") && err.contains("size"),
             "{err}"
         );
         let unknown =
             request(serde_json::json!({"workload": {"claims": [{"size": "1Gi", "colour": 1}]}}));
-        assert!(claims_of(&unknown).unwrap_err().contains("colour"));
+        assert!(
+            claims_of(&unknown)
+                .unwrap_err()
+                .to_string()
+                .contains("colour")
+        );
         let huge =
             request(serde_json::json!({"workload": {"claims": [{"size": "1Gi", "count": 10001}]}}));
-        assert!(claims_of(&huge).unwrap_err().contains("at most 10000"));
+        assert_eq!(claims_of(&huge).unwrap_err(), SimulateError::TooMany(10001));
+        assert!(
+            claims_of(&huge)
+                .unwrap_err()
+                .to_string()
+                .contains("at most 10000")
+        );
         assert!(
             serde_json::from_value::<SimulateRequest>(
                 serde_json::json!({"workload": {}, "extra": 1})

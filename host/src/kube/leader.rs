@@ -51,19 +51,40 @@ impl LeaseConfig {
     }
 
     /// Check that the timings make sense together.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), LeaseConfigError> {
         if self.identity.is_empty() {
-            return Err("the leader-election identity is empty".into());
+            return Err(LeaseConfigError::NoIdentity);
         }
         if !(self.retry_period < self.renew_deadline && self.renew_deadline < self.lease_duration) {
-            return Err(format!(
-                "leader election needs retry period < renew deadline < lease duration, not \
-                 {:?} / {:?} / {:?}",
-                self.retry_period, self.renew_deadline, self.lease_duration
-            ));
+            return Err(LeaseConfigError::Timings {
+                retry_period: self.retry_period,
+                renew_deadline: self.renew_deadline,
+                lease_duration: self.lease_duration,
+            });
         }
         Ok(())
     }
+}
+
+/// Why a [`LeaseConfig`] cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LeaseConfigError {
+    /// The identity is empty.
+    #[error("the leader-election identity is empty")]
+    NoIdentity,
+    /// The timings are not in the order leader election needs.
+    #[error(
+        "leader election needs retry period < renew deadline < lease duration, not \
+         {retry_period:?} / {renew_deadline:?} / {lease_duration:?}"
+    )]
+    Timings {
+        /// How often candidates try.
+        retry_period: Duration,
+        /// How long the holder tries to renew.
+        renew_deadline: Duration,
+        /// How long a lease lasts.
+        lease_duration: Duration,
+    },
 }
 
 /// What a candidate last saw of the lease, and when.

@@ -145,7 +145,7 @@ async fn elect(
     let Some(config) = &options.lease else {
         return Ok(None);
     };
-    config.check().map_err(anyhow::Error::msg)?;
+    config.check()?;
     status.set(Phase::Standby);
     let api: Api<Lease> = Api::namespaced(client.clone(), &config.namespace);
     Ok(Some(leader::acquire(api, config.clone()).await))

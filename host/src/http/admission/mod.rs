@@ -48,6 +48,7 @@
 //! dropped when the registry's policies change.
 
 mod decide;
+mod error;
 pub mod review;
 
 use std::collections::BTreeMap;
@@ -70,7 +71,7 @@ use crate::front::claim::DEFAULT_PROVISIONER;
 use crate::model::Usage;
 use crate::policy::Registry;
 
-pub use decide::AdmissionError;
+pub use error::AdmissionError;
 
 /// The webhook's path.
 pub const PATH: &str = "/admission/pvc";

@@ -28,7 +28,7 @@ struct ReviewIn {
 }
 
 /// A group, version and kind.
-#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 pub struct GroupVersionKind {
     /// The API group; empty for the core group.
     #[serde(default)]
@@ -154,28 +154,70 @@ struct RequestHeader {
     kind: GroupVersionKind,
 }
 
+/// Why a review body cannot be read (a 400 that says so plainly).
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    /// The body is not JSON.
+    #[error("the body is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// The body is JSON but not an object.
+    #[error("the body is not an AdmissionReview: expected a JSON object")]
+    NotAnObject,
+    /// A review of another version or kind.
+    #[error("expected an {API_VERSION} {KIND}, got apiVersion '{api_version}' kind '{kind}'")]
+    WrongReview {
+        /// Its `apiVersion`.
+        api_version: String,
+        /// Its `kind`.
+        kind: String,
+    },
+    /// A review of another kind of object than a claim.
+    #[error(
+        "this webhook reviews core v1 PersistentVolumeClaims, not group '{}' version '{}' \
+         kind '{}'",
+        .0.group, .0.version, .0.kind
+    )]
+    WrongObject(GroupVersionKind),
+    /// The object is not an AdmissionReview.
+    #[error("the body is not an AdmissionReview: {0}")]
+    NotAReview(#[source] serde_json::Error),
+    /// A field of the review is malformed.
+    #[error("the AdmissionReview is malformed at {path}: {source}")]
+    Malformed {
+        /// Where.
+        path: String,
+        /// What is wrong.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The review has no request.
+    #[error("the AdmissionReview has no request")]
+    NoRequest,
+    /// A `CREATE` or `UPDATE` request without its object.
+    #[error("the {0} request has no object (request.object)")]
+    NoObject(String),
+    /// An `UPDATE` request without its old object.
+    #[error("the UPDATE request has no old object (request.oldObject)")]
+    NoOldObject,
+}
+
 /// Check the review's and the object's types.
 fn check_types(
     api_version: &str,
     review_kind: &str,
     object_kind: Option<&GroupVersionKind>,
-) -> Result<(), String> {
+) -> Result<(), ReviewError> {
     if api_version != API_VERSION || review_kind != KIND {
-        return Err(format!(
-            "expected an {API_VERSION} {KIND}, got apiVersion '{api_version}' kind '{review_kind}'"
-        ));
+        return Err(ReviewError::WrongReview {
+            api_version: api_version.to_owned(),
+            kind: review_kind.to_owned(),
+        });
     }
     match object_kind {
-        Some(kind) if !is_pvc(kind) => Err(format!(
-            "this webhook reviews core v1 PersistentVolumeClaims, not group '{}' version '{}' \
-             kind '{}'",
-            kind.group, kind.version, kind.kind
-        )),
+        Some(kind) if !is_pvc(kind) => Err(ReviewError::WrongObject(kind.clone())),
         _ => Ok(()),
     }
 }
-
-const NOT_AN_OBJECT: &str = "the body is not an AdmissionReview: expected a JSON object";
 
 /// Whether the JSON text is an object (serde would read a struct from an
 /// array too).
@@ -185,16 +227,16 @@ fn is_object(body: &[u8]) -> bool {
 
 /// Read a review body into its request, or say plainly what is wrong with
 /// it (for a 400 answer).
-pub fn parse(body: &[u8]) -> Result<Request, String> {
+pub fn parse(body: &[u8]) -> Result<Request, ReviewError> {
     let deserializer = &mut serde_json::Deserializer::from_slice(body);
     let review: ReviewIn = serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            return format!("the body is not JSON: {inner}");
+            return ReviewError::NotJson(inner);
         }
         if !is_object(body) {
-            return NOT_AN_OBJECT.to_owned();
+            return ReviewError::NotAnObject;
         }
         // A review of the wrong kind, or about another kind of object,
         // says so better than where its parse stopped.
@@ -208,30 +250,30 @@ pub fn parse(body: &[u8]) -> Result<Request, String> {
             return wrong;
         }
         if path == "." {
-            format!("the body is not an AdmissionReview: {inner}")
+            ReviewError::NotAReview(inner)
         } else {
-            format!("the AdmissionReview is malformed at {path}: {inner}")
+            ReviewError::Malformed {
+                path,
+                source: inner,
+            }
         }
     })?;
     if !is_object(body) {
-        return Err(NOT_AN_OBJECT.to_owned());
+        return Err(ReviewError::NotAnObject);
     }
     check_types(
         &review.api_version,
         &review.kind,
         review.request.as_ref().map(|r| &r.kind),
     )?;
-    let request = review.request.ok_or("the AdmissionReview has no request")?;
+    let request = review.request.ok_or(ReviewError::NoRequest)?;
     let needs_old = request.operation == "UPDATE";
     let needs_object = needs_old || request.operation == "CREATE";
     if needs_object && request.object.is_none() {
-        return Err(format!(
-            "the {} request has no object (request.object)",
-            request.operation
-        ));
+        return Err(ReviewError::NoObject(request.operation));
     }
     if needs_old && request.old_object.is_none() {
-        return Err("the UPDATE request has no old object (request.oldObject)".into());
+        return Err(ReviewError::NoOldObject);
     }
     Ok(request)
 }
@@ -275,7 +317,7 @@ mod tests {
             (&update, "no old object"),
         ];
         for (body, needle) in cases {
-            let err = parse(body.as_bytes()).unwrap_err();
+            let err = parse(body.as_bytes()).unwrap_err().to_string();
             assert!(err.contains(needle), "{needle}: {err}");
         }
     }

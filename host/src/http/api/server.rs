@@ -172,10 +172,10 @@ pub(super) async fn set_logging(
     if !wanted.is_empty() {
         let level: LogLevel = match wanted.parse() {
             Ok(level) => level,
-            Err(e) => return text(StatusCode::UNPROCESSABLE_ENTITY, e),
+            Err(e) => return text(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
         };
         if let Err(e) = logging.set_level(level) {
-            return text(StatusCode::INTERNAL_SERVER_ERROR, e);
+            return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
         }
         tracing::info!(level = level.name(), "log level set");
     }

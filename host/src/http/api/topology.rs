@@ -5,6 +5,8 @@
 //! bricks elsewhere; aplo moves no bricks, so it is refused while bricks
 //! remain (delete those volumes first). `forceforget` on device delete is
 //! refused: aplo always releases what it prepared.
+//!
+//! Clusters and nodes are here, devices in `topology/devices.rs`.
 
 use std::future::Future;
 
@@ -14,26 +16,28 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
-use super::{
-    ApiState, Caller, body, engine_error, finished, found, json, not_found, optional_body, queued,
-    text,
-};
+use super::{ApiState, Caller, body, engine_error, finished, found, json, not_found, queued, text};
 use crate::engine::EngineError;
 use crate::http::heketi::{
-    self, ClusterFlags, DeviceAddRequest, DeviceDeleteOptions, NodeAddRequest, StateRequest,
-    TagChange, TagsChangeRequest, parse_id,
+    self, ClusterFlags, NodeAddRequest, RequestError, StateRequest, TagChange, TagsChangeRequest,
+    parse_id,
 };
 use crate::http::queue::Finished;
-use crate::model::storage::Backend;
 use crate::model::{Id, Pairs, State as Health};
+
+mod devices;
+
+pub(super) use self::devices::{
+    add_device, delete_device, device, resync_device, set_device_state, set_device_tags,
+};
 
 /// Read a JSON body and check it: 422 when it does not parse, then 400
 /// naming the field.
 fn checked<R: DeserializeOwned, T>(
     bytes: &Bytes,
-    check: impl FnOnce(R) -> Result<T, String>,
+    check: impl FnOnce(R) -> Result<T, RequestError>,
 ) -> Result<T, Box<Response>> {
-    check(body(bytes)?).map_err(|e| Box::new(text(StatusCode::BAD_REQUEST, e)))
+    check(body(bytes)?).map_err(|e| Box::new(text(StatusCode::BAD_REQUEST, e.to_string())))
 }
 
 pub(super) async fn clusters(State(state): State<ApiState>) -> Response {
@@ -189,7 +193,7 @@ fn state_request(bytes: &Bytes) -> Result<Health, Box<Response>> {
 async fn change_state<A, B>(
     from: Option<Health>,
     to: Health,
-    transition: impl FnOnce(Health) -> Result<bool, String>,
+    transition: impl FnOnce(Health) -> Result<bool, RequestError>,
     fail: impl Future<Output = Result<A, EngineError>>,
     set: impl FnOnce() -> Result<B, EngineError>,
 ) -> Finished {
@@ -197,7 +201,7 @@ async fn change_state<A, B>(
         return Finished::Failed("Id not found".into());
     };
     match transition(from) {
-        Err(reason) => Finished::Failed(reason),
+        Err(reason) => Finished::Failed(reason.to_string()),
         Ok(false) => Finished::NoContent,
         Ok(true) if to == Health::Failed => finished(fail.await, |_| Finished::NoContent),
         Ok(true) => finished(set(), |_| Finished::NoContent),
@@ -271,173 +275,6 @@ pub(super) async fn set_node_tags(
             .engine
             .update_node_tags(id, |current| change.apply(current, &tags));
         node.await.map(|n| n.tags)
-    })
-    .await
-}
-
-pub(super) async fn device(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
-    found(state.engine.with_state(|s| {
-        parse_id(&id)
-            .and_then(|id| s.devices.get(&id))
-            .map(|d| heketi::device_info(s, d))
-    }))
-}
-
-/// `POST /devices`: `202`, then `204` once the device is prepared and
-/// online (`backend` tag: `lvm-thin` unless it says `loop` or `dir`).
-pub(super) async fn add_device(
-    State(state): State<ApiState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    bytes: Bytes,
-) -> Response {
-    let new = match checked(&bytes, |r: DeviceAddRequest| heketi::check_device_add(&r)) {
-        Ok(d) => d,
-        Err(e) => return *e,
-    };
-    let s = state.engine.snapshot();
-    if !s.nodes.contains_key(&new.node) {
-        return text(StatusCode::NOT_FOUND, "Node id does not exist");
-    }
-    if s.devices
-        .values()
-        .any(|d| d.node == new.node && d.name == new.spec.name)
-    {
-        return text(
-            StatusCode::CONFLICT,
-            format!("Device {} is already on node {}", new.spec.name, new.node),
-        );
-    }
-    let engine = state.engine.clone();
-    queued(&state, caller, async move {
-        finished(
-            engine
-                .add_device(new.node, &new.spec, Backend::LvmThin)
-                .await,
-            |_| Finished::NoContent,
-        )
-    })
-}
-
-/// The device and its node's id, or 404.
-fn find_device(state: &ApiState, id: &str) -> Result<(Id, Id, Health), Box<Response>> {
-    state
-        .engine
-        .with_state(|s| {
-            parse_id(id)
-                .and_then(|id| s.devices.get(&id))
-                .map(|d| (d.id, d.node, d.state))
-        })
-        .ok_or_else(|| Box::new(not_found()))
-}
-
-/// `DELETE /devices/{id}`: `202`, then `204`. As heketi: only a `failed`
-/// device (`400` otherwise), and `409` while it holds bricks.
-pub(super) async fn delete_device(
-    State(state): State<ApiState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Path(id): Path<String>,
-    bytes: Bytes,
-) -> Response {
-    match optional_body::<DeviceDeleteOptions>(&bytes) {
-        Ok(o) if o.forceforget => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                "forceforget: aplo does not forget a device without releasing it; fix the node and delete the device normally",
-            );
-        }
-        Ok(_) => {}
-        Err(e) => return *e,
-    }
-    let (device, node, health) = match find_device(&state, &id) {
-        Ok(d) => d,
-        Err(e) => return *e,
-    };
-    if health != Health::Failed {
-        return text(
-            StatusCode::BAD_REQUEST,
-            format!("device: {device} is not in failed state"),
-        );
-    }
-    if state
-        .engine
-        .snapshot()
-        .bricks
-        .values()
-        .any(|b| b.device == device)
-    {
-        return text(
-            StatusCode::CONFLICT,
-            format!("Unable to delete device [{device}] because it contains bricks"),
-        );
-    }
-    let engine = state.engine.clone();
-    queued(&state, caller, async move {
-        finished(
-            engine
-                .remove_device(&node.to_string(), &device.to_string())
-                .await,
-            |()| Finished::NoContent,
-        )
-    })
-}
-
-/// `POST /devices/{id}/state`: `202`, then `204` (or `500` with heketi's
-/// reason when the change is not allowed).
-pub(super) async fn set_device_state(
-    State(state): State<ApiState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Path(id): Path<String>,
-    bytes: Bytes,
-) -> Response {
-    let to = match state_request(&bytes) {
-        Ok(s) => s,
-        Err(e) => return *e,
-    };
-    let (device, node, _) = match find_device(&state, &id) {
-        Ok(d) => d,
-        Err(e) => return *e,
-    };
-    let engine = state.engine.clone();
-    queued(&state, caller, async move {
-        change_state(
-            engine.with_state(|s| s.devices.get(&device).map(|d| d.state)),
-            to,
-            |from| heketi::device_transition(&device.to_string(), from, to),
-            engine.fail_device(device),
-            || engine.set_device_state(&node.to_string(), &device.to_string(), to),
-        )
-        .await
-    })
-}
-
-/// `GET /devices/{id}/resync`: `202`, then `204` once the device's
-/// capacity is measured again.
-pub(super) async fn resync_device(
-    State(state): State<ApiState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Path(id): Path<String>,
-) -> Response {
-    let (device, _, _) = match find_device(&state, &id) {
-        Ok(d) => d,
-        Err(e) => return *e,
-    };
-    let engine = state.engine.clone();
-    queued(&state, caller, async move {
-        finished(engine.resync_device(device).await, |_| Finished::NoContent)
-    })
-}
-
-/// `POST /devices/{id}/tags`: `200` with all the device's tags.
-pub(super) async fn set_device_tags(
-    State(state): State<ApiState>,
-    Path(id): Path<String>,
-    bytes: Bytes,
-) -> Response {
-    set_tags(&bytes, &id, |id, change, tags| async move {
-        let device = state
-            .engine
-            .update_device_tags(id, |current| change.apply(current, &tags));
-        device.await.map(|d| d.tags)
     })
     .await
 }

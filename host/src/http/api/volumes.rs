@@ -1,7 +1,8 @@
 //! `/volumes`: list, info, create, expand and delete. A heketi request's
 //! durability, options, snapshot reserve and gid become settings of the
 //! bundled `requested` durability policy, so the decision still goes
-//! through the sandbox and the host's validation.
+//! through the sandbox and the host's validation
+//! (`volumes/parameters.rs`).
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -17,9 +18,12 @@ use crate::http::heketi::{
     self, BrickEvictOptions, VolumeCreateRequest, VolumeExpandRequest, parse_id,
 };
 use crate::http::queue::Finished;
-use crate::model::options::{OptionNames, check_option, first_duplicate};
 use crate::model::paths::check_volume_name;
-use crate::model::{GIB, Id, Pairs};
+use crate::model::{GIB, Id};
+
+mod parameters;
+
+use self::parameters::{VolumeRequestError, volume_parameters};
 
 pub(super) async fn volumes(State(state): State<ApiState>) -> Response {
     json(
@@ -48,171 +52,18 @@ pub(super) async fn volume(State(state): State<ApiState>, Path(id): Path<String>
     }))
 }
 
-/// The durability policy that echoes a heketi request.
-const REQUESTED: &str = "requested";
-
-/// heketi's dispersions.
-const DISPERSIONS: [(u32, u32); 4] = [(2, 1), (4, 2), (8, 3), (8, 4)];
-
-/// The StorageClass-style parameters of a heketi volume request.
-///
-/// Unless the request's aplo extension `parameters` names a `durability`
-/// policy (then they are used as they are), durability is the `requested`
-/// policy's with these settings:
-/// - `durability.type` and its counts: `requested.type`, `.replica`
-///   (at most 3, as heketi; 0 means 3), `.data` and `.redundancy` (heketi's
-///   2+1, 4+2, 8+3 or 8+4; 0 means 4 and 2). An empty type is `none`, as
-///   heketi's server takes it (heketi-cli always sends a type).
-/// - `glustervolumeoptions` (`"key value"`): `requested.options`
-///   (`key=value;...`), except heketi's `user.heketi.arbiter true`, which
-///   becomes `requested.arbiter=true`. Each key must be one of `known`
-///   (gluster's volume options) or a custom `user.` option, given once;
-///   a key or value the gluster CLI could take as a flag is refused
-///   ([`crate::model::options`]).
-/// - `gid`: the gluster option `storage.owner-gid` (aplo has no brick root
-///   ownership of its own; gluster applies the group to the volume root).
-/// - `snapshot`: `requested.snapshot-reserve` = its factor (1 to 100).
-///
-/// The extension `parameters` are then added over these (e.g. a
-/// `placement` policy).
-pub(super) fn volume_parameters(
-    request: &VolumeCreateRequest,
-    known: &OptionNames,
-) -> Result<Pairs, String> {
-    if request.parameters.contains_key("durability") {
-        return Ok(request.parameters.clone());
-    }
-    let mut parameters = Pairs::new();
-    let mut set = |key: &str, value: String| {
-        parameters.insert(format!("{REQUESTED}.{key}"), value);
-    };
-    let d = &request.durability;
-    match d.kind.as_str() {
-        "" | "none" => set("type", "none".into()),
-        "replicate" => {
-            let replica = d.replicate.replica;
-            if replica > 3 {
-                return Err(format!(
-                    "durability.replicate.replica: {replica} is not offered (Invalid replica value: use 1 to 3)"
-                ));
-            }
-            set("type", "replicate".into());
-            if replica != 0 {
-                set("replica", replica.to_string());
-            }
-        }
-        "disperse" => {
-            let data = if d.disperse.data == 0 {
-                4
-            } else {
-                d.disperse.data
-            };
-            let redundancy = if d.disperse.redundancy == 0 {
-                2
-            } else {
-                d.disperse.redundancy
-            };
-            if !DISPERSIONS.contains(&(data, redundancy)) {
-                return Err(format!(
-                    "durability.disperse: Invalid dispersion combination: {data}+{redundancy} (use 2+1, 4+2, 8+3 or 8+4)"
-                ));
-            }
-            set("type", "disperse".into());
-            set("data", data.to_string());
-            set("redundancy", redundancy.to_string());
-        }
-        other => {
-            return Err(format!(
-                "durability.type: '{}' is not one of none, replicate, disperse",
-                other.escape_default()
-            ));
-        }
-    }
-    let mut options = Vec::new();
-    let mut keys = Vec::new();
-    if request.gid > 0 {
-        options.push(format!("storage.owner-gid={}", request.gid));
-        keys.push("storage.owner-gid");
-    }
-    for option in &request.glustervolumeoptions {
-        let option = option.trim();
-        let Some((key, value)) = option
-            .split_once(char::is_whitespace)
-            .map(|(k, v)| (k, v.trim()))
-            .filter(|(_, v)| !v.is_empty())
-        else {
-            return Err(format!(
-                "glustervolumeoptions: '{}' is not \"key value\"",
-                option.escape_default()
-            ));
-        };
-        check_option(key, value, Some(known)).map_err(|e| format!("glustervolumeoptions: {e}"))?;
-        if option.contains(';') || key.contains('=') {
-            return Err(format!(
-                "glustervolumeoptions: '{}' contains ';' or '=' in its key, which aplo cannot pass on",
-                option.escape_default()
-            ));
-        }
-        keys.push(key);
-        if let Some(key) = first_duplicate(keys.iter().copied()) {
-            let why = if key == "storage.owner-gid" && request.gid > 0 {
-                " (gid sets it too)"
-            } else {
-                ""
-            };
-            return Err(format!(
-                "glustervolumeoptions: '{key}' is given more than once{why}"
-            ));
-        }
-        if key == "user.heketi.arbiter" {
-            match value {
-                "true" => set("arbiter", "true".into()),
-                "false" => {}
-                other => {
-                    return Err(format!(
-                        "glustervolumeoptions: user.heketi.arbiter is '{}', not true or false",
-                        other.escape_default()
-                    ));
-                }
-            }
-            continue;
-        }
-        options.push(format!("{key}={value}"));
-    }
-    if !options.is_empty() {
-        set("options", options.join(";"));
-    }
-    if request.snapshot.enable {
-        let factor = request.snapshot.factor;
-        if !(1.0..=100.0).contains(&factor) {
-            return Err(format!(
-                "snapshot.factor: {factor} is outside 1 to 100 (Invalid snapshot factor)"
-            ));
-        }
-        set("snapshot-reserve", factor.to_string());
-    }
-    parameters.insert("durability".into(), REQUESTED.into());
-    parameters.extend(request.parameters.clone());
-    Ok(parameters)
-}
-
 /// The clusters a volume may go to: those asked for (all when none),
 /// among those whose `file` flag allows file volumes.
-fn eligible_clusters(state: &ApiState, asked: &[String]) -> Result<Vec<Id>, String> {
+fn eligible_clusters(state: &ApiState, asked: &[String]) -> Result<Vec<Id>, VolumeRequestError> {
     let s = state.engine.snapshot();
     if s.clusters.is_empty() {
-        return Err("No clusters configured".into());
+        return Err(VolumeRequestError::NoClusters);
     }
     let mut ids = Vec::new();
     for text in asked {
-        let id = parse_id(text).ok_or_else(|| {
-            format!(
-                "clusters: '{}' is not a valid id (32 hex characters)",
-                text.escape_default()
-            )
-        })?;
+        let id = parse_id(text).ok_or_else(|| VolumeRequestError::ClusterId(text.clone()))?;
         if !s.clusters.contains_key(&id) {
-            return Err(format!("clusters: Cluster id {id} not found"));
+            return Err(VolumeRequestError::UnknownCluster(id));
         }
         ids.push(id);
     }
@@ -226,10 +77,7 @@ fn eligible_clusters(state: &ApiState, asked: &[String]) -> Result<Vec<Id>, Stri
         .filter(|id| s.clusters.get(id).is_some_and(|c| c.file))
         .collect();
     if eligible.is_empty() {
-        return Err(
-            "clusters: no cluster allows file volumes (set the file flag with POST /clusters/{id}/flags)"
-                .into(),
-        );
+        return Err(VolumeRequestError::NoFileCluster);
     }
     Ok(eligible)
 }
@@ -265,12 +113,12 @@ pub(super) async fn create_volume(
     }
     let clusters = match eligible_clusters(&state, &request.clusters) {
         Ok(c) => c,
-        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let known = state.engine.option_names().await;
     let parameters = match volume_parameters(&request, &known) {
         Ok(p) => p,
-        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
     };
     // Settings are checked now (by the policies, off the reactor), so that
     // a bad one is a 400 rather than a failed operation.
@@ -376,7 +224,7 @@ pub(super) async fn evict_brick(
     match optional_body::<BrickEvictOptions>(&bytes) {
         Ok(options) => {
             if let Err(e) = heketi::check_healcheck(&options.healcheck) {
-                return text(StatusCode::BAD_REQUEST, e);
+                return text(StatusCode::BAD_REQUEST, e.to_string());
             }
         }
         Err(e) => return *e,
@@ -392,227 +240,4 @@ pub(super) async fn evict_brick(
             Finished::NoContent
         })
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::exec::gluster::builtin_options;
-    use crate::model::testing::pairs;
-
-    fn request(json: &str) -> VolumeCreateRequest {
-        serde_json::from_str(json).unwrap()
-    }
-
-    fn parameters(json: &str) -> Result<Pairs, String> {
-        volume_parameters(&request(json), &builtin_options())
-    }
-
-    #[test]
-    fn heketi_durabilities_become_requested_settings() {
-        let cases: [(&str, &[(&str, &str)]); 6] = [
-            // heketi's server reads a missing type as distribute-only.
-            (
-                r#"{"size": 1}"#,
-                &[("durability", "requested"), ("requested.type", "none")],
-            ),
-            (
-                r#"{"size": 1, "durability": {"type": "none"}}"#,
-                &[("durability", "requested"), ("requested.type", "none")],
-            ),
-            (
-                r#"{"size": 1, "durability": {"type": "replicate", "replicate": {"replica": 2}}}"#,
-                &[
-                    ("durability", "requested"),
-                    ("requested.type", "replicate"),
-                    ("requested.replica", "2"),
-                ],
-            ),
-            (
-                r#"{"size": 1, "durability": {"type": "replicate"}}"#,
-                &[("durability", "requested"), ("requested.type", "replicate")],
-            ),
-            (
-                r#"{"size": 1, "durability": {"type": "disperse"}}"#,
-                &[
-                    ("durability", "requested"),
-                    ("requested.type", "disperse"),
-                    ("requested.data", "4"),
-                    ("requested.redundancy", "2"),
-                ],
-            ),
-            (
-                r#"{"size": 1, "durability": {"type": "disperse", "disperse": {"data": 8, "redundancy": 4}}}"#,
-                &[
-                    ("durability", "requested"),
-                    ("requested.type", "disperse"),
-                    ("requested.data", "8"),
-                    ("requested.redundancy", "4"),
-                ],
-            ),
-        ];
-        for (body, expected) in cases {
-            assert_eq!(parameters(body), Ok(pairs(expected)), "{body}");
-        }
-    }
-
-    #[test]
-    fn options_arbiter_gid_and_snapshot_become_settings() {
-        let got = parameters(
-            r#"{"size": 1, "gid": 2000, "durability": {"type": "replicate", "replicate": {"replica": 3}},
-                "glustervolumeoptions": ["performance.rda-cache-limit  10MB", "user.heketi.arbiter true",
-                "client.ssl on"], "snapshot": {"enable": true, "factor": 1.5}}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            got,
-            pairs(&[
-                ("durability", "requested"),
-                ("requested.type", "replicate"),
-                ("requested.replica", "3"),
-                ("requested.arbiter", "true"),
-                (
-                    "requested.options",
-                    "storage.owner-gid=2000;performance.rda-cache-limit=10MB;client.ssl=on"
-                ),
-                ("requested.snapshot-reserve", "1.5"),
-            ])
-        );
-        // Snapshots off: no reserve, whatever the factor.
-        let off = parameters(r#"{"size": 1, "snapshot": {"enable": false, "factor": 0}}"#).unwrap();
-        assert!(!off.contains_key("requested.snapshot-reserve"), "{off:?}");
-    }
-
-    #[test]
-    fn extension_parameters_add_to_or_replace_the_request() {
-        let added = parameters(
-            r#"{"size": 1, "durability": {"type": "none"}, "parameters": {"placement": "binpack"}}"#,
-        )
-        .unwrap();
-        assert_eq!(added["placement"], "binpack");
-        assert_eq!(added["requested.type"], "none");
-        let replaced = parameters(
-            r#"{"size": 1, "durability": {"type": "none"}, "gid": 5,
-                "parameters": {"durability": "classes", "classes.class": "replica2"}}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            replaced,
-            pairs(&[("durability", "classes"), ("classes.class", "replica2")])
-        );
-    }
-
-    #[test]
-    fn bad_values_name_their_field() {
-        let cases = [
-            (
-                r#"{"durability": {"type": "replicate", "replicate": {"replica": 4}}}"#,
-                "durability.replicate.replica",
-            ),
-            (
-                r#"{"durability": {"type": "disperse", "disperse": {"data": 3, "redundancy": 1}}}"#,
-                "durability.disperse",
-            ),
-            (r#"{"durability": {"type": "mirror"}}"#, "durability.type"),
-            (
-                r#"{"glustervolumeoptions": ["performance.cache-size"]}"#,
-                "glustervolumeoptions",
-            ),
-            (
-                r#"{"glustervolumeoptions": ["a.b x;c.d=y"]}"#,
-                "glustervolumeoptions",
-            ),
-            (
-                r#"{"glustervolumeoptions": ["user.heketi.arbiter maybe"]}"#,
-                "glustervolumeoptions",
-            ),
-            (
-                r#"{"glustervolumeoptions": ["performance.cache-size --log-file=/tmp/pwned"]}"#,
-                "glustervolumeoptions",
-            ),
-            (
-                r#"{"glustervolumeoptions": ["--log-file=/tmp/pwned on"]}"#,
-                "glustervolumeoptions",
-            ),
-            (
-                r#"{"snapshot": {"enable": true, "factor": 0.5}}"#,
-                "snapshot.factor",
-            ),
-            (
-                r#"{"snapshot": {"enable": true, "factor": 101}}"#,
-                "snapshot.factor",
-            ),
-        ];
-        for (body, field) in cases {
-            let mut value: serde_json::Value = serde_json::from_str(body).unwrap();
-            value["size"] = 1.into();
-            let request: VolumeCreateRequest = serde_json::from_value(value).unwrap();
-            let err = volume_parameters(&request, &builtin_options()).unwrap_err();
-            assert!(err.starts_with(field), "{body}: {err}");
-        }
-    }
-
-    #[test]
-    fn options_that_could_steer_gluster_are_refused_with_their_name() {
-        let refused = |options: &str, gid: i64| {
-            parameters(&format!(
-                r#"{{"size": 1, "gid": {gid}, "glustervolumeoptions": {options}}}"#
-            ))
-            .unwrap_err()
-        };
-        for (options, needle) in [
-            (
-                r#"["performance.cache-size --log-file=/tmp/pwned"]"#,
-                "'performance.cache-size'",
-            ),
-            (
-                r#"["performance.cache-size --remote-host=10.0.0.9"]"#,
-                "'performance.cache-size'",
-            ),
-            (
-                r#"["performance.cache-size -1"]"#,
-                "'performance.cache-size'",
-            ),
-            (
-                r#"["--remote-host=10.0.0.9 on"]"#,
-                "'--remote-host=10.0.0.9'",
-            ),
-            (r#"["--log-file.x on"]"#, "'--log-file.x'"),
-            (r#"["cluster.made-up on"]"#, "'cluster.made-up'"),
-            (r#"["group virt"]"#, "'group'"),
-            (r#"["user.aplo.volume x"]"#, "'user.aplo.volume'"),
-            (r#"["user.smb enable"]"#, "'user.smb'"),
-            (
-                r#"["performance.cache-size 10MB", "performance.cache-size 20MB"]"#,
-                "'performance.cache-size' is given more than once",
-            ),
-        ] {
-            let err = refused(options, 0);
-            assert!(
-                err.starts_with("glustervolumeoptions: ") && err.contains(needle),
-                "{options}: {err}"
-            );
-        }
-        let gid = refused(r#"["storage.owner-gid 5"]"#, 7);
-        assert!(
-            gid.contains("'storage.owner-gid' is given more than once (gid sets it too)"),
-            "{gid}"
-        );
-        assert!(
-            refused(
-                r#"["user.heketi.arbiter true", "user.heketi.arbiter false"]"#,
-                0
-            )
-            .contains("'user.heketi.arbiter' is given more than once")
-        );
-        // A custom option and a real one pass.
-        let ok = parameters(
-            r#"{"size": 1, "glustervolumeoptions": ["user.team blue", "performance.cache-size 10MB"]}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            ok["requested.options"],
-            "user.team=blue;performance.cache-size=10MB"
-        );
-    }
 }

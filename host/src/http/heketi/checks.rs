@@ -7,8 +7,103 @@ use std::collections::BTreeMap;
 use super::{DeviceAddRequest, NodeAddRequest, OperationsInfo, state_name};
 use crate::model::journal::OperationRecord;
 use crate::model::storage::Snapshot;
-use crate::model::topology::{check_device_name, check_host};
+use crate::model::topology::{NameError, check_device_name, check_host};
 use crate::model::{Pairs, State};
+
+/// Why a heketi request is refused: each names the field it is about, as
+/// heketi does, or the state change heketi's rules forbid (in heketi's
+/// words).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// `state` is not a state.
+    #[error("state: '{0}' is not one of online, offline, failed")]
+    State(String),
+    /// `healcheck` is neither `enable` nor `disable`.
+    #[error("healcheck: '{0}' is not one of enable, disable")]
+    Healcheck(String),
+    /// A failed node may not change to this state.
+    #[error("Cannot move a failed/removed node to {} state", state_name(*.0))]
+    NodeFailed(State),
+    /// Only an offline node may fail: this one (its id) is online.
+    #[error("Node must be offline before remove operation is performed, node:{0}")]
+    NodeOnline(String),
+    /// A failed device may not go back online.
+    #[error("Cannot move a failed/removed device to online state")]
+    DeviceFailed,
+    /// Only an offline device may fail: this one (its id) is online.
+    #[error("Device must be offline before remove operation is performed, device:{0}")]
+    DeviceOnline(String),
+    /// More than 32 tags (how many).
+    #[error("tags: too many tags specified ({0}), up to 32 supported")]
+    TooManyTags(usize),
+    /// A tag name outside heketi's rules.
+    #[error(
+        "tags: '{}' is not a tag name (1 to 32 characters of a-z, A-Z, 0-9, '_', '.', '-')",
+        .0.escape_default()
+    )]
+    TagName(String),
+    /// A tag value (its name) longer than 64 characters.
+    #[error("tags: the value of {0} is longer than 64 characters")]
+    TagValue(String),
+    /// `change_type` is missing.
+    #[error("change_type: missing (set, update or delete)")]
+    NoChangeType,
+    /// `change_type` is not a change.
+    #[error("change_type: '{0}' is not one of set, update, delete")]
+    ChangeType(String),
+    /// No manage hostname.
+    #[error("hostnames.manage: Manage hostname missing")]
+    NoManageHost,
+    /// No storage hostname.
+    #[error("hostnames.storage: Storage hostname missing")]
+    NoStorageHost,
+    /// `zone` is zero or missing.
+    #[error("zone: Zone cannot be zero or value is missing")]
+    NoZone,
+    /// `zone` is negative.
+    #[error("zone: {0} is less than 1")]
+    Zone(i64),
+    /// More than one hostname of a kind (`manage` or `storage`).
+    #[error("hostnames.{field}: aplo uses one {field} hostname per node, not {count}")]
+    Hostnames {
+        /// `manage` or `storage`.
+        field: &'static str,
+        /// How many were given.
+        count: usize,
+    },
+    /// An empty hostname.
+    #[error("hostnames.{field}[{index}]: Hostname cannot be an empty string")]
+    EmptyHost {
+        /// `manage` or `storage`.
+        field: &'static str,
+        /// Its place in the list.
+        index: usize,
+    },
+    /// A hostname that is not a hostname or address.
+    #[error("hostnames.{field}[{index}]: {why}")]
+    Host {
+        /// `manage` or `storage`.
+        field: &'static str,
+        /// Its place in the list.
+        index: usize,
+        /// Why not.
+        why: NameError,
+    },
+    /// A field that should hold an id does not.
+    #[error("{field}: '{}' is not a valid id (32 hex characters)", .id.escape_default())]
+    Id {
+        /// The field.
+        field: &'static str,
+        /// What it holds.
+        id: String,
+    },
+    /// The device name is empty.
+    #[error("name: no devices added (the device name is empty)")]
+    NoDeviceName,
+    /// The device name is not a device path (why not).
+    #[error("name: {0}")]
+    DeviceName(NameError),
+}
 
 /// Count the journal for `GET /operations`: `running` says whether an
 /// operation runs in this process, `in_flight` is the queue's count.
@@ -37,39 +132,30 @@ pub fn operations_info(
 }
 
 /// Read a state name.
-pub fn parse_state(name: &str) -> Result<State, String> {
+pub fn parse_state(name: &str) -> Result<State, RequestError> {
     match name {
         "online" => Ok(State::Online),
         "offline" => Ok(State::Offline),
         "failed" => Ok(State::Failed),
-        other => Err(format!(
-            "state: '{other}' is not one of online, offline, failed"
-        )),
+        other => Err(RequestError::State(other.to_owned())),
     }
 }
 
 /// Check a `healcheck` value.
-pub fn check_healcheck(value: &str) -> Result<(), String> {
+pub fn check_healcheck(value: &str) -> Result<(), RequestError> {
     match value {
         "" | "enable" | "disable" => Ok(()),
-        other => Err(format!(
-            "healcheck: '{other}' is not one of enable, disable"
-        )),
+        other => Err(RequestError::Healcheck(other.to_owned())),
     }
 }
 
 /// heketi's node state machine: a failed node stays failed, and only an
 /// offline node may fail. `Ok(false)`: nothing to change.
-pub fn node_transition(id: &str, from: State, to: State) -> Result<bool, String> {
+pub fn node_transition(id: &str, from: State, to: State) -> Result<bool, RequestError> {
     match (from, to) {
         (a, b) if a == b => Ok(false),
-        (State::Failed, to) => Err(format!(
-            "Cannot move a failed/removed node to {} state",
-            state_name(to)
-        )),
-        (State::Online, State::Failed) => Err(format!(
-            "Node must be offline before remove operation is performed, node:{id}"
-        )),
+        (State::Failed, to) => Err(RequestError::NodeFailed(to)),
+        (State::Online, State::Failed) => Err(RequestError::NodeOnline(id.to_owned())),
         _ => Ok(true),
     }
 }
@@ -77,27 +163,20 @@ pub fn node_transition(id: &str, from: State, to: State) -> Result<bool, String>
 /// heketi's device state machine: a failed device may go offline but not
 /// online, and only an offline device may fail. `Ok(false)`: nothing to
 /// change.
-pub fn device_transition(id: &str, from: State, to: State) -> Result<bool, String> {
+pub fn device_transition(id: &str, from: State, to: State) -> Result<bool, RequestError> {
     match (from, to) {
         (a, b) if a == b => Ok(false),
-        (State::Failed, State::Online) => {
-            Err("Cannot move a failed/removed device to online state".into())
-        }
-        (State::Online, State::Failed) => Err(format!(
-            "Device must be offline before remove operation is performed, device:{id}"
-        )),
+        (State::Failed, State::Online) => Err(RequestError::DeviceFailed),
+        (State::Online, State::Failed) => Err(RequestError::DeviceOnline(id.to_owned())),
         _ => Ok(true),
     }
 }
 
 /// heketi's tag rules: at most 32 tags; names of 1 to 32 characters of
 /// `a-zA-Z0-9_.-`; values of at most 64 characters.
-pub fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), String> {
+pub fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), RequestError> {
     if tags.len() > 32 {
-        return Err(format!(
-            "tags: too many tags specified ({}), up to 32 supported",
-            tags.len()
-        ));
+        return Err(RequestError::TooManyTags(tags.len()));
     }
     for (name, value) in tags {
         let good = (1..=32).contains(&name.chars().count())
@@ -105,15 +184,10 @@ pub fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), String> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
         if !good {
-            return Err(format!(
-                "tags: '{}' is not a tag name (1 to 32 characters of a-z, A-Z, 0-9, '_', '.', '-')",
-                name.escape_default()
-            ));
+            return Err(RequestError::TagName(name.clone()));
         }
         if value.chars().count() > 64 {
-            return Err(format!(
-                "tags: the value of {name} is longer than 64 characters"
-            ));
+            return Err(RequestError::TagValue(name.clone()));
         }
     }
     Ok(())
@@ -132,15 +206,13 @@ pub enum TagChange {
 
 impl TagChange {
     /// Read heketi's `change_type`.
-    pub fn parse(name: &str) -> Result<TagChange, String> {
+    pub fn parse(name: &str) -> Result<TagChange, RequestError> {
         match name {
             "set" => Ok(TagChange::Set),
             "update" => Ok(TagChange::Update),
             "delete" => Ok(TagChange::Delete),
-            "" => Err("change_type: missing (set, update or delete)".into()),
-            other => Err(format!(
-                "change_type: '{other}' is not one of set, update, delete"
-            )),
+            "" => Err(RequestError::NoChangeType),
+            other => Err(RequestError::ChangeType(other.to_owned())),
         }
     }
 
@@ -179,41 +251,37 @@ pub struct NewNode {
 }
 
 /// Check a `POST /nodes` request as heketi does; errors name the field.
-pub fn check_node_add(request: &NodeAddRequest) -> Result<NewNode, String> {
+pub fn check_node_add(request: &NodeAddRequest) -> Result<NewNode, RequestError> {
     let hosts = &request.hostnames;
     if hosts.manage.is_empty() {
-        return Err("hostnames.manage: Manage hostname missing".into());
+        return Err(RequestError::NoManageHost);
     }
     if hosts.storage.is_empty() {
-        return Err("hostnames.storage: Storage hostname missing".into());
+        return Err(RequestError::NoStorageHost);
     }
     if request.zone == 0 {
-        return Err("zone: Zone cannot be zero or value is missing".into());
+        return Err(RequestError::NoZone);
     }
     if request.zone < 0 {
-        return Err(format!("zone: {} is less than 1", request.zone));
+        return Err(RequestError::Zone(request.zone));
     }
     for (field, names) in [("manage", &hosts.manage), ("storage", &hosts.storage)] {
         if names.len() > 1 {
-            return Err(format!(
-                "hostnames.{field}: aplo uses one {field} hostname per node, not {}",
-                names.len()
-            ));
+            return Err(RequestError::Hostnames {
+                field,
+                count: names.len(),
+            });
         }
-        for (i, host) in names.iter().enumerate() {
+        for (index, host) in names.iter().enumerate() {
             if host.is_empty() {
-                return Err(format!(
-                    "hostnames.{field}[{i}]: Hostname cannot be an empty string"
-                ));
+                return Err(RequestError::EmptyHost { field, index });
             }
-            check_host(host).map_err(|why| format!("hostnames.{field}[{i}]: {why}"))?;
+            check_host(host).map_err(|why| RequestError::Host { field, index, why })?;
         }
     }
-    let cluster = parse_id(&request.cluster).ok_or_else(|| {
-        format!(
-            "cluster: '{}' is not a valid id (32 hex characters)",
-            request.cluster.escape_default()
-        )
+    let cluster = parse_id(&request.cluster).ok_or_else(|| RequestError::Id {
+        field: "cluster",
+        id: request.cluster.clone(),
     })?;
     check_tags(&request.tags)?;
     Ok(NewNode {
@@ -238,16 +306,14 @@ pub struct NewDevice {
 }
 
 /// Check a `POST /devices` request as heketi does; errors name the field.
-pub fn check_device_add(request: &DeviceAddRequest) -> Result<NewDevice, String> {
+pub fn check_device_add(request: &DeviceAddRequest) -> Result<NewDevice, RequestError> {
     if request.name.is_empty() {
-        return Err("name: no devices added (the device name is empty)".into());
+        return Err(RequestError::NoDeviceName);
     }
-    check_device_name(&request.name).map_err(|why| format!("name: {why}"))?;
-    let node = parse_id(&request.node).ok_or_else(|| {
-        format!(
-            "node: '{}' is not a valid id (32 hex characters)",
-            request.node.escape_default()
-        )
+    check_device_name(&request.name).map_err(RequestError::DeviceName)?;
+    let node = parse_id(&request.node).ok_or_else(|| RequestError::Id {
+        field: "node",
+        id: request.node.clone(),
     })?;
     check_tags(&request.tags)?;
     Ok(NewDevice {
@@ -280,7 +346,7 @@ mod tests {
         let bad = |edit: &dyn Fn(&mut NodeAddRequest)| {
             let mut r = good.clone();
             edit(&mut r);
-            check_node_add(&r).unwrap_err()
+            check_node_add(&r).unwrap_err().to_string()
         };
         assert!(bad(&|r| r.hostnames.manage.clear()).starts_with("hostnames.manage"));
         assert!(bad(&|r| r.hostnames.storage.clear()).starts_with("hostnames.storage"));
@@ -330,7 +396,7 @@ mod tests {
                 node,
                 ..DeviceAddRequest::default()
             };
-            let err = check_device_add(&r).unwrap_err();
+            let err = check_device_add(&r).unwrap_err().to_string();
             assert!(err.starts_with(field), "{name}: {err}");
             assert!(!err.chars().any(char::is_control), "{err:?}");
         }
@@ -339,7 +405,7 @@ mod tests {
             ..good.clone()
         };
         assert_eq!(
-            check_device_add(&r).unwrap_err(),
+            check_device_add(&r).unwrap_err().to_string(),
             "name: '/dev/vdb;reboot' is not a device path such as /dev/vdb: it contains ';'"
         );
     }
@@ -352,7 +418,12 @@ mod tests {
         assert!(check_tags(&tags).is_err());
         let many: BTreeMap<String, String> =
             (0..33).map(|i| (format!("t{i}"), String::new())).collect();
-        assert!(check_tags(&many).unwrap_err().contains("too many"));
+        assert!(
+            check_tags(&many)
+                .unwrap_err()
+                .to_string()
+                .contains("too many")
+        );
         let long = BTreeMap::from([("k".to_owned(), "v".repeat(65))]);
         assert!(check_tags(&long).is_err());
 
@@ -371,10 +442,16 @@ mod tests {
         assert_eq!(update["b"], "3");
         let delete = TagChange::parse("delete").unwrap().apply(&current, &given);
         assert_eq!(delete, Pairs::from([("a".to_owned(), "1".to_owned())]));
-        assert!(TagChange::parse("").unwrap_err().starts_with("change_type"));
+        assert!(
+            TagChange::parse("")
+                .unwrap_err()
+                .to_string()
+                .starts_with("change_type")
+        );
         assert!(
             TagChange::parse("merge")
                 .unwrap_err()
+                .to_string()
                 .starts_with("change_type")
         );
     }
@@ -388,11 +465,13 @@ mod tests {
         assert!(
             node_transition("n", Online, Failed)
                 .unwrap_err()
+                .to_string()
                 .contains("must be offline")
         );
         assert!(
             node_transition("n", Failed, Online)
                 .unwrap_err()
+                .to_string()
                 .contains("failed/removed")
         );
         assert!(node_transition("n", Failed, Offline).is_err());
@@ -401,15 +480,22 @@ mod tests {
         assert!(
             device_transition("d", Online, Failed)
                 .unwrap_err()
+                .to_string()
                 .contains("must be offline")
         );
         assert_eq!(device_transition("d", Offline, Failed), Ok(true));
         assert_eq!(parse_state("offline"), Ok(Offline));
-        assert!(parse_state("gone").unwrap_err().starts_with("state"));
+        assert!(
+            parse_state("gone")
+                .unwrap_err()
+                .to_string()
+                .starts_with("state")
+        );
         assert!(check_healcheck("enable").is_ok());
         assert!(
             check_healcheck("sometimes")
                 .unwrap_err()
+                .to_string()
                 .starts_with("healcheck")
         );
     }
