@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 
 pub use self::check::{CheckReport, Drift, RepairReport};
 pub use self::class::{Blame, Class, Kind};
-pub use self::faults::{FaultPoint, Faults};
+pub use self::faults::{FaultPoint, Faults, UnknownFaultPoint};
 pub use self::recover::RecoveryReport;
 pub use self::replace::Evacuation;
 pub use self::topology::{LoadOptions, LoadReport};

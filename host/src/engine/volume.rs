@@ -46,8 +46,19 @@ pub struct CreateRequest {
 /// The option that holds a volume's group id.
 pub const OWNER_GID: &str = "storage.owner-gid";
 
+/// Every gid of the range asked for is some volume's.
+#[derive(Debug, thiserror::Error)]
+#[error("every gid from {low} to {high} is taken by a volume (widen gidMin/gidMax)")]
+struct NoFreeGid {
+    low: u32,
+    high: u32,
+}
+
 /// The lowest gid in `range` that no volume in `s` has.
-fn free_gid(s: &crate::model::storage::Snapshot, (low, high): (u32, u32)) -> Result<u32, String> {
+fn free_gid(
+    s: &crate::model::storage::Snapshot,
+    (low, high): (u32, u32),
+) -> Result<u32, NoFreeGid> {
     let taken: std::collections::BTreeSet<u32> = s
         .volumes
         .values()
@@ -55,9 +66,7 @@ fn free_gid(s: &crate::model::storage::Snapshot, (low, high): (u32, u32)) -> Res
         .collect();
     (low..=high)
         .find(|gid| !taken.contains(gid))
-        .ok_or_else(|| {
-            format!("every gid from {low} to {high} is taken by a volume (widen gidMin/gidMax)")
-        })
+        .ok_or(NoFreeGid { low, high })
 }
 
 pub(super) fn refused<T>(
@@ -349,7 +358,7 @@ impl Engine {
             if let Some(range) = request.gid_range {
                 let gid = self
                     .with_state(|s| free_gid(s, range))
-                    .map_err(EngineError::Invalid)?;
+                    .map_err(|e| EngineError::Invalid(e.to_string()))?;
                 new.volume.options.insert(OWNER_GID.into(), gid.to_string());
             }
             let operation =

@@ -17,7 +17,7 @@ use cap_std::fs::Dir;
 use sha2::{Digest, Sha256};
 
 use super::bundled::BUNDLED;
-use super::error::PolicyError;
+use super::error::{PolicyError, Refusal};
 use super::runtime::{Limits, LoadedPolicy, Runtime};
 use super::set::{Bound, PolicySet};
 use crate::model::{Decision, Pairs, PolicyName, PolicySelection};
@@ -245,7 +245,7 @@ impl Registry {
                     .insert(key);
                 Ok(())
             }
-            Err(message) => Err(PolicyError::Settings {
+            Err(Refusal(message)) => Err(PolicyError::Settings {
                 policy: policy.name().to_owned(),
                 message: crate::model::validate::clean_reason(&message),
             }),
