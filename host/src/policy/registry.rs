@@ -7,8 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::SystemTime;
 
 use cap_std::ambient_authority;
@@ -23,7 +22,7 @@ use crate::model::{Decision, Pairs, PolicyName, PolicySelection};
 mod scan;
 mod watch;
 
-pub use self::watch::Watcher;
+pub use self::watch::{Progress, Watcher};
 
 /// How the registry is set up.
 #[derive(Debug, Clone, Default)]
@@ -102,7 +101,12 @@ pub struct Registry {
     /// Files that failed to load, by stamp, so they are not retried until
     /// they change.
     rejected: Mutex<HashMap<String, Stamp>>,
-    generation: std::sync::atomic::AtomicU64,
+    /// Changes made and scans done; `progressed` is notified on each.
+    progress: Mutex<Progress>,
+    progressed: Condvar,
+    /// Held by the scan under way: scans run one at a time, in the order
+    /// they are numbered.
+    scanning: Mutex<()>,
 }
 
 impl Registry {
@@ -151,7 +155,9 @@ impl Registry {
             entries: RwLock::new(entries),
             accepted: Mutex::new(HashSet::new()),
             rejected: Mutex::new(HashMap::new()),
-            generation: Default::default(),
+            progress: Mutex::new(Progress::default()),
+            progressed: Condvar::new(),
+            scanning: Mutex::new(()),
         };
         // Logs what it loads and rejects (once: not again here).
         registry.rescan();
@@ -165,7 +171,7 @@ impl Registry {
 
     /// Increases by one with every change to the set of active policies.
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
+        self.progress().generation
     }
 
     /// The policy named `name`.

@@ -2,7 +2,6 @@
 //! rejecting broken ones, dropping removed ones.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use cap_std::fs::Dir;
 use sha2::{Digest, Sha256};
@@ -15,6 +14,16 @@ impl Registry {
     /// files, drop removed ones. Unchanged files (same size and mtime) are
     /// not read.
     pub fn rescan(&self) -> Vec<ReloadEvent> {
+        // One scan at a time, so that a scan begun after a change is known
+        // to have seen it once `scans_done` counts it.
+        let _scanning = self.scanning.lock().unwrap_or_else(|e| e.into_inner());
+        self.advance(|p| p.scans_begun += 1);
+        let events = self.scan();
+        self.advance(|p| p.scans_done += 1);
+        events
+    }
+
+    fn scan(&self) -> Vec<ReloadEvent> {
         let Some(dir) = &self.dir else {
             return Vec::new();
         };
@@ -66,7 +75,7 @@ impl Registry {
                 ),
                 None => entries.remove(&name),
             };
-            self.generation.fetch_add(1, Ordering::SeqCst);
+            self.advance(|p| p.generation += 1);
             events.push(ReloadEvent::Removed { name });
         }
         for event in &events {
@@ -201,7 +210,7 @@ impl Registry {
                             stamp: Some(stamp),
                         },
                     );
-                self.generation.fetch_add(1, Ordering::SeqCst);
+                self.advance(|p| p.generation += 1);
                 Some(event)
             }
             Err(err) => {
