@@ -12,8 +12,10 @@ mod check;
 mod class;
 mod delete;
 pub mod driver;
+mod error;
 mod expand;
 mod faults;
+mod health;
 mod recover;
 mod replace;
 mod reserve;
@@ -28,139 +30,26 @@ use std::sync::{Arc, Mutex};
 
 pub use self::check::{CheckReport, Drift, RepairReport};
 pub use self::class::{Blame, Class, Kind};
-pub use self::faults::{FaultPoint, Faults};
+pub use self::error::{EngineError, Phase};
+pub use self::faults::{FaultPoint, Faults, UnknownFaultPoint};
 pub use self::recover::RecoveryReport;
 pub use self::replace::Evacuation;
 pub use self::topology::{LoadOptions, LoadReport};
 pub use self::volume::{CreateRequest, OWNER_GID};
 
-use self::driver::{Driver, DriverError};
+use self::driver::Driver;
+use self::driver::DriverError;
+use self::error::StepError;
+use crate::model::Id;
 use crate::model::journal::{OperationRecord, Step};
 use crate::model::paths::BrickRoot;
 use crate::model::storage::{AdminMode, Snapshot};
-use crate::model::{Decision, Id, State, Topology};
 use crate::plan::effect::Effect;
-use crate::policy::{PolicyError, Registry};
-use crate::store::{Change, Store, StoreError};
-
-/// A step that failed: where, and why.
-type StepError = (Phase, DriverError);
-
-/// Where an operation failed: one of its journaled steps, or the work
-/// around them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Reading the operation's plan back from the store.
-    Plan,
-    /// A journaled step.
-    Step(Step),
-    /// The last store change, which ends the operation.
-    Finish,
-    /// Probing a node into its pool.
-    Probe,
-    /// Detaching a node from its pool.
-    Detach,
-    /// Preparing a device.
-    Prepare,
-    /// Releasing a device.
-    Release,
-    /// Measuring a device.
-    Measure,
-    /// Applying a repair.
-    Apply,
-}
-
-impl From<Step> for Phase {
-    fn from(step: Step) -> Phase {
-        Phase::Step(step)
-    }
-}
-
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Phase::Plan => "plan",
-            Phase::Step(step) => step.as_str(),
-            Phase::Finish => "finish",
-            Phase::Probe => "probe",
-            Phase::Detach => "detach",
-            Phase::Prepare => "prepare",
-            Phase::Release => "release",
-            Phase::Measure => "measure",
-            Phase::Apply => "apply",
-        })
-    }
-}
+use crate::policy::Registry;
+use crate::store::{Change, Store};
 
 /// The largest volume aplo accepts (1 EiB): anything larger is a mistake.
 pub const MAX_VOLUME_BYTES: u64 = 1 << 60;
-
-/// An engine request that failed.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// The request is malformed or impossible (a bad name or size, an
-    /// unknown device path): nothing was done.
-    #[error("{0}")]
-    Invalid(String),
-    /// Something named in the request does not exist.
-    #[error("{kind} '{name}' not found")]
-    NotFound {
-        /// What kind of thing.
-        kind: &'static str,
-        /// Its name or id.
-        name: String,
-    },
-    /// The request conflicts with the current state (a taken name, a device
-    /// that still holds bricks, an operation in progress).
-    #[error("{0}")]
-    Conflict(String),
-    /// A policy refused: its reason is for the user.
-    #[error("the {decision} policy '{policy}' refused: {reason}")]
-    Refused {
-        /// The decision.
-        decision: Decision,
-        /// The policy.
-        policy: String,
-        /// Its reason.
-        reason: String,
-    },
-    /// A policy could not be resolved or failed (its answers are validated).
-    #[error(transparent)]
-    Policy(#[from] PolicyError),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// A step failed; `outcome` says what state the operation was left in.
-    #[error("{operation} '{subject}' failed at step '{step}': {source}; {outcome}")]
-    Failed {
-        /// The operation.
-        operation: &'static str,
-        /// The volume, device or node.
-        subject: String,
-        /// Where it failed.
-        step: Phase,
-        /// What failed.
-        #[source]
-        source: Box<DriverError>,
-        /// What was done about it.
-        outcome: String,
-    },
-}
-
-impl EngineError {
-    /// A short label for metrics.
-    pub fn label(&self) -> &'static str {
-        match self {
-            EngineError::Invalid(_) => "invalid",
-            EngineError::NotFound { .. } => "not_found",
-            EngineError::Conflict(_) => "conflict",
-            EngineError::Refused { .. } => "refused",
-            EngineError::Policy(e) => e.label(),
-            EngineError::Store(e) => e.label(),
-            EngineError::Failed { .. } => "failed",
-        }
-    }
-}
 
 /// Settings of the engine.
 #[derive(Debug, Clone)]
@@ -354,115 +243,6 @@ impl Engine {
             )));
         }
         Ok(Busy { engine: self, id })
-    }
-
-    fn is_unhealthy(&self, node: Id) -> bool {
-        self.unhealthy
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&node)
-    }
-
-    /// Ask the pool about node health every `interval` in the background,
-    /// so that placements do not wait for it (for long-running processes;
-    /// keep the interval below the health TTL). Stops when the task is
-    /// aborted or the engine is dropped.
-    pub fn watch_health(
-        self: &Arc<Self>,
-        interval: std::time::Duration,
-    ) -> tokio::task::JoinHandle<()> {
-        let engine = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                let Some(engine) = engine.upgrade() else {
-                    return;
-                };
-                engine.refresh_health().await;
-                drop(engine);
-                tokio::time::sleep(interval).await;
-            }
-        })
-    }
-
-    /// [`Engine::refresh_health`], unless the pool was asked within the
-    /// health TTL.
-    async fn recent_health(&self) {
-        let fresh = self
-            .health_checked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some_and(|at| at.elapsed() < self.config.health_ttl);
-        if !fresh {
-            self.refresh_health().await;
-        }
-    }
-
-    /// Ask each cluster's pool which nodes are disconnected; placement then
-    /// treats them as offline. A cluster that does not answer keeps what
-    /// was known.
-    pub async fn refresh_health(&self) {
-        *self
-            .health_checked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
-        let clusters: Vec<Id> = self.with_state(|s| s.clusters.keys().copied().collect());
-        for cluster in clusters {
-            let (via, nodes) = self.with_state(|s| {
-                (
-                    crate::plan::volume::via(s, cluster, &|n| self.is_unhealthy(n)),
-                    s.nodes
-                        .values()
-                        .filter(|n| n.cluster == cluster)
-                        .map(|n| (n.id, n.storage.clone(), n.manage.clone()))
-                        .collect::<Vec<_>>(),
-                )
-            });
-            if via.is_empty() {
-                continue;
-            }
-            let Ok(peers) = self.driver.peers(&via).await else {
-                tracing::warn!(%cluster, "no node of the cluster answered `pool list`");
-                continue;
-            };
-            let mut unhealthy = self.unhealthy.lock().unwrap_or_else(|e| e.into_inner());
-            for (id, storage, manage) in nodes {
-                let down = peers
-                    .iter()
-                    .any(|p| !p.connected && (p.hostname == storage || p.hostname == manage));
-                if down {
-                    if unhealthy.insert(id) {
-                        tracing::warn!(node = %manage, "gluster reports the node disconnected");
-                    }
-                } else if unhealthy.remove(&id) {
-                    tracing::info!(node = %manage, "gluster reports the node connected again");
-                }
-            }
-        }
-    }
-
-    /// The topology placement policies see: the store's, with nodes the
-    /// pool reports disconnected marked offline, and devices an operation
-    /// of this process is busy with (being measured, added or removed)
-    /// marked offline too.
-    pub fn policy_topology(&self) -> Topology {
-        let mut topology = self.with_state(Snapshot::policy_topology);
-        let unhealthy = self.unhealthy.lock().unwrap_or_else(|e| e.into_inner());
-        let busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
-        for node in topology
-            .clusters
-            .iter_mut()
-            .flat_map(|c| c.nodes.iter_mut())
-        {
-            if node.state == State::Online && unhealthy.contains(&node.id) {
-                node.state = State::Offline;
-            }
-            for device in node.devices.iter_mut() {
-                if device.state == State::Online && busy.contains(&device.id) {
-                    device.state = State::Offline;
-                }
-            }
-        }
-        topology
     }
 
     /// Run a journaled step unless the journal has it done already: apply

@@ -142,7 +142,11 @@ fn a_class_repeating_a_key_is_refused_at_its_settings() {
     )]
     .into_iter()
     .collect();
-    let err = classes.validate(&settings).unwrap().unwrap_err();
+    let err = classes
+        .validate(&settings)
+        .unwrap()
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("'performance.cache-size' is given more than once"),
         "{err}"

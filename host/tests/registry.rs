@@ -168,15 +168,23 @@ fn replace(path: &std::path::Path, bytes: &[u8]) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
+/// How long a test waits for the watcher before it fails.
+const WATCHER_WAIT: Duration = Duration::from_secs(30);
+
+/// Wait until the set of active policies changed after `past`.
 fn wait_for_generation(registry: &Registry, past: u64) {
-    let started = Instant::now();
-    while registry.generation() <= past {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the watcher did not reload within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    registry
+        .wait_for(WATCHER_WAIT, |p| p.generation > past)
+        .unwrap_or_else(|last| panic!("the watcher did not reload within 30 s: {last:?}"));
+}
+
+/// Wait until the watcher finished a scan of the directory begun after
+/// this call: one that has seen every change made before it.
+fn wait_for_a_scan_from_now(registry: &Registry) {
+    let begun = registry.progress().scans_begun;
+    registry
+        .wait_for(WATCHER_WAIT, |p| p.scans_done > begun)
+        .unwrap_or_else(|last| panic!("the watcher did not scan within 30 s: {last:?}"));
 }
 
 #[test]
@@ -185,7 +193,7 @@ fn hot_reload_uses_the_new_version_and_keeps_the_old_on_failure() {
     let path = dir.path().join("custom.wasm");
     std::fs::write(&path, bundled("zone-spread")).unwrap();
     let registry = registry_with_dir(dir.path());
-    let _watcher = registry.watch(Duration::from_millis(50));
+    let watcher = registry.watch(Duration::from_millis(50));
     let parameters = params(&[("placement", "custom")]);
     let before = registry.resolve(&parameters).unwrap();
     let zone_spread_layout = before
@@ -212,6 +220,21 @@ fn hot_reload_uses_the_new_version_and_keeps_the_old_on_failure() {
         binpack_layout.layout, zone_spread_layout.layout,
         "binpack and zone-spread choose differently here"
     );
+
+    // A broken replacement seen by the watcher: once it has scanned the
+    // directory since, nothing changed.
+    let (generation, sha) = (
+        registry.generation(),
+        registry.get("custom").unwrap().sha256(),
+    );
+    replace(&path, b"\0asm\x0d\0\x01\0 broken, seen by the watcher");
+    wait_for_a_scan_from_now(&registry);
+    assert_eq!(registry.generation(), generation);
+    assert_eq!(registry.get("custom").unwrap().sha256(), sha);
+
+    // The watcher stops, so that the scans below are the test's own and
+    // their events are the whole story.
+    drop(watcher);
 
     // A broken replacement: rejected, the working version stays active.
     let sha = registry.get("custom").unwrap().sha256();

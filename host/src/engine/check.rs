@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use self::drift::find_drift;
-use crate::engine::driver::DeviceFacts;
+use crate::engine::driver::{DeviceFacts, DriverError};
 use crate::engine::{Engine, EngineError, Phase};
 use crate::exec::gluster::{BrickStatus, Peer, VolumeInfo};
 use crate::model::storage::BrickRecord;
@@ -20,14 +20,14 @@ use crate::plan::effect::Effect;
 use crate::plan::volume as plan;
 
 /// What gluster and the nodes reported.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Observed {
     /// Each cluster's gluster volumes, or why they could not be listed.
-    pub volumes: BTreeMap<Id, Result<Vec<VolumeInfo>, String>>,
+    pub volumes: BTreeMap<Id, Result<Vec<VolumeInfo>, DriverError>>,
     /// Brick processes of started volumes, by volume name.
     pub status: BTreeMap<String, Vec<BrickStatus>>,
     /// What each device holds, or why it could not be looked at.
-    pub devices: BTreeMap<Id, Result<DeviceFacts, String>>,
+    pub devices: BTreeMap<Id, Result<DeviceFacts, DriverError>>,
     /// Each cluster's trusted pool, as one of its nodes lists it.
     pub pools: BTreeMap<Id, Pool>,
 }
@@ -133,7 +133,7 @@ impl Engine {
             if via.is_empty() {
                 continue;
             }
-            let volumes = self.driver.volumes(&via).await.map_err(|e| e.to_string());
+            let volumes = self.driver.volumes(&via).await;
             if volumes.is_ok() {
                 // One node at a time, so that `localhost` is known.
                 for node in &via {
@@ -162,11 +162,7 @@ impl Engine {
             let Some(node) = snapshot.nodes.get(&device.node) else {
                 continue;
             };
-            let facts = self
-                .driver
-                .device_facts(node, device)
-                .await
-                .map_err(|e| e.to_string());
+            let facts = self.driver.device_facts(node, device).await;
             observed.devices.insert(device.id, facts);
         }
         observed

@@ -1,7 +1,7 @@
 //! Expanding a volume: in place when every brick's device has room,
 //! otherwise by new brick sets from the placement policy and a rebalance.
 
-use super::reserve::DECIDE_ATTEMPTS;
+use super::reserve::{DECIDE_ATTEMPTS, Stale};
 use super::volume::{apply_all, check_size};
 use super::{Engine, EngineError, StepError};
 use crate::engine::driver::DriverError;
@@ -103,9 +103,7 @@ impl Engine {
                     (None, Some(placed)) => {
                         Engine::layout_holds(&placement, &self.policy_topology(), &placed.layout)
                     }
-                    (None, None) => {
-                        Err("the devices no longer have the room to grow in place".to_owned())
-                    }
+                    (None, None) => Err(Stale::NoRoomToGrow),
                 });
             if let Err(why) = holds {
                 drop(planning);

@@ -65,19 +65,29 @@ impl std::fmt::Display for FaultPoint {
     }
 }
 
-impl std::str::FromStr for FaultPoint {
-    type Err = String;
+/// A name that is no fault point.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{name}' is not a fault point; the points are: {known}")]
+pub struct UnknownFaultPoint {
+    /// The name given.
+    pub name: String,
+    /// Every point's name, comma-separated.
+    pub known: String,
+}
 
-    fn from_str(s: &str) -> Result<FaultPoint, String> {
+impl std::str::FromStr for FaultPoint {
+    type Err = UnknownFaultPoint;
+
+    fn from_str(s: &str) -> Result<FaultPoint, UnknownFaultPoint> {
         FaultPoint::all()
             .into_iter()
             .find(|p| p.to_string() == s)
             .ok_or_else(|| {
                 let known: Vec<String> = FaultPoint::all().iter().map(|p| p.to_string()).collect();
-                format!(
-                    "'{s}' is not a fault point; the points are: {}",
-                    known.join(", ")
-                )
+                UnknownFaultPoint {
+                    name: s.to_owned(),
+                    known: known.join(", "),
+                }
             })
     }
 }
@@ -154,7 +164,10 @@ mod tests {
 
     #[test]
     fn an_unknown_point_is_refused_with_the_list() {
-        let e = "create-volume:sleep".parse::<FaultPoint>().unwrap_err();
+        let e = "create-volume:sleep"
+            .parse::<FaultPoint>()
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("'create-volume:sleep' is not a fault point"),
             "{e}"

@@ -14,7 +14,7 @@
 
 use super::volume::refused;
 use super::{Engine, EngineError};
-use crate::model::validate::validate_layout;
+use crate::model::validate::{LayoutViolation, validate_layout};
 use crate::model::{Claim, Decision, Id, Layout, PlacementRequest, QuotaRequest, Topology, Usage};
 use crate::plan::volume as plan;
 use crate::policy::PolicySet;
@@ -22,6 +22,29 @@ use crate::policy::PolicySet;
 /// How many times an operation decides when what its policies decided on
 /// changed before it could reserve (then it gives up with a conflict).
 pub(super) const DECIDE_ATTEMPTS: u32 = 5;
+
+/// Why an answer decided with no lock held no longer holds under the
+/// planning lock.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Stale {
+    /// The usage the quota policy was shown moved.
+    #[error(
+        "the usage the quota policy was shown changed meanwhile (namespace {} -> {} bytes, cluster {} -> {} bytes)",
+        .seen.0.bytes, .now.0.bytes, .seen.1.bytes, .now.1.bytes
+    )]
+    Usage {
+        /// The namespace's and the cluster's usage the policy was shown.
+        seen: (Usage, Usage),
+        /// The same usage now.
+        now: (Usage, Usage),
+    },
+    /// The layout breaks a rule on the current topology.
+    #[error("the layout no longer fits: {0}")]
+    Layout(LayoutViolation),
+    /// The devices lost the room a growth in place needed.
+    #[error("the devices no longer have the room to grow in place")]
+    NoRoomToGrow,
+}
 
 /// What the quota policy allowed, and what it was shown.
 pub(super) struct QuotaAnswer {
@@ -79,7 +102,7 @@ impl Engine {
         answer: &QuotaAnswer,
         namespace: &str,
         growing: Option<Id>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Stale> {
         let Some(seen) = answer.seen else {
             return Ok(());
         };
@@ -87,10 +110,7 @@ impl Engine {
         if now == seen {
             Ok(())
         } else {
-            Err(format!(
-                "the usage the quota policy was shown changed meanwhile (namespace {} -> {} bytes, cluster {} -> {} bytes)",
-                seen.0.bytes, now.0.bytes, seen.1.bytes, now.1.bytes
-            ))
+            Err(Stale::Usage { seen, now })
         }
     }
 
@@ -101,15 +121,15 @@ impl Engine {
         request: &PlacementRequest,
         topology: &Topology,
         layout: &Layout,
-    ) -> Result<(), String> {
+    ) -> Result<(), Stale> {
         validate_layout(request, topology, layout)
             .map(|_| ())
-            .map_err(|v| format!("the layout no longer fits: {v}"))
+            .map_err(Stale::Layout)
     }
 
     /// The error when answers went stale [`DECIDE_ATTEMPTS`] times in a
     /// row: nothing was reserved, and asking again may work.
-    pub(super) fn stale(what: &str, why: &str) -> EngineError {
+    pub(super) fn stale(what: &str, why: &Stale) -> EngineError {
         EngineError::Conflict(format!(
             "{what}: other operations changed the state while the policies decided, \
              {DECIDE_ATTEMPTS} times in a row (last: {why}); nothing was reserved, try again"

@@ -49,6 +49,37 @@ use super::error::PolicyError;
 const DIR_MODE: u32 = 0o755;
 const FILE_MODE: u32 = 0o644;
 
+/// Why a file of the cache was not read or written.
+#[derive(Debug, thiserror::Error)]
+enum CacheError {
+    /// Opening, reading or writing the file failed.
+    #[error("{name}: {source}")]
+    Io {
+        /// The file.
+        name: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is a directory, a device or a pipe.
+    #[error("{name} is not a regular file")]
+    NotRegular {
+        /// The file.
+        name: String,
+    },
+    /// Someone other than aplo's user or root may write the file.
+    #[error("{name}: {}", .why.explain("this file"))]
+    Untrusted {
+        /// The file.
+        name: String,
+        /// Who owns it and its mode.
+        why: Untrusted,
+    },
+    /// wasmtime could not serialize the compiled component.
+    #[error("{0:#}")]
+    Serialize(wasmtime::Error),
+}
+
 /// A directory of compiled artifacts.
 pub(crate) struct ModuleCache {
     dir: Dir,
@@ -156,7 +187,11 @@ impl ModuleCache {
 
     /// A file of the cache, if present, regular and trusted; read from the
     /// descriptor that was checked. `Err` says why it was refused.
-    fn read_trusted(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
+    fn read_trusted(&self, name: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        let io = |source| CacheError::Io {
+            name: name.to_owned(),
+            source,
+        };
         let mut options = OpenOptions::new();
         options.read(true).custom_flags(
             (rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32,
@@ -164,18 +199,22 @@ impl ModuleCache {
         let mut file = match self.dir.open_with(name, &options) {
             Ok(file) => file,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(format!("{name}: {err}")),
+            Err(err) => return Err(io(err)),
         };
-        let meta = file.metadata().map_err(|e| format!("{name}: {e}"))?;
+        let meta = file.metadata().map_err(io)?;
         if !meta.is_file() {
-            return Err(format!("{name} is not a regular file"));
+            return Err(CacheError::NotRegular {
+                name: name.to_owned(),
+            });
         }
-        if let Some(untrusted) = untrusted(meta.uid(), meta.mode(), effective_uid(), name) {
-            return Err(format!("{name}: {}", untrusted.explain("this file")));
+        if let Some(why) = untrusted(meta.uid(), meta.mode(), effective_uid(), name) {
+            return Err(CacheError::Untrusted {
+                name: name.to_owned(),
+                why,
+            });
         }
         let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.read_to_end(&mut bytes)
-            .map_err(|e| format!("{name}: {e}"))?;
+        file.read_to_end(&mut bytes).map_err(io)?;
         Ok(Some(bytes))
     }
 
@@ -215,7 +254,7 @@ impl ModuleCache {
 
     /// Write `bytes` under `name`: to a new temporary file of mode 0644,
     /// then renamed over whatever was there.
-    fn write(&self, name: &str, bytes: &[u8]) -> Result<(), String> {
+    fn write(&self, name: &str, bytes: &[u8]) -> Result<(), CacheError> {
         let tmp = format!(".{name}.{}.tmp", std::process::id());
         // A temporary left by a crashed process of the same pid.
         let _ = self.dir.remove_file(&tmp);
@@ -229,7 +268,10 @@ impl ModuleCache {
         if written.is_err() {
             let _ = self.dir.remove_file(&tmp);
         }
-        written.map_err(|e| format!("{name}: {e}"))
+        written.map_err(|source| CacheError::Io {
+            name: name.to_owned(),
+            source,
+        })
     }
 
     /// Store a compiled component. Failures are logged: the cache is an
@@ -238,7 +280,7 @@ impl ModuleCache {
         let name = self.name(module_sha);
         let result = component
             .serialize()
-            .map_err(|e| format!("{e:#}"))
+            .map_err(CacheError::Serialize)
             .and_then(|bytes| {
                 let digest = hex::encode(Sha256::digest(&bytes));
                 self.write(&format!("{name}.sha256"), digest.as_bytes())?;

@@ -156,6 +156,64 @@ fn shown(text: &str) -> String {
     inert(text, MAX_DETAIL_LEN)
 }
 
+/// Why a module could not be loaded: the detail of [`PolicyError::Load`].
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The bytes do not start with the WebAssembly magic number.
+    #[error("not a WebAssembly file (bad magic number)")]
+    NotWasm,
+    /// wasmtime could not compile the component.
+    #[error("{0:#}")]
+    Compile(wasmtime::Error),
+    /// The component does not export the settings interface.
+    #[error(
+        "it does not export {interface} (exports: {exported}); is it built against aplo:policy@0.1.0?"
+    )]
+    NoSettings {
+        /// The settings interface's name.
+        interface: &'static str,
+        /// What it exports instead, or `none`.
+        exported: String,
+    },
+    /// An interface is exported with the wrong types.
+    #[error("it exports {interface} with the wrong types: {error:#}")]
+    WrongTypes {
+        /// The interface.
+        interface: &'static str,
+        /// What wasmtime found.
+        error: wasmtime::Error,
+    },
+    /// The component exports no decision interface.
+    #[error("it exports no decision (durability, placement or quota)")]
+    NoDecision,
+    /// No instance slot was free to check the types in.
+    #[error("its types could not be checked: all {slots} policy instance slots stayed busy")]
+    Busy {
+        /// The pool's size.
+        slots: u32,
+    },
+    /// The component could not be instantiated to check its types.
+    #[error("instantiating it failed: {0:#}")]
+    Instantiate(wasmtime::Error),
+    /// An exported function's types are not the contract's.
+    #[error(
+        "it exports {interface} with types other than the contract's ({error:#}); it has {signatures}"
+    )]
+    NotContract {
+        /// The interface.
+        interface: &'static str,
+        /// What wasmtime found.
+        error: wasmtime::Error,
+        /// The functions it has, with their types.
+        signatures: String,
+    },
+}
+
+/// A policy's refusal: its answer, not a fault. The text is the guest's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
+
 /// An error of the policy layer.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {

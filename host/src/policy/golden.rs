@@ -4,7 +4,7 @@ use std::path::Path;
 
 use aplo_policy_types::golden::{Case, CaseInput, Outcome, diff, load_cases};
 
-use super::error::PolicyError;
+use super::error::{PolicyError, Refusal};
 use super::runtime::LoadedPolicy;
 use super::set::{Bound, PolicySet};
 use crate::model::Verdict;
@@ -52,7 +52,7 @@ pub fn evaluate(policy: &std::sync::Arc<LoadedPolicy>, input: &CaseInput) -> Out
     // A refusal is the guest's text: inert, as everywhere else.
     let validated = match policy.validate(settings) {
         Err(err) => return fault(err),
-        Ok(result) => result.map_err(|message| clean_reason(&message)),
+        Ok(result) => result.map_err(|Refusal(message)| clean_reason(&message)),
     };
     if let CaseInput::Validate { .. } = input {
         return Outcome::of(validated.map(|()| serde_json::Value::Null));

@@ -18,8 +18,8 @@ mod runtime;
 mod set;
 mod wasi;
 
-pub use error::{Blame, Fault, PolicyError};
+pub use error::{Blame, Fault, LoadError, PolicyError, Refusal};
 pub use file::{MAX_MODULE_BYTES, ModuleFile, ModuleFileError, read_at as read_module_file};
-pub use registry::{PolicySummary, Registry, RegistryConfig, ReloadEvent, Watcher};
+pub use registry::{PolicySummary, Progress, Registry, RegistryConfig, ReloadEvent, Watcher};
 pub use runtime::{INTERFACES, Limits, LoadedPolicy, PreparedTopology, Runtime, RuntimeConfig};
 pub use set::{Bound, Placed, PolicySet};

@@ -27,7 +27,7 @@ pub use self::loaded::{LoadedPolicy, PreparedTopology};
 use self::pool::Slots;
 use crate::model;
 use crate::policy::cache::ModuleCache;
-use crate::policy::error::PolicyError;
+use crate::policy::error::{LoadError, PolicyError};
 use crate::policy::metrics::PolicyMetrics;
 use crate::policy::wasi::{self, Budget, Charged, Virtual};
 
@@ -178,12 +178,14 @@ impl Runtime {
                 self.config.max_memory_bytes >> 20
             )));
         }
-        let component = self.compile(wasm, &sha256).map_err(&fail)?;
+        let component = self
+            .compile(wasm, &sha256)
+            .map_err(|e| fail(e.to_string()))?;
         let pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| fail(format!("{e:#}")))?;
-        let exports = Exports::find(&component, &pre).map_err(&fail)?;
+        let exports = Exports::find(&component, &pre).map_err(|e| fail(e.to_string()))?;
         let mut policy = LoadedPolicy {
             name: name.to_owned(),
             origin: origin.to_owned(),
@@ -198,23 +200,23 @@ impl Runtime {
             pre,
             runtime: self.clone(),
         };
-        policy.typecheck().map_err(&fail)?;
+        policy.typecheck().map_err(|e| fail(e.to_string()))?;
         policy.info = policy
             .describe()
             .map_err(|e| fail(format!("describe() failed: {e}")))?;
         Ok(policy)
     }
 
-    fn compile(&self, wasm: &[u8], sha256: &[u8; 32]) -> Result<Component, String> {
+    fn compile(&self, wasm: &[u8], sha256: &[u8; 32]) -> Result<Component, LoadError> {
         if !wasm.starts_with(b"\0asm") {
-            return Err("not a WebAssembly file (bad magic number)".into());
+            return Err(LoadError::NotWasm);
         }
         if let Some(cache) = &self.cache
             && let Some(component) = cache.get(&self.engine, sha256)
         {
             return Ok(component);
         }
-        let component = Component::new(&self.engine, wasm).map_err(|e| format!("{e:#}"))?;
+        let component = Component::new(&self.engine, wasm).map_err(LoadError::Compile)?;
         if let Some(cache) = &self.cache {
             cache.put(sha256, &component);
         }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::error::{Fault, PolicyError};
+use super::error::{Fault, PolicyError, Refusal};
 use super::runtime::{LoadedPolicy, PreparedTopology};
 use crate::model::options::OptionNames;
 use crate::model::text::{MAX_DETAIL_LEN, inert};
@@ -60,10 +60,10 @@ fn invalid(bound: &Bound, decision: Decision, rule: &str, detail: String) -> Pol
     }
 }
 
-fn verdict<T>(answer: Result<T, String>) -> Verdict<T> {
+fn verdict<T>(answer: Result<T, Refusal>) -> Verdict<T> {
     match answer {
         Ok(value) => Verdict::Granted(value),
-        Err(reason) => Verdict::Refused(clean_reason(&reason)),
+        Err(Refusal(reason)) => Verdict::Refused(clean_reason(&reason)),
     }
 }
 

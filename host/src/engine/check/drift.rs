@@ -330,7 +330,7 @@ fn pool_drift(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::driver::DeviceFacts;
+    use crate::engine::driver::{DeviceFacts, DriverError};
     use crate::exec::gluster::{BrickInfo, BrickStatus, Peer};
     use crate::model::State;
     use crate::model::journal::{Operation, OperationRecord, Step};
@@ -581,7 +581,8 @@ mod tests {
             "{d}"
         );
         let (s, mut o) = world();
-        o.volumes.insert(Id(1), Err("no node answered".into()));
+        o.volumes
+            .insert(Id(1), Err(DriverError::Refused("no node answered".into())));
         o.status.clear();
         let d = only(find_drift(&s, &o));
         assert!(

@@ -6,6 +6,7 @@ use wasmtime::component::{Component, InstancePre};
 use super::GuestState;
 use crate::model::Decision;
 use crate::policy::bindings::{durability, placement, quota, settings};
+use crate::policy::error::LoadError;
 
 /// The decision interfaces a module exports.
 #[derive(Clone)]
@@ -28,7 +29,7 @@ impl Exports {
     pub(super) fn find(
         component: &Component,
         pre: &InstancePre<GuestState>,
-    ) -> Result<Exports, String> {
+    ) -> Result<Exports, LoadError> {
         let present = |name: &str| component.get_export_index(None, name).is_some();
         if !present(INTERFACES[0].0) {
             let exported: Vec<String> = component
@@ -36,29 +37,28 @@ impl Exports {
                 .exports(component.engine())
                 .map(|(n, _)| n.to_owned())
                 .collect();
-            return Err(format!(
-                "it does not export {} (exports: {}); is it built against aplo:policy@0.1.0?",
-                INTERFACES[0].0,
-                if exported.is_empty() {
+            return Err(LoadError::NoSettings {
+                interface: INTERFACES[0].0,
+                exported: if exported.is_empty() {
                     "none".into()
                 } else {
                     exported.join(", ")
-                }
-            ));
+                },
+            });
         }
         /// The indices of an exported interface; `None` when it is not
         /// exported, an error when it is exported with the wrong types.
         fn indices<I>(
             present: bool,
-            name: &str,
+            interface: &'static str,
             new: impl FnOnce() -> wasmtime::Result<I>,
-        ) -> Result<Option<I>, String> {
+        ) -> Result<Option<I>, LoadError> {
             if !present {
                 return Ok(None);
             }
             new()
                 .map(Some)
-                .map_err(|e| format!("it exports {name} with the wrong types: {e:#}"))
+                .map_err(|error| LoadError::WrongTypes { interface, error })
         }
         let [settings_name, durability_name, placement_name, quota_name] =
             INTERFACES.map(|(name, _)| name);
@@ -76,7 +76,7 @@ impl Exports {
             })?,
         };
         if exports.decisions().is_empty() {
-            return Err("it exports no decision (durability, placement or quota)".into());
+            return Err(LoadError::NoDecision);
         }
         Ok(exports)
     }

@@ -12,7 +12,7 @@ use super::limits::Limits;
 use super::{GuestState, Runtime};
 use crate::model::{self, Decision};
 use crate::policy::bindings;
-use crate::policy::error::{Fault, PolicyError};
+use crate::policy::error::{Fault, LoadError, PolicyError, Refusal};
 use crate::policy::metrics::PolicyMetrics;
 
 /// A topology encoded for the sandbox once, for any number of placement
@@ -111,31 +111,27 @@ impl LoadedPolicy {
     /// load: a module whose exports have the right names but the wrong
     /// types is refused here, naming the function, instead of faulting at
     /// every decision.
-    pub(super) fn typecheck(&self) -> Result<(), String> {
+    pub(super) fn typecheck(&self) -> Result<(), LoadError> {
         let mut store = self.runtime.store(&self.limits);
         store.set_epoch_deadline(self.runtime.deadline_ticks(self.limits.deadline));
         let _slot = self
             .runtime
             .slots
             .acquire(self.limits.deadline)
-            .ok_or_else(|| {
-                format!(
-                    "its types could not be checked: all {} policy instance slots stayed busy",
-                    self.runtime.slots.total
-                )
+            .ok_or(LoadError::Busy {
+                slots: self.runtime.slots.total,
             })?;
         let instance = self
             .pre
             .instantiate(&mut store)
-            .map_err(|e| format!("instantiating it failed: {e:#}"))?;
+            .map_err(LoadError::Instantiate)?;
         let [settings, durability, placement, quota] = INTERFACES.map(|(name, _)| name);
         let component = self.pre.component();
-        let wrong = |name: &'static str| {
-            move |e: wasmtime::Error| {
-                format!(
-                    "it exports {name} with types other than the contract's ({e:#}); it has {}",
-                    signatures(component, name).join(", ")
-                )
+        let wrong = |interface: &'static str| {
+            move |error: wasmtime::Error| LoadError::NotContract {
+                interface,
+                error,
+                signatures: signatures(component, interface).join(", "),
             }
         };
         let exports = &self.exports;
@@ -167,11 +163,11 @@ impl LoadedPolicy {
     }
 
     /// Check settings: `Ok(Err(message))` when the policy refuses them.
-    pub fn validate(&self, settings: &model::Pairs) -> Result<Result<(), String>, PolicyError> {
+    pub fn validate(&self, settings: &model::Pairs) -> Result<Result<(), Refusal>, PolicyError> {
         let pairs = bindings::pairs(settings);
         self.call(Decision::Validate, |store, instance, exports| {
             let guest = exports.settings.load(&mut *store, instance)?;
-            guest.call_validate(store, &pairs)
+            Ok(guest.call_validate(store, &pairs)?.map_err(Refusal))
         })
     }
 
@@ -180,7 +176,7 @@ impl LoadedPolicy {
         &self,
         claim: &model::Claim,
         settings: &model::Pairs,
-    ) -> Result<Result<model::DurabilityDecision, String>, PolicyError> {
+    ) -> Result<Result<model::DurabilityDecision, Refusal>, PolicyError> {
         let (claim, pairs) = (bindings::claim(claim), bindings::pairs(settings));
         let answer = self.call(Decision::Durability, |store, instance, exports| {
             let indices = exports.durability.as_ref().expect("checked by call");
@@ -198,7 +194,7 @@ impl LoadedPolicy {
                         detail: e.to_string(),
                     },
                 }),
-            Err(reason) => Ok(Err(reason)),
+            Err(reason) => Ok(Err(Refusal(reason))),
         }
     }
 
@@ -208,7 +204,7 @@ impl LoadedPolicy {
         request: &model::PlacementRequest,
         topology: &PreparedTopology,
         settings: &model::Pairs,
-    ) -> Result<Result<model::Layout, String>, PolicyError> {
+    ) -> Result<Result<model::Layout, Refusal>, PolicyError> {
         self.place_encoded(request, &topology.encoded, settings)
     }
 
@@ -218,7 +214,7 @@ impl LoadedPolicy {
         request: &model::PlacementRequest,
         topology: &bindings::WitTopology,
         settings: &model::Pairs,
-    ) -> Result<Result<model::Layout, String>, PolicyError> {
+    ) -> Result<Result<model::Layout, Refusal>, PolicyError> {
         let (request, pairs) = (
             bindings::placement_request(request),
             bindings::pairs(settings),
@@ -228,7 +224,8 @@ impl LoadedPolicy {
             let guest = indices.load(&mut *store, instance)?;
             Ok(guest
                 .call_place(store, &request, topology, &pairs)?
-                .map(bindings::layout))
+                .map(bindings::layout)
+                .map_err(Refusal))
         })
     }
 
@@ -237,14 +234,15 @@ impl LoadedPolicy {
         &self,
         request: &model::QuotaRequest,
         settings: &model::Pairs,
-    ) -> Result<Result<model::Allowance, String>, PolicyError> {
+    ) -> Result<Result<model::Allowance, Refusal>, PolicyError> {
         let (request, pairs) = (bindings::quota_request(request), bindings::pairs(settings));
         self.call(Decision::Quota, |store, instance, exports| {
             let indices = exports.quota.as_ref().expect("checked by call");
             let guest = indices.load(&mut *store, instance)?;
             Ok(guest
                 .call_check(store, &request, &pairs)?
-                .map(bindings::allowance))
+                .map(bindings::allowance)
+                .map_err(Refusal))
         })
     }
 
