@@ -11,7 +11,9 @@ use hyper::Method;
 use super::http::{Api, Outcome, Reply};
 use super::lookup::{device_id, node_id};
 use super::render;
-use super::{BrickCommand, ClusterCommand, DeviceCommand, NodeCommand, StateArg};
+use crate::cli::verbs::{
+    BrickCommand, ClusterCommand, DeviceCommand, NodeCommand, device_and_state,
+};
 use crate::http::heketi::{
     BrickEvictOptions, ClusterFlags, ClusterInfoResponse, ClusterList, DeviceAddRequest,
     DeviceInfoResponse, HostAddresses, NodeAddRequest, NodeInfoResponse, StateRequest,
@@ -28,14 +30,6 @@ pub const NO_BODY: Option<&()> = None;
 pub fn print_body(reply: &Reply) {
     let text = String::from_utf8_lossy(&reply.body);
     println!("{}", text.trim_end());
-}
-
-fn state_name(state: StateArg) -> &'static str {
-    match state {
-        StateArg::Online => "online",
-        StateArg::Offline => "offline",
-        StateArg::Failed => "failed",
-    }
 }
 
 /// The body of a finished operation that must have one.
@@ -283,7 +277,7 @@ pub async fn node(api: &Api, json: bool, command: NodeCommand) -> anyhow::Result
         NodeCommand::Enable { node } => node_state(api, &node, "online").await?,
         NodeCommand::Disable { node } => node_state(api, &node, "offline").await?,
         NodeCommand::Remove { node } => node_state(api, &node, "failed").await?,
-        NodeCommand::State { node, state } => node_state(api, &node, state_name(state)).await?,
+        NodeCommand::State { node, state } => node_state(api, &node, state.name()).await?,
         NodeCommand::Delete { node } => {
             let id = node_id(api, &node).await?;
             api.call(
@@ -386,13 +380,9 @@ pub async fn device(api: &Api, json: bool, command: DeviceCommand) -> anyhow::Re
         DeviceCommand::Enable { device } => device_state(api, &device, "online").await?,
         DeviceCommand::Disable { device } => device_state(api, &device, "offline").await?,
         DeviceCommand::Remove { device } => device_state(api, &device, "failed").await?,
-        DeviceCommand::State { mut args } => {
-            let text = args.pop().expect("clap gives two or three");
-            let state = match text.to_ascii_lowercase().as_str() {
-                s @ ("online" | "offline" | "failed") => s.to_owned(),
-                _ => bail!("'{text}' is not online, offline or failed"),
-            };
-            device_state(api, &args, &state).await?;
+        DeviceCommand::State { args } => {
+            let (device, state) = device_and_state(args)?;
+            device_state(api, &device, state.name()).await?;
         }
         DeviceCommand::Delete { device } => {
             let id = device_id(api, &device).await?;
