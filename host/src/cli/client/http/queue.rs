@@ -165,6 +165,8 @@ mod tests {
     use hyper::HeaderMap;
     use hyper::body::Bytes;
     use hyper::header::HeaderValue;
+    // The script reads tokio's clock whatever the loops read.
+    use tokio::time::Instant;
 
     use super::*;
 
