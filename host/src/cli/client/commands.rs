@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use hyper::Method;
 
 use super::http::{Api, Outcome, Reply};
@@ -40,14 +40,25 @@ pub fn body(outcome: Outcome, what: &str) -> anyhow::Result<Reply> {
     }
 }
 
+/// Why a tag change cannot be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum TagError {
+    /// A tag to set that is not `name:value`.
+    #[error("'{0}' is not name:value")]
+    NotNameValue(String),
+    /// `rmtags` with no tag named and without `--all`.
+    #[error("name the tags to remove, or give --all")]
+    NoneNamed,
+}
+
 /// `name:value` words as tags.
-fn tags_of(words: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+fn tags_of(words: &[String]) -> Result<BTreeMap<String, String>, TagError> {
     words
         .iter()
         .map(|w| {
             w.split_once(':')
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .with_context(|| format!("'{w}' is not name:value"))
+                .ok_or_else(|| TagError::NotNameValue(w.clone()))
         })
         .collect()
 }
@@ -57,7 +68,7 @@ fn tags_of(words: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
 fn tags_change(
     set: Option<(&[String], bool)>,
     rm: Option<(&[String], bool)>,
-) -> anyhow::Result<TagsChangeRequest> {
+) -> Result<TagsChangeRequest, TagError> {
     Ok(match (set, rm) {
         (Some((words, exact)), _) => TagsChangeRequest {
             tags: tags_of(words)?,
@@ -69,7 +80,7 @@ fn tags_change(
         },
         (None, Some((words, false))) => {
             if words.is_empty() {
-                bail!("name the tags to remove, or give --all");
+                return Err(TagError::NoneNamed);
             }
             TagsChangeRequest {
                 tags: words
@@ -441,6 +452,9 @@ mod tests {
         assert!(rm.tags.contains_key("ssd"));
         let all = tags_change(None, Some((&[], true))).unwrap();
         assert_eq!((all.change_type.as_str(), all.tags.len()), ("set", 0));
-        assert!(tags_change(Some((&["bad".to_owned()], false)), None).is_err());
+        let bad = tags_change(Some((&["bad".to_owned()], false)), None).unwrap_err();
+        assert_eq!(bad.to_string(), "'bad' is not name:value");
+        let none = tags_change(None, Some((&[], false))).unwrap_err();
+        assert_eq!(none.to_string(), "name the tags to remove, or give --all");
     }
 }
