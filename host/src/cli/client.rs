@@ -32,8 +32,10 @@
 mod commands;
 mod http;
 mod lookup;
+mod node;
 mod render;
 mod server;
+mod tags;
 mod topology;
 mod volume;
 mod wire;
@@ -164,7 +166,7 @@ pub fn topology(config: &Config, args: TopologyArgs) -> anyhow::Result<ExitCode>
 /// `aplo node …`.
 pub fn node(config: &Config, args: NodeArgs) -> anyhow::Result<ExitCode> {
     match config.remote.connect()? {
-        Some(api) => api.run(commands::node(&api, args.json, args.command)),
+        Some(api) => api.run(node::node(&api, args.json, args.command)),
         None => storage::node(config, args.command),
     }
 }
@@ -172,7 +174,7 @@ pub fn node(config: &Config, args: NodeArgs) -> anyhow::Result<ExitCode> {
 /// `aplo device …`.
 pub fn device(config: &Config, args: DeviceArgs) -> anyhow::Result<ExitCode> {
     match config.remote.connect()? {
-        Some(api) => api.run(commands::device(&api, args.json, args.command)),
+        Some(api) => api.run(node::device(&api, args.json, args.command)),
         None => storage::device(config, args.command),
     }
 }
