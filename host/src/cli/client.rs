@@ -12,11 +12,12 @@
 //! before the subcommand, as with heketi-cli (`aplo -s URL volume list`),
 //! or after it. `--json` goes after the noun (`aplo volume list --json`).
 //!
-//! Subcommands and flags follow heketi-cli's (`volume create --size 10
-//! --durability disperse`, `volume expand --volume ID --expand-size 5`,
-//! `node add --zone 1 --cluster ID --management-host-name H
-//! --storage-host-name H`, `device add --name /dev/vdb --node ID`,
-//! `topology load --json FILE`, …). Where the local store's commands took
+//! Each verb's command line is defined once (`super::verbs`) and both
+//! modes take it as parsed. Subcommands and flags follow heketi-cli's
+//! (`volume create --size 10 --durability disperse`, `volume expand
+//! --volume ID --expand-size 5`, `node add --zone 1 --cluster ID
+//! --management-host-name H --storage-host-name H`, `device add --name
+//! /dev/vdb --node ID`, `topology load --json FILE`, …). Where the local store's commands took
 //! other shapes (positional names, `--size` as the new total, `topology
 //! show`), both spellings are accepted. Nodes can be named by id or manage
 //! hostname and volumes by id or name in both modes; devices by `NODE
@@ -28,33 +29,73 @@
 //! `delete` does. A bare `--size 10` is GiB in both modes (heketi-cli's
 //! unit), one definition for both (`storage::volume_size`).
 
-mod args;
 mod commands;
 mod http;
 mod lookup;
+mod node;
 mod render;
 mod server;
+mod tags;
 mod topology;
 mod volume;
 mod wire;
 
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
-use clap::ValueEnum;
-
 use super::Config;
-use super::storage::{self, StateArg};
-use crate::model::storage::Backend;
-
-pub use args::{
-    BrickArgs, BrickCommand, ClusterArgs, ClusterCommand, DeviceArgs, DeviceCommand, DurabilityArg,
-    HeketiVolumeArgs, NodeArgs, NodeCommand, Remote, TopologyArgs, TopologyCommand, VolumeArgs,
-    VolumeCommand,
+use super::storage;
+use super::verbs::{
+    BrickArgs, ClusterArgs, DeviceArgs, NodeArgs, TopologyArgs, VolumeArgs, server_only,
 };
 use http::Api;
 pub use server::{LogLevelArgs, ServerArgs};
 
+/// Where the REST API is and who calls it (global flags, so that they go
+/// before or after the subcommand, as with heketi-cli).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Remote {
+    /// The REST API (`http://` or `https://`), e.g. `http://aplo:8080`.
+    /// Without it the command acts on the local store (`--db`).
+    /// `HEKETI_CLI_SERVER` is read when neither is set.
+    #[arg(
+        long,
+        short = 's',
+        global = true,
+        help_heading = "REST API",
+        env = "APLO_SERVER",
+        value_name = "URL"
+    )]
+    pub server: Option<String>,
+    /// The role to call as: `admin` (default) or `user`.
+    /// `HEKETI_CLI_USER` is read when neither is set.
+    #[arg(long, global = true, help_heading = "REST API", env = "APLO_USER")]
+    pub user: Option<String>,
+    /// The role's key: requests carry a JWT signed with it (none without a
+    /// key). `HEKETI_CLI_KEY` is read when neither is set.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "REST API",
+        env = "APLO_KEY",
+        hide_env_values = true
+    )]
+    pub secret: Option<String>,
+    /// heketi-cli's variable, when `APLO_SERVER` is not set.
+    #[arg(long, global = true, hide = true, env = "HEKETI_CLI_SERVER")]
+    pub heketi_cli_server: Option<String>,
+    /// heketi-cli's variable, when `APLO_USER` is not set.
+    #[arg(long, global = true, hide = true, env = "HEKETI_CLI_USER")]
+    pub heketi_cli_user: Option<String>,
+    /// heketi-cli's variable, when `APLO_KEY` is not set.
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        env = "HEKETI_CLI_KEY",
+        hide_env_values = true
+    )]
+    pub heketi_cli_key: Option<String>,
+}
 impl Remote {
     /// The server, if one is given (an empty value counts as none).
     pub fn server(&self) -> Option<&str> {
@@ -79,13 +120,6 @@ impl Remote {
         let key = pick(&self.secret, &self.heketi_cli_key);
         Api::new(server, user.as_deref(), key.as_deref()).map(Some)
     }
-}
-
-fn server_only(what: &str) -> anyhow::Error {
-    anyhow::anyhow!(
-        "`aplo {what}` needs a server: give --server URL or set APLO_SERVER (the local store \
-         has no such command)"
-    )
 }
 
 /// `aplo server …`.
@@ -125,163 +159,38 @@ pub fn cluster(config: &Config, args: ClusterArgs) -> anyhow::Result<ExitCode> {
 pub fn topology(config: &Config, args: TopologyArgs) -> anyhow::Result<ExitCode> {
     match config.remote.connect()? {
         Some(api) => api.run(topology::topology(&api, args.command)),
-        None => storage::topology(
-            config,
-            match args.command {
-                TopologyCommand::Load {
-                    file,
-                    json,
-                    backend,
-                } => storage::TopologyCommand::Load {
-                    file: file.or(json).context("give the topology file")?,
-                    backend: backend.unwrap_or(Backend::LvmThin),
-                },
-                TopologyCommand::Info { json } => storage::TopologyCommand::Show { json },
-            },
-        ),
+        None => storage::topology(config, args.command),
     }
 }
 
 /// `aplo node …`.
 pub fn node(config: &Config, args: NodeArgs) -> anyhow::Result<ExitCode> {
-    if let Some(api) = config.remote.connect()? {
-        return api.run(commands::node(&api, args.json, args.command));
+    match config.remote.connect()? {
+        Some(api) => api.run(node::node(&api, args.json, args.command)),
+        None => storage::node(config, args.command),
     }
-    let local = match args.command {
-        NodeCommand::Enable { node } => storage::NodeCommand::State {
-            node,
-            state: StateArg::Online,
-        },
-        NodeCommand::Disable { node } => storage::NodeCommand::State {
-            node,
-            state: StateArg::Offline,
-        },
-        NodeCommand::State { node, state } => storage::NodeCommand::State { node, state },
-        NodeCommand::Remove { node } | NodeCommand::Delete { node } => {
-            storage::NodeCommand::Remove { node }
-        }
-        NodeCommand::Add { .. } => bail!(
-            "`aplo node add` needs a server (--server or APLO_SERVER); locally, nodes come from \
-             `aplo topology load`"
-        ),
-        NodeCommand::Info { .. } | NodeCommand::List => {
-            bail!(
-                "this needs a server (--server or APLO_SERVER); locally, see `aplo topology info`"
-            )
-        }
-        NodeCommand::Settags { .. } | NodeCommand::Rmtags { .. } => {
-            return Err(server_only("node settags/rmtags"));
-        }
-    };
-    storage::node(config, local)
-}
-
-/// Split `[NODE] DEVICE` for the local store, which needs both.
-fn node_and_device(mut words: Vec<String>, what: &str) -> anyhow::Result<(String, String)> {
-    if words.len() != 2 {
-        bail!(
-            "locally, name the device as NODE DEVICE (`aplo device {what} node1 /dev/vdb`); a \
-             device id alone works with a server"
-        );
-    }
-    let device = words.pop().expect("two words");
-    let node = words.pop().expect("two words");
-    Ok((node, device))
 }
 
 /// `aplo device …`.
 pub fn device(config: &Config, args: DeviceArgs) -> anyhow::Result<ExitCode> {
-    if let Some(api) = config.remote.connect()? {
-        return api.run(commands::device(&api, args.json, args.command));
+    match config.remote.connect()? {
+        Some(api) => api.run(node::device(&api, args.json, args.command)),
+        None => storage::device(config, args.command),
     }
-    let state = |words: Vec<String>, state: StateArg, what: &str| {
-        let (node, device) = node_and_device(words, what)?;
-        anyhow::Ok(storage::DeviceCommand::State {
-            node,
-            device,
-            state,
-        })
-    };
-    let local = match args.command {
-        DeviceCommand::Add(mut add) => {
-            let (node, name) = add.node_and_name()?;
-            storage::DeviceCommand::Add {
-                node,
-                name,
-                backend: add.backend.unwrap_or(Backend::LvmThin),
-                destroy_data: add.destroy_data,
-            }
-        }
-        DeviceCommand::Enable { device } => state(device, StateArg::Online, "enable")?,
-        DeviceCommand::Disable { device } => state(device, StateArg::Offline, "disable")?,
-        DeviceCommand::State { mut args } => {
-            let text = args.pop().expect("clap gives two or three");
-            let value = StateArg::from_str(&text, true)
-                .map_err(|_| anyhow::anyhow!("'{text}' is not online, offline or failed"))?;
-            state(args, value, "state")?
-        }
-        DeviceCommand::Remove { device } | DeviceCommand::Delete { device } => {
-            let (node, device) = node_and_device(device, "delete")?;
-            storage::DeviceCommand::Remove { node, device }
-        }
-        DeviceCommand::Info { .. } | DeviceCommand::Resync { .. } => {
-            return Err(server_only("device info/resync"));
-        }
-        DeviceCommand::Settags { .. } | DeviceCommand::Rmtags { .. } => {
-            return Err(server_only("device settags/rmtags"));
-        }
-    };
-    storage::device(config, local)
 }
 
 /// `aplo brick …`.
 pub fn brick(config: &Config, args: BrickArgs) -> anyhow::Result<ExitCode> {
-    if let Some(api) = config.remote.connect()? {
-        return api.run(commands::brick(&api, args.command));
+    match config.remote.connect()? {
+        Some(api) => api.run(commands::brick(&api, args.command)),
+        None => storage::brick(config, args.command),
     }
-    storage::brick(config, args.command)
 }
 
 /// `aplo volume …`.
 pub fn volume(config: &Config, args: VolumeArgs) -> anyhow::Result<ExitCode> {
-    if let Some(api) = config.remote.connect()? {
-        return api.run(volume::volume(&api, args.json, args.command));
+    match config.remote.connect()? {
+        Some(api) => api.run(volume::volume(&api, args.json, args.command)),
+        None => storage::volume(config, args.json, args.command),
     }
-    let json = args.json;
-    let local = match args.command {
-        VolumeCommand::Create {
-            size,
-            name,
-            heketi,
-            params,
-        } => {
-            if let Some(flag) = heketi.first_given() {
-                bail!(
-                    "{flag} needs a server (--server or APLO_SERVER); with the local store, \
-                     choose with --param (e.g. --param classes.class=replica2)"
-                );
-            }
-            storage::VolumeCommand::Create { size, name, params }
-        }
-        VolumeCommand::Expand {
-            volume_arg,
-            volume,
-            expand_size,
-            size,
-        } => {
-            if expand_size.is_some() {
-                bail!(
-                    "--expand-size needs a server; with the local store give the new total with --size"
-                );
-            }
-            storage::VolumeCommand::Expand {
-                volume: volume_arg.or(volume).context("give the volume")?,
-                size: size.context("give --size")?,
-            }
-        }
-        VolumeCommand::Delete { volume } => storage::VolumeCommand::Delete { volume },
-        VolumeCommand::List => storage::VolumeCommand::List { json },
-        VolumeCommand::Info { volume } => storage::VolumeCommand::Info { volume, json },
-    };
-    storage::volume(config, local)
 }

@@ -10,6 +10,7 @@ pub mod serve;
 mod simulate;
 mod storage;
 pub mod telemetry;
+mod verbs;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -188,22 +189,22 @@ pub enum Command {
     Db(db::DbCommand),
     /// Create, list, inspect and delete clusters (through the REST API:
     /// --server or APLO_SERVER).
-    Cluster(client::ClusterArgs),
+    Cluster(verbs::ClusterArgs),
     /// Clusters, nodes and devices: load a heketi topology file, show it
     /// (the local store, or the REST API with --server or APLO_SERVER).
-    Topology(client::TopologyArgs),
+    Topology(verbs::TopologyArgs),
     /// Add, remove and set the state of nodes (the local store, or the REST
     /// API with --server or APLO_SERVER).
-    Node(client::NodeArgs),
+    Node(verbs::NodeArgs),
     /// Add, remove and set the state of devices (the local store, or the
     /// REST API with --server or APLO_SERVER).
-    Device(client::DeviceArgs),
+    Device(verbs::DeviceArgs),
     /// Create, expand, delete, list and inspect volumes (the local store, or
     /// the REST API with --server or APLO_SERVER).
-    Volume(client::VolumeArgs),
+    Volume(verbs::VolumeArgs),
     /// Move a brick elsewhere (the local store, or the REST API with
     /// --server or APLO_SERVER).
-    Brick(client::BrickArgs),
+    Brick(verbs::BrickArgs),
     /// The server's admin mode and unfinished operations (through the
     /// REST API: --server or APLO_SERVER).
     Server(client::ServerArgs),

@@ -1,40 +1,32 @@
 //! `aplo serve`: the Kubernetes provisioner, the heketi-compatible REST
 //! API, the PVC admission webhook, metrics and health, in one process; or
-//! `aplo serve --api-only`: the REST API alone, without Kubernetes.
+//! `aplo serve --api-only`: the REST API alone, without Kubernetes. This
+//! file holds its arguments; `open` builds the pieces, `run` runs them.
+
+mod open;
+mod run;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use futures::FutureExt;
 
-use futures::StreamExt;
-use k8s_openapi::api::storage::v1::StorageClass;
-use kube::Api;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
-
-use super::Config;
-use super::engine::runtime;
-use crate::engine::driver::SimDriver;
-use crate::engine::{Engine, EngineConfig, LoadOptions};
 use crate::front::claim::DEFAULT_PROVISIONER;
-use crate::front::{Metrics, Phase, Status};
-use crate::http::admission::{self, AdmissionOptions, AdmissionState, FailurePolicy, UsageSource};
+use crate::http::ApiConfig;
+use crate::http::admission::{self, FailurePolicy};
 use crate::http::api::KEEP_RESULTS;
 use crate::http::auth::Keys;
 use crate::http::control::{AdminGate, LogControl, ServerControl};
 use crate::http::queue::Queue;
-use crate::http::{self, ApiConfig, HttpState, tls};
 use crate::kube::leader::PodRef;
 use crate::kube::{LeaseConfig, ServeOptions, Settings};
-use crate::model::parse_size;
 use crate::model::storage::Backend;
-use crate::model::topology::parse_topology;
-use crate::policy::Registry;
-use crate::store::{RedbStore, Store};
+
+pub(super) use open::load_topology_file;
+pub use run::run;
+pub(super) use run::shutdown_signal;
 
 /// The shortest key the REST API takes.
 const MIN_KEY_LENGTH: usize = 16;
@@ -277,316 +269,4 @@ impl ServeArgs {
             },
         }))
     }
-}
-
-/// Open the store and the engine with the chosen driver, and load the
-/// topology file; the REST API's admin mode (`mode`) is kept in the store
-/// from now on.
-async fn open_engine(
-    config: &Config,
-    args: &ServeArgs,
-    registry: Arc<Registry>,
-    mode: Option<Arc<AdminGate>>,
-) -> anyhow::Result<Arc<Engine>> {
-    let store: Arc<dyn Store> = Arc::new(RedbStore::open(&config.db)?);
-    if let Some(mode) = mode {
-        mode.attach(store.clone())?;
-    }
-    let engine = match args.driver {
-        DriverKind::Commands => config.open_engine_on(store, registry)?,
-        DriverKind::Simulate => {
-            let size = parse_size(&args.simulate_device_size)
-                .map_err(|e| anyhow::anyhow!("--simulate-device-size: {e}"))?;
-            Engine::new(
-                store,
-                Arc::new(SimDriver::new(size)),
-                registry,
-                EngineConfig {
-                    faults: config.faults(),
-                    ..EngineConfig::default()
-                },
-            )?
-        }
-    };
-    let engine = Arc::new(engine);
-    if let Some(path) = &args.topology {
-        load_topology_file(&engine, path, args.backend).await?;
-    }
-    Ok(engine)
-}
-
-/// Finish interrupted operations, then load a heketi topology file (nodes
-/// and devices already present are left as they are).
-pub(super) async fn load_topology_file(
-    engine: &Engine,
-    path: &Path,
-    backend: Backend,
-) -> anyhow::Result<()> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let spec = parse_topology(&text).with_context(|| path.display().to_string())?;
-    // Interrupted operations are finished before anything new starts.
-    engine.recover().await?;
-    let report = engine.load_topology(&spec, LoadOptions { backend }).await?;
-    tracing::info!(
-        nodes_added = report.nodes_added.len(),
-        devices_added = report.devices_added.len(),
-        "topology loaded"
-    );
-    for failure in &report.failures {
-        tracing::warn!(%failure, "topology: not loaded");
-    }
-    Ok(())
-}
-
-/// The Kubernetes client, from `--kubeconfig` or the environment.
-pub async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let file = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no Kubernetes configuration (not in a cluster, and no kubeconfig)")?,
-    };
-    Ok(kube::Client::try_from(config)?)
-}
-
-/// The quota usage the admission webhook sees: the leader's store, or
-/// nothing on a standby (the webhook's failure policy then answers).
-fn leader_usage(status: Arc<Status>) -> Arc<dyn UsageSource> {
-    Arc::new(move |namespace: &str, claim: &str| {
-        status
-            .engine()
-            .map(|engine| engine.usage_without(namespace, Some(claim)))
-    })
-}
-
-/// Serve `router` on the HTTPS listener when a certificate is configured.
-async fn spawn_tls(
-    args: &ServeArgs,
-    router: axum::Router,
-) -> anyhow::Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>> {
-    let (Some(cert), Some(key)) = (args.tls_cert.clone(), args.tls_key.clone()) else {
-        return Ok(None);
-    };
-    // Fail now, with the file named, rather than in the background.
-    tls::load_certified_key(&cert, &key)?;
-    let listener = tokio::net::TcpListener::bind(args.tls_listen)
-        .await
-        .with_context(|| format!("listening on {}", args.tls_listen))?;
-    tracing::info!(addr = %args.tls_listen, cert = %cert.display(), "serving HTTPS");
-    Ok(Some(tokio::spawn(tls::serve_tls(
-        listener,
-        router,
-        cert,
-        key,
-        std::future::pending(),
-    ))))
-}
-
-/// Resolves once shutdown is asked; every task that must stop holds a clone.
-pub(super) type Stop = futures::future::Shared<futures::future::BoxFuture<'static, ()>>;
-
-/// Resolves on SIGTERM or SIGINT. The handlers are installed now (inside
-/// the runtime), so that a signal that comes early is not missed.
-pub(super) fn shutdown_signal() -> anyhow::Result<Stop> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = term.recv() => {}
-        }
-        tracing::info!("shutting down");
-    }
-    .boxed()
-    .shared())
-}
-
-/// After shutdown is asked, how long the process may take to stop cleanly
-/// (reconciles finishing, the pod's label, the lease handed back) before it
-/// exits regardless.
-const EXIT_WITHIN: Duration = Duration::from_secs(
-    crate::kube::STOP_GRACE.as_secs() + 2 * crate::kube::ROLE_CALL_BOUND.as_secs() + 1,
-);
-
-/// How long the exit waits for blocking threads (a policy decision under
-/// way, a name lookup): they are abandoned, not waited for.
-const BLOCKING_WAIT: Duration = Duration::from_millis(500);
-
-/// Run `aplo serve`; `logging` (the installed log filter) lets the REST
-/// API change the log level.
-pub fn run(
-    config: &Config,
-    args: ServeArgs,
-    logging: Option<Arc<dyn LogControl>>,
-) -> anyhow::Result<ExitCode> {
-    let options = args.options()?;
-    let api = args.api(logging)?;
-    let answer_within = seconds("admission-timeout", args.admission_timeout)?;
-    // Loaded now, so that a bad policy directory fails before any lease;
-    // the webhook and the engine share these compiled policies.
-    let registry = config.open_registry()?;
-    // A changed policy file is loaded (or rejected, keeping the previous
-    // version) without a restart; the webhook and the engine share it.
-    let policy_watch = registry.watch(Duration::from_secs(args.policy_reload_interval.max(1)));
-    let runtime = runtime()?;
-    let result = runtime.block_on(async {
-        let stop = shutdown_signal()?;
-        // Whatever is under way when shutdown comes has EXIT_WITHIN to end
-        // cleanly; then the process exits regardless.
-        let exit_anyway = {
-            let stop = stop.clone();
-            async move {
-                stop.await;
-                tokio::time::sleep(EXIT_WITHIN).await;
-            }
-        };
-        tokio::select! {
-            result = serve(config, &args, options, api, answer_within, registry, stop) => result,
-            () = exit_anyway => {
-                tracing::warn!(within = ?EXIT_WITHIN, "still stopping; exiting anyway");
-                Ok(ExitCode::SUCCESS)
-            }
-        }
-    });
-    runtime.shutdown_timeout(BLOCKING_WAIT);
-    // Stop watching the policy directory without waiting for a rescan under
-    // way (a large module may take seconds to compile).
-    std::thread::spawn(move || drop(policy_watch));
-    result
-}
-
-/// Everything `aplo serve` runs, until `stop` resolves.
-async fn serve(
-    config: &Config,
-    args: &ServeArgs,
-    options: ServeOptions,
-    api: Option<ApiConfig>,
-    answer_within: Duration,
-    registry: Arc<Registry>,
-    stop: Stop,
-) -> anyhow::Result<ExitCode> {
-    let metrics = Arc::new(Metrics::new());
-    metrics.add_policies(registry.runtime().metrics());
-    let status = Arc::new(Status::default());
-    let mode = api.as_ref().map(|api| api.control.mode.clone());
-    let mut state = HttpState::new(metrics.clone(), status.clone());
-    if let Some(api) = api {
-        state = state.with_api(api);
-    }
-    if args.api_only {
-        return api_only(config, args, registry, state, mode, stop).await;
-    }
-    // Reading the configuration may run a credential plugin: not past a
-    // shutdown.
-    let client = tokio::select! {
-        client = client(args.kubeconfig.as_ref()) => client?,
-        () = stop.clone() => return Ok(ExitCode::SUCCESS),
-    };
-    let (classes, class_writer) = reflector::store::<StorageClass>();
-    let class_watch = tokio::spawn(
-        reflector::reflector(
-            class_writer,
-            watcher(
-                Api::<StorageClass>::all(client.clone()),
-                watcher::Config::default(),
-            ),
-        )
-        .default_backoff()
-        .for_each(|_| async {}),
-    );
-    let admission = AdmissionState::new(
-        registry.clone(),
-        Arc::new(classes),
-        leader_usage(status.clone()),
-        AdmissionOptions {
-            provisioner: args.provisioner_name.clone(),
-            failure_policy: args.admission_failure_policy,
-            answer_within,
-        },
-    );
-    let state = state.with_routes(admission::router(admission));
-    let tls = spawn_tls(args, http::router(state.clone())).await?;
-    let (addr, http) = http::bind(args.listen, state)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
-    tracing::info!(%addr, provisioner = %args.provisioner_name, "serving HTTP");
-    let http = tokio::spawn(http);
-    let result = crate::kube::serve(
-        client,
-        || open_engine(config, args, registry, mode),
-        options,
-        metrics,
-        status,
-        stop,
-    )
-    .await;
-    http.abort();
-    class_watch.abort();
-    if let Some(tls) = tls {
-        tls.abort();
-    }
-    result.map(|()| ExitCode::SUCCESS)
-}
-
-/// `aplo serve --api-only`: open the store at once and serve the REST API
-/// until SIGTERM.
-async fn api_only(
-    config: &Config,
-    args: &ServeArgs,
-    registry: Arc<Registry>,
-    state: HttpState,
-    mode: Option<Arc<AdminGate>>,
-    stop: Stop,
-) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(
-        state.api.is_some(),
-        "--api-only serves the REST API: give --admin-key (and --user-key), or --no-auth for development"
-    );
-    let state = state.without_controller();
-    let status = state.status.clone();
-    let tls = spawn_tls(args, http::router(state.clone())).await?;
-    let (addr, http) = http::bind(args.listen, state)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
-    let http = tokio::spawn(http);
-    status.enter(Phase::Recovering);
-    // An interrupted recovery is finished by the next start, as after a
-    // crash: shutdown does not wait for it.
-    let opened = async {
-        let engine = open_engine(config, args, registry, mode).await?;
-        let recovered = engine.recover().await?;
-        anyhow::Ok((engine, recovered))
-    };
-    let (engine, recovered) = tokio::select! {
-        opened = opened => opened?,
-        () = stop.clone() => {
-            http.abort();
-            if let Some(tls) = tls {
-                tls.abort();
-            }
-            return Ok(ExitCode::SUCCESS);
-        }
-    };
-    tracing::info!(?recovered, "store recovered");
-    let health = engine.watch_health(Duration::from_secs(5));
-    status.set_engine(Some(engine));
-    status.enter(Phase::Leading);
-    tracing::info!(%addr, "serving the REST API (no Kubernetes controller)");
-    stop.await;
-    status.enter(Phase::Stopped);
-    status.set_engine(None);
-    health.abort();
-    http.abort();
-    if let Some(tls) = tls {
-        tls.abort();
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -80,13 +80,32 @@ impl LogControl for LogFilter {
     }
 
     fn set_level(&self, level: LogLevel) -> Result<(), LogLevelError> {
+        // The REST API's error carries the cause's text.
+        self.log_at(level).map_err(|e| match e {
+            LogFilterError::Filter(e) => LogLevelError::Filter(e.to_string()),
+            LogFilterError::Reload(e) => LogLevelError::Reload(e.to_string()),
+        })
+    }
+}
+
+/// Why the log level could not be changed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogFilterError {
+    /// The filter for the level does not parse.
+    #[error("{0}")]
+    Filter(#[source] tracing_subscriber::filter::ParseError),
+    /// The installed subscriber did not take the new filter.
+    #[error("changing the log filter: {0}")]
+    Reload(#[source] reload::Error),
+}
+
+impl LogFilter {
+    /// Log at `level` from now on, the quieter crates at `warn` at most.
+    pub fn log_at(&self, level: LogLevel) -> Result<(), LogFilterError> {
         let level = level.filter();
-        let filter = EnvFilter::try_new(filter_at(level))
-            .map_err(|e| LogLevelError::Filter(e.to_string()))?;
+        let filter = EnvFilter::try_new(filter_at(level)).map_err(LogFilterError::Filter)?;
         let mut current = self.level.lock().unwrap_or_else(|e| e.into_inner());
-        self.handle
-            .reload(filter)
-            .map_err(|e| LogLevelError::Reload(e.to_string()))?;
+        self.handle.reload(filter).map_err(LogFilterError::Reload)?;
         *current = Some(level);
         Ok(())
     }
@@ -114,6 +133,13 @@ mod tests {
             let filter = EnvFilter::try_new(filter_at(level)).unwrap();
             assert_eq!(filter.max_level_hint(), Some(level), "{level}");
         }
+    }
+
+    #[test]
+    fn a_filter_that_does_not_parse_says_what_the_parser_says() {
+        let parse = EnvFilter::try_new("aplo=loud").unwrap_err();
+        let said = parse.to_string();
+        assert_eq!(LogFilterError::Filter(parse).to_string(), said);
     }
 
     #[test]

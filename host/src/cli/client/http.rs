@@ -1,13 +1,16 @@
 //! The client's HTTP side: one request at a time over hyper (plain HTTP or
 //! HTTPS with the system's roots), heketi's JWT on every request, and
-//! heketi's asynchronous operations: `202` with `Location: /queue/{id}`,
-//! polled with backoff until `303` (the result), `204` (done) or `500`
-//! (the error).
+//! heketi's asynchronous operations (`queue`): `202` with `Location:
+//! /queue/{id}`, polled with backoff until `303` (the result), `204`
+//! (done) or `500` (the error).
+
+mod queue;
+mod spinner;
 
 use std::future::Future;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, bail};
 use http_body_util::{BodyExt, Full};
@@ -22,15 +25,12 @@ use serde::de::DeserializeOwned;
 
 use crate::http::auth::{Role, sign};
 
+pub use queue::Outcome;
+
 /// How long a token is valid.
 const TOKEN_TTL: i64 = 300;
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
-/// The first and the longest pause between polls.
-const POLL_FIRST: Duration = Duration::from_millis(100);
-const POLL_MAX: Duration = Duration::from_secs(2);
-/// How often a busy server (`429`) is asked again.
-const BUSY_RETRIES: u32 = 10;
 
 /// Plain HTTP, or HTTPS with the system's trusted roots.
 enum Transport {
@@ -92,14 +92,6 @@ impl Reply {
             anyhow!("{text} ({})", self.status)
         }
     }
-}
-
-/// What a (possibly queued) operation ended with.
-pub enum Outcome {
-    /// A body: the direct answer, or the result a `303` pointed at.
-    Body(Reply),
-    /// Done, nothing to show (`204`).
-    Done,
 }
 
 impl Api {
@@ -260,33 +252,7 @@ impl Api {
         what: &str,
     ) -> anyhow::Result<Outcome> {
         let body = body.map(serde_json::to_vec).transpose()?;
-        let mut busy = 0;
-        let reply = loop {
-            let reply = self.send(method.clone(), path, body.clone()).await?;
-            if reply.status == StatusCode::TOO_MANY_REQUESTS && busy < BUSY_RETRIES {
-                busy += 1;
-                let wait = reply
-                    .header(header::RETRY_AFTER)
-                    .and_then(|s| s.trim().parse().ok())
-                    .unwrap_or(5u64)
-                    .clamp(1, 60);
-                tokio::time::sleep(Duration::from_secs(wait)).await;
-                continue;
-            }
-            break reply;
-        };
-        match reply.status {
-            StatusCode::ACCEPTED => {
-                let location = reply
-                    .header(header::LOCATION)
-                    .context("the server accepted the request but gave no Location to poll")?
-                    .to_owned();
-                self.wait(&location, what).await
-            }
-            StatusCode::NO_CONTENT => Ok(Outcome::Done),
-            s if s.is_success() => Ok(Outcome::Body(reply)),
-            _ => Err(reply.refusal()),
-        }
+        queue::call(self, self.progress, method, path, body, what).await
     }
 
     /// Strip the origin and prefix off a `Location`, to request it again.
@@ -297,107 +263,5 @@ impl Api {
         } else {
             location.strip_prefix(&self.prefix).unwrap_or(location)
         }
-    }
-
-    /// Poll `location` until the operation ends.
-    async fn wait(&self, location: &str, what: &str) -> anyhow::Result<Outcome> {
-        let started = Instant::now();
-        let mut spinner = Spinner::new(self.progress, what);
-        let mut pause = POLL_FIRST;
-        let outcome = loop {
-            let reply = self
-                .send(Method::GET, self.relative(location), None)
-                .await?;
-            match reply.status {
-                StatusCode::OK
-                    if reply.header(header::HeaderName::from_static("x-pending"))
-                        == Some("true") =>
-                {
-                    let until = Instant::now() + pause;
-                    while Instant::now() < until {
-                        spinner.tick(started.elapsed());
-                        tokio::time::sleep(Duration::from_millis(100).min(pause)).await;
-                    }
-                    pause = (pause * 2).min(POLL_MAX);
-                }
-                StatusCode::SEE_OTHER => {
-                    let target = reply
-                        .header(header::LOCATION)
-                        .context("the operation finished but the server gave no Location")?
-                        .to_owned();
-                    break self.get(self.relative(&target)).await.map(Outcome::Body);
-                }
-                StatusCode::NO_CONTENT => break Ok(Outcome::Done),
-                // Finished with a body of its own (heketi's server may
-                // answer 200 without X-Pending).
-                StatusCode::OK => break Ok(Outcome::Body(reply)),
-                StatusCode::INTERNAL_SERVER_ERROR => {
-                    let text = reply.text();
-                    break Err(anyhow!(
-                        "{what} failed: {}",
-                        if text.is_empty() {
-                            "no reason given"
-                        } else {
-                            &text
-                        }
-                    ));
-                }
-                _ => break Err(reply.refusal()),
-            }
-        };
-        spinner.clear();
-        outcome
-    }
-}
-
-/// A spinner with the elapsed seconds on stderr, shown only on a terminal.
-struct Spinner<'a> {
-    on: bool,
-    what: &'a str,
-    frame: usize,
-    shown: bool,
-}
-
-impl<'a> Spinner<'a> {
-    fn new(on: bool, what: &'a str) -> Spinner<'a> {
-        Spinner {
-            on,
-            what,
-            frame: 0,
-            shown: false,
-        }
-    }
-
-    fn tick(&mut self, elapsed: Duration) {
-        if !self.on {
-            return;
-        }
-        const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
-        self.frame = (self.frame + 1) % FRAMES.len();
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r{} {}… {}s",
-            FRAMES[self.frame],
-            self.what,
-            elapsed.as_secs()
-        );
-        let _ = err.flush();
-        self.shown = true;
-    }
-
-    fn clear(&mut self) {
-        if self.shown {
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r\x1b[2K");
-            let _ = err.flush();
-            self.shown = false;
-        }
-    }
-}
-
-impl Drop for Spinner<'_> {
-    fn drop(&mut self) {
-        self.clear();
     }
 }

@@ -7,11 +7,11 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow};
 use hyper::Method;
 
-use super::TopologyCommand;
 use super::commands::{BACKEND_TAG, NO_BODY, body};
 use super::http::Api;
 use super::lookup::fetch_topology;
 use super::render;
+use crate::cli::verbs::TopologyCommand;
 use crate::http::heketi::{
     ClusterFlags, ClusterInfoResponse, DeviceAddRequest, HostAddresses, NodeAddRequest,
     NodeInfoResponse,
@@ -31,13 +31,9 @@ pub async fn topology(api: &Api, command: TopologyCommand) -> anyhow::Result<Exi
             }
             Ok(ExitCode::SUCCESS)
         }
-        TopologyCommand::Load {
-            file,
-            json,
-            backend,
-        } => {
-            let file = file.or(json).context("give the topology file")?;
-            load(api, &file, backend).await
+        TopologyCommand::Load(load) => {
+            let file = load.file()?;
+            self::load(api, &file, load.backend).await
         }
     }
 }

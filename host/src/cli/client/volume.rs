@@ -2,15 +2,15 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{anyhow, bail};
 use hyper::Method;
 
 use super::commands::{NO_BODY, body, print_body};
 use super::http::{Api, Reply};
 use super::lookup::volume_id;
 use super::render;
-use super::{DurabilityArg, HeketiVolumeArgs, VolumeCommand};
 use crate::cli::storage::parse_params;
+use crate::cli::verbs::{DurabilityArg, HeketiVolumeArgs, VolumeCommand};
 use crate::http::heketi::{
     Durability, SnapshotSettings, VolumeCreateRequest, VolumeExpandRequest, VolumeInfoResponse,
     VolumeList,
@@ -136,17 +136,9 @@ pub async fn volume(api: &Api, json: bool, command: VolumeCommand) -> anyhow::Re
                 .await?;
             print_volume(&body(outcome, "volume create")?, json)?;
         }
-        VolumeCommand::Expand {
-            volume_arg,
-            volume,
-            expand_size,
-            size,
-        } => {
-            let volume = volume_arg
-                .or(volume)
-                .context("give the volume (--volume)")?;
-            let id = volume_id(api, &volume).await?;
-            let expand_size = match (expand_size, size) {
+        VolumeCommand::Expand(expand) => {
+            let id = volume_id(api, &expand.volume()?).await?;
+            let expand_size = match (expand.expand_size, expand.size) {
                 (Some(0), _) => bail!("--expand-size: must be at least 1 (GiB)"),
                 (Some(n), _) => {
                     i64::try_from(n).map_err(|_| anyhow!("--expand-size: too large"))?
