@@ -109,6 +109,10 @@ impl EngineError {
             } => format!("{operation} '{subject}' failed at step '{step}'; {outcome}"),
             EngineError::Store(_) => "the store failed".into(),
             EngineError::Policy(PolicyError::Io { .. }) => "reading the policies failed".into(),
+            // Its origin is a file path and its detail the loader's words.
+            EngineError::Policy(PolicyError::Load { policy, .. }) => {
+                format!("policy '{policy}' cannot be loaded")
+            }
             e => e.to_string(),
         }
     }
@@ -271,6 +275,19 @@ mod tests {
             message: "disk full".into(),
         });
         assert!(!store.answer().contains("/var/lib"), "{}", store.answer());
+        let load = EngineError::Policy(PolicyError::Load {
+            policy: "rack-aware".into(),
+            origin: "/etc/aplo/policies/rack-aware.wasm".into(),
+            detail: "export `placement` has the wrong type".into(),
+        });
+        let answer = load.answer();
+        assert!(
+            answer.starts_with("policy 'rack-aware' cannot be loaded (details in aplo's log"),
+            "{answer}"
+        );
+        for secret in ["/etc/aplo", "export"] {
+            assert!(!answer.contains(secret), "{secret} in {answer}");
+        }
     }
 
     #[test]
