@@ -174,7 +174,11 @@ impl Engine {
     ) -> Result<Vec<Effect>, EngineError> {
         bricks
             .iter()
-            .map(|b| plan::placed(s, b).map(make).map_err(|e| EngineError::Invalid(e.to_string())))
+            .map(|b| {
+                plan::placed(s, b)
+                    .map(make)
+                    .map_err(|e| EngineError::Invalid(e.to_string()))
+            })
             .collect()
     }
 
