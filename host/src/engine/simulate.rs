@@ -45,10 +45,7 @@ impl Engine {
                 ..CreateRequest::default()
             };
             let made = self.create_volume(request).await;
-            report.record(
-                &claim.name,
-                made.map(|v| v.bytes).map_err(|e| e.to_string()),
-            );
+            report.record(&claim.name, made.map(|v| v.bytes));
         }
         let after = self.snapshot();
         report.measure(&self.policy_topology(), &|id| {

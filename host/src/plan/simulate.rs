@@ -126,14 +126,15 @@ impl Report {
     }
 
     /// Count one claim's outcome: the usable bytes it got, or why not
-    /// (grouped with the refusals for the same reason).
-    pub fn record(&mut self, claim: &str, outcome: Result<u64, String>) {
+    /// (grouped, by its text, with the refusals for the same reason).
+    pub fn record<E: std::fmt::Display>(&mut self, claim: &str, outcome: Result<u64, E>) {
         match outcome {
             Ok(usable) => {
                 self.succeeded += 1;
                 self.usable_bytes += usable;
             }
             Err(reason) => {
+                let reason = reason.to_string();
                 let pattern = reason_pattern(claim, &reason);
                 let next = self.failures.len();
                 let index = *self.failure_index.entry(pattern.clone()).or_insert(next);
@@ -338,12 +339,12 @@ mod tests {
                 "cannot place 900GiB for volume '{name}' after 2 brick set(s) holding {held}: no room"
             ))
         };
-        report.record("web-1", Ok(GIB));
+        report.record("web-1", Ok::<u64, String>(GIB));
         report.record("big-2", room("big-2", "452GiB"));
-        report.record("quota-3", Err("quota refused: namespace full".into()));
+        report.record("quota-3", Err("quota refused: namespace full"));
         report.record("big-4", room("big-4", "10GiB"));
         report.record("big-5", room("big-5", "1.5TiB"));
-        report.record("quota-6", Err("quota refused: namespace full".into()));
+        report.record("quota-6", Err("quota refused: namespace full"));
         assert_eq!(report.succeeded, 1);
         assert_eq!(
             report.first_failure.as_ref().map(|(c, _)| c.as_str()),
