@@ -8,8 +8,15 @@ pub struct SizeTiered;
 
 impl Policy for SizeTiered {
     fn describe() -> Info {
-        Info::new("Replica 3 below a threshold, disperse 4+2 above it", env!("CARGO_PKG_VERSION"))
-            .setting("threshold", "Claims of at least this size get disperse 4+2.", Some("100Gi"))
+        Info::new(
+            "Replica 3 below a threshold, disperse 4+2 above it",
+            env!("CARGO_PKG_VERSION"),
+        )
+        .setting(
+            "threshold",
+            "Claims of at least this size get disperse 4+2.",
+            Some("100Gi"),
+        )
     }
 
     fn validate(settings: &Settings) -> Result<(), String> {
@@ -25,9 +32,15 @@ impl Durability for SizeTiered {
     fn decide(claim: &Claim, settings: &Settings) -> Result<DurabilityDecision, String> {
         let threshold = settings.size("threshold")?.unwrap_or(100 * GIB);
         let scheme = if claim.requested_bytes >= threshold {
-            Scheme::Disperse { data: 4, redundancy: 2 }
+            Scheme::Disperse {
+                data: 4,
+                redundancy: 2,
+            }
         } else {
-            Scheme::Replicate { count: 3, arbiter: false }
+            Scheme::Replicate {
+                count: 3,
+                arbiter: false,
+            }
         };
         Ok(DurabilityDecision::new(scheme))
     }
