@@ -79,33 +79,15 @@ impl LogControl for LogFilter {
             .map(LogLevel::of)
     }
 
-    fn set_level(&self, level: LogLevel) -> Result<(), LogLevelError> {
-        // The REST API's error carries the cause's text.
-        self.log_at(level).map_err(|e| match e {
-            LogFilterError::Filter(e) => LogLevelError::Filter(e.to_string()),
-            LogFilterError::Reload(e) => LogLevelError::Reload(e.to_string()),
-        })
-    }
-}
-
-/// Why the log level could not be changed.
-#[derive(Debug, thiserror::Error)]
-pub enum LogFilterError {
-    /// The filter for the level does not parse.
-    #[error("{0}")]
-    Filter(#[source] tracing_subscriber::filter::ParseError),
-    /// The installed subscriber did not take the new filter.
-    #[error("changing the log filter: {0}")]
-    Reload(#[source] reload::Error),
-}
-
-impl LogFilter {
     /// Log at `level` from now on, the quieter crates at `warn` at most.
-    pub fn log_at(&self, level: LogLevel) -> Result<(), LogFilterError> {
+    fn set_level(&self, level: LogLevel) -> Result<(), LogLevelError> {
         let level = level.filter();
-        let filter = EnvFilter::try_new(filter_at(level)).map_err(LogFilterError::Filter)?;
+        let filter = EnvFilter::try_new(filter_at(level))
+            .map_err(|e| LogLevelError::Filter(e.to_string()))?;
         let mut current = self.level.lock().unwrap_or_else(|e| e.into_inner());
-        self.handle.reload(filter).map_err(LogFilterError::Reload)?;
+        self.handle
+            .reload(filter)
+            .map_err(|e| LogLevelError::Reload(e.to_string()))?;
         *current = Some(level);
         Ok(())
     }
@@ -139,7 +121,7 @@ mod tests {
     fn a_filter_that_does_not_parse_says_what_the_parser_says() {
         let parse = EnvFilter::try_new("aplo=loud").unwrap_err();
         let said = parse.to_string();
-        assert_eq!(LogFilterError::Filter(parse).to_string(), said);
+        assert_eq!(LogLevelError::Filter(said.clone()).to_string(), said);
     }
 
     #[test]
